@@ -1,0 +1,68 @@
+# crashcart: every job is a make target; each one sets up what it needs first.
+#   make synth   synthesize the reference app with the real CDK CLI (no AWS credentials)
+#   make test    lint + the whole test suite (what CI runs)
+#   make lint    ruff + mypy --strict
+#   make drill   the local NMI drill under QEMU
+#   make bench   benchmarks -> benchmarks/results.json, docs/benchmarks.md
+#   make docs    regenerate generated docs (docs/iam.md)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+
+# Offline and quiet: no telemetry, no notices, no version checks, no Node 20 banner.
+export CDK_DISABLE_CLI_TELEMETRY := 1
+export CDK_DISABLE_VERSION_CHECK := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export PYTHONDONTWRITEBYTECODE := 1
+export AWS_EC2_METADATA_DISABLED := true
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
+
+PYTEST_ARGS ?=
+
+.PHONY: help setup synth test lint fmt drill bench docs clean
+
+help:
+	@sed -n '2,8p' Makefile
+
+setup:
+	@scripts/setup.sh
+
+synth: setup
+	@rm -rf cdk.out
+	scripts/cdk-offline synth --quiet
+	@$(PY) -m crashcart.tools.synth_summary cdk.out
+
+lint: setup
+	$(PY) -m ruff check crashcart tests benchmarks app.py
+	$(PY) -m ruff format --check crashcart tests benchmarks app.py
+	$(PY) -m mypy crashcart --exclude 'crashcart/lambda/'
+	@for root in crashcart/lambda/*/; do \
+	  name=$$(basename "$$root"); echo "mypy --strict $$root (own root)"; \
+	  (cd "$$root" && $(CURDIR)/$(PY) -m mypy --strict --explicit-package-bases \
+	     --config-file $(CURDIR)/pyproject.toml --cache-dir $(CURDIR)/.mypy_cache/lambda-$$name .); \
+	done
+
+fmt: setup
+	$(PY) -m ruff format crashcart tests benchmarks app.py
+	$(PY) -m ruff check --fix crashcart tests benchmarks app.py
+
+test: setup lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+drill: setup
+	$(PY) -m crashcart.drill $(DRILL_ARGS)
+
+bench: setup
+	$(PY) -m benchmarks
+
+docs: setup
+	$(PY) -m crashcart.tools.iam_doc > docs/iam.md
+	$(PY) -m crashcart.tools.compliance_doc docs/compliance.md
+
+clean:
+	rm -rf cdk.out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,49 @@
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+@@FRAGMENT:common-functions@@
+
+# 1. Packages (only when missing: a second run, or an image that has them, needs no network).
+packages=(@@PACKAGES@@)
+missing=()
+for pkg in "${packages[@]}"; do
+  if ! dpkg-query -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "crashcart: installing ${missing[*]}"
+  printf '%s\n' 'kdump-tools kdump-tools/use_kdump boolean true' \
+    'kexec-tools kexec-tools/load_kexec boolean true' | debconf-set-selections
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "crashcart: ${packages[*]} already installed"
+fi
+
+# 2. kdump-tools: armed, dump level and compression, dumps in /var/crash.
+set_kv /etc/default/kdump-tools USE_KDUMP 1
+set_kv /etc/default/kdump-tools KDUMP_COREDIR '"/var/crash"'
+set_kv /etc/default/kdump-tools MAKEDUMP_ARGS '"@@MAKEDUMP_ARGS@@"'
+set_kv /etc/default/kdump-tools KDUMP_SYSCTL '"kernel.panic_on_oops=@@PANIC_ON_OOPS@@"'
+
+# 3. The crashkernel reservation, replacing any other crashkernel= (kdump-tools' own
+#    /etc/default/grub.d/kdump-tools.cfg adds one): this file sorts after it.
+install -d -m 0755 /etc/default/grub.d
+cat >/etc/default/grub.d/zz-crashcart-kdump.cfg <<'CRASHCART_GRUB_EOF'
+# Written by crashcart: the capture kernel's memory reservation (replaces any other).
+GRUB_CMDLINE_LINUX="$(printf '%s' "${GRUB_CMDLINE_LINUX:-}" | sed -E 's/(^|[[:space:]])crashkernel=[^[:space:]]*//g')"
+GRUB_CMDLINE_LINUX_DEFAULT="$(printf '%s' "${GRUB_CMDLINE_LINUX_DEFAULT:-}" | sed -E 's/(^|[[:space:]])crashkernel=[^[:space:]]*//g') crashkernel=@@CRASHKERNEL@@"
+CRASHCART_GRUB_EOF
+if command -v update-grub >/dev/null 2>&1; then
+  update-grub
+else
+  echo "crashcart: NOTE: update-grub not found: the boot configuration was not regenerated" \
+    "(crashkernel=@@CRASHKERNEL@@ is in /etc/default/grub.d/zz-crashcart-kdump.cfg)" >&2
+fi
+
+# 4. Sysctls, undo hardening that blocks kexec, unmask (STIG masks kdump) and enable.
+neutralize_kexec_load_disabled
+write_crashcart_settings @@KDUMP_SERVICE@@
+systemctl unmask @@KDUMP_SERVICE@@
+systemctl enable @@KDUMP_SERVICE@@
+echo "crashcart: kdump-tools configured; armed after the reboot"

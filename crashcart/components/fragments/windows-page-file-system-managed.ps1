@@ -1,0 +1,3 @@
+if (-not $computer.AutomaticManagedPagefile) {
+  Set-CimInstance -InputObject $computer -Property @{ AutomaticManagedPagefile = $true }
+}

@@ -1,0 +1,45 @@
+"""crashcart's L3 constructs and grant helpers, one module per construct."""
+
+from __future__ import annotations
+
+from crashcart.constructs.diagnostic_interrupt_access import (
+    INTERRUPT_ACTION,
+    DiagnosticInterruptOperatorPolicy,
+    grant_diagnostic_interrupt,
+    interrupt_statement,
+    tag_tamper_deny_statements,
+)
+from crashcart.constructs.kdump_image_pipeline import (
+    DistributionTarget,
+    Hardening,
+    KdumpImagePipeline,
+    ParentImage,
+    PipelineSchedule,
+)
+from crashcart.constructs.unresponsive_instance_remediation import (
+    AlarmWindow,
+    AttestationPolicy,
+    CircuitBreaker,
+    FleetWatch,
+    InterruptGuards,
+    UnresponsiveInstanceRemediation,
+)
+
+__all__ = [
+    "INTERRUPT_ACTION",
+    "AlarmWindow",
+    "AttestationPolicy",
+    "CircuitBreaker",
+    "DiagnosticInterruptOperatorPolicy",
+    "DistributionTarget",
+    "FleetWatch",
+    "Hardening",
+    "InterruptGuards",
+    "KdumpImagePipeline",
+    "ParentImage",
+    "PipelineSchedule",
+    "UnresponsiveInstanceRemediation",
+    "grant_diagnostic_interrupt",
+    "interrupt_statement",
+    "tag_tamper_deny_statements",
+]

@@ -1,0 +1,682 @@
+"""CrashDumpBucket: the encrypted bucket crash dumps are shipped to, and what happens on arrival.
+
+Crash dumps are memory images: they hold keys, secrets and personal data. The bucket is
+encrypted with a customer-managed KMS key, TLS-only, private, versioned and logged. An
+instance can only *create* objects under its own prefix ``dumps/<role id>:<instance id>/``
+(``${aws:userid}`` of an instance-profile session), never overwrite one, and never read, list
+or delete anything: the bucket policy denies it even though the key grant (multipart uploads
+to a KMS bucket need ``kms:Decrypt``) would otherwise allow reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from crashcart.compliance import acknowledge, acknowledge_all
+from crashcart.constructs._crash_dump_settings import (
+    ATTESTATION_TAG_KEY,
+    DEFAULT_PARAMETER_NAME,
+    DUMPS_PREFIX,
+    EVIDENCE_PREFIX,
+    DumpLifecycle,
+    check_object_lock,
+    check_parameter_name,
+)
+from crashcart.constructs.diagnostic_interrupt_access import nag_rendering
+from crashcart.errors import ConfigurationError
+
+__all__ = ["ATTESTATION_TAG_KEY", "CrashDumpBucket", "DumpLifecycle"]
+
+_LAMBDA_ROOT = Path(__file__).resolve().parent.parent / "lambda" / "dump_arrival"
+#: The policy variable that names an instance-profile session: ``<role id>:<instance id>``.
+USERID_VARIABLE = "${aws:userid}"
+_INSTANCE_SESSION_PATTERN = "*:i-*"
+_MAX_RESERVED_CONCURRENCY = 1000
+
+
+class CrashDumpBucket(Construct):
+    """The KMS-encrypted crash-dump bucket with write-only per-instance prefixes.
+
+    Example::
+
+        dumps = CrashDumpBucket(self, "Dumps")
+        dumps.grant_agent(instance_role)              # the on-instance crashcart agent
+        dumps.grant_read(analyst_role)                # people who triage
+        dumps.notify_incidents(table=remediation.table, topic=remediation.topic)
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        encryption_key: kms.IKey | None = None,
+        lifecycle: DumpLifecycle | None = None,
+        object_lock_retention: s3.ObjectLockRetention | None = None,
+        parameter_name: str = DEFAULT_PARAMETER_NAME,
+        attestation_tag_key: str = ATTESTATION_TAG_KEY,
+        instance_roles: Sequence[iam.IRole] = (),
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+    ) -> None:
+        """
+        :param encryption_key: the KMS key for dumps (and the dump-arrival queue and logs).
+            Default: a new customer-managed key with yearly rotation, retained on delete.
+        :param lifecycle: transition / expiry / abort-multipart settings.
+            Default: ``DumpLifecycle()`` - Glacier Instant Retrieval after 30 days, deleted
+            after 365 days, incomplete multipart uploads aborted after 7 days.
+        :param object_lock_retention: object lock default retention (WORM) for dumps kept as
+            evidence. Default: no object lock (versioning still keeps every version).
+        :param parameter_name: the SSM String parameter holding the bucket name, read by the
+            agent at run time (one AMI serves many accounts). Default: ``/crashcart/dump-bucket``.
+        :param attestation_tag_key: the instance tag the agent may write on its own instance.
+            Default: ``crashcart:kdump-attestation`` (what the remediation function reads).
+        :param instance_roles: instance roles to :meth:`grant_agent` right away.
+            Default: none; call :meth:`grant_agent` later.
+        :param removal_policy: what happens to the bucket (and a created key) on stack
+            deletion. Default: RETAIN - dumps are evidence.
+        """
+        super().__init__(scope, construct_id)
+        # Server access logs are authorised by a bucket policy on the log bucket, not by
+        # the legacy LogDeliveryWrite ACL (ACLs stay disabled: BucketOwnerEnforced).
+        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
+        lifecycle = lifecycle or DumpLifecycle()
+        check_parameter_name(parameter_name)
+        if object_lock_retention is not None:
+            duration = object_lock_retention.duration
+            check_object_lock(
+                None
+                if cdk.Token.is_unresolved(duration.to_string())
+                else duration.to_days(integral=False),
+                lifecycle,
+            )
+        if not attestation_tag_key or attestation_tag_key.lower().startswith("aws:"):
+            raise ConfigurationError(
+                f"attestation_tag_key={attestation_tag_key!r}: give a non-empty tag key "
+                "that does not start with the reserved 'aws:' prefix"
+            )
+        self.attestation_tag_key = attestation_tag_key
+        self._stack = cdk.Stack.of(self)
+        self._key_is_ours = encryption_key is None
+
+        #: The KMS key dumps are encrypted with.
+        self.encryption_key: kms.IKey = encryption_key or kms.Key(
+            self,
+            "Key",
+            description="crashcart crash dumps (memory images of instances)",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+
+        #: The server access log bucket. SSE-S3: S3 server access logging cannot deliver to
+        #: a target bucket whose default encryption is SSE-KMS.
+        self.access_logs_bucket = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=lifecycle.expire_after,
+                    noncurrent_version_expiration=cdk.Duration.days(30),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+                )
+            ],
+            removal_policy=removal_policy,
+        )
+
+        #: The crash-dump bucket.
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.encryption_key,
+            # Per-object encryption context (the object ARN) lets the KMS grants name the
+            # prefix; S3 Bucket Keys would replace it with the bucket ARN.
+            bucket_key_enabled=False,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix="dump-bucket/",
+            object_lock_enabled=object_lock_retention is not None or None,
+            object_lock_default_retention=object_lock_retention,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="dumps-transition-then-expire",
+                    transitions=[
+                        s3.Transition(
+                            storage_class=lifecycle.storage_class,
+                            transition_after=lifecycle.transition_after,
+                        )
+                    ],
+                    expiration=lifecycle.expire_after,
+                    noncurrent_version_expiration=cdk.Duration.days(30),
+                    abort_incomplete_multipart_upload_after=(
+                        lifecycle.abort_incomplete_multipart_after
+                    ),
+                )
+            ],
+            removal_policy=removal_policy,
+        )
+        # EventBridge notifications through the native CloudFormation property (CDK's
+        # event_bridge_enabled adds a notifications custom resource with its own Lambda).
+        cfn_bucket = self.bucket.node.default_child
+        assert isinstance(cfn_bucket, s3.CfnBucket)
+        cfn_bucket.add_property_override(
+            "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+        )
+        acknowledge_all(
+            self.access_logs_bucket,
+            {
+                "AwsSolutions::AwsSolutions-S1": "this is the server access log target of "
+                "the crash-dump bucket; logging it into itself would loop",
+                "NIST.800.53.R5::NIST.800.53.R5-S3BucketLoggingEnabled": "this is the "
+                "server access log target of the crash-dump bucket",
+                "HIPAA.Security::HIPAA.Security-S3BucketLoggingEnabled": "this is the "
+                "server access log target of the crash-dump bucket",
+                "PCI.DSS.321::PCI.DSS.321-S3BucketLoggingEnabled": "this is the server "
+                "access log target of the crash-dump bucket",
+                "NIST.800.53.R5::NIST.800.53.R5-S3DefaultEncryptionKMS": "S3 server access "
+                "logging only delivers to targets encrypted with SSE-S3, not SSE-KMS",
+                "HIPAA.Security::HIPAA.Security-S3DefaultEncryptionKMS": "S3 server access "
+                "logging only delivers to targets encrypted with SSE-S3, not SSE-KMS",
+                "PCI.DSS.321::PCI.DSS.321-S3DefaultEncryptionKMS": "S3 server access "
+                "logging only delivers to targets encrypted with SSE-S3, not SSE-KMS",
+            },
+        )
+        for scope_ in (self.bucket, self.access_logs_bucket):
+            acknowledge_all(
+                scope_,
+                {
+                    "NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled": "crash "
+                    "dumps are diagnostic copies with a bounded lifetime; cross-region "
+                    "replication would duplicate memory images; versioning protects them",
+                    "HIPAA.Security::HIPAA.Security-S3BucketReplicationEnabled": "crash "
+                    "dumps are diagnostic copies with a bounded lifetime; cross-region "
+                    "replication would duplicate memory images; versioning protects them",
+                    "PCI.DSS.321::PCI.DSS.321-S3BucketReplicationEnabled": "crash dumps "
+                    "are diagnostic copies with a bounded lifetime; cross-region "
+                    "replication would duplicate memory images; versioning protects them",
+                },
+            )
+
+        #: The SSM parameter holding the bucket name (read by the agent at run time).
+        self.parameter = ssm.StringParameter(
+            self,
+            "BucketNameParameter",
+            parameter_name=parameter_name,
+            string_value=self.bucket.bucket_name,
+            description="crashcart: the crash-dump bucket the on-instance agent ships to",
+        )
+
+        #: Set by :meth:`notify_incidents`.
+        self.dump_arrival_function: lambda_.Function | None = None
+        self.dump_arrival_queue: sqs.Queue | None = None
+        self.dump_arrival_rule: events.Rule | None = None
+        #: Customer-managed policies attached by :meth:`grant_instance_upload` and
+        #: :meth:`grant_agent` (one each, shared by every instance role).
+        self.upload_policy: iam.ManagedPolicy | None = None
+        self.agent_policy: iam.ManagedPolicy | None = None
+        self.read_policy: iam.ManagedPolicy | None = None
+        self._upload_roles: set[str] = set()
+        for role in instance_roles:
+            self.grant_agent(role)
+
+    # ------------------------------------------------------------------ grants
+
+    @property
+    def dumps_arn_pattern(self) -> str:
+        """ARN pattern of every dump object."""
+        return self.bucket.arn_for_objects(f"{DUMPS_PREFIX}*")
+
+    @property
+    def own_prefix_arn(self) -> str:
+        """ARN pattern of one instance session's own objects (policy variable inside)."""
+        return self.bucket.arn_for_objects(f"{DUMPS_PREFIX}{USERID_VARIABLE}/*")
+
+    def grant_instance_upload(self, role: iam.IRole) -> iam.ManagedPolicy:
+        """Let instances with ``role`` create objects under their own prefix, and nothing else.
+
+        Identity policy: ``s3:PutObject`` on ``dumps/${aws:userid}/*`` and the KMS actions an
+        (multipart) upload needs, only through S3 and only for objects under ``dumps/``.
+        Bucket policy (the enforcement): for this role, deny every S3 action but
+        ``s3:PutObject``; deny ``s3:PutObject`` outside ``dumps/${aws:userid}/``, without
+        ``If-None-Match`` on object-creating requests (never overwrite), and for sessions
+        that are not an EC2 instance profile's.
+        """
+        policy = self._upload_policy()
+        if role.node.addr in self._upload_roles:
+            return policy  # already granted: the statements exist once per role
+        self._upload_roles.add(role.node.addr)
+        principal = iam.ArnPrincipal(role.role_arn)
+        bucket_arn = self.bucket.bucket_arn
+        statements = [
+            iam.PolicyStatement(
+                sid=None,
+                effect=iam.Effect.DENY,
+                principals=[principal],
+                not_actions=["s3:PutObject"],
+                resources=[bucket_arn, self.bucket.arn_for_objects("*")],
+            ),
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                principals=[principal],
+                actions=["s3:PutObject"],
+                not_resources=[self.own_prefix_arn],
+            ),
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                principals=[principal],
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects("*")],
+                conditions={
+                    "Null": {"s3:if-none-match": "true"},
+                    "Bool": {"s3:ObjectCreationOperation": "true"},
+                },
+            ),
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                principals=[principal],
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects("*")],
+                conditions={"StringNotLike": {"aws:userid": _INSTANCE_SESSION_PATTERN}},
+            ),
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                principals=[principal],
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects("*")],
+                conditions={"Null": {"ec2:SourceInstanceARN": "true"}},
+            ),
+        ]
+        for statement in statements:
+            self.bucket.add_to_resource_policy(statement)
+        policy.attach_to_role(role)
+        return policy
+
+    def _upload_policy(self) -> iam.ManagedPolicy:
+        if self.upload_policy is None:
+            self.upload_policy = iam.ManagedPolicy(
+                self,
+                "UploadPolicy",
+                description="crashcart: create crash dumps under the instance's own prefix",
+                statements=[
+                    iam.PolicyStatement(
+                        sid="CreateOwnDumps",
+                        actions=["s3:PutObject"],
+                        resources=[self.own_prefix_arn],
+                    ),
+                    iam.PolicyStatement(
+                        sid="EncryptDumpsThroughS3",
+                        actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                        resources=[self.encryption_key.key_arn],
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": (
+                                    f"s3.{self._stack.region}.{self._stack.url_suffix}"
+                                )
+                            },
+                            "StringLike": {
+                                "kms:EncryptionContext:aws:s3:arn": self.dumps_arn_pattern
+                            },
+                        },
+                    ),
+                ],
+            )
+            acknowledge(
+                self.upload_policy,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::<{self._ref(self.bucket)}.Arn>"
+                "/dumps/<aws:userid>/*]",
+                "an instance may create objects only under its own prefix, named by the "
+                "${aws:userid} policy variable (<role id>:<instance id>)",
+            )
+        return self.upload_policy
+
+    def grant_agent(self, role: iam.IRole) -> None:
+        """Everything the on-instance crashcart agent needs, and no more.
+
+        - :meth:`grant_instance_upload` (write-only, own prefix, never overwrite);
+        - ``ssm:GetParameter`` on the bucket-name parameter;
+        - ``ec2:CreateTags`` on its own instance only (``aws:ARN`` equals
+          ``${ec2:SourceInstanceARN}``), only for the attestation tag key.
+        """
+        self.grant_instance_upload(role)
+        if self.agent_policy is None:
+            instance_arn = self._stack.format_arn(
+                service="ec2", resource="instance", resource_name="*"
+            )
+            self.agent_policy = iam.ManagedPolicy(
+                self,
+                "AgentPolicy",
+                description="crashcart agent: read the bucket name, attest kdump on itself",
+                statements=[
+                    iam.PolicyStatement(
+                        sid="ReadBucketNameParameter",
+                        actions=["ssm:GetParameter"],
+                        resources=[self.parameter.parameter_arn],
+                    ),
+                    iam.PolicyStatement(
+                        sid="TagOwnInstanceWithAttestation",
+                        actions=["ec2:CreateTags"],
+                        resources=[instance_arn],
+                        conditions={
+                            "StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"},
+                            "ForAllValues:StringEquals": {
+                                "aws:TagKeys": [self.attestation_tag_key]
+                            },
+                            "Null": {"aws:TagKeys": "false"},
+                        },
+                    ),
+                ],
+            )
+            rendered = nag_rendering(self._stack.resolve(instance_arn))
+            acknowledge(
+                self.agent_policy,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]",
+                "the instance may tag only itself (aws:ARN must equal "
+                "${ec2:SourceInstanceARN}) and only with the kdump attestation tag key",
+            )
+        self.agent_policy.attach_to_role(role)
+
+    def grant_read(self, analyst: iam.IRole | iam.IUser | iam.IGroup) -> iam.ManagedPolicy:
+        """Read and list dumps and evidence (analysts, triage jobs), with KMS decrypt.
+
+        One customer-managed policy (``self.read_policy``) shared by every reader:
+        ``s3:GetObject`` / ``s3:GetObjectVersion`` / ``s3:GetObjectAttributes`` on the
+        bucket's objects, ``s3:ListBucket`` on the bucket, ``kms:Decrypt`` through S3.
+        """
+        if self.read_policy is None:
+            self.read_policy = iam.ManagedPolicy(
+                self,
+                "ReadPolicy",
+                description="crashcart: read crash dumps and evidence",
+                statements=[
+                    iam.PolicyStatement(
+                        sid="ReadDumps",
+                        actions=["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes"],
+                        resources=[self.bucket.arn_for_objects("*")],
+                    ),
+                    iam.PolicyStatement(
+                        sid="ListDumps",
+                        actions=["s3:ListBucket", "s3:ListBucketVersions"],
+                        resources=[self.bucket.bucket_arn],
+                    ),
+                    iam.PolicyStatement(
+                        sid="DecryptDumpsThroughS3",
+                        actions=["kms:Decrypt"],
+                        resources=[self.encryption_key.key_arn],
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": (
+                                    f"s3.{self._stack.region}.{self._stack.url_suffix}"
+                                )
+                            }
+                        },
+                    ),
+                ],
+            )
+            acknowledge(
+                self.read_policy,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::<{self._ref(self.bucket)}.Arn>/*]",
+                "readers (analysts, triage jobs) read any dump or evidence object of this "
+                "bucket: the bucket holds nothing else",
+            )
+        # jsii interfaces are not runtime-checkable protocols: tell them apart by attribute.
+        if hasattr(analyst, "role_arn"):
+            self.read_policy.attach_to_role(cast(iam.IRole, analyst))
+        elif hasattr(analyst, "user_arn"):
+            self.read_policy.attach_to_user(cast(iam.IUser, analyst))
+        else:
+            self.read_policy.attach_to_group(analyst)
+        return self.read_policy
+
+    def grant_evidence_write(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Write evidence objects under ``evidence/`` (the remediation function)."""
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:PutObject"],
+            resource_arns=[self.bucket.arn_for_objects(f"{EVIDENCE_PREFIX}*")],
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["kms:GenerateDataKey", "kms:Encrypt"],
+            resource_arns=[self.encryption_key.key_arn],
+        )
+        return grant
+
+    # ------------------------------------------------------------------ arrival
+
+    def notify_incidents(
+        self,
+        *,
+        table: dynamodb.ITable,
+        topic: sns.ITopic,
+        attach_window: cdk.Duration | None = None,
+        reserved_concurrency: int = 2,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+    ) -> lambda_.Function:
+        """Create the dump-arrival function: new ``metadata.json`` -> incident + notification.
+
+        :param table: the incident table (remediation construct's ``.table``).
+        :param topic: where "dump received" notifications go.
+        :param attach_window: a dump is linked to the instance's latest incident when that
+            incident was opened at most this long before the dump arrived and has no dump
+            yet; otherwise the dump opens a new ``spontaneous`` incident. Default: 6 hours
+            (longer than any dump deadline: a late dump still joins its incident).
+        :param reserved_concurrency: reserved concurrent executions. Default: 2 (dumps
+            are rare; this bounds the blast radius of a flood of fake metadata objects).
+        :param log_retention: how long the function's logs are kept. Default: one year.
+        """
+        if self.dump_arrival_function is not None:
+            raise ConfigurationError(
+                "notify_incidents() was already called on this CrashDumpBucket: one "
+                "dump-arrival function per bucket"
+            )
+        if not 1 <= reserved_concurrency <= _MAX_RESERVED_CONCURRENCY:
+            raise ConfigurationError(
+                f"reserved_concurrency={reserved_concurrency}: give 1..."
+                f"{_MAX_RESERVED_CONCURRENCY} (0 would stop the function)"
+            )
+        window = attach_window or cdk.Duration.hours(6)
+        scope = Construct(self, "DumpArrival")
+
+        queue = sqs.Queue(
+            scope,
+            "FailedEvents",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.encryption_key,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        acknowledge(
+            queue,
+            "AwsSolutions::AwsSolutions-SQS3",
+            "this queue is itself the dead-letter queue of the dump-arrival function",
+        )
+        log_group = logs.LogGroup(
+            scope,
+            "Logs",
+            retention=log_retention,
+            encryption_key=self.encryption_key if self._key_is_ours else None,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        if self._key_is_ours:
+            self.encryption_key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    actions=[
+                        "kms:Encrypt*",
+                        "kms:Decrypt*",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:Describe*",
+                    ],
+                    principals=[iam.ServicePrincipal(f"logs.{self._stack.region}.amazonaws.com")],
+                    resources=["*"],
+                    conditions={
+                        "ArnLike": {
+                            "kms:EncryptionContext:aws:logs:arn": self._stack.format_arn(
+                                service="logs",
+                                resource="log-group",
+                                resource_name="*",
+                                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                        }
+                    },
+                )
+            )
+        else:
+            for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
+                acknowledge(
+                    log_group,
+                    f"{pack}::{pack}-CloudWatchLogGroupEncrypted",
+                    "the dump key was given by the caller and its key policy cannot be "
+                    "extended here; the log holds panic summaries, not dump contents",
+                )
+
+        role = iam.Role(
+            scope,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="crashcart dump-arrival function",
+        )
+        statements: list[iam.PolicyStatement] = []
+        statements.append(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        statements.append(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[self.dumps_arn_pattern],
+            )
+        )
+        statements.append(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[self.encryption_key.key_arn],
+            )
+        )
+        statements.append(
+            iam.PolicyStatement(
+                actions=[
+                    "dynamodb:Query",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                ],
+                resources=[table.table_arn],
+            )
+        )
+        if table.encryption_key is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                    resources=[table.encryption_key.key_arn],
+                )
+            )
+        statements.append(iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]))
+        if topic.master_key is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=[topic.master_key.key_arn],
+                )
+            )
+        statements.append(
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queue.queue_arn])
+        )
+        policy = iam.ManagedPolicy(
+            scope,
+            "Policy",
+            description="crashcart dump-arrival function",
+            statements=statements,
+            roles=[role],
+        )
+        acknowledge(
+            policy,
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{self._ref(self.bucket)}.Arn>/dumps/*]",
+            "the function reads the dmesg.txt of whichever dump arrived: any key under "
+            "dumps/ (read only; the bucket holds nothing else it may read)",
+        )
+
+        function = lambda_.Function(
+            scope,
+            "Function",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(str(_LAMBDA_ROOT)),
+            # Every permission is in the managed policy above: CDK's automatic grants (logs,
+            # dead-letter queue) would add an inline default policy.
+            role=role.without_policy_updates(),
+            description="crashcart: crash dump arrived -> incident update + notification",
+            timeout=cdk.Duration.seconds(60),
+            memory_size=256,
+            reserved_concurrent_executions=reserved_concurrency,
+            dead_letter_queue=queue,
+            retry_attempts=2,
+            log_group=log_group,
+            environment={
+                "CRASHCART_TABLE_NAME": table.table_name,
+                "CRASHCART_TOPIC_ARN": topic.topic_arn,
+                "CRASHCART_DUMP_BUCKET": self.bucket.bucket_name,
+                "CRASHCART_ATTACH_WINDOW_SECONDS": str(int(window.to_seconds())),
+            },
+        )
+        function.node.add_dependency(policy)
+        for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
+            acknowledge(
+                function,
+                f"{pack}::{pack}-LambdaInsideVPC",
+                "the function only calls regional AWS APIs (S3, DynamoDB, SNS); a VPC "
+                "would add endpoints and ENIs without reducing its reach",
+            )
+        rule = events.Rule(
+            scope,
+            "MetadataCreated",
+            description="crashcart: a crash dump's metadata.json was written (dump complete)",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [self.bucket.bucket_name]},
+                    "object": {"key": [{"wildcard": f"{DUMPS_PREFIX}*/*/metadata.json"}]},
+                },
+            ),
+            targets=[targets.LambdaFunction(function, retry_attempts=8)],
+        )
+        self.dump_arrival_function = function
+        self.dump_arrival_queue = queue
+        self.dump_arrival_rule = rule
+        return function
+
+    # ------------------------------------------------------------------ helpers
+
+    def _ref(self, construct: Construct) -> str:
+        """The logical id cdk-nag prints for a construct's resource."""
+        child = construct.node.default_child
+        assert isinstance(child, cdk.CfnElement)
+        return self._stack.get_logical_id(child)

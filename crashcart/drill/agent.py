@@ -1,0 +1,109 @@
+"""The crashcart agent in the drill guest: its "EC2" is the moto server on the host.
+
+When the component document installs the crashcart agent (``crashcart-agent.service``), the
+drill lets it run as it would on EC2, with these differences, all written into the guest's
+``/etc/default/crashcart-agent`` (the unit's EnvironmentFile) before the boot:
+
+- instance id and region given (``CRASHCART_INSTANCE_ID``, ``CRASHCART_REGION``): there is
+  no instance metadata service in the guest;
+- AWS calls go to ``http://10.0.2.100`` (``AWS_ENDPOINT_URL``), which QEMU's user network
+  forwards (``guestfwd``) to the moto server on the host's 127.0.0.1 — the guest reaches
+  nothing else (``restrict=on``);
+- fake credentials (moto accepts any).
+
+At boot the agent attests (the instance tag ``crashcart:kdump-attestation`` in moto, which
+the remediation function's attestation guard then reads) and, after the dump, ships it to the
+dump bucket (``/crashcart/dump-bucket`` in moto's SSM); the drill checks the objects.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from crashcart.drill import diskfs
+from crashcart.drill.qemu import Forward
+
+ENV_FILE = "/etc/default/crashcart-agent"
+GUEST_ENDPOINT = "10.0.2.100"
+UNIT = "crashcart-agent.service"
+ATTESTATION_TAG = "crashcart:kdump-attestation"
+
+
+def has_agent(document_text: str) -> bool:
+    return UNIT in document_text and "InstallCrashcartAgent" in document_text
+
+
+def forward(moto_port: int) -> Forward:
+    return Forward(guest_address=GUEST_ENDPOINT, guest_port=80, host_port=moto_port)
+
+
+def configure(editor: diskfs.DiskEditor, disk: Any, account: Any) -> list[str]:
+    """Append the drill's settings to the agent's environment file (keeps the component's)."""
+    existing = diskfs.read_file(disk, ENV_FILE) or b""
+    lines = [
+        "# crashcart drill: the local 'EC2' is moto on the host, through QEMU's user network",
+        f"CRASHCART_INSTANCE_ID={account.instance_id}",
+        "CRASHCART_REGION=eu-west-1",
+        f"AWS_ENDPOINT_URL=http://{GUEST_ENDPOINT}",
+        "AWS_ACCESS_KEY_ID=drill",
+        "AWS_SECRET_ACCESS_KEY=drill",
+        "AWS_MAX_ATTEMPTS=2",
+    ]
+    content = existing.decode(errors="replace")
+    if content and not content.endswith("\n"):
+        content += "\n"
+    editor.write(ENV_FILE, content + "\n".join(lines) + "\n")
+    # DHCP done before network-online.target, which the agent orders itself after
+    editor.mkdir("/etc/systemd/system/network-online.target.wants")
+    editor.symlink(
+        "/etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service",
+        "/lib/systemd/system/systemd-networkd-wait-online.service",
+    )
+    # the agent's log on the serial console too (the drill reads no journal)
+    editor.mkdir(f"/etc/systemd/system/{UNIT}.d")
+    editor.write(
+        f"/etc/systemd/system/{UNIT}.d/zz-crashcart-drill.conf",
+        "[Service]\nStandardOutput=journal+console\nStandardError=journal+console\n",
+    )
+    return [f"{ENV_FILE}: instance id, region, endpoint http://{GUEST_ENDPOINT} (moto)"]
+
+
+def attestation(account: Any) -> str | None:
+    reservations = account.client("ec2").describe_instances(InstanceIds=[account.instance_id])
+    for reservation in reservations["Reservations"]:
+        for instance in reservation["Instances"]:
+            for tag in instance.get("Tags", []):
+                if tag["Key"] == ATTESTATION_TAG:
+                    return str(tag["Value"])
+    return None
+
+
+def uploaded(account: Any, dump_id: str) -> dict[str, int]:
+    """Objects of dump ``dump_id`` in the dump bucket: key -> size."""
+    s3 = account.client("s3")
+    found: dict[str, int] = {}
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"Bucket": account.dump_bucket, "Prefix": "dumps/"}
+        if token:
+            kwargs["ContinuationToken"] = token
+        page = s3.list_objects_v2(**kwargs)
+        for item in page.get("Contents", []):
+            if f"/{dump_id}/" in item["Key"]:
+                found[item["Key"]] = int(item["Size"])
+        token = page.get("NextContinuationToken")
+        if not token:
+            return found
+
+
+def wait_uploaded(account: Any, dump_id: str, *, timeout: float) -> dict[str, int]:
+    """Wait for ``metadata.json`` (written last: the dump is complete)."""
+    deadline = time.monotonic() + timeout
+    objects: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        objects = uploaded(account, dump_id)
+        if any(key.endswith("/metadata.json") for key in objects):
+            return objects
+        time.sleep(2)
+    return objects

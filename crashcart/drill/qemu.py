@@ -1,0 +1,258 @@
+"""Run the drill guest under QEMU and follow it.
+
+- TCG (``-machine q35,accel=tcg``): the paravirtual /dev/kvm of these machines does not boot a
+  stock guest kernel. ``$CRASHCART_DRILL_ACCEL=kvm`` switches to KVM where it works.
+- Direct kernel boot (``-kernel`` / ``-initrd`` extracted from the guest's /boot) with the
+  command line computed from the guest's boot configuration (:mod:`crashcart.drill.bootcfg`).
+- ``-no-reboot``: every guest reboot (a Reboot step, kdump-tools rebooting after it saved the
+  dump, a panic with no capture kernel after ``kernel.panic`` seconds) ends the QEMU process;
+  the drill decides what happened and boots the disk again when it should.
+- Serial port 1 -> ``console.log`` (kernel and systemd console); serial port 2 ->
+  ``channel.log``, the drill channel on which the guest runner reports
+  (``CRASHCART-DRILL <event> ...`` lines, see ``guest/runner.sh``).
+- QMP on a unix socket: ``inject-nmi``.
+- Networking: user-mode (slirp) with ``restrict=on``: the guest reaches nothing, except
+  the forwards given (``guestfwd``), each to a listener on the host's 127.0.0.1 (the local
+  moto server).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crashcart.drill.qmp import QmpClient
+
+CHANNEL_PREFIX = "CRASHCART-DRILL "
+
+
+class GuestError(RuntimeError):
+    """The guest did not do what the drill waited for (the message says what and why)."""
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Guest ``address:port`` (TCP) -> the host's ``127.0.0.1:host_port``."""
+
+    guest_address: str
+    guest_port: int
+    host_port: int
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    words: tuple[str, ...]
+    at: float  # time.monotonic() when the drill saw it
+    line: str
+
+
+@dataclass
+class Vm:
+    """One QEMU process booting one disk."""
+
+    disk: Path
+    kernel: Path
+    initrd: Path
+    cmdline: str
+    workdir: Path
+    memory_mib: int = 1024
+    cpus: int = 2
+    forwards: tuple[Forward, ...] = ()
+    label: str = "boot"
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    _offset: int = 0
+    _partial: str = ""
+    events: list[Event] = field(default_factory=list)
+    _pending: list[Event] = field(default_factory=list)
+
+    @property
+    def console_log(self) -> Path:
+        return self.workdir / f"{self.label}.console.log"
+
+    @property
+    def channel_log(self) -> Path:
+        return self.workdir / f"{self.label}.channel.log"
+
+    @property
+    def qmp_socket(self) -> Path:
+        return self.workdir / f"{self.label}.qmp"
+
+    def command(self) -> list[str]:
+        accel = os.environ.get("CRASHCART_DRILL_ACCEL", "tcg")
+        netdev = "user,id=net0,restrict=on"
+        busybox = shutil.which("busybox") or "/bin/busybox"
+        for forward in self.forwards:
+            netdev += (
+                f",guestfwd=tcp:{forward.guest_address}:{forward.guest_port}"
+                f"-cmd:{busybox} nc 127.0.0.1 {forward.host_port}"
+            )
+        return [
+            "qemu-system-x86_64",
+            "-machine",
+            f"q35,accel={accel}",
+            "-cpu",
+            "max",
+            "-smp",
+            str(self.cpus),
+            "-m",
+            str(self.memory_mib),
+            "-display",
+            "none",
+            "-nodefaults",
+            "-no-reboot",
+            "-kernel",
+            str(self.kernel),
+            "-initrd",
+            str(self.initrd),
+            "-append",
+            self.cmdline,
+            "-drive",
+            f"file={self.disk},format=raw,if=virtio,cache=unsafe",
+            "-serial",
+            f"file:{self.console_log}",
+            "-serial",
+            f"file:{self.channel_log}",
+            "-qmp",
+            f"unix:{self.qmp_socket},server=on,wait=off",
+            "-netdev",
+            netdev,
+            "-device",
+            "virtio-net-pci,netdev=net0",
+        ]
+
+    def start(self) -> Vm:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for path in (self.console_log, self.channel_log, self.qmp_socket):
+            path.unlink(missing_ok=True)
+        self.channel_log.touch()
+        command = self.command()
+        (self.workdir / f"{self.label}.qemu-command").write_text(
+            " ".join(f"'{part}'" if " " in part else part for part in command) + "\n"
+        )
+        stderr = (self.workdir / f"{self.label}.qemu.stderr").open("wb")
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr
+        )
+        self.started_at = time.monotonic()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def poll_events(self) -> list[Event]:
+        """Channel events not handed out yet: first those a :meth:`wait_for` left unread,
+        then new complete lines (every event is also kept in :attr:`events`)."""
+        new: list[Event] = self._pending
+        self._pending = []
+        try:
+            with self.channel_log.open("rb") as handle:
+                handle.seek(self._offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return new
+        self._offset += len(chunk)
+        text = self._partial + chunk.decode("utf-8", errors="replace").replace("\r", "")
+        *lines, self._partial = text.split("\n")
+        now = time.monotonic()
+        for line in lines:
+            if not line.startswith(CHANNEL_PREFIX):
+                continue
+            rest = line[len(CHANNEL_PREFIX) :]
+            name, _, tail = rest.partition(" ")
+            event = Event(name=name, words=tuple(tail.split()), at=now, line=rest)
+            self.events.append(event)
+            new.append(event)
+        return new
+
+    def wait_for(
+        self,
+        predicate: Callable[[Event], bool],
+        *,
+        timeout: float,
+        what: str,
+        on_event: Callable[[Event], None] | None = None,
+        stop_on_exit: bool = True,
+    ) -> Event | None:
+        """Wait for a channel event; None if QEMU exited first (when ``stop_on_exit``).
+
+        :raises GuestError: after ``timeout`` seconds, naming ``what``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            running = self.running
+            found = self._scan(self.poll_events(), predicate, on_event)
+            if found is not None:
+                return found
+            if stop_on_exit and not running:
+                return self._scan(self.poll_events(), predicate, on_event)
+            if time.monotonic() > deadline:
+                raise GuestError(
+                    f"timed out after {timeout:.0f}s waiting for {what} "
+                    f"(console: {self.console_log})"
+                )
+            time.sleep(0.2)
+
+    def _scan(
+        self,
+        events: list[Event],
+        predicate: Callable[[Event], bool],
+        on_event: Callable[[Event], None] | None,
+    ) -> Event | None:
+        for position, event in enumerate(events):
+            if on_event is not None:
+                on_event(event)
+            if predicate(event):
+                self._pending = events[position + 1 :] + self._pending
+                return event
+        return None
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """QEMU's exit code, or None if it is still running after ``timeout`` seconds."""
+        if self.process is None:
+            return None
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def inject_nmi(self) -> None:
+        with QmpClient(self.qmp_socket) as qmp:
+            qmp.inject_nmi()
+
+    def stop(self) -> None:
+        """Quit QEMU (QMP ``quit``, then terminate / kill)."""
+        if not self.running:
+            return
+        try:
+            with QmpClient(self.qmp_socket, timeout=3) as qmp:
+                qmp.execute("quit")
+        except Exception:  # noqa: S110 - fall back to signals
+            pass
+        assert self.process is not None
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def console_text(self) -> str:
+        try:
+            return self.console_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""

@@ -1,0 +1,368 @@
+"""Dump arrival: a crash dump's metadata.json was written -> incident update + notification.
+
+Flow: EventBridge "Object Created" (S3) -> parse (bad event: reason logged, raised, so the
+event ends in the dead-letter queue after Lambda's retries; nothing is changed) -> read
+metadata.json and dmesg.txt -> first summary from the kernel log (panic string, reason, the
+backtrace the kernel printed) -> decide: attach to the instance's latest incident, or open a
+``spontaneous`` one -> write (conditional) -> SNS notification.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+from panic_summary import summarize
+
+LOG = logging.getLogger("crashcart.dump_arrival")
+LOG.setLevel(logging.INFO)
+
+# dumps/<role id>:<instance id>/<dump id>/metadata.json (the ${aws:userid} of an instance
+# profile session); dumps/<instance id>/<dump id>/metadata.json is accepted too (local drill).
+KEY_PATTERN = re.compile(
+    r"^dumps/(?P<owner>(?:[A-Z0-9]{8,128}:)?(?P<instance>i-[0-9a-f]{8,17}))/"
+    r"(?P<dump>[A-Za-z0-9._-]{1,128})/metadata\.json$"
+)
+INSTANCE_PK = "instance#{}"
+INCIDENT_SK_PREFIX = "incident#"
+MAX_METADATA_BYTES = 64 * 1024
+MAX_DMESG_BYTES = 4 * 1024 * 1024
+SUBJECT_LIMIT = 100
+
+
+class BadEventError(ValueError):
+    """The event is not a dump arrival we can act on; the message says why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    topic_arn: str
+    attach_window: timedelta
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        missing = [
+            name for name in ("CRASHCART_TABLE_NAME", "CRASHCART_TOPIC_ARN") if not env.get(name)
+        ]
+        if missing:
+            raise RuntimeError(f"missing environment variables: {', '.join(missing)}")
+        raw = env.get("CRASHCART_ATTACH_WINDOW_SECONDS", "21600")
+        try:
+            seconds = int(raw)
+        except ValueError:
+            raise RuntimeError(
+                f"CRASHCART_ATTACH_WINDOW_SECONDS={raw!r} is not an integer"
+            ) from None
+        if seconds <= 0:
+            raise RuntimeError(f"CRASHCART_ATTACH_WINDOW_SECONDS={seconds} must be positive")
+        return cls(
+            env["CRASHCART_TABLE_NAME"], env["CRASHCART_TOPIC_ARN"], timedelta(seconds=seconds)
+        )
+
+
+@dataclass(frozen=True)
+class DumpArrival:
+    bucket: str
+    key: str
+    instance_id: str
+    dump_id: str
+
+    @property
+    def prefix(self) -> str:
+        return self.key.rsplit("/", 1)[0] + "/"
+
+
+@dataclass(frozen=True)
+class Incident:
+    sk: str
+    opened_at: datetime
+    state: str
+    dump_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # "attach" | "open" | "duplicate"
+    incident_sk: str
+    reason: str
+
+
+def parse_event(event: Any) -> DumpArrival:
+    """The bucket and key of an EventBridge S3 "Object Created" event for a metadata.json."""
+    if not isinstance(event, dict):
+        raise BadEventError(f"event is a {type(event).__name__}, not an object")
+    if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
+        raise BadEventError(
+            f"not an S3 Object Created event (source={event.get('source')!r}, "
+            f"detail-type={event.get('detail-type')!r})"
+        )
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise BadEventError("event has no detail object")
+    bucket = (detail.get("bucket") or {}).get("name")
+    key = (detail.get("object") or {}).get("key")
+    if not isinstance(bucket, str) or not bucket or not isinstance(key, str):
+        raise BadEventError("event detail lacks bucket.name or object.key")
+    match = KEY_PATTERN.match(key)
+    if not match:
+        raise BadEventError(
+            f"key {key!r} is not dumps/<role id>:<instance id>/<dump id>/metadata.json"
+        )
+    return DumpArrival(bucket, key, match.group("instance"), match.group("dump"))
+
+
+def parse_metadata(raw: bytes, arrival: DumpArrival) -> dict[str, Any]:
+    """metadata.json as written by the agent; its instance must be the key's instance."""
+    try:
+        metadata = json.loads(raw)
+    except ValueError as error:
+        raise BadEventError(f"{arrival.key} is not JSON: {error}") from None
+    if not isinstance(metadata, dict):
+        raise BadEventError(f"{arrival.key} is not a JSON object")
+    if metadata.get("instance_id") != arrival.instance_id:
+        raise BadEventError(
+            f"{arrival.key} names instance {metadata.get('instance_id')!r}, but was written "
+            f"under the prefix of {arrival.instance_id}"
+        )
+    files = metadata.get("files")
+    if not isinstance(files, list) or not all(
+        isinstance(f, dict) and isinstance(f.get("name"), str) and "/" not in f["name"]
+        for f in files
+    ):
+        raise BadEventError(f"{arrival.key} has no valid 'files' list")
+    return metadata
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def decide(latest: Incident | None, arrival_key: str, now: datetime, window: timedelta) -> Decision:
+    """Attach the dump to the latest incident, or open a spontaneous one."""
+    new_sk = INCIDENT_SK_PREFIX + iso(now)
+    if latest is None:
+        return Decision("open", new_sk, "no incident for this instance")
+    if arrival_key in latest.dump_keys:
+        return Decision("duplicate", latest.sk, "this dump is already linked (event repeated)")
+    if latest.dump_keys:
+        return Decision("open", new_sk, "the latest incident already has a dump")
+    if now - latest.opened_at > window:
+        return Decision(
+            "open",
+            new_sk,
+            f"the latest incident was opened {iso(latest.opened_at)}, before the "
+            f"{int(window.total_seconds())} s window",
+        )
+    return Decision("attach", latest.sk, f"dump for incident opened {iso(latest.opened_at)}")
+
+
+class Adapter:
+    """AWS calls, with injected clients."""
+
+    def __init__(self, settings: Settings, s3: Any, dynamodb: Any, sns: Any) -> None:
+        self.settings = settings
+        self.s3 = s3
+        self.dynamodb = dynamodb
+        self.sns = sns
+
+    def read(self, bucket: str, key: str, limit: int) -> bytes | None:
+        try:
+            response = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{limit - 1}")
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "InvalidRange"):
+                return None
+            raise
+        data: bytes = response["Body"].read()
+        return data
+
+    def latest_incident(self, instance_id: str) -> Incident | None:
+        response = self.dynamodb.query(
+            TableName=self.settings.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": {"S": INSTANCE_PK.format(instance_id)},
+                ":prefix": {"S": INCIDENT_SK_PREFIX},
+            },
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        items = response.get("Items") or []
+        if not items:
+            return None
+        item = items[0]
+        sk = item["sk"]["S"]
+        opened = item.get("opened_at", {}).get("S") or sk.removeprefix(INCIDENT_SK_PREFIX)
+        keys = tuple(value["S"] for value in item.get("dump_keys", {}).get("L", []))
+        return Incident(sk, parse_time(opened), item.get("state", {}).get("S", ""), keys)
+
+    def attach(self, instance_id: str, sk: str, keys: list[str], summary: str, now: str) -> bool:
+        try:
+            self.dynamodb.update_item(
+                TableName=self.settings.table_name,
+                Key={"pk": {"S": INSTANCE_PK.format(instance_id)}, "sk": {"S": sk}},
+                UpdateExpression=(
+                    "SET #state = :state, dump_keys = :keys, summary = :summary, updated_at = :now"
+                ),
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(dump_keys)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":state": {"S": "dump-received"},
+                    ":keys": {"L": [{"S": key} for key in keys]},
+                    ":summary": {"S": summary},
+                    ":now": {"S": now},
+                },
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def open(
+        self,
+        instance_id: str,
+        sk: str,
+        keys: list[str],
+        summary: str,
+        reason: str,
+        request_id: str,
+    ) -> bool:
+        opened = sk.removeprefix(INCIDENT_SK_PREFIX)
+        try:
+            self.dynamodb.put_item(
+                TableName=self.settings.table_name,
+                Item={
+                    "pk": {"S": INSTANCE_PK.format(instance_id)},
+                    "sk": {"S": sk},
+                    "instance_id": {"S": instance_id},
+                    "state": {"S": "dump-received"},
+                    "origin": {"S": "spontaneous"},
+                    "opened_at": {"S": opened},
+                    "updated_at": {"S": opened},
+                    "reason": {"S": reason},
+                    "request_id": {"S": request_id},
+                    "dump_keys": {"L": [{"S": key} for key in keys]},
+                    "summary": {"S": summary},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def notify(self, subject: str, message: str) -> None:
+        self.sns.publish(
+            TopicArn=self.settings.topic_arn, Subject=subject[:SUBJECT_LIMIT], Message=message
+        )
+
+
+def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> dict[str, Any]:
+    arrival = parse_event(event)
+    raw = adapter.read(arrival.bucket, arrival.key, MAX_METADATA_BYTES)
+    if raw is None:
+        raise BadEventError(f"{arrival.key} does not exist (deleted, or a replayed event)")
+    metadata = parse_metadata(raw, arrival)
+    names = [str(f["name"]) for f in metadata["files"]]
+    keys = [arrival.prefix + name for name in names] + [arrival.key]
+    dmesg_name = next((n for n in names if n.startswith("dmesg")), None)
+    dmesg = (
+        adapter.read(arrival.bucket, arrival.prefix + dmesg_name, MAX_DMESG_BYTES)
+        if dmesg_name
+        else None
+    )
+    if dmesg is not None:
+        panic = summarize(dmesg.decode("utf-8", errors="replace"))
+        summary = panic.one_line()
+        trace = panic.panic_backtrace
+        backtrace_text = "\n".join(trace.frames) if trace else "(no backtrace in the log)"
+    else:
+        summary = "no dmesg file was shipped with this dump: run triage on the vmcore"
+        backtrace_text = "(no kernel log)"
+
+    for _attempt in range(3):
+        latest = adapter.latest_incident(arrival.instance_id)
+        decision = decide(latest, arrival.key, now, adapter.settings.attach_window)
+        if decision.action == "duplicate":
+            LOG.info(json.dumps({"outcome": "duplicate", "key": arrival.key}))
+            return {"outcome": "duplicate", "incident": decision.incident_sk}
+        if decision.action == "attach":
+            done = adapter.attach(
+                arrival.instance_id, decision.incident_sk, keys, summary, iso(now)
+            )
+        else:
+            done = adapter.open(
+                arrival.instance_id,
+                decision.incident_sk,
+                keys,
+                summary,
+                f"dump arrived: {decision.reason}",
+                request_id,
+            )
+        if done:
+            break
+        now = now + timedelta(seconds=1)  # lost a race: decide again on fresh facts
+    else:
+        raise RuntimeError(f"could not record the dump {arrival.key} after 3 attempts")
+
+    origin = "spontaneous" if decision.action == "open" else "remediation"
+    message = "\n".join(
+        [
+            f"crashcart: crash dump received from {arrival.instance_id}",
+            "",
+            f"incident:  {decision.incident_sk} ({origin}; {decision.reason})",
+            f"kernel:    {metadata.get('kernel_release', '?')} "
+            f"(build id {metadata.get('build_id', '?')})",
+            f"dump time: {metadata.get('dump_time', '?')}",
+            f"summary:   {summary}",
+            "",
+            "backtrace printed by the kernel:",
+            backtrace_text,
+            "",
+            "objects:",
+            *[f"  s3://{arrival.bucket}/{key}" for key in keys],
+            "",
+            f"full report: crashcart triage <vmcore> --vmlinux <debug vmlinux of "
+            f"{metadata.get('kernel_release', 'the kernel')}>",
+        ]
+    )
+    adapter.notify(f"crashcart: dump from {arrival.instance_id}: {summary}", message)
+    result = {
+        "outcome": decision.action,
+        "incident": decision.incident_sk,
+        "instance_id": arrival.instance_id,
+        "summary": summary,
+    }
+    LOG.info(json.dumps(result))
+    return result
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = Settings.from_env()
+    adapter = Adapter(settings, boto3.client("s3"), boto3.client("dynamodb"), boto3.client("sns"))
+    try:
+        return process(
+            event,
+            adapter,
+            now=datetime.now(UTC),
+            request_id=getattr(context, "aws_request_id", "unknown"),
+        )
+    except BadEventError as error:
+        # No action; raising keeps the event (Lambda retries, then the dead-letter queue).
+        LOG.error(json.dumps({"outcome": "rejected", "reason": str(error)}))
+        raise

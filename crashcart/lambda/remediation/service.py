@@ -1,0 +1,553 @@
+"""Applies the remediation decision: gather facts -> decide -> claim -> evidence -> interrupt.
+
+What raises and what returns (the handler does not catch anything):
+
+- returns normally: rejected events (after they are kept in the rejected queue), ignored
+  events, duplicates, every recorded decision (skipped / escalated / interrupted / dry run /
+  failed), recoveries;
+- raises (Lambda retries, then the event lands in the on-failure queue; nothing interrupted):
+  invalid settings, a missing kill-switch parameter, SSM / EC2 describe calls failing, the
+  incident table unreachable, the rejected queue unreachable, a claim still contended after
+  :data:`CLAIM_ATTEMPTS` tries, or the incident record that cannot be written after an
+  interrupt (the claim then stays in place: the cooldown holds).
+- degrades (logged with everything needed to act, still recorded): console-output evidence
+  (EC2 or S3) and SNS notifications.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import notify
+from adapter import (
+    Ec2Facts,
+    Evidence,
+    Interrupter,
+    InterruptOutcome,
+    KillSwitch,
+    Notifier,
+    RejectedQueue,
+)
+from claims import (
+    FLEET_PK,
+    IncidentStore,
+    StoreUnavailableError,
+    az_pk,
+    claim_transaction,
+    incident_sk,
+    instance_pk,
+    to_attributes,
+)
+from decision import ClaimPlan, Decision, Facts, Verdict, decide, plan_claim
+from events import AlarmEvent, Ignored, Rejected, Transition, iso, parse
+from settings import Settings
+from telemetry import Log
+
+CLAIM_ATTEMPTS = 12
+MAX_REJECTED_BYTES = 250_000
+#: Incident states after which a recovery is worth a notification (a human was told before).
+NOTIFY_RECOVERY_FROM = frozenset(
+    {"interrupted", "escalated", "failed", "dump-received", "dump-overdue"}
+)
+
+
+class ClaimContentionError(Exception):
+    """The claim transaction kept being cancelled by concurrent writers: retry later."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    outcome: str
+    reason: str
+    instance_id: str | None = None
+    incident: str | None = None
+    guard: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Where:
+    """The function's own account and region (guard 3 compares the alarm's with these)."""
+
+    account: str
+    region: str
+
+
+class Remediation:
+    """One invocation's worth of remediation, with every dependency injected."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        where: Where,
+        ec2: Ec2Facts,
+        interrupter: Interrupter,
+        evidence: Evidence,
+        kill_switch: KillSwitch,
+        notifier: Notifier,
+        rejected: RejectedQueue,
+        store: IncidentStore,
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], None],
+        log: Log,
+        request_id: str = "",
+    ) -> None:
+        self.settings = settings
+        self.where = where
+        self.ec2 = ec2
+        self.interrupter = interrupter
+        self.evidence = evidence
+        self.kill_switch = kill_switch
+        self.notifier = notifier
+        self.rejected = rejected
+        self.store = store
+        self.clock = clock
+        self.sleep = sleep
+        self.log = log
+        self.request_id = request_id
+
+    # -- entry point -----------------------------------------------------------------------
+
+    def handle(self, event: object) -> dict[str, Any]:
+        parsed = parse(event, alarm_name_prefix=self.settings.alarm_name_prefix)
+        if isinstance(parsed, Rejected):
+            return self._reject(event, parsed).as_dict()
+        if isinstance(parsed, Ignored):
+            self.log.info(
+                "event ignored",
+                outcome="ignored",
+                reason=parsed.reason,
+                alarm_name=parsed.alarm_name,
+                instance_id=parsed.instance_id,
+            )
+            return Outcome(
+                outcome="ignored", reason=parsed.reason, instance_id=parsed.instance_id
+            ).as_dict()
+        if parsed.transition is Transition.RECOVERED:
+            return self._recover(parsed).as_dict()
+        return self._remediate(parsed).as_dict()
+
+    # -- guard 1 ---------------------------------------------------------------------------
+
+    def _reject(self, event: object, rejected: Rejected) -> Outcome:
+        body = json.dumps(
+            {
+                "reason": rejected.reason,
+                "received_at": iso(self.clock()),
+                "request_id": self.request_id,
+                "event": event,
+            },
+            default=repr,
+        )
+        if len(body.encode("utf-8")) > MAX_REJECTED_BYTES:  # SQS keeps at most 256 KiB
+            body = json.dumps(
+                {
+                    "reason": rejected.reason,
+                    "received_at": iso(self.clock()),
+                    "request_id": self.request_id,
+                    "event_truncated": repr(event)[: MAX_REJECTED_BYTES // 8],
+                }
+            )
+        self.rejected.keep(body)
+        self.log.warning(
+            "event rejected", metric="rejected", outcome="rejected", reason=rejected.reason
+        )
+        return Outcome(outcome="rejected", reason=rejected.reason)
+
+    # -- guards 2-8 ------------------------------------------------------------------------
+
+    def _gather(self, event: AlarmEvent) -> Facts:
+        kill = self.kill_switch.value()
+        location_matches = (event.account, event.region) == (
+            self.where.account,
+            self.where.region,
+        )
+        detail = (
+            ""
+            if location_matches
+            else (
+                f"alarm is in {event.account}/{event.region}, this function in "
+                f"{self.where.account}/{self.where.region}"
+            )
+        )
+        instance = status = types = None
+        if location_matches:
+            instance = self.ec2.instance(event.instance_id)
+            if instance is not None and instance.state == "running":
+                status = self.ec2.status(event.instance_id)
+                types = self.ec2.instance_type(instance.instance_type)
+        return Facts(
+            kill_switch=kill,
+            location_matches=location_matches,
+            location_detail=detail,
+            instance=instance,
+            status=status,
+            type_facts=types,
+        )
+
+    def _remediate(self, event: AlarmEvent) -> Outcome:
+        now = self.clock()
+        now_epoch = int(now.timestamp())
+        now_iso = iso(now)
+        facts = self._gather(event)
+        pre = decide(facts, self.settings, now)
+        instance = facts.instance
+        az = (
+            instance.availability_zone
+            if instance is not None and instance.availability_zone
+            else None
+        )
+        sk = incident_sk(event.opened_at)
+        plan: ClaimPlan | None = None
+        for attempt in range(1, CLAIM_ATTEMPTS + 1):
+            snapshot = self.store.snapshot(event.instance_id, sk, az)
+            if snapshot.incident is not None:
+                state = snapshot.incident.get("state", {}).get("S", "?")
+                reason = f"duplicate delivery: incident {sk} already exists ({state})"
+                self.log.info(
+                    "duplicate event",
+                    outcome="duplicate",
+                    reason=reason,
+                    instance_id=event.instance_id,
+                    incident=sk,
+                )
+                return Outcome(
+                    outcome="duplicate", reason=reason, instance_id=event.instance_id, incident=sk
+                )
+            plan = plan_claim(
+                pre,
+                limits=snapshot.limits,
+                fleet=snapshot.fleet,
+                az=snapshot.az,
+                settings=self.settings,
+                now_epoch=now_epoch,
+                incident_sk=sk,
+            )
+            item = self._incident_item(event, facts, plan.decision, sk, now_iso)
+            transaction = claim_transaction(
+                table=self.store.table,
+                instance_id=event.instance_id,
+                availability_zone=az,
+                incident_item=item,
+                snapshot=snapshot,
+                plan=plan,
+                cooldown_seconds=self.settings.cooldown_seconds,
+                daily_budget=self.settings.daily_budget,
+                now_epoch=now_epoch,
+                now_iso=now_iso,
+                iso=lambda epoch: iso(datetime.fromtimestamp(epoch, tz=now.tzinfo)),
+            )
+            if self.store.commit(transaction):
+                break
+            self.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not crypto
+        else:
+            raise ClaimContentionError(
+                f"claim for {event.instance_id} cancelled {CLAIM_ATTEMPTS} times by concurrent "
+                "writers"
+            )
+        assert plan is not None
+        self._announce_breaker(plan, az)
+        decision = plan.decision
+        if decision.verdict is Verdict.SKIP:
+            self.log.info(
+                "not interrupting",
+                metric="skipped",
+                outcome="skipped",
+                guard=decision.guard,
+                reason=decision.reason,
+                instance_id=event.instance_id,
+                alarm_name=event.alarm_name,
+                incident=sk,
+                warnings=list(decision.warnings),
+            )
+            return Outcome(
+                outcome="skipped",
+                reason=decision.reason,
+                instance_id=event.instance_id,
+                incident=sk,
+                guard=decision.guard,
+            )
+        if decision.verdict is Verdict.ESCALATE:
+            subject, message = notify.escalated(
+                instance_id=event.instance_id, alarm_name=event.alarm_name, reason=decision.reason
+            )
+            self._notify(subject, message, instance_id=event.instance_id)
+            self.log.warning(
+                "escalated to a human",
+                metric="escalated",
+                outcome="escalated",
+                guard=decision.guard,
+                reason=decision.reason,
+                instance_id=event.instance_id,
+                incident=sk,
+            )
+            return Outcome(
+                outcome="escalated",
+                reason=decision.reason,
+                instance_id=event.instance_id,
+                incident=sk,
+                guard=decision.guard,
+            )
+        return self._interrupt(event, facts, plan, sk, now)
+
+    def _incident_item(
+        self, event: AlarmEvent, facts: Facts, decision: Decision, sk: str, now_iso: str
+    ) -> dict[str, Any]:
+        state = {
+            Verdict.INTERRUPT: "claimed",
+            Verdict.SKIP: "skipped",
+            Verdict.ESCALATE: "escalated",
+        }[decision.verdict]
+        instance = facts.instance
+        status = facts.status
+        values: dict[str, object] = {
+            "instance_id": event.instance_id,
+            "state": state,
+            "alarm_name": event.alarm_name,
+            "alarm_arn": event.alarm_arn,
+            "opened_at": event.opened_at,
+            "updated_at": now_iso,
+            "reason": decision.reason,
+            "decision": decision.verdict.value,
+            "guard": decision.guard.value if decision.guard is not None else None,
+            "warnings": list(decision.warnings) or None,
+            "origin": "remediation",
+            "event_id": event.event_id,
+            "lambda_request_id": self.request_id or None,
+            "dry_run": self.settings.dry_run,
+            "availability_zone": instance.availability_zone if instance else None,
+            "instance_type": instance.instance_type if instance else None,
+            "impaired_since": (
+                iso(status.impaired_since) if status and status.impaired_since else None
+            ),
+        }
+        return {
+            "pk": {"S": instance_pk(event.instance_id)},
+            "sk": {"S": sk},
+            **to_attributes(values),
+        }
+
+    def _announce_breaker(self, plan: ClaimPlan, az: str | None) -> None:
+        for scope in plan.opened_scopes:
+            step = plan.fleet if scope == "fleet" else plan.az
+            assert step is not None
+            name = "fleet" if scope == "fleet" else f"availability zone {az}"
+            pk = FLEET_PK if scope == "fleet" else az_pk(az or "")
+            subject, message = notify.breaker_opened(
+                scope=name,
+                count=step.after.count,
+                window_seconds=self.settings.breaker_window_seconds,
+                quiet_seconds=self.settings.breaker_quiet_seconds,
+                reset=(f"delete the item pk={pk}, sk=state from table {self.store.table}"),
+            )
+            self._notify(subject, message, breaker=pk)
+            self.log.warning(
+                "circuit breaker opened",
+                metric="breaker_opened",
+                outcome="breaker-opened",
+                breaker=pk,
+                count=step.after.count,
+            )
+
+    def _interrupt(
+        self, event: AlarmEvent, facts: Facts, plan: ClaimPlan, sk: str, now: datetime
+    ) -> Outcome:
+        instance_id = event.instance_id
+        decision = plan.decision
+        key = f"evidence/{instance_id}/{event.opened_at}/console-output.txt"
+        evidence_key, evidence_error = self.evidence.capture(instance_id, key)
+        if evidence_error is not None:
+            self.log.warning(
+                "evidence not saved (continuing)", instance_id=instance_id, error=evidence_error
+            )
+        result = self.interrupter.send(instance_id, dry_run=self.settings.dry_run)
+        done_iso = iso(self.clock())
+        common: dict[str, object] = {
+            "updated_at": done_iso,
+            "evidence_key": evidence_key,
+            "evidence_error": evidence_error,
+            "interrupt_outcome": result.outcome.value,
+            "interrupt_code": result.code or None,
+            "interrupt_attempts": result.attempts,
+            "request_id": result.request_id or None,
+        }
+        if result.outcome in (InterruptOutcome.SENT, InterruptOutcome.UNKNOWN):
+            deadline = iso(now + timedelta(seconds=self.settings.dump_deadline_seconds))
+            values = {
+                **common,
+                "state": "interrupted",
+                "interrupted_at": done_iso,
+                "dump_deadline": deadline,
+            }
+            self._record(instance_id, sk, values)
+            subject, message = notify.interrupted(
+                instance_id=instance_id,
+                alarm_name=event.alarm_name,
+                reason=decision.reason,
+                outcome=result.outcome.value,
+                dump_deadline=deadline,
+                evidence=(
+                    f"s3://{self.evidence.bucket}/{evidence_key}"
+                    if evidence_key
+                    else f"not saved ({evidence_error})"
+                ),
+                warnings=decision.warnings,
+            )
+            self._notify(subject, message, instance_id=instance_id)
+            self.log.info(
+                "diagnostic interrupt sent",
+                metric="interrupted",
+                outcome="interrupted",
+                interrupt_outcome=result.outcome.value,
+                reason=decision.reason,
+                instance_id=instance_id,
+                incident=sk,
+                ec2_request_id=result.request_id,
+                warnings=list(decision.warnings),
+            )
+            return Outcome(
+                outcome="interrupted", reason=decision.reason, instance_id=instance_id, incident=sk
+            )
+        if result.outcome is InterruptOutcome.DRY_RUN_OK:
+            reason = (
+                "dry run: EC2 answered DryRunOperation, the interrupt was not sent "
+                f"({decision.reason})"
+            )
+            self._record(instance_id, sk, {**common, "state": "skipped", "reason": reason})
+            subject, message = notify.dry_run(
+                instance_id=instance_id, alarm_name=event.alarm_name, reason=decision.reason
+            )
+            self._notify(subject, message, instance_id=instance_id)
+            self.log.info(
+                "dry run: interrupt not sent",
+                metric="dry_run",
+                outcome="dry-run",
+                reason=reason,
+                instance_id=instance_id,
+                incident=sk,
+            )
+            return Outcome(outcome="dry-run", reason=reason, instance_id=instance_id, incident=sk)
+        # A definite refusal: nothing happened, so the claim is given back.
+        reason = f"SendDiagnosticInterrupt refused: {result.code} {result.message}".strip()
+        if result.code == "UnsupportedOperation" and facts.instance is not None:
+            self.ec2.mark_unsupported(
+                facts.type_facts, facts.instance.instance_type, result.message or result.code
+            )
+        self._record(instance_id, sk, {**common, "state": "failed", "reason": reason})
+        if plan.limits_after is not None and not self.store.release(instance_id, plan.limits_after):
+            self.log.warning("claim was not released (changed meanwhile)", instance_id=instance_id)
+        subject, message = notify.failed(
+            instance_id=instance_id,
+            alarm_name=event.alarm_name,
+            code=result.code,
+            message=result.message,
+        )
+        self._notify(subject, message, instance_id=instance_id)
+        self.log.error(
+            "diagnostic interrupt failed",
+            metric="failed",
+            outcome="failed",
+            reason=reason,
+            code=result.code,
+            instance_id=instance_id,
+            incident=sk,
+        )
+        return Outcome(outcome="failed", reason=reason, instance_id=instance_id, incident=sk)
+
+    def _record(self, instance_id: str, sk: str, values: dict[str, object]) -> None:
+        """Move the incident on from ``claimed``; if an OK got there first, keep its state."""
+        try:
+            if self.store.update_incident(instance_id, sk, values, expected_state="claimed"):
+                return
+            rest = {k: v for k, v in values.items() if k != "state"}
+            self.store.update_incident(instance_id, sk, {**rest, "final_state": values["state"]})
+        except StoreUnavailableError:
+            self.log.error(
+                "incident record not written after the interrupt decision",
+                instance_id=instance_id,
+                incident=sk,
+                values=values,
+            )
+            raise
+
+    def _notify(
+        self,
+        subject: str,
+        message: str,
+        *,
+        instance_id: str | None = None,
+        breaker: str | None = None,
+    ) -> None:
+        problem = self.notifier.publish(subject, message)
+        if problem is not None:
+            self.log.error(
+                "notification not sent (continuing)",
+                error=problem,
+                subject=subject,
+                notification=message,
+                instance_id=instance_id,
+                breaker=breaker,
+            )
+
+    # -- ALARM -> OK -----------------------------------------------------------------------
+
+    def _recover(self, event: AlarmEvent) -> Outcome:
+        now_iso = iso(self.clock())
+        latest = self.store.latest_incident(event.instance_id)
+        if latest is None:
+            reason = "alarm is OK and the instance has no incident"
+            self.log.info(
+                "nothing to recover",
+                outcome="ignored",
+                reason=reason,
+                instance_id=event.instance_id,
+            )
+            return Outcome(outcome="ignored", reason=reason, instance_id=event.instance_id)
+        sk = str(latest["sk"]["S"])
+        state = str(latest.get("state", {}).get("S", ""))
+        opened_at = str(latest.get("opened_at", {}).get("S", ""))
+        if state == "recovered" or (opened_at and opened_at > event.opened_at):
+            reason = (
+                f"latest incident {sk} is already recovered"
+                if state == "recovered"
+                else f"latest incident {sk} opened after this OK: an out-of-order delivery"
+            )
+            self.log.info(
+                "nothing to recover",
+                outcome="ignored",
+                reason=reason,
+                instance_id=event.instance_id,
+            )
+            return Outcome(
+                outcome="ignored", reason=reason, instance_id=event.instance_id, incident=sk
+            )
+        if not self.store.mark_recovered(event.instance_id, sk, now_iso):
+            reason = f"incident {sk} changed meanwhile (already recovered)"
+            return Outcome(
+                outcome="ignored", reason=reason, instance_id=event.instance_id, incident=sk
+            )
+        if state in NOTIFY_RECOVERY_FROM:
+            subject, message = notify.recovered(
+                instance_id=event.instance_id, alarm_name=event.alarm_name, previous_state=state
+            )
+            self._notify(subject, message, instance_id=event.instance_id)
+        reason = f"alarm is OK: incident was {state}, now recovered"
+        self.log.info(
+            "incident recovered",
+            metric="recovered",
+            outcome="recovered",
+            reason=reason,
+            instance_id=event.instance_id,
+            incident=sk,
+        )
+        return Outcome(
+            outcome="recovered", reason=reason, instance_id=event.instance_id, incident=sk
+        )

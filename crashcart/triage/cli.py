@@ -1,0 +1,81 @@
+"""The ``triage`` subcommand: ``add_parser(subparsers)`` for the crashcart CLI, ``run(args)``.
+
+Exit codes: 0 report written; 2 bad input (missing file, not a vmcore, truncated dump,
+mismatched vmlinux) with a one-line message on stderr; 3 an unexpected failure (also a
+message, never a traceback); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILURE = 3
+
+
+def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("vmcore", type=Path, help="the crash dump (kdump-compressed or flattened)")
+    parser.add_argument(
+        "--vmlinux",
+        type=Path,
+        help="debug vmlinux of the crashed kernel (without it: kernel log, panic string and "
+        "the backtraces the kernel printed)",
+    )
+    parser.add_argument(
+        "--dmesg", type=Path, help="kernel log saved beside the dump (default: found there)"
+    )
+    parser.add_argument("--json", action="store_true", help="JSON instead of Markdown")
+    parser.add_argument("--output", "-o", type=Path, help="write the report here (default: stdout)")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``triage`` on an ``argparse`` subparsers object."""
+    parser = subparsers.add_parser(
+        "triage",
+        help="triage a crash dump (panic, reason, backtraces, blocked tasks, dmesg)",
+        description="Triage a Linux crash dump with drgn; Markdown or JSON report.",
+    )
+    return configure(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run triage for parsed ``args``; the exit code."""
+    from crashcart.triage.core import TriageError, triage
+    from crashcart.triage.report import render_markdown, to_json
+
+    try:
+        report = triage(args.vmcore, args.vmlinux, dmesg=args.dmesg)
+        text = to_json(report) if args.json else render_markdown(report)
+        if args.output:
+            args.output.write_text(text + "\n", encoding="utf-8")
+        else:
+            sys.stdout.write(text + "\n")
+    except TriageError as error:
+        print(f"crashcart triage: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("crashcart triage: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # never a traceback for people; say what failed
+        print(
+            f"crashcart triage: failed: {type(error).__name__}: {error}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = configure(
+        argparse.ArgumentParser(
+            prog="python -m crashcart.triage",
+            description="Triage a Linux crash dump with drgn; Markdown or JSON report.",
+        )
+    )
+    args = parser.parse_args(argv)
+    return run(args)

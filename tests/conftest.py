@@ -1,0 +1,118 @@
+"""Fixtures shared by every test layer.
+
+- AWS credentials are fake and the default region fixed before anything imports boto3, so
+  no test can reach a real account; every endpoint used by tests is on 127.0.0.1.
+- CDK apps are expensive to start (jsii): synthesized stacks are shared per session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_REGION": "eu-west-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        "CDK_DISABLE_CLI_TELEMETRY": "1",
+        "CDK_DISABLE_VERSION_CHECK": "1",
+        "AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED": "true",
+    }
+)
+for _var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+    os.environ.pop(_var, None)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = Path(__file__).resolve().parent / "events"
+
+#: The account and region every test stack and fake AWS resource lives in.
+TEST_ACCOUNT = "111111111111"
+TEST_REGION = "eu-west-1"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """An event fixture from tests/events/ (``name`` without ``.json``)."""
+    with (EVENTS_DIR / f"{name}.json").open(encoding="utf-8") as handle:
+        event: dict[str, Any] = json.load(handle)
+    return event
+
+
+class FakeLambdaContext:
+    """The attributes of the Lambda context object that handlers read."""
+
+    function_name = "crashcart-test"
+    function_version = "$LATEST"
+    invoked_function_arn = f"arn:aws:lambda:{TEST_REGION}:{TEST_ACCOUNT}:function:crashcart-test"
+    memory_limit_in_mb = 256
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+    log_group_name = "/aws/lambda/crashcart-test"
+    log_stream_name = "2026/11/26/[$LATEST]test"
+
+    def __init__(self, remaining_ms: int = 60_000) -> None:
+        self._remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._remaining_ms
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A moto server on 127.0.0.1 (a real process boundary for boto3); yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_reset(moto_server: str) -> str:
+    """The moto server with all its state reset before the test."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    return moto_server
+
+
+@pytest.fixture(scope="session")
+def reference_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference app, with every compliance pack on, synthesized once per session.
+
+    Synth raises if any pack has an unacknowledged finding, so merely getting this fixture
+    means the gate passed; tests read the assembly for details.
+    """
+    from crashcart.tools.reference_synth import synthesize_reference_app
+
+    outdir = tmp_path_factory.mktemp("reference-assembly")
+    synthesize_reference_app(outdir)
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def reference_templates(reference_assembly: Path) -> dict[str, Path]:
+    """Stack name -> synthesized template file of the reference app."""
+    from crashcart.tools.synth_summary import stack_templates
+
+    return stack_templates(reference_assembly)

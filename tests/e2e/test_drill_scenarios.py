@@ -1,0 +1,125 @@
+"""The local NMI drill, end to end on a real Debian 12 kernel under QEMU.
+
+One prepared image per session (the Debian 12 component document applied in the guest by the
+drill's runner), a fresh copy of its disk per scenario:
+
+- positive: the real remediation function handles a status-check ALARM, its
+  SendDiagnosticInterrupt becomes a QMP inject-nmi, the kernel panics ("NMI: Not
+  continuing"), kdump saves a dump, the guest boots again, triage names the NMI panic;
+  and the same with every CPU hung with interrupts disabled;
+- negative controls (the image changed after the component ran) fail fast, at validation,
+  for their stated reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import drill as support
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def drill_image() -> Iterator[Any]:
+    support.check_host()
+    from crashcart.drill.prepare import prepare
+
+    prepared = prepare()
+    support.record_image(
+        {
+            "prepared_key": prepared.key,
+            "kernel_release": prepared.kernel_release,
+            "base_build_s": prepared.base_seconds,
+            "prepare_s": prepared.prepare_seconds,
+            "cached": prepared.cached,
+        }
+    )
+    yield prepared
+    path = support.write_results()
+    if path is not None:
+        print(f"\ndrill e2e results and timings: {path}")
+
+
+def _run(drill_image: Any, name: str, moto_url: str, **options: Any) -> Any:
+    from crashcart.drill.run import run_scenario
+    from crashcart.drill.scenarios import SCENARIOS
+
+    result = run_scenario(drill_image, SCENARIOS[name], moto_url=moto_url, **options)
+    support.record(name, result)
+    return result
+
+
+def test_the_prepared_image_ran_the_component_build_and_validate(drill_image: Any) -> None:
+    steps = drill_image.build_log["steps"]
+    keys = list(steps)
+    assert any(key.startswith("build-") and key.endswith("EnableKdump") for key in keys)
+    assert any(key.startswith("validate-") for key in keys)
+    assert all(step["status"] == "0" for step in steps.values()), steps
+    # the Reboot step of the document really rebooted the guest
+    assert any("Reboot action" in reboot for reboot in drill_image.build_log["reboots"])
+    validate_output = [
+        line for k, s in steps.items() if k.startswith("validate-") for line in s["output"]
+    ]
+    assert "crashcart-validate: kdump armed" in validate_output
+
+
+def test_idle_guest_alarm_to_dump(drill_image: Any, moto_server: str) -> None:
+    result = _run(drill_image, "idle", moto_server)
+    assert result.passed, f"{result.failed_stage}: {result.reason}"
+    # the crashkernel came from the component's boot configuration, not from the drill
+    assert "crashkernel=" in result.cmdline
+    assert "crashcart-validate: kdump armed" in result.validate_output
+    # the real remediation function interrupted exactly this instance, once
+    remediation = result.remediation
+    assert remediation["outcome"]["outcome"] == "interrupted"
+    assert remediation["interrupt_calls"] == [
+        {"InstanceId": remediation["instance_id"], "DryRun": False}
+    ]
+    assert "interrupted" in remediation["incident_states"]
+    # the panic line is in the dmesg saved with the dump
+    assert any("NMI: Not continuing" in line for line in result.dmesg_excerpt)
+    vmcores = [name for name in result.dump_files if name.startswith("dump.")]
+    assert vmcores and result.dump_files[vmcores[0]] > 1 << 20
+    assert support.stage(result, "reboot").ok
+    assert result.triage is not None and "NMI" in (result.triage["panic_message"] or "")
+    for key in ("boot_to_ready_s", "nmi_to_dump_saved_s", "dump_mib", "guest_ram_mib"):
+        assert result.timings[key] > 0, key
+
+
+def test_hung_cpus_with_interrupts_off_still_get_the_nmi(
+    drill_image: Any, moto_server: str
+) -> None:
+    result = _run(drill_image, "hung-cpus", moto_server)
+    assert result.passed, f"{result.failed_stage}: {result.reason}"
+    action = support.stage(result, "action")
+    assert "no heartbeat" in action.detail  # the guest really stopped answering
+    assert any("NMI: Not continuing" in line for line in result.dmesg_excerpt)
+    assert result.triage is not None
+    hung = result.triage["cpus_in_crashcart_hang_spin"]
+    assert hung, "triage must show crashcart_hang_spin on at least one CPU's stack"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["negative-nmi-panic-off", "negative-kdump-disabled", "negative-crashkernel-missing"],
+)
+def test_negative_controls_fail_fast_for_their_reason(
+    drill_image: Any, moto_server: str, name: str
+) -> None:
+    from crashcart.drill.scenarios import SCENARIOS
+
+    scenario = SCENARIOS[name]
+    result = _run(drill_image, name, moto_server)
+    assert result.failed_stage == "validate", (result.failed_stage, result.reason)
+    assert scenario.expect_reason in result.reason
+    assert result.passed  # i.e. failed where and why it had to
+    assert not result.dump_dir
+    assert "outcome" not in result.remediation, "no interrupt for a guest that failed validation"
+    if name == "negative-crashkernel-missing":
+        assert "crashkernel=" not in result.cmdline
+    else:
+        assert "crashkernel=" in result.cmdline

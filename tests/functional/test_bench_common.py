@@ -1,0 +1,96 @@
+"""The benchmarks' arithmetic and reporting, without running any benchmark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import detection_latency, drill_figures
+from benchmarks.common import Context, SkipError, median, percentile, ratio
+from benchmarks.report import render
+
+
+def test_median_of_odd_and_even_counts() -> None:
+    assert median([3.0, 1.0, 2.0]) == 2.0
+    assert median([4.0, 1.0, 3.0, 2.0]) == 2.5
+    with pytest.raises(ValueError):
+        median([])
+
+
+def test_percentile_interpolates_between_closest_ranks() -> None:
+    values = [float(v) for v in range(1, 101)]  # 1..100
+    assert percentile(values, 50) == pytest.approx(50.5)
+    assert percentile(values, 99) == pytest.approx(99.01)
+    assert percentile(values, 0) == 1.0 and percentile(values, 100) == 100.0
+    assert percentile([7.0], 99) == 7.0
+    with pytest.raises(ValueError):
+        percentile(values, 101)
+
+
+def test_ratio_rounds_and_refuses_a_zero_baseline() -> None:
+    assert ratio(3.0, 2.0) == 1.5
+    assert ratio(1.0, 3.0) == 0.33
+    assert ratio(1.0, 0.0) is None
+
+
+def test_detection_window_counts_whole_periods_of_the_alarm() -> None:
+    settings = {"period": 60, "datapoints_to_alarm": 3}
+    native = detection_latency.window(settings, crashcart=False)
+    ours = detection_latency.window(settings, crashcart=True)
+    a = detection_latency.ASSUMPTIONS
+    assert native["earliest"] == 120 + a["publication"][0] + a["native_action"][0]
+    assert native["latest"] == 180 + a["publication"][1] + 60 + a["native_action"][1]
+    assert ours["earliest"] == 120 + a["publication"][0] + sum(
+        a[k][0] for k in ("delivery", "cold_start", "handler")
+    )
+    assert ours["latest"] > native["latest"] - a["native_action"][1]
+    # One more datapoint to alarm costs exactly one more period at both ends.
+    longer = detection_latency.window({"period": 60, "datapoints_to_alarm": 4}, crashcart=True)
+    assert longer["earliest"] - ours["earliest"] == 60
+    assert longer["latest"] - ours["latest"] == 60
+
+
+def test_alarm_settings_read_a_metrics_insights_alarm() -> None:
+    props = {
+        "EvaluationPeriods": 3,
+        "DatapointsToAlarm": 2,
+        "TreatMissingData": "notBreaching",
+        "Metrics": [{"Expression": "SELECT MAX(StatusCheckFailed_Instance) ...", "Period": 60}],
+    }
+    settings = detection_latency.alarm_settings(props)
+    assert settings["period"] == 60
+    assert (settings["evaluation_periods"], settings["datapoints_to_alarm"]) == (3, 2)
+    assert settings["kind"].startswith("Metrics Insights")
+
+
+def test_drill_figures_say_not_run_without_results(tmp_path: Path) -> None:
+    ctx = Context(smoke=True, workdir=tmp_path, options={"drill_timings": tmp_path / "none.json"})
+    with pytest.raises(SkipError, match=r"^not run: no drill results"):
+        drill_figures.run(ctx)
+
+
+def test_report_shows_skips_and_failed_checks() -> None:
+    results = {
+        "generated_at": "2026-11-26T06:00:00Z",
+        "mode": "full",
+        "machine": {"cores": 2, "cores_usable": 2, "cpu_model": "Test CPU"},
+        "load_average_before": [5.0, 1.0, 1.0],
+        "load_average_after": [1.0, 1.0, 1.0],
+        "benchmarks": {
+            "drill_figures": {"title": "Drill", "status": "skipped", "reason": "not run: x"},
+            "burst": {
+                "title": "Burst",
+                "status": "ok",
+                "summary": {"events lost": "0"},
+                "checks": [{"name": "no duplicate interrupts", "ok": False, "detail": "1"}],
+                "tables": [{"title": "t", "columns": ["a", "b"], "rows": [["x|y", 1]]}],
+            },
+        },
+    }
+    text = render(results)
+    assert "**skipped: not run: x**" in text
+    assert "**FAILED**: no duplicate interrupts (1)" in text
+    assert "| x\\|y | 1 |" in text
+    assert "the machine was busy" in text
+    assert "Test CPU" in text

@@ -1,0 +1,199 @@
+"""`make bench` cannot rot: every benchmark runs at its smallest size (``--smoke``).
+
+One run of ``python -m benchmarks --smoke`` (the same entry point as ``make bench``, into a
+temporary results file and Markdown, never the committed ones), then assertions on what it
+counted: the invariants every benchmark checks must hold, and the figures must be there.
+Times are never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+DRILL_RESULTS = {
+    "started_at": "2026-11-26T05:00:00Z",
+    "image": {"kernel_release": "6.1.0-test-cloud-amd64", "cached": True},
+    "scenarios": [
+        {
+            "scenario": "idle",
+            "passed": True,
+            "failed_stage": None,
+            "timings": {
+                "boot_to_ready_s": 15.0,
+                "nmi_to_dump_saved_s": 20.0,
+                "dump_mib": 30.0,
+                "guest_ram_mib": 1024,
+                "dump_to_ram_ratio": 0.0293,
+            },
+        },
+        {
+            "scenario": "hung-cpus",
+            "passed": True,
+            "failed_stage": None,
+            "timings": {
+                "boot_to_ready_s": 16.0,
+                "nmi_to_dump_saved_s": 24.0,
+                "dump_mib": 32.0,
+                "guest_ram_mib": 1024,
+                "dump_to_ram_ratio": 0.0313,
+            },
+        },
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def smoke(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], str]:
+    folder = tmp_path_factory.mktemp("bench-smoke")
+    drill = folder / "drill-results.json"
+    drill.write_text(json.dumps(DRILL_RESULTS))
+    results = folder / "results.json"
+    docs = folder / "benchmarks.md"
+    env = {k: v for k, v in os.environ.items() if k != "CRASHCART_DRILL_CACHE"}
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--smoke",
+            "--output",
+            str(results),
+            "--docs",
+            str(docs),
+            "--drill-timings",
+            str(drill),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    data = json.loads(results.read_text()) if results.exists() else {}
+    markdown = docs.read_text() if docs.exists() else ""
+    return process, data, markdown
+
+
+def _bench(smoke: tuple[Any, dict[str, Any], str], name: str) -> dict[str, Any]:
+    _, data, _ = smoke
+    record: dict[str, Any] = data["benchmarks"][name]
+    assert record["status"] == "ok", (
+        f"{name}: {record.get('reason')}\n{record.get('traceback', '')}"
+    )
+    failed = [c for c in record.get("checks", []) if not c["ok"]]
+    assert not failed, f"{name}: failed checks {failed}"
+    return record
+
+
+def test_smoke_run_exits_zero_and_runs_every_benchmark(
+    smoke: tuple[Any, dict[str, Any], str],
+) -> None:
+    process, data, _ = smoke
+    assert process.returncode == 0, process.stderr[-4000:]
+    assert data["mode"] == "smoke"
+    assert list(data["benchmarks"]) == [
+        "synth_cost",
+        "template_scale",
+        "detection_latency",
+        "remediation_latency",
+        "burst",
+        "drill_figures",
+    ]
+    for name in ("cores", "memory_gib", "cpu_model", "python", "node", "cdk_cli"):
+        assert data["machine"][name], name
+
+
+def test_synth_cost_compares_the_reference_app_with_an_empty_app(
+    smoke: tuple[Any, dict[str, Any], str],
+) -> None:
+    figures = _bench(smoke, "synth_cost")["figures"]
+    assert figures["empty"]["stacks"] == 1
+    assert figures["reference"]["resources"] > figures["empty"]["resources"]
+    assert figures["ratios"]["wall"] is not None and figures["ratios"]["cpu"] is not None
+    assert figures["reference"]["peak_process_rss_mib"] > 0
+
+
+def test_template_scale_dynamic_is_constant_and_explicit_is_bounded(
+    smoke: tuple[Any, dict[str, Any], str],
+) -> None:
+    figures = _bench(smoke, "template_scale")["figures"]
+    assert figures["dynamic"]["10"]["status_alarms"] == 1
+    assert figures["explicit"]["10"]["status_alarms"] == 10
+    assert figures["explicit"]["10"]["resources"] == figures["dynamic"]["10"]["resources"] + 9
+    limit = figures["explicit_limit"]
+    assert 0 < limit["max_instances"] < 500
+    assert limit["one_more"]["refused"] is True
+    assert "500" in limit["one_more"]["message"]
+
+
+def test_detection_latency_reads_the_alarm_window_from_the_template(
+    smoke: tuple[Any, dict[str, Any], str],
+) -> None:
+    figures = _bench(smoke, "detection_latency")["figures"]
+    assert figures["alarms"], "no status-check alarm read"
+    for alarm in figures["alarms"]:
+        assert alarm["period"] == 60
+        assert alarm["earliest"] < alarm["latest"]
+        assert alarm["earliest"] >= (alarm["datapoints_to_alarm"] - 1) * 60
+    native = figures["native_reboot_alarm"]
+    assert (native["evaluation_periods"], native["datapoints_to_alarm"]) == (3, 3)
+
+
+def test_remediation_latency_takes_the_whole_path_every_time(
+    smoke: tuple[Any, dict[str, Any], str],
+) -> None:
+    figures = _bench(smoke, "remediation_latency")["figures"]
+    assert figures["outcomes"] == {"interrupted": figures["warm_events"]}
+    assert (
+        figures["api_calls_per_event"]["median"] >= figures["http_requests_per_event"]["median"] > 0
+    )
+    assert figures["ratios"]["p50_vs_bare_interrupt"] > 1
+    assert all(c["outcome"] == "interrupted" for c in figures["cold"])
+
+
+def test_burst_never_interrupts_past_the_breaker_and_loses_nothing(
+    smoke: tuple[Any, dict[str, Any], str],
+) -> None:
+    figures = _bench(smoke, "burst")["figures"]
+    assert 0 < figures["interrupts_sent"] <= figures["breaker"]["interrupts_allowed"]
+    assert figures["interrupts_after_fleet_breaker_opened"] == 0
+    assert figures["duplicate_interrupts"] == 0
+    assert figures["events_lost"] == 0
+    assert figures["deliveries"] == figures["instances"] * (figures["duplicates_per_event"] + 1)
+    assert figures["duplicate_delivery_outcomes"] == {
+        "duplicate": figures["instances"] * figures["duplicates_per_event"]
+    }
+    assert "breaker#fleet" in figures["breakers_opened"]
+
+
+def test_drill_figures_are_read_from_the_drill_results(
+    smoke: tuple[Any, dict[str, Any], str],
+) -> None:
+    figures = _bench(smoke, "drill_figures")["figures"]
+    assert set(figures["scenarios"]) == {"idle", "hung-cpus"}
+    assert figures["scenarios"]["idle"]["nmi_to_dump_vs_boot"] == pytest.approx(20 / 15, abs=0.01)
+    assert figures["hung_vs_idle_nmi_to_dump"] == pytest.approx(24 / 20, abs=0.01)
+
+
+def test_the_docs_have_a_section_per_benchmark_and_the_machine(
+    smoke: tuple[Any, dict[str, Any], str],
+) -> None:
+    _, data, markdown = smoke
+    assert markdown.startswith("# Benchmarks")
+    assert "## Machine" in markdown and data["machine"]["cpu_model"] in markdown
+    for record in data["benchmarks"].values():
+        assert f"## {record['title']}" in markdown
+    assert "FAILED" not in markdown

@@ -1,0 +1,56 @@
+"""The runtime code has no test mode: tests replace clients, never flip a switch."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.support.remediation_runtime import runtime_sources
+
+SWITCHES = re.compile(
+    r"(?i)(\btest_?mode\b|\bTESTING\b|\bunder_test\b|PYTEST|\bmock\b|\bmoto\b|\bfake_|"
+    r"\bis_test\b|\bCRASHCART_TEST|\bendpoint_url\b|localhost|127\.0\.0\.1|\bstub)"
+)
+
+
+def test_runtime_sources_are_found() -> None:
+    sources = runtime_sources()
+    assert {"handler.py", "service.py", "decision.py", "settings.py", "adapter.py"} <= set(sources)
+
+
+@pytest.mark.parametrize("name", sorted(runtime_sources()))
+def test_no_test_switch_in_runtime_source(name: str) -> None:
+    text = runtime_sources()[name]
+    hits = [m.group(0) for m in SWITCHES.finditer(text)]
+    assert hits == [], f"{name} mentions {hits}: runtime code must not know about tests"
+
+
+def test_the_grep_would_catch_a_switch() -> None:
+    assert SWITCHES.search('if os.environ.get("CRASHCART_TEST_MODE"):')
+    assert SWITCHES.search("client = boto3.client('ec2', endpoint_url=url)")
+
+
+def test_only_stdlib_and_boto3_are_imported() -> None:
+    allowed_third_party = {
+        "boto3",
+        "botocore",
+        "mypy_boto3_ec2",
+        "mypy_boto3_s3",
+        "mypy_boto3_sns",
+        "mypy_boto3_sqs",
+        "mypy_boto3_ssm",
+        "mypy_boto3_dynamodb",
+    }
+    local = {name.removesuffix(".py") for name in runtime_sources()}
+    import sys
+
+    for name, text in runtime_sources().items():
+        for match in re.finditer(r"^\s*(?:from|import) ([a-zA-Z_][\w]*)", text, re.MULTILINE):
+            module = match.group(1)
+            assert (
+                module in local
+                or module in allowed_third_party
+                or module in sys.stdlib_module_names
+                or module == "__future__"
+            ), f"{name} imports {module}"
