@@ -38,8 +38,8 @@ synth: setup
 	@$(PY) -m crashcart.tools.synth_summary cdk.out
 
 lint: setup
-	$(PY) -m ruff check crashcart tests benchmarks app.py
-	$(PY) -m ruff format --check crashcart tests benchmarks app.py
+	$(PY) -m ruff check crashcart tests benchmarks examples app.py
+	$(PY) -m ruff format --check crashcart tests benchmarks examples app.py
 	$(PY) -m mypy crashcart --exclude 'crashcart/lambda/'
 	@for root in crashcart/lambda/*/; do \
 	  name=$$(basename "$$root"); echo "mypy --strict $$root (own root)"; \
@@ -48,8 +48,8 @@ lint: setup
 	done
 
 fmt: setup
-	$(PY) -m ruff format crashcart tests benchmarks app.py
-	$(PY) -m ruff check --fix crashcart tests benchmarks app.py
+	$(PY) -m ruff format crashcart tests benchmarks examples app.py
+	$(PY) -m ruff check --fix crashcart tests benchmarks examples app.py
 
 test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -80,11 +80,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def _run_one(name: str, ctx: Context) -> dict[str, Any]:
     import importlib
+    import resource
 
     module = importlib.import_module(f"benchmarks.{name}")
+    cpu_before = _cpu(resource)
     started = time.perf_counter()
     log(f"{name}: start")
-    record: dict[str, Any] = {"title": module.TITLE}
+    record: dict[str, Any] = {
+        "title": module.TITLE,
+        "ran_at": utc_now(),
+        "load_average": load_average(),
+    }
     try:
         record.update(module.run(ctx))
         record["status"] = "ok"
@@ -97,6 +103,9 @@ def _run_one(name: str, ctx: Context) -> dict[str, Any]:
             traceback=traceback.format_exc(limit=8),
         )
     record["seconds"] = round(time.perf_counter() - started, 1)
+    # CPU of this process and of every child it waited for (CDK CLI, moto server, ...):
+    # on a busy machine, a better guide than wall time to how long it takes on an idle one.
+    record["cpu_seconds"] = round(_cpu(resource) - cpu_before, 1)
     checks = record.get("checks", [])
     failed = [c["name"] for c in checks if not c["ok"]]
     log(
@@ -106,6 +115,14 @@ def _run_one(name: str, ctx: Context) -> dict[str, Any]:
         + (f"; FAILED CHECKS: {failed}" if failed else "")
     )
     return record
+
+
+def _cpu(resource: Any) -> float:
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +158,20 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_before": load_average(),
         "benchmarks": {},
     }
+    if args.only and args.output.exists():
+        # Re-running some benchmarks updates their entries and keeps the others' (each
+        # entry says when it ran and under what load).
+        try:
+            previous = json.loads(args.output.read_text())
+        except ValueError:
+            previous = {}
+        kept = {
+            name: record
+            for name, record in previous.get("benchmarks", {}).items()
+            if name not in names and name in MODULES
+        }
+        results["benchmarks"] = kept
+        results["partial_rerun"] = sorted(names)
     started = time.perf_counter()
     try:
         for name in names:
@@ -148,8 +179,13 @@ def main(argv: list[str] | None = None) -> int:
             write_json(args.output, results)  # partial results survive an interrupted run
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    ordered = {m: results["benchmarks"][m] for m in MODULES if m in results["benchmarks"]}
+    results["benchmarks"] = ordered
     results["load_average_after"] = load_average()
     results["total_seconds"] = round(time.perf_counter() - started, 1)
+    results["total_cpu_seconds"] = round(
+        sum(r.get("cpu_seconds", 0.0) for r in results["benchmarks"].values()), 1
+    )
     results["finished_at"] = utc_now()
     write_json(args.output, results)
     log(f"wrote {args.output}")

@@ -298,6 +298,10 @@ def run(ctx: Context) -> dict[str, Any]:
             "'Events lost' counts instances with no incident record that are not on the "
             "failure queue either; each first delivery and each duplicate is accounted for in "
             "the outcome rows.",
+            "moto's server handles DynamoDB requests one at a time here: its TransactWriteItems "
+            "is not isolated under concurrent requests (real DynamoDB transactions are), which "
+            "without this let two concurrent copies of one event both commit their claim "
+            "(see benchmarks/_aws.py).",
             "The order of deliveries is shuffled with a fixed seed, so duplicates often arrive "
             "concurrently with (or before) the first copy; they are told apart by the incident "
             "key (the alarm's state timestamp), not by arrival order.",

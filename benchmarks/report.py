@@ -69,7 +69,13 @@ def render(results: Mapping[str, Any]) -> str:
         "depend on the machine and its load).",
         "",
         f"- date: {results.get('generated_at', '?')} (finished {results.get('finished_at', '?')}"
-        f", {results.get('total_seconds', '?')} s in all)",
+        f", {results.get('total_seconds', '?')} s in all"
+        + (
+            f", {results['total_cpu_seconds']} s of CPU"
+            if results.get("total_cpu_seconds") is not None
+            else ""
+        )
+        + ")",
         f"- mode: {results.get('mode', '?')}"
         + (
             " (smallest sizes: a smoke run, not representative)"
@@ -77,10 +83,19 @@ def render(results: Mapping[str, Any]) -> str:
             else ""
         ),
         f"- revision: {results.get('revision', '?')}",
+        *(
+            [
+                f"- this run re-ran {', '.join(results['partial_rerun'])}; the other sections "
+                "come from an earlier run (each section says when it ran)"
+            ]
+            if results.get("partial_rerun")
+            else []
+        ),
         f"- {_load_line(results)}",
-        "- run it: `make bench` (all, under 15 minutes on 2 cores); "
-        "`.venv/bin/python -m benchmarks --only NAME`; `--smoke` for the smallest sizes "
-        "(what `make test` runs)",
+        "- run it: `make bench` (everything but the QEMU drill, sized for under 15 minutes "
+        "on an idle 2-core machine; each section says how much CPU it used); "
+        "`.venv/bin/python -m benchmarks --only NAME`; `--run-drill` to refresh the drill "
+        "figures first; `--smoke` for the smallest sizes (what `make test` runs)",
         "",
         "## Machine",
         "",
@@ -139,7 +154,18 @@ def render(results: Mapping[str, Any]) -> str:
             out += ["Notes:", ""]
             out += [f"- {n}" for n in notes]
             out.append("")
-        out.append(f"_Ran in {record.get('seconds', '?')} s._")
+        when = ""
+        if record.get("ran_at"):
+            load = " / ".join(map(str, record.get("load_average") or [])) or "?"
+            when = f" at {record['ran_at']} (load average {load})"
+        out.append(
+            f"_Ran{when} in {record.get('seconds', '?')} s"
+            + (
+                f" ({record['cpu_seconds']} s of CPU, all processes)._"
+                if "cpu_seconds" in record
+                else "._"
+            )
+        )
     out += [
         "",
         "## Method",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -123,10 +124,22 @@ class _Synth:
         return {"refused": False, "message": "", "seconds": round(time.perf_counter() - started, 2)}
 
 
-def _max_explicit(synth: _Synth) -> int:
-    """The largest explicit list the construct accepts in this stack (its own property)."""
+def _max_explicit(synth: _Synth) -> tuple[int, int]:
+    """(what the construct's ``max_explicit_instances`` promises, what it really accepts).
+
+    The promise is read with one instance listed; the real limit is found by asking for
+    one more at a time (a refusal is cheap: it comes before any alarm is created).
+    """
     _, stack = synth.build(ids=instance_ids(1))
-    return 1 + int(stack.remediation.max_explicit_instances)
+    promised = 1 + int(stack.remediation.max_explicit_instances)
+    accepted = promised
+    if synth.refuse(ids=instance_ids(promised))["refused"]:
+        while accepted > 1 and synth.refuse(ids=instance_ids(accepted))["refused"]:
+            accepted -= 1
+        return promised, accepted
+    while accepted < MAX_RESOURCES and not synth.refuse(ids=instance_ids(accepted + 1))["refused"]:
+        accepted += 1
+    return promised, accepted
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -139,8 +152,11 @@ def run(ctx: Context) -> dict[str, Any]:
         log(f"template_scale: dynamic mode, {size:,} instances")
         dynamic[size] = synth.synth(ids=None)
     ctx.shared["fleet_template"] = dynamic[sizes[0]]["template"]
-    limit = _max_explicit(synth)
-    log(f"template_scale: the construct accepts at most {limit} explicit instances")
+    promised, limit = _max_explicit(synth)
+    log(
+        f"template_scale: the construct accepts at most {limit} explicit instances "
+        f"(its max_explicit_instances says {promised})"
+    )
     for size in sizes:
         log(f"template_scale: explicit mode, {size:,} instances")
         if size <= limit:
@@ -165,13 +181,22 @@ def run(ctx: Context) -> dict[str, Any]:
         per_resource = float(RESOURCES_PER_INSTANCE)
         per_byte = float("nan")
     fixed_resources = explicit[synthesized[0]]["resources"] - per_resource * synthesized[0]
-    boundary: dict[str, Any] = {"max_instances": limit}
+    boundary: dict[str, Any] = {"max_instances": limit, "promised_by_property": promised}
     if not ctx.smoke:
         log(f"template_scale: explicit mode at the limit, {limit} instances")
-        at_limit = synth.synth(ids=instance_ids(limit))
-        boundary.update(
-            {k: v for k, v in at_limit.items() if k not in ("template", "template_path")}
-        )
+        try:
+            at_limit = synth.synth(ids=instance_ids(limit))
+        except Exception as error:  # e.g. CDK's own TooManyResourcesInStack at synth time
+            message = str(error)
+            boundary["synth_error"] = message[:600]
+            found = re.search(r"(\d+) is greater than allowed maximum of (\d+)", message)
+            if found:
+                boundary["resources"] = int(found.group(1))
+                boundary["fits"] = limit - (int(found.group(1)) - int(found.group(2)))
+        else:
+            boundary.update(
+                {k: v for k, v in at_limit.items() if k not in ("template", "template_path")}
+            )
     over = synth.refuse(ids=instance_ids(limit + 1))
     boundary["one_more"] = over
 
@@ -199,11 +224,20 @@ def run(ctx: Context) -> dict[str, Any]:
             ", ".join(f"{s}: {explicit[s]['status_alarms']}" for s in synthesized),
         )
     )
-    if "resources" in boundary:
+    if "synth_error" in boundary:
         checks.append(
             check(
-                f"explicit mode at the construct's limit ({limit}) stays within "
-                f"{MAX_RESOURCES} resources",
+                f"explicit mode at the largest list the construct accepts ({limit}) stays "
+                f"within {MAX_RESOURCES} resources",
+                False,
+                f"synth failed: {boundary['synth_error'][:300]}",
+            )
+        )
+    elif "resources" in boundary:
+        checks.append(
+            check(
+                f"explicit mode at the largest list the construct accepts ({limit}) stays "
+                f"within {MAX_RESOURCES} resources",
                 boundary["resources"] <= MAX_RESOURCES,
                 f"{boundary['resources']} resources, {boundary['bytes']:,} bytes",
             )
@@ -261,7 +295,19 @@ def run(ctx: Context) -> dict[str, Any]:
                 e_ratio,
             ]
         )
-    if "resources" in boundary:
+    if "synth_error" in boundary:
+        rows.append(
+            [
+                f"{limit} (the most the construct accepts)",
+                base["resources"],
+                f"{base['bytes']:,}",
+                f"synth fails: {boundary.get('resources', '?')} resources > 500"
+                + (f" (about {boundary['fits']} would fit)" if "fits" in boundary else ""),
+                "-",
+                "-",
+            ]
+        )
+    elif "resources" in boundary:
         rows.append(
             [
                 f"{limit} (the construct's limit)",
@@ -301,8 +347,13 @@ def run(ctx: Context) -> dict[str, Any]:
         "dynamic mode, resources for any fleet size": f"{base['resources']} "
         f"({base['bytes']:,} bytes), constant: {len(hashes) == 1}",
         "explicit mode, growth": f"+{per_resource:g} resource per instance, {bytes_note}",
-        "explicit mode, most instances per stack": f"{limit} "
-        f"(refuses {limit + 1} with a ConfigurationError)",
+        "explicit mode, most instances per stack": (
+            f"{limit} (refuses {limit + 1} with a ConfigurationError)"
+            if "synth_error" not in boundary
+            else f"the construct accepts {limit}, but that stack has "
+            f"{boundary.get('resources', '?')} resources: synth fails; about "
+            f"{boundary.get('fits', '?')} fit"
+        ),
     }
     notes = [
         "Dynamic mode's fleet size is not an input of the template (instances opt in by tag "
@@ -319,6 +370,12 @@ def run(ctx: Context) -> dict[str, Any]:
         + (f" at about {inline_cross} instances." if inline_cross else "."),
         "Times per synthesis are in results.json (in-process CDK, jsii already started).",
     ]
+    if promised != limit:
+        notes.append(
+            f"The construct's `max_explicit_instances` (read with one instance listed) says "
+            f"{promised} in all, but it accepts {limit}: the property and the construction-"
+            "time check count the stack's resources differently."
+        )
     return {
         "figures": figures,
         "summary": summary,

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 #: Modules that each register one or more subcommands through ``add_parser(subparsers)``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("crashcart.permissions_check",)
+SUBCOMMAND_MODULES: tuple[str, ...] = ("crashcart.permissions_check", "crashcart.triage.cli")
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from crashcart.constructs.crash_dump_bucket import (
+    ATTESTATION_TAG_KEY,
+    CrashDumpBucket,
+    DumpLifecycle,
+)
 from crashcart.constructs.diagnostic_interrupt_access import (
     INTERRUPT_ACTION,
     DiagnosticInterruptOperatorPolicy,
@@ -9,6 +14,7 @@ from crashcart.constructs.diagnostic_interrupt_access import (
     interrupt_statement,
     tag_tamper_deny_statements,
 )
+from crashcart.constructs.incident_sweep import DumpOverdueSweep
 from crashcart.constructs.kdump_image_pipeline import (
     DistributionTarget,
     Hardening,
@@ -26,12 +32,16 @@ from crashcart.constructs.unresponsive_instance_remediation import (
 )
 
 __all__ = [
+    "ATTESTATION_TAG_KEY",
     "INTERRUPT_ACTION",
     "AlarmWindow",
     "AttestationPolicy",
     "CircuitBreaker",
+    "CrashDumpBucket",
     "DiagnosticInterruptOperatorPolicy",
     "DistributionTarget",
+    "DumpLifecycle",
+    "DumpOverdueSweep",
     "FleetWatch",
     "Hardening",
     "InterruptGuards",

@@ -61,6 +61,20 @@ def copy_out(image: Path, guest_dir: str, destination: Path) -> Path | None:
     return target if target.exists() else None
 
 
+def recover(image: Path) -> None:
+    """Make the file system consistent after QEMU stopped (journal replayed, bitmaps fixed).
+
+    A guest stopped without unmounting (QMP quit, kdump's ``reboot -f``) leaves a journal to
+    replay: debugfs neither replays it nor opens an image with stale bitmaps, and the guest's
+    kernel would replay it over anything debugfs wrote. ``e2fsck -fy`` first, always.
+    """
+    result = subprocess.run(
+        ["e2fsck", "-f", "-y", str(image)], capture_output=True, text=True, check=False
+    )
+    if result.returncode >= 4:
+        raise DiskError(f"e2fsck {image} failed ({result.returncode}): {result.stdout[-500:]}")
+
+
 class DiskEditor:
     """Batch edits of a guest image; ``apply()`` runs them in one debugfs session.
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -236,6 +237,7 @@ def boot_until_ready(
     :class:`GuestError` when the guest stops without saying why.
     """
     for boot in range(1, max_boots + 1):
+        diskfs.recover(disk)
         boot_config = read_boot_config(disk, workdir / "boot")
         vm = Vm(
             disk=disk,
@@ -254,12 +256,16 @@ def boot_until_ready(
             if event.name in ("step-start", "step-end", "reboot", "failed", "ready"):
                 progress(f"    guest: {event.line}")
 
-        event = vm.wait_for(
-            lambda e: e.name in ("ready", "failed"),
-            timeout=timeout,
-            what=f"the component runner to finish ({label} boot {boot})",
-            on_event=show,
-        )
+        try:
+            event = vm.wait_for(
+                lambda e: e.name in ("ready", "failed"),
+                timeout=timeout,
+                what=f"the component runner to finish ({label} boot {boot})",
+                on_event=show,
+            )
+        except BaseException:
+            vm.stop()
+            raise
         if event is not None and event.name == "ready":
             return vm
         if event is not None and event.name == "failed":
@@ -304,8 +310,18 @@ def prepared_key(base_key: str, text: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def default_boot_timeout() -> float:
+    """Seconds one boot may take to work through its steps: ``$CRASHCART_DRILL_BOOT_TIMEOUT``,
+    default 2400 (a first boot installs packages and builds two initrds under TCG; on a
+    loaded 2-core machine that took over 15 minutes)."""
+    return float(os.environ.get("CRASHCART_DRILL_BOOT_TIMEOUT", "2400"))
+
+
 def prepare(
-    *, force: bool = False, progress: Callable[[str], None] = print, boot_timeout: float = 900
+    *,
+    force: bool = False,
+    progress: Callable[[str], None] = print,
+    boot_timeout: float | None = None,
 ) -> PreparedImage:
     """The prepared image (cached); builds the base and applies the component when needed."""
     text = render_document()
@@ -346,9 +362,15 @@ def prepare(
     editor.apply()
     log = BootLog.empty()
     vm = boot_until_ready(
-        disk, work, label="prepare", timeout=boot_timeout, log=log, progress=progress
+        disk,
+        work,
+        label="prepare",
+        timeout=boot_timeout if boot_timeout is not None else default_boot_timeout(),
+        log=log,
+        progress=progress,
     )
     vm.stop()
+    diskfs.recover(disk)
     seconds = round(time.monotonic() - started, 1)
     info: dict[str, Any] = {
         "kernel_release": base.kernel_release,

@@ -366,6 +366,9 @@ class MotoServer:
         self.port = 0
 
     def __enter__(self) -> MotoServer:
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url, self.port = f"http://{host}:{port}", int(port)

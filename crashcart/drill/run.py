@@ -22,6 +22,7 @@ One run (:func:`run_scenario`):
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -52,7 +53,8 @@ NMI_MARKER = "NMI: Not continuing"
 SURVIVAL_SECONDS = 30.0
 #: How long the drill waits for panic -> capture kernel -> dump -> reboot.
 DUMP_TIMEOUT = 600.0
-BOOT_TIMEOUT = 600.0
+#: A drill boot (validate, the agent's attestation) and the boot after the dump.
+BOOT_TIMEOUT = float(os.environ.get("CRASHCART_DRILL_RUN_BOOT_TIMEOUT", "1200"))
 _DUMP_ID_RE = re.compile(r"^\d{12}$")
 
 
@@ -240,6 +242,7 @@ def run_scenario(
     disk = workdir / "disk.img"
     started = time.monotonic()
     copy_disk(prepared.disk, disk)
+    diskfs.recover(disk)
     editor = diskfs.DiskEditor(disk)
     result.changes = scenario.modify(editor, disk)
     account = None
@@ -302,6 +305,9 @@ def run_scenario(
             max_boots=1,
             progress=progress,
         )
+    except GuestError as error:
+        result.cmdline = _last_cmdline(workdir)
+        return _finish(result.fail("boot", str(error)), scenario, started)
     except StepFailedError as error:
         result.validate_output = [line for r in log.steps.values() for line in r.output]
         failures = _validate_failures(log) or error.output[-5:]
@@ -523,6 +529,7 @@ def _observe_nmi(
     console = vm.console_text()
     saved = re.search(r"saved vmcore in (\S+)", console)
     # -- read the dump off the disk ------------------------------------------------------
+    diskfs.recover(disk)
     crash = diskfs.copy_out(disk, "/var/crash", workdir / "guest")
     dump_dirs = sorted(
         p for p in (crash.iterdir() if crash else []) if p.is_dir() and _DUMP_ID_RE.match(p.name)

@@ -1,12 +1,12 @@
-"""The deployable remediation stack: status-check alarms -> guarded diagnostic interrupts.
+"""The deployable workload-account stack: detect, interrupt, capture.
 
 By default it watches the whole fleet of its account and region with one Metrics Insights
 alarm (no instance needs to exist for the stack to deploy), in dry-run mode. Pass
 ``instance_ids`` to watch only those instances instead (one alarm each).
 
-The evidence bucket here is a stand-in: a KMS-encrypted, TLS-only, versioned bucket with
-access logs. The crash-dump bucket construct replaces it when the reference app wires the
-two together (pass ``evidence_bucket`` / ``evidence_key``).
+It also holds the crash-dump bucket: instances ship their dumps there, the remediation
+function writes its console-output evidence there (``evidence/``), and a dump's arrival
+updates the incident the interrupt opened (``CrashDumpBucket.notify_incidents``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from crashcart.constructs._remediation_nag import acknowledge_finding
+from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
+from crashcart.constructs.incident_sweep import DumpOverdueSweep
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
     CircuitBreaker,
@@ -61,16 +62,17 @@ class CrashcartRemediationStack(cdk.Stack):
         :param guards: Default: ``InterruptGuards()``.
         :param breaker: Default: ``CircuitBreaker()``.
         :param evidence_bucket: bucket for console-output evidence. Default: a new
-            KMS-encrypted bucket in this stack (``self.evidence_bucket``).
-        :param evidence_key: that bucket's key. Default: the bucket's own key.
+            ``CrashDumpBucket`` in this stack (``self.crash_dumps``), which also receives
+            the dumps and updates incidents when one arrives.
+        :param evidence_key: that bucket's key. Default: the crash-dump bucket's key.
         :param stack_kwargs: passed to ``cdk.Stack`` (``env``, ``description``, ...).
         """
         super().__init__(scope, construct_id, **stack_kwargs)
-        # Access logs are delivered under a bucket policy, not the log-delivery ACL, whatever
-        # the app's feature flags say (BucketOwnerEnforced buckets reject ACLs).
-        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
+        self.crash_dumps: CrashDumpBucket | None = None
         if evidence_bucket is None:
-            evidence_bucket, evidence_key = self._evidence_bucket()
+            self.crash_dumps = CrashDumpBucket(self, "CrashDumps")
+            evidence_bucket = self.crash_dumps.bucket
+            evidence_key = self.crash_dumps.encryption_key
         self.evidence_bucket = evidence_bucket
         if instance_ids:
             watch: dict[str, Any] = {"instances": list(instance_ids)}
@@ -88,6 +90,24 @@ class CrashcartRemediationStack(cdk.Stack):
             breaker=breaker,
             **watch,
         )
+        if self.crash_dumps is not None:
+            self.crash_dumps.notify_incidents(
+                table=self.remediation.table, topic=self.remediation.topic
+            )
+            self.dump_overdue_sweep = DumpOverdueSweep(
+                self,
+                "DumpOverdueSweep",
+                table=self.remediation.table,
+                topic=self.remediation.topic,
+                encryption_key=self.remediation.key,
+                parameter_name=self.crash_dumps.parameter.parameter_name,
+            )
+            cdk.CfnOutput(
+                self,
+                "DumpBucketParameter",
+                value=self.crash_dumps.parameter.parameter_name,
+                description="SSM parameter the on-instance agent reads the dump bucket from",
+            )
         cdk.CfnOutput(
             self,
             "KillSwitchParameter",
@@ -106,68 +126,3 @@ class CrashcartRemediationStack(cdk.Stack):
             value=self.remediation.table.table_name,
             description="Incident records (pk instance#<id>, sk incident#<opened_at>)",
         )
-
-    def _evidence_bucket(self) -> tuple[s3.Bucket, kms.Key]:
-        key = kms.Key(
-            self,
-            "EvidenceKey",
-            description="crashcart evidence bucket (console output before an interrupt)",
-            enable_key_rotation=True,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
-        )
-        access_logs = s3.Bucket(
-            self,
-            "EvidenceAccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
-        )
-        bucket = s3.Bucket(
-            self,
-            "Evidence",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="evidence/",
-            removal_policy=cdk.RemovalPolicy.RETAIN,
-        )
-        stand_in = (
-            "stand-in evidence bucket of the reference stack; the crash-dump bucket "
-            "construct replaces it"
-        )
-        for target, findings in (
-            (
-                access_logs,
-                {
-                    "NIST.800.53.R5::NIST.800.53.R5-S3DefaultEncryptionKMS": (
-                        "S3 server access logging delivers only to SSE-S3 buckets, not SSE-KMS"
-                    ),
-                    "HIPAA.Security::HIPAA.Security-S3DefaultEncryptionKMS": (
-                        "S3 server access logging delivers only to SSE-S3 buckets, not SSE-KMS"
-                    ),
-                    "PCI.DSS.321::PCI.DSS.321-S3DefaultEncryptionKMS": (
-                        "S3 server access logging delivers only to SSE-S3 buckets, not SSE-KMS"
-                    ),
-                },
-            ),
-            (bucket, {}),
-        ):
-            for finding, reason in findings.items():
-                acknowledge_finding(target, finding, reason)
-        for target in (access_logs, bucket):
-            for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
-                acknowledge_finding(
-                    target,
-                    f"{pack}::{pack}-S3BucketReplicationEnabled",
-                    f"{stand_in}; evidence is per-region by design (instances, alarms and "
-                    "incidents are regional), cross-region replication is the user's choice",
-                )
-        return bucket, key

@@ -1,8 +1,10 @@
 """Concurrency and burst: the atomic claim against moto's server on 127.0.0.1.
 
 moto's DynamoDB honours condition expressions and cancels transactions, but it is no proof of
-behaviour under real DynamoDB concurrency; what these tests prove is that the handler's
-read -> plan -> conditional-write loop lets exactly one writer win and the others see it.
+behaviour under real DynamoDB concurrency (and its server does not isolate concurrent
+transactions: the test layer serializes its DynamoDB requests, as the real service
+isolates transactions). What these tests prove is that the handler's read -> plan ->
+conditional-write loop lets exactly one writer win and every other delivery sees it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from tests.support.remediation_runtime import (
     World,
     alarm_event,
     build,
+    moto_backs_up_each_table_once,
+    moto_dynamodb_serialized,
     recorded_interrupts,
     spawn_deliveries,
 )
@@ -39,6 +43,7 @@ DELIVERIES = 50
 PROCESSES = 10
 
 
+@pytest.mark.slow
 def test_fifty_deliveries_from_separate_processes_interrupt_exactly_once(
     world: World, tmp_path: Path
 ) -> None:
@@ -47,15 +52,16 @@ def test_fifty_deliveries_from_separate_processes_interrupt_exactly_once(
     event = alarm_event(instance, at=clock() - timedelta(seconds=60))
     record = tmp_path / "interrupts.jsonl"
 
-    results = spawn_deliveries(
-        DELIVERIES,
-        processes=PROCESSES,
-        url=world.url,
-        environment=world.env,
-        event=event,
-        record_path=record,
-        clock_iso=clock().isoformat(),
-    )
+    with moto_dynamodb_serialized():
+        results = spawn_deliveries(
+            DELIVERIES,
+            processes=PROCESSES,
+            url=world.url,
+            environment=world.env,
+            event=event,
+            record_path=record,
+            clock_iso=clock().isoformat(),
+        )
 
     assert len(results) == DELIVERIES
     assert all(r["ok"] for r in results), [r for r in results if not r["ok"]]
@@ -73,6 +79,7 @@ def test_fifty_deliveries_from_separate_processes_interrupt_exactly_once(
     assert len(world.notifications()) == 1
 
 
+@pytest.mark.slow
 def test_burst_of_200_instances_stops_at_the_breaker_with_one_notification(world: World) -> None:
     world.env.update(
         CRASHCART_BREAKER_FLEET_THRESHOLD="10",
@@ -84,9 +91,10 @@ def test_burst_of_200_instances_stops_at_the_breaker_with_one_notification(world
     memory = MemoryLog(clock)
     service = build(world, clock, log=memory.log)
     outcomes = []
-    for instance in ids:
-        clock.advance(2)  # 200 alarms in 400 s: all inside one 900 s window
-        outcomes.append(service.handle(alarm_event(instance, at=clock()))["outcome"])
+    with moto_backs_up_each_table_once():
+        for instance in ids:
+            clock.advance(2)  # 200 alarms in 400 s: all inside one 900 s window
+            outcomes.append(service.handle(alarm_event(instance, at=clock()))["outcome"])
 
     counts = Counter(outcomes)
     assert counts == {"interrupted": 9, "skipped": 191}  # threshold 10: the 10th opens it

@@ -153,3 +153,16 @@ def test_disk_editor_writes_modes_and_links(guest: Path) -> None:
         check=True,
     ).stdout
     assert "Mode:  0755" in out and "User:     0" in out
+
+
+def test_recover_keeps_a_clean_image_and_its_files(guest: Path) -> None:
+    diskfs.DiskEditor(guest).write("/etc/kept", "yes\n").apply()
+    diskfs.recover(guest)
+    assert diskfs.read_file(guest, "/etc/kept") == b"yes\n"
+
+
+def test_recover_fails_on_something_that_is_not_a_file_system(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.img"
+    junk.write_bytes(b"\0" * 65536)
+    with pytest.raises(diskfs.DiskError, match="e2fsck"):
+        diskfs.recover(junk)

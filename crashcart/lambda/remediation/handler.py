@@ -4,6 +4,15 @@ It reads the settings from the environment (per call), builds the service over b
 (created once per container and reused), and hands the event over. See ``service.py`` for
 what raises and what returns, ``decision.py`` for the guards, ``settings.py`` for the
 configuration contract.
+
+AWS calls made (the role needs exactly these): ``ec2:DescribeInstances``,
+``ec2:DescribeInstanceStatus``, ``ec2:DescribeInstanceTypes``, ``ec2:GetConsoleOutput``,
+``ec2:SendDiagnosticInterrupt``, ``ssm:GetParameter`` (kill switch), ``dynamodb:GetItem``
+(through TransactGetItems), ``dynamodb:PutItem`` (through TransactWriteItems: puts only),
+``dynamodb:UpdateItem``, ``dynamodb:Query``, ``sns:Publish``, ``s3:PutObject``
+(``evidence/*``), ``sqs:SendMessage`` (rejected queue), plus KMS rights on the keys of the
+table, topic, bucket and queue. Metrics are embedded-metric-format log lines (no
+``cloudwatch:PutMetricData``).
 """
 
 from __future__ import annotations

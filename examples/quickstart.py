@@ -1,0 +1,61 @@
+"""crashcart in one file: the README's quick start (tests/unit/test_examples.py runs it).
+
+A tooling stack bakes kdump-ready AMIs; a workload stack watches opted-in instances,
+interrupts a hung one (dry run first), collects its dump and lets on-call engineers
+interrupt by hand.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+
+from crashcart import OptInTag
+from crashcart.constructs import (
+    CrashDumpBucket,
+    DiagnosticInterruptOperatorPolicy,
+    DumpOverdueSweep,
+    FleetWatch,
+    KdumpImagePipeline,
+    UnresponsiveInstanceRemediation,
+)
+
+
+def build(app: cdk.App) -> list[cdk.Stack]:
+    tag = OptInTag()  # crashcart:diagnostic-interrupt = enabled
+
+    # bake: an Image Builder pipeline for Amazon Linux 2023 AMIs with kdump armed
+    tooling = cdk.Stack(app, "Tooling")
+    KdumpImagePipeline(tooling, "Images", architecture="x86_64")
+
+    # detect, interrupt, capture: every opted-in instance of the account and region
+    workload = cdk.Stack(app, "Workload")
+    dumps = CrashDumpBucket(workload, "Dumps")
+    remediation = UnresponsiveInstanceRemediation(
+        workload,
+        "Remediation",
+        fleet=FleetWatch(),
+        tag=tag,
+        evidence_bucket=dumps.bucket,
+        evidence_key=dumps.encryption_key,
+        dry_run=True,  # shadow mode: every guard runs, the interrupt is a DryRun call
+    )
+    dumps.notify_incidents(table=remediation.table, topic=remediation.topic)
+    DumpOverdueSweep(
+        workload,
+        "OverdueDumps",
+        table=remediation.table,
+        topic=remediation.topic,
+        encryption_key=remediation.key,
+    )
+
+    # people: on-call may interrupt tagged instances by hand, never tag them
+    on_call = iam.Role(workload, "OnCall", assumed_by=iam.AccountRootPrincipal())
+    DiagnosticInterruptOperatorPolicy(workload, "OnCallInterrupt", tag=tag, roles=[on_call])
+    return [tooling, workload]
+
+
+if __name__ == "__main__":
+    app = cdk.App()
+    build(app)
+    app.synth()

@@ -1,0 +1,329 @@
+"""The dump-overdue sweep against moto (DynamoDB, SNS, SQS) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from tests.conftest import TEST_REGION
+from tests.support.sweep import (
+    INSTANCE_ID,
+    OTHER_INSTANCE_ID,
+    TABLE,
+    create_table,
+    get_item,
+    load_sweep,
+    put_incident,
+    text,
+)
+
+NOW = datetime(2026, 11, 26, 6, 0, 0, tzinfo=UTC)  # deadlines below are 05:50 (past) / 06:10
+
+
+@pytest.fixture(scope="module")
+def sweep_mod() -> ModuleType:
+    return load_sweep()
+
+
+@pytest.fixture
+def dynamodb(moto_reset: str) -> Any:
+    client = boto3.client("dynamodb", endpoint_url=moto_reset, region_name=TEST_REGION)
+    create_table(client)
+    return client
+
+
+class Outbox:
+    """A publish callable that records messages (and can fail on demand)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str]] = []
+        self.fail = False
+
+    def __call__(self, subject: str, body: str) -> None:
+        if self.fail:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "KMSAccessDenied", "Message": "no"}}, "Publish")
+        self.messages.append((subject, body))
+
+
+def run(sweep_mod: ModuleType, client: Any, outbox: Outbox, now: datetime = NOW) -> Any:
+    store = sweep_mod.Store(client, TABLE, max_pages=10)
+    return sweep_mod.sweep(store, outbox, now=now)
+
+
+def test_overdue_incident_is_flagged_and_notified_once(
+    sweep_mod: ModuleType, dynamodb: Any
+) -> None:
+    key = put_incident(dynamodb, evidence_key="evidence/i-0123456789abcdef0/x/console-output.txt")
+    outbox = Outbox()
+
+    result = run(sweep_mod, dynamodb, outbox)
+
+    item = get_item(dynamodb, key)
+    assert text(item, "state") == "dump-overdue"
+    assert text(item, "overdue_at") == "2026-11-26T06:00:00Z"
+    assert text(item, "overdue_notified_at") == "2026-11-26T06:00:00Z"
+    assert text(item, "state_before_overdue") == "interrupted"
+    assert result.flagged == result.notified == [f"{INSTANCE_ID} incident#2026-11-26T05:19:49Z"]
+    assert len(outbox.messages) == 1
+    subject, body = outbox.messages[0]
+    assert subject == f"crashcart: dump overdue from {INSTANCE_ID}"
+    for expected in (
+        INSTANCE_ID,
+        "2026-11-26T05:19:49Z",  # opened / interrupted
+        "2026-11-26T05:50:00Z",  # deadline
+        "get-console-output",
+        "journalctl -u crashcart-agent",
+        "replaced or terminated",
+        "/crashcart/dump-bucket",
+        "evidence/i-0123456789abcdef0/x/console-output.txt",
+    ):
+        assert expected in body
+
+
+def test_second_sweep_sends_nothing_more(sweep_mod: ModuleType, dynamodb: Any) -> None:
+    put_incident(dynamodb)
+    outbox = Outbox()
+    run(sweep_mod, dynamodb, outbox)
+    later = run(sweep_mod, dynamodb, outbox, now=NOW.replace(hour=7))
+    assert len(outbox.messages) == 1
+    assert later.flagged == later.notified == []
+
+
+def test_incident_not_yet_due_is_untouched(sweep_mod: ModuleType, dynamodb: Any) -> None:
+    key = put_incident(dynamodb, dump_deadline="2026-11-26T06:10:00Z")
+    before = get_item(dynamodb, key)
+    outbox = Outbox()
+    run(sweep_mod, dynamodb, outbox)
+    assert get_item(dynamodb, key) == before
+    assert outbox.messages == []
+
+
+def test_dump_already_received_is_untouched(sweep_mod: ModuleType, dynamodb: Any) -> None:
+    key = put_incident(
+        dynamodb,
+        state="dump-received",
+        dump_keys=[f"dumps/AROAEXAMPLE:{INSTANCE_ID}/202611260519/metadata.json"],
+    )
+    # Also: keys present while the state still says interrupted (never flag a received dump).
+    other = put_incident(
+        dynamodb, instance_id=OTHER_INSTANCE_ID, dump_keys=["dumps/x/metadata.json"]
+    )
+    before, other_before = get_item(dynamodb, key), get_item(dynamodb, other)
+    outbox = Outbox()
+    run(sweep_mod, dynamodb, outbox)
+    assert get_item(dynamodb, key) == before
+    assert get_item(dynamodb, other) == other_before
+    assert outbox.messages == []
+
+
+def test_states_that_do_not_wait_for_a_dump_are_untouched(
+    sweep_mod: ModuleType, dynamodb: Any
+) -> None:
+    keys = [
+        put_incident(
+            dynamodb, opened_at="2026-11-26T01:00:00Z", state="skipped", dump_deadline=None
+        ),
+        put_incident(
+            dynamodb, opened_at="2026-11-26T02:00:00Z", state="failed", dump_deadline=None
+        ),
+        # recovered without ever being interrupted: no deadline
+        put_incident(
+            dynamodb, opened_at="2026-11-26T03:00:00Z", state="recovered", dump_deadline=None
+        ),
+    ]
+    dynamodb.put_item(  # a limits item of the same partition is not an incident
+        TableName=TABLE,
+        Item={"pk": {"S": f"instance#{INSTANCE_ID}"}, "sk": {"S": "limits"}},
+    )
+    outbox = Outbox()
+    run(sweep_mod, dynamodb, outbox)
+    assert [text(get_item(dynamodb, k), "state") for k in keys] == [
+        "skipped",
+        "failed",
+        "recovered",
+    ]
+    assert outbox.messages == []
+
+
+def test_recovered_after_the_kdump_reboot_but_no_dump_is_overdue(
+    sweep_mod: ModuleType, dynamodb: Any
+) -> None:
+    """The kdump reboot clears the alarm (incident -> recovered) before the dump ships."""
+    key = put_incident(dynamodb, state="recovered")
+    outbox = Outbox()
+    run(sweep_mod, dynamodb, outbox)
+    item = get_item(dynamodb, key)
+    assert text(item, "state") == "dump-overdue"
+    assert text(item, "state_before_overdue") == "recovered"
+    assert len(outbox.messages) == 1
+
+
+def test_concurrent_arrival_wins(sweep_mod: ModuleType, dynamodb: Any) -> None:
+    key = put_incident(dynamodb)
+
+    class ArrivalDuringSweep(sweep_mod.Store):  # type: ignore[name-defined,misc]
+        def flag(self, incident: Any, now_iso: str) -> bool:
+            # the dump-arrival function's write lands between the scan and the update
+            self._client.update_item(
+                TableName=TABLE,
+                Key=key,
+                UpdateExpression="SET #s = :s, dump_keys = :k",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":s": {"S": "dump-received"},
+                    ":k": {"L": [{"S": "dumps/x/202611260519/metadata.json"}]},
+                },
+            )
+            result: bool = super().flag(incident, now_iso)
+            return result
+
+    outbox = Outbox()
+    result = sweep_mod.sweep(ArrivalDuringSweep(dynamodb, TABLE, max_pages=10), outbox, now=NOW)
+    item = get_item(dynamodb, key)
+    assert text(item, "state") == "dump-received"
+    assert "overdue_at" not in item
+    assert outbox.messages == []
+    assert result.skipped == [f"{INSTANCE_ID} incident#2026-11-26T05:19:49Z"]
+
+
+def test_failed_publish_raises_and_is_sent_by_the_next_sweep(
+    sweep_mod: ModuleType, dynamodb: Any
+) -> None:
+    key = put_incident(dynamodb)
+    outbox = Outbox()
+    outbox.fail = True
+    with pytest.raises(sweep_mod.SweepFailedError, match="KMSAccessDenied"):
+        run(sweep_mod, dynamodb, outbox)
+    item = get_item(dynamodb, key)
+    assert text(item, "state") == "dump-overdue"
+    assert "overdue_notified_at" not in item
+
+    outbox.fail = False
+    result = run(sweep_mod, dynamodb, outbox, now=NOW.replace(minute=5))
+    assert result.flagged == []
+    assert len(outbox.messages) == 1
+    assert text(get_item(dynamodb, key), "overdue_notified_at") == "2026-11-26T06:05:00Z"
+    run(sweep_mod, dynamodb, outbox, now=NOW.replace(minute=10))
+    assert len(outbox.messages) == 1
+
+
+def test_many_incidents_over_several_pages(sweep_mod: ModuleType, dynamodb: Any) -> None:
+    for minute in range(12):
+        put_incident(dynamodb, instance_id=f"i-00000000000000{minute:03d}")
+    outbox = Outbox()
+    store = sweep_mod.Store(dynamodb, TABLE, max_pages=50)
+    original = store._client
+
+    class SmallPages:  # moto honours Limit: force pagination
+        def __getattr__(self, name: str) -> Any:
+            return getattr(original, name)
+
+        def scan(self, **kwargs: Any) -> Any:
+            return original.scan(Limit=5, **kwargs)
+
+    store._client = SmallPages()
+    result = sweep_mod.sweep(store, outbox, now=NOW)
+    assert len(result.flagged) == 12
+    assert len(outbox.messages) == 12
+
+
+def test_page_bound_reached_raises_after_flagging_what_it_read(
+    sweep_mod: ModuleType, dynamodb: Any
+) -> None:
+    for minute in range(4):
+        put_incident(dynamodb, instance_id=f"i-00000000000000{minute:03d}")
+    original = dynamodb
+
+    class OnePerPage:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(original, name)
+
+        def scan(self, **kwargs: Any) -> Any:
+            return original.scan(Limit=1, **kwargs)
+
+    outbox = Outbox()
+    store = sweep_mod.Store(OnePerPage(), TABLE, max_pages=2)
+    with pytest.raises(sweep_mod.SweepFailedError, match="stopped after 2 pages"):
+        sweep_mod.sweep(store, outbox, now=NOW)
+    assert len(outbox.messages) == 2
+
+
+def test_table_unreachable_raises(sweep_mod: ModuleType, moto_reset: str) -> None:
+    missing = boto3.client("dynamodb", endpoint_url=moto_reset, region_name=TEST_REGION)
+    outbox = Outbox()
+    with pytest.raises(sweep_mod.StoreUnavailableError, match="ResourceNotFoundException"):
+        sweep_mod.sweep(sweep_mod.Store(missing, "no-such-table", max_pages=10), outbox, now=NOW)
+    closed = boto3.client(
+        "dynamodb",
+        endpoint_url="http://127.0.0.1:9",
+        region_name=TEST_REGION,
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1),
+    )
+    with pytest.raises(sweep_mod.StoreUnavailableError, match="scanning"):
+        sweep_mod.sweep(sweep_mod.Store(closed, TABLE, max_pages=10), outbox, now=NOW)
+    assert outbox.messages == []
+
+
+def test_handler_end_to_end_through_sns(
+    sweep_mod: ModuleType,
+    dynamodb: Any,
+    moto_reset: str,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: Any,
+) -> None:
+    sns = boto3.client("sns", endpoint_url=moto_reset, region_name=TEST_REGION)
+    sqs = boto3.client("sqs", endpoint_url=moto_reset, region_name=TEST_REGION)
+    topic = sns.create_topic(Name="crashcart")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    key = put_incident(dynamodb, dump_deadline="2000-01-01T00:00:00Z")
+    put_incident(dynamodb, instance_id=OTHER_INSTANCE_ID, dump_deadline="2999-01-01T00:00:00Z")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_reset)
+    monkeypatch.setenv("CRASHCART_TABLE_NAME", TABLE)
+    monkeypatch.setenv("CRASHCART_TOPIC_ARN", topic)
+    monkeypatch.setenv("CRASHCART_DUMP_BUCKET_PARAMETER", "/team/dump-bucket")
+
+    result = sweep_mod.handler(
+        {"source": "aws.events", "detail-type": "Scheduled Event"}, lambda_context
+    )
+
+    assert result["notified"] == [f"{INSTANCE_ID} incident#2026-11-26T05:19:49Z"]
+    assert text(get_item(dynamodb, key), "state") == "dump-overdue"
+    received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert len(received) == 1
+    envelope = json.loads(received[0]["Body"])
+    assert envelope["Subject"] == f"crashcart: dump overdue from {INSTANCE_ID}"
+    assert "/team/dump-bucket" in envelope["Message"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "match"),
+    [
+        ({"CRASHCART_TOPIC_ARN": "arn:aws:sns:eu-west-1:111111111111:t"}, "CRASHCART_TABLE_NAME"),
+        ({"CRASHCART_TABLE_NAME": "t"}, "CRASHCART_TOPIC_ARN"),
+        (
+            {
+                "CRASHCART_TABLE_NAME": "t",
+                "CRASHCART_TOPIC_ARN": "a",
+                "CRASHCART_SWEEP_MAX_PAGES": "0",
+            },
+            "CRASHCART_SWEEP_MAX_PAGES",
+        ),
+    ],
+)
+def test_settings_refuse_bad_configuration(
+    sweep_mod: ModuleType, environ: dict[str, str], match: str
+) -> None:
+    with pytest.raises(sweep_mod.SettingsError, match=match):
+        sweep_mod.Settings.from_env(environ)

@@ -1,0 +1,279 @@
+"""DumpOverdueSweep template: schedule, exact rights, reserved concurrency, DLQ, validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk.assertions import Match, Template
+
+from crashcart.constructs.incident_sweep import DumpOverdueSweep
+from crashcart.errors import ConfigurationError
+from tests.conftest import TEST_ACCOUNT, TEST_REGION
+
+ENV = cdk.Environment(account=TEST_ACCOUNT, region=TEST_REGION)
+
+
+def _table(stack: cdk.Stack, key: kms.IKey | None = None) -> dynamodb.Table:
+    return dynamodb.Table(
+        stack,
+        "Incidents",
+        partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+        sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        encryption=(
+            dynamodb.TableEncryption.CUSTOMER_MANAGED
+            if key
+            else dynamodb.TableEncryption.AWS_MANAGED
+        ),
+        encryption_key=key,
+    )
+
+
+@pytest.fixture(scope="module")
+def stacks() -> dict[str, Any]:
+    app = cdk.App()
+    minimal = cdk.Stack(app, "Minimal", env=ENV)
+    table = _table(minimal)
+    topic = sns.Topic(minimal, "Topic")
+    minimal_sweep = DumpOverdueSweep(minimal, "Sweep", table=table, topic=topic)
+
+    full = cdk.Stack(app, "Full", env=ENV)
+    key = kms.Key(full, "IncidentKey", enable_key_rotation=True)
+    full_sweep = DumpOverdueSweep(
+        full,
+        "Sweep",
+        table=_table(full, key),
+        topic=sns.Topic(full, "Topic", master_key=key),
+        schedule=cdk.Duration.minutes(15),
+        encryption_key=key,
+        parameter_name="/team/dump-bucket",
+        log_retention=logs.RetentionDays.THREE_MONTHS,
+    )
+    return {
+        "minimal": Template.from_stack(minimal),
+        "minimal_ids": {
+            "table": minimal.get_logical_id(table.node.default_child),  # type: ignore[arg-type]
+            "topic": minimal.get_logical_id(topic.node.default_child),  # type: ignore[arg-type]
+            "key": minimal.get_logical_id(minimal_sweep.encryption_key.node.default_child),  # type: ignore[arg-type]
+            "queue": minimal.get_logical_id(minimal_sweep.dead_letter_queue.node.default_child),  # type: ignore[arg-type]
+            "logs": minimal.get_logical_id(minimal_sweep.log_group.node.default_child),  # type: ignore[arg-type]
+            "function": minimal.get_logical_id(minimal_sweep.function.node.default_child),  # type: ignore[arg-type]
+        },
+        "full": Template.from_stack(full),
+        "full_key": full.get_logical_id(key.node.default_child),  # type: ignore[arg-type]
+        "full_sweep": full_sweep,
+    }
+
+
+def _get_att(logical_id: str, attribute: str = "Arn") -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical_id, attribute]}
+
+
+def test_minimal_resource_counts(stacks: dict[str, Any]) -> None:
+    template: Template = stacks["minimal"]
+    for kind, count in {
+        "AWS::Lambda::Function": 1,
+        "AWS::Lambda::EventInvokeConfig": 1,
+        "AWS::Lambda::Permission": 1,
+        "AWS::Events::Rule": 1,
+        "AWS::SQS::Queue": 1,
+        "AWS::SQS::QueuePolicy": 1,
+        "AWS::KMS::Key": 1,
+        "AWS::Logs::LogGroup": 1,
+        "AWS::IAM::Role": 1,
+        "AWS::IAM::ManagedPolicy": 1,
+        "AWS::IAM::Policy": 0,  # no inline default policy: every right is in the managed one
+    }.items():
+        template.resource_count_is(kind, count)
+
+
+def test_schedule_rule_with_dlq_and_retries(stacks: dict[str, Any]) -> None:
+    ids = stacks["minimal_ids"]
+    stacks["minimal"].has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": "rate(5 minutes)",
+            "State": "ENABLED",
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": _get_att(ids["function"]),
+                        "DeadLetterConfig": {"Arn": _get_att(ids["queue"])},
+                        "RetryPolicy": {
+                            "MaximumRetryAttempts": 4,
+                            "MaximumEventAgeInSeconds": 3600,
+                        },
+                    }
+                )
+            ],
+        },
+    )
+    stacks["full"].has_resource_properties(
+        "AWS::Events::Rule", {"ScheduleExpression": "rate(15 minutes)"}
+    )
+
+
+def test_function_settings(stacks: dict[str, Any]) -> None:
+    ids = stacks["minimal_ids"]
+    template: Template = stacks["minimal"]
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Runtime": "python3.14",
+            "Handler": "handler.handler",
+            "ReservedConcurrentExecutions": 1,
+            "LoggingConfig": {"LogGroup": {"Ref": ids["logs"]}},
+            "Environment": {
+                "Variables": {
+                    "CRASHCART_TABLE_NAME": {"Ref": ids["table"]},
+                    "CRASHCART_TOPIC_ARN": {"Ref": ids["topic"]},
+                    "CRASHCART_DUMP_BUCKET_PARAMETER": "/crashcart/dump-bucket",
+                }
+            },
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "MaximumRetryAttempts": 2,
+            "DestinationConfig": {"OnFailure": {"Destination": _get_att(ids["queue"])}},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {"RetentionInDays": 365, "KmsKeyId": _get_att(ids["key"])},
+    )
+    template.has_resource_properties("AWS::SQS::Queue", {"KmsMasterKeyId": _get_att(ids["key"])})
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+def test_role_rights_are_exact(stacks: dict[str, Any]) -> None:
+    ids = stacks["minimal_ids"]
+    policies = stacks["minimal"].find_resources("AWS::IAM::ManagedPolicy")
+    (policy,) = policies.values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statements == [
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": _get_att(ids["logs"]),
+        },
+        {
+            "Sid": "IncidentTable",
+            "Effect": "Allow",
+            "Action": ["dynamodb:Scan", "dynamodb:UpdateItem"],
+            "Resource": _get_att(ids["table"]),
+        },
+        {
+            "Sid": "Notify",
+            "Effect": "Allow",
+            "Action": "sns:Publish",
+            "Resource": {"Ref": ids["topic"]},
+        },
+        {
+            "Sid": "FailedInvocations",
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": _get_att(ids["queue"]),
+        },
+        {
+            "Sid": "Key0",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": _get_att(ids["key"]),
+        },
+    ]
+    (role_id,) = stacks["minimal"].find_resources("AWS::IAM::Role")
+    assert policy["Properties"]["Roles"] == [{"Ref": role_id}]
+
+
+def test_no_wildcard_resource_in_the_function_rights(stacks: dict[str, Any]) -> None:
+    for name in ("minimal", "full"):
+        for policy in stacks[name].find_resources("AWS::IAM::ManagedPolicy").values():
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                resources = statement["Resource"]
+                for resource in resources if isinstance(resources, list) else [resources]:
+                    assert "*" not in str(resource), statement
+
+
+def test_one_key_statement_when_table_topic_and_logs_share_a_key(stacks: dict[str, Any]) -> None:
+    (policy,) = stacks["full"].find_resources("AWS::IAM::ManagedPolicy").values()
+    keys = [
+        s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Sid"].startswith("Key")
+    ]
+    assert keys == [
+        {
+            "Sid": "Key0",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            "Resource": _get_att(stacks["full_key"]),
+        }
+    ]
+
+
+def test_all_props(stacks: dict[str, Any]) -> None:
+    template: Template = stacks["full"]
+    template.resource_count_is("AWS::KMS::Key", 1)  # the given key only: none created
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like(
+                    {"CRASHCART_DUMP_BUCKET_PARAMETER": "/team/dump-bucket"}
+                )
+            }
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {"RetentionInDays": 90, "KmsKeyId": _get_att(stacks["full_key"])},
+    )
+    sweep: DumpOverdueSweep = stacks["full_sweep"]
+    assert sweep.function is not None and sweep.rule is not None
+    assert sweep.dead_letter_queue is not None
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [cdk.Duration.seconds(90), cdk.Duration.seconds(30), cdk.Duration.hours(2)],
+    ids=["not-whole-minutes", "under-a-minute", "over-an-hour"],
+)
+def test_fails_on_schedule_outside_1_to_60_minutes(schedule: cdk.Duration) -> None:
+    stack = cdk.Stack(cdk.App(), "Bad", env=ENV)
+    with pytest.raises(ConfigurationError, match=r"schedule=.*whole minutes from 1 to 60"):
+        DumpOverdueSweep(
+            stack, "Sweep", table=_table(stack), topic=sns.Topic(stack, "T"), schedule=schedule
+        )
+
+
+def test_fails_on_relative_parameter_name() -> None:
+    stack = cdk.Stack(cdk.App(), "Bad", env=ENV)
+    with pytest.raises(ConfigurationError, match="parameter_name='crashcart/dump-bucket'"):
+        DumpOverdueSweep(
+            stack,
+            "Sweep",
+            table=_table(stack),
+            topic=sns.Topic(stack, "T"),
+            parameter_name="crashcart/dump-bucket",
+        )
+
+
+def test_unresolved_schedule_and_parameter_name_are_not_validated() -> None:
+    stack = cdk.Stack(cdk.App(), "Token", env=ENV)
+    minutes = cdk.CfnParameter(stack, "Minutes", type="Number").value_as_number
+    name = cdk.CfnParameter(stack, "Name", type="String").value_as_string
+    DumpOverdueSweep(
+        stack,
+        "Sweep",
+        table=_table(stack),
+        topic=sns.Topic(stack, "T"),
+        schedule=cdk.Duration.minutes(minutes),
+        parameter_name=name,
+    )
