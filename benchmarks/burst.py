@@ -275,6 +275,8 @@ def run(ctx: Context) -> dict[str, Any]:
         ],
     ]
     return {
+        "title": f"Burst: {count:,} instances in ALARM at once, each event delivered "
+        f"{duplicates + 1} times",
         "figures": figures,
         "summary": {
             "interrupts sent / allowed": f"{len(sent)} / {allowed}",
@@ -290,10 +292,10 @@ def run(ctx: Context) -> dict[str, Any]:
         ],
         "checks": checks,
         "notes": [
-            f"Breaker settings are the construct's defaults: the fleet breaker opens at the "
-            f"{settings.breaker_fleet_threshold}th new ALARM within "
-            f"{settings.breaker_window_seconds // 60} minutes, a zone's at the "
-            f"{settings.breaker_az_threshold}th; the ALARM that reaches a threshold is not "
+            f"Breaker settings are the construct's defaults: the fleet breaker opens when "
+            f"{settings.breaker_fleet_threshold} new ALARMs fall within "
+            f"{settings.breaker_window_seconds // 60} minutes, a zone's at "
+            f"{settings.breaker_az_threshold}; the ALARM that reaches a threshold is not "
             "interrupted. Every later ALARM is recorded as skipped (guard circuit-breaker).",
             "'Events lost' counts instances with no incident record that are not on the "
             "failure queue either; each first delivery and each duplicate is accounted for in "

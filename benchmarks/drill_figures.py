@@ -68,8 +68,9 @@ def run(ctx: Context) -> dict[str, Any]:
     if ctx.options.get("run_drill") and not ctx.smoke:
         _run_drill(path)
     if not path.exists():
+        shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
         raise SkipError(
-            f"not run: no drill results at {path} (run `make drill`, or "
+            f"not run: no drill results at {shown} (run `make drill`, or "
             "`python -m benchmarks --run-drill`)"
         )
     data = json.loads(path.read_text())

@@ -59,7 +59,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from crashcart.constructs._remediation_nag import acknowledge_finding, acknowledge_packs
 from crashcart.constructs.diagnostic_interrupt_access import (
@@ -647,6 +647,9 @@ class UnresponsiveInstanceRemediation(Construct):
             self._check_resource_budget(len(watched))
             for instance in watched:
                 self.alarms.append(self._instance_alarm(instance, alarm_window))
+            # Resources added to the stack after this construct count too: check again
+            # when the whole stack is known, before CloudFormation would refuse it.
+            self.node.add_validation(_StackResourceBudget(self, len(watched)))
         for alarm in self.alarms:
             self._acknowledge_status_alarm(alarm)
 
@@ -1158,6 +1161,28 @@ def _alarm_name_prefix(scope: Construct) -> str:
 
 def _count_resources(stack: cdk.Stack) -> int:
     return sum(1 for child in stack.node.find_all() if isinstance(child, cdk.CfnResource))
+
+
+@jsii.implements(IValidation)
+class _StackResourceBudget:
+    """Synth-time check: the finished stack still fits CloudFormation's resource limit."""
+
+    def __init__(self, remediation: UnresponsiveInstanceRemediation, instances: int) -> None:
+        self._stack = cdk.Stack.of(remediation)
+        self._instances = instances
+
+    def validate(self) -> list[str]:
+        # +1: the CDK metadata resource the synthesizer adds to the template.
+        total = _count_resources(self._stack) + 1
+        if total <= MAX_STACK_RESOURCES:
+            return []
+        return [
+            f"stack {self._stack.stack_name!r} would have {total} resources, more than the "
+            f"{MAX_STACK_RESOURCES} CloudFormation allows; its {self._instances} explicitly "
+            f"listed instances use {self._instances * RESOURCES_PER_INSTANCE} of them (one "
+            "alarm each). Use fleet=FleetWatch() instead: one Metrics Insights alarm watches "
+            "any number of instances, or list fewer instances per stack"
+        ]
 
 
 # Re-exported for the docs and tests.

@@ -79,7 +79,7 @@ def smoke(
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1200,
         check=False,
     )
     data = json.loads(results.read_text()) if results.exists() else {}

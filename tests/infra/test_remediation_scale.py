@@ -109,3 +109,20 @@ def test_fleet_mode_template_is_the_same_for_10_and_10000_instances() -> None:
     assert json.dumps(small, sort_keys=True) == json.dumps(large, sort_keys=True)
     alarms = [r for r in large["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
     assert len(alarms) == 4  # the fleet alarm + three queue-depth alarms
+
+
+def test_fails_at_synth_when_later_resources_push_the_stack_past_the_limit() -> None:
+    """Resources added to the stack after the construct are caught at synth, with the
+    construct's message (the construction-time check cannot see them)."""
+    from aws_cdk import aws_sns as sns
+
+    app = new_app()
+    stack, bucket = stack_with_bucket(app, "GrowsLater")
+    remediation = UnresponsiveInstanceRemediation(
+        stack, "Remediation", evidence_bucket=bucket, instances=instance_ids(3)
+    )
+    for n in range(remediation.max_explicit_instances + 1):
+        sns.Topic(stack, f"Later{n}")
+    with pytest.raises(Exception, match=r"would have 501 resources, more than the 500") as raised:
+        app.synth()
+    assert "3 explicitly listed instances" in str(raised.value)
