@@ -22,7 +22,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 export AWS_EC2_METADATA_DISABLED := true
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 
-PYTEST_ARGS ?=
+# Two workers (2 cores); a module stays on one worker so its synthesized stacks are shared.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: help setup synth test lint fmt drill bench docs clean
 

@@ -12,6 +12,7 @@ DEBIAN_PACKAGES=(
   shellcheck
   qemu-system-x86 qemu-utils e2fsprogs debootstrap busybox-static
   kexec-tools makedumpfile cpio zstd
+  gcc make  # the drill builds its hung-CPU test module against the guest kernel headers
 )
 
 as_root() {

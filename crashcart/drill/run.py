@@ -341,6 +341,7 @@ def run_scenario(
             started,
             account=account,
             triage=triage,
+            release=prepared.kernel_release,
             progress=progress,
         )
     finally:
@@ -411,6 +412,7 @@ def _after_ready(
     account: Any,
     triage: bool,
     progress: Callable[[str], None],
+    release: str | None = None,
 ) -> ScenarioResult:
     action = vm.wait_for(lambda e: e.name == "action", timeout=60, what="the drill action")
     if action is None:
@@ -478,7 +480,7 @@ def _after_ready(
     if account is not None and "in the image" in str(result.remediation.get("agent")):
         _check_upload(result, account, progress)
     if triage:
-        _triage(result, progress)
+        _triage(result, progress, release)
     return _finish(result, scenario, started)
 
 
@@ -609,13 +611,15 @@ def _check_upload(result: ScenarioResult, account: Any, progress: Callable[[str]
     progress(f"  agent upload: {names}")
 
 
-def _triage(result: ScenarioResult, progress: Callable[[str], None]) -> None:
+def _triage(
+    result: ScenarioResult, progress: Callable[[str], None], release: str | None = None
+) -> None:
     try:
         from crashcart.drill import triage_bridge
     except ImportError:
         result.stage("triage", True, "skipped: crashcart.drill.triage_bridge unavailable")
         return
-    report = triage_bridge.triage_dump(result, progress=progress)
+    report = triage_bridge.triage_dump(result, release=release, progress=progress)
     if report is None:
         return
     result.triage = report

@@ -64,7 +64,9 @@ def debug_vmlinux(release: str, *, progress: Callable[[str], None] = print) -> P
     return target
 
 
-def triage_dump(result: Any, *, progress: Callable[[str], None] = print) -> dict[str, Any] | None:
+def triage_dump(
+    result: Any, *, release: str | None = None, progress: Callable[[str], None] = print
+) -> dict[str, Any] | None:
     """Run triage on the scenario's dump; records a ``triage`` stage on ``result``."""
     try:
         from crashcart.triage.core import triage
@@ -78,12 +80,15 @@ def triage_dump(result: Any, *, progress: Callable[[str], None] = print) -> dict
         return None
     vmlinux: Path | None = None
     if os.environ.get("CRASHCART_DRILL_NO_DEBUG_VMLINUX") != "1":
-        release = _release_of(vmcores[0])
         try:
-            vmlinux = debug_vmlinux(release, progress=progress)
+            vmlinux = debug_vmlinux(release or _release_of(vmcores[0]), progress=progress)
         except VmlinuxError as error:
             progress(f"  no debug vmlinux ({error}); triage from the dump's log only")
-    report = triage(vmcores[0], vmlinux)
+    try:
+        report = triage(vmcores[0], vmlinux)
+    except Exception as error:
+        result.fail("triage", f"triage raised {type(error).__name__}: {error}")
+        return None
     data = asdict(report)
     (Path(result.workdir) / "triage.json").write_text(json.dumps(data, indent=2))
     stacks = [data.get("crashing_cpu"), *list(data.get("other_cpus") or [])]
