@@ -193,7 +193,7 @@ def run(ctx: Context) -> dict[str, Any]:
                 re.search(r"would have (\d+) resources, more than the (\d+)", message)
             )
             if found:
-                boundary["resources_needed"] = int(found.group(1))
+                boundary["resources"] = int(found.group(1))
                 boundary["fits"] = limit - (int(found.group(1)) - int(found.group(2)))
             # The construct's own synth-time check (resources added to the stack after it)
             # is a clear refusal before CloudFormation; CDK's generic error is not.
@@ -307,7 +307,7 @@ def run(ctx: Context) -> dict[str, Any]:
                 f"{limit} (the most the construct accepts)",
                 base["resources"],
                 f"{base['bytes']:,}",
-                f"synth fails: {boundary.get('resources', '?')} resources > 500"
+                f"refused at synth: {boundary.get('resources', '?')} resources > 500"
                 + (f" (about {boundary['fits']} would fit)" if "fits" in boundary else ""),
                 "-",
                 "-",
@@ -356,8 +356,8 @@ def run(ctx: Context) -> dict[str, Any]:
         "explicit mode, most instances per stack": (
             f"{limit} (refuses {limit + 1} with a ConfigurationError)"
             if "synth_error" not in boundary
-            else f"the construct accepts {limit}, but that stack has "
-            f"{boundary.get('resources', '?')} resources: synth fails; about "
+            else f"the construct accepts {limit}, but that stack would have "
+            f"{boundary.get('resources', '?')} resources: the construct refuses it at synth; about "
             f"{boundary.get('fits', '?')} fit"
         ),
     }
