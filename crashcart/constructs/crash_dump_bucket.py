@@ -616,7 +616,9 @@ class CrashDumpBucket(Construct):
             "Function",
             runtime=lambda_.Runtime.PYTHON_3_14,
             handler="handler.handler",
-            code=lambda_.Code.from_asset(str(_LAMBDA_ROOT)),
+            code=lambda_.Code.from_asset(
+                str(_LAMBDA_ROOT), exclude=["__pycache__", "*.pyc", ".mypy_cache"]
+            ),
             # Every permission is in the managed policy above: CDK's automatic grants (logs,
             # dead-letter queue) would add an inline default policy.
             role=role.without_policy_updates(),

@@ -579,7 +579,7 @@ class UnresponsiveInstanceRemediation(Construct):
             runtime=lambda_.Runtime.PYTHON_3_14,
             handler="handler.handler",
             code=lambda_.Code.from_asset(
-                str(FUNCTION_ASSET), exclude=["__pycache__", "*.pyc", "tests"]
+                str(FUNCTION_ASSET), exclude=["__pycache__", "*.pyc", ".mypy_cache", "tests"]
             ),
             description="crashcart: guarded SendDiagnosticInterrupt on status-check failure",
             role=self.role,
