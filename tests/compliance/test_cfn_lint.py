@@ -1,29 +1,14 @@
-"""cfn-lint on every template of the reference app.
-
-W3005 is ignored: cfn-lint flags the DependsOn the CDK adds from a Lambda function to its
-role's default policy as redundant, but that DependsOn is what makes the policy exist before
-the function can be invoked (FACTS.md).
-"""
+"""cfn-lint on every template of the reference app (ignored checks: tests/support/cfn_lint.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-CFN_LINT = Path(sys.executable).with_name("cfn-lint")
-IGNORED = ["W3005"]
-
-
-def _lint(template: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CFN_LINT), "--format", "parseable", "--ignore-checks", *IGNORED, "--", str(template)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+from tests.support import cfn_lint as cfn_lint_support
+from tests.support.cfn_lint import IGNORED_CHECKS
+from tests.support.cfn_lint import cfn_lint as _lint
 
 
 def test_cfn_lint_passes_every_reference_template(reference_templates: dict[str, Path]) -> None:
@@ -47,6 +32,6 @@ def test_cfn_lint_can_fail(tmp_path: Path) -> None:
     assert "E3002" in result.stdout or "E3" in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize("check", IGNORED)
+@pytest.mark.parametrize("check", IGNORED_CHECKS)
 def test_only_justified_checks_are_ignored(check: str) -> None:
-    assert check in (__doc__ or "")
+    assert check in (cfn_lint_support.__doc__ or "")

@@ -6,8 +6,6 @@ One app is synthesized per module (with the nag plugins); the tests read its out
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +19,8 @@ from aws_cdk import aws_sns as sns
 from crashcart.compliance import acknowledge_all, add_compliance_checks
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
+from tests.support.cfn_lint import cfn_lint
 
-CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 STACK = "CrashDumps"
 
 
@@ -122,10 +120,5 @@ def test_acknowledgements_are_narrow(synthesized: Path) -> None:
 
 def test_cfn_lint(synthesized: Path) -> None:
     template = synthesized / f"{STACK}.template.json"
-    result = subprocess.run(
-        [str(CFN_LINT), "--format", "parseable", "--ignore-checks", "W3005", "--", str(template)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = cfn_lint(template)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -4,8 +4,6 @@ acknowledgements are listed here so that a new one shows in review."""
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -13,9 +11,9 @@ import pytest
 
 from crashcart.compliance import add_compliance_checks
 from crashcart.stacks.image_pipeline import CrashcartImagePipelineStack
+from tests.support.cfn_lint import cfn_lint
 from tests.support.pipeline import ENV, acknowledged_findings, unacknowledged_findings
 
-CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 PATH = "CrashcartImagePipeline/KdumpImagePipeline"
 IAM4 = "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
 IAM5 = "AwsSolutions::AwsSolutions-IAM5[Resource::"
@@ -73,10 +71,5 @@ def test_acknowledgements_are_exactly_the_reviewed_ones(assembly: Path) -> None:
 
 def test_cfn_lint_passes(assembly: Path) -> None:
     template = assembly / "CrashcartImagePipeline.template.json"
-    result = subprocess.run(
-        [str(CFN_LINT), "--format", "parseable", "--ignore-checks", "W3005", "--", str(template)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = cfn_lint(template)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -7,8 +7,6 @@ test, so it shows in review. docs/remediation.md explains each.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +15,9 @@ import pytest
 from crashcart.compliance import NAG_PACKS, add_compliance_checks
 from crashcart.stacks.remediation import CrashcartRemediationStack
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
+from tests.support.cfn_lint import cfn_lint
 from tests.support.remediation import INSTANCE_IDS, env, new_app, validation_report
 
-CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 STACKS = ("RemediationFleet", "RemediationExplicit")
 
 _ALL = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
@@ -128,12 +126,7 @@ def test_the_constructs_acknowledgements_are_all_in_use(
 @pytest.mark.parametrize("stack", STACKS)
 def test_cfn_lint_is_clean(assembly: Path, stack: str) -> None:
     template = assembly / f"{stack}.template.json"
-    result = subprocess.run(
-        [str(CFN_LINT), "--format", "parseable", "--ignore-checks", "W3005", "--", str(template)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = cfn_lint(template)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -11,8 +11,6 @@ One app (nag plugins on) with two stacks, synthesized once per module:
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +23,8 @@ from aws_cdk import aws_sns as sns
 from crashcart.compliance import acknowledge_all, add_compliance_checks
 from crashcart.constructs.incident_sweep import DumpOverdueSweep
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
+from tests.support.cfn_lint import cfn_lint
 
-CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 STACKS = ("SweepOwnKey", "SweepSharedKey")
 ARN = f"{TEST_REGION}:{TEST_ACCOUNT}"
 
@@ -122,10 +120,5 @@ def test_acknowledgements_are_narrow_and_listed(synthesized: Path) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_cfn_lint(synthesized: Path, stack: str) -> None:
     template = synthesized / f"{stack}.template.json"
-    result = subprocess.run(
-        [str(CFN_LINT), "--format", "parseable", "--ignore-checks", "W3005", "--", str(template)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = cfn_lint(template)
     assert result.returncode == 0, result.stdout + result.stderr
