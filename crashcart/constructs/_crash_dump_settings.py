@@ -18,6 +18,8 @@ DEFAULT_PARAMETER_NAME = "/crashcart/dump-bucket"
 DUMPS_PREFIX = "dumps/"
 #: Key prefix of the remediation function's evidence.
 EVIDENCE_PREFIX = "evidence/"
+#: Key prefix of the full triage reports: ``reports/<role id>:<instance id>/<dump id>/``.
+REPORTS_PREFIX = "reports/"
 
 # S3 lifecycle: transitions to the infrequent-access classes need 30 days in STANDARD first.
 _MIN_DAYS_BEFORE_IA = 30

@@ -34,6 +34,7 @@ from crashcart.constructs._crash_dump_settings import (
     DEFAULT_PARAMETER_NAME,
     DUMPS_PREFIX,
     EVIDENCE_PREFIX,
+    REPORTS_PREFIX,
     DumpLifecycle,
     check_object_lock,
     check_parameter_name,
@@ -233,6 +234,7 @@ class CrashDumpBucket(Construct):
         self.agent_policy: iam.ManagedPolicy | None = None
         self.read_policy: iam.ManagedPolicy | None = None
         self._upload_roles: set[str] = set()
+        self._logs_may_use_key = False
         for role in instance_roles:
             self.grant_agent(role)
 
@@ -503,45 +505,12 @@ class CrashDumpBucket(Construct):
             retention_period=cdk.Duration.days(14),
         )
         # No SQS3 acknowledgement needed: cdk-nag sees this queue is the function's DLQ.
-        log_group = logs.LogGroup(
+        log_group = self.log_group(
             scope,
             "Logs",
             retention=log_retention,
-            encryption_key=self.encryption_key if self._key_is_ours else None,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
+            holds="panic summaries, not dump contents",
         )
-        if self._key_is_ours:
-            self.encryption_key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    actions=[
-                        "kms:Encrypt*",
-                        "kms:Decrypt*",
-                        "kms:ReEncrypt*",
-                        "kms:GenerateDataKey*",
-                        "kms:Describe*",
-                    ],
-                    principals=[iam.ServicePrincipal(f"logs.{self._stack.region}.amazonaws.com")],
-                    resources=["*"],
-                    conditions={
-                        "ArnLike": {
-                            "kms:EncryptionContext:aws:logs:arn": self._stack.format_arn(
-                                service="logs",
-                                resource="log-group",
-                                resource_name="*",
-                                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                            )
-                        }
-                    },
-                )
-            )
-        else:
-            for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
-                acknowledge(
-                    log_group,
-                    f"{pack}::{pack}-CloudWatchLogGroupEncrypted",
-                    "the dump key was given by the caller and its key policy cannot be "
-                    "extended here; the log holds panic summaries, not dump contents",
-                )
 
         role = iam.Role(
             scope,
@@ -664,6 +633,63 @@ class CrashDumpBucket(Construct):
         return function
 
     # ------------------------------------------------------------------ helpers
+
+    def log_group(
+        self, scope: Construct, construct_id: str, *, retention: logs.RetentionDays, holds: str
+    ) -> logs.LogGroup:
+        """A log group for a function or job of this bucket, encrypted with the dump key.
+
+        With a key this construct created, CloudWatch Logs is allowed to use it for this
+        account's log groups (one key-policy statement, added once). A key given by the
+        caller cannot be extended here: the log group then uses CloudWatch's own
+        encryption, acknowledged with ``holds`` (what the log contains) as the reason.
+        """
+        log_group = logs.LogGroup(
+            scope,
+            construct_id,
+            retention=retention,
+            encryption_key=self.encryption_key if self._key_is_ours else None,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        if not self._key_is_ours:
+            for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
+                acknowledge(
+                    log_group,
+                    f"{pack}::{pack}-CloudWatchLogGroupEncrypted",
+                    "the dump key was given by the caller and its key policy cannot be "
+                    f"extended here; the log holds {holds}",
+                )
+        elif not self._logs_may_use_key:
+            self._logs_may_use_key = True
+            self.encryption_key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    actions=[
+                        "kms:Encrypt*",
+                        "kms:Decrypt*",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:Describe*",
+                    ],
+                    principals=[iam.ServicePrincipal(f"logs.{self._stack.region}.amazonaws.com")],
+                    resources=["*"],
+                    conditions={
+                        "ArnLike": {
+                            "kms:EncryptionContext:aws:logs:arn": self._stack.format_arn(
+                                service="logs",
+                                resource="log-group",
+                                resource_name="*",
+                                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                        }
+                    },
+                )
+            )
+        return log_group
+
+    @property
+    def reports_arn_pattern(self) -> str:
+        """ARN pattern of every full triage report (``reports/``; instances cannot write it)."""
+        return self.bucket.arn_for_objects(f"{REPORTS_PREFIX}*")
 
     def _ref(self, construct: Construct) -> str:
         """The logical id cdk-nag prints for a construct's resource."""

@@ -1,0 +1,605 @@
+"""DumpTriageJob: the full triage report of every shipped crash dump, made in AWS.
+
+The dump-arrival function (``CrashDumpBucket.notify_incidents``) gives a first summary from
+the kernel log within seconds. The full report needs the vmcore (tens of MB to many GB) and
+the kernel's debug vmlinux (~600 MB), more than a Lambda function should hold: it is made by
+an ECS Fargate task with up to 200 GiB of ephemeral storage, started by EventBridge for the
+same ``metadata.json`` event. The task runs ``crashcart.triage.job``: it looks the debug
+vmlinux up by build id in a :class:`DebugSymbolStore` (filled when the AMI is baked), writes
+``report.md`` and ``report.json`` under ``reports/`` in the dump bucket, adds their keys to the
+incident and notifies on-call.
+
+A task that fails (bad dump, no room, an AWS error, the image could not be pulled) is kept:
+EventBridge sends its stopped-task event to the ``failed_runs`` queue, which alarms.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from crashcart.compliance import acknowledge, acknowledge_all
+from crashcart.constructs._crash_dump_settings import DUMPS_PREFIX
+from crashcart.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
+    from crashcart.constructs.debug_symbol_store import DebugSymbolStore
+
+__all__ = ["DumpTriageJob", "TriageTaskSize"]
+
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+#: The image's build context is the crashcart package folder, trimmed to what the job runs.
+_IMAGE_CONTEXT_EXCLUDE = [
+    "*",
+    "!__init__.py",
+    "!errors.py",
+    "!opt_in.py",
+    "!py.typed",
+    "!triage",
+    "triage/__pycache__",
+    "**/*.pyc",
+]
+CONTAINER_NAME = "triage"
+SCRATCH_PATH = "/scratch"
+#: Fargate's task sizes: CPU units -> (smallest, largest, step) memory in MiB.
+FARGATE_MEMORY: dict[int, tuple[int, int, int]] = {
+    256: (512, 2048, 512),
+    512: (1024, 4096, 1024),
+    1024: (2048, 8192, 1024),
+    2048: (4096, 16384, 1024),
+    4096: (8192, 30720, 1024),
+    8192: (16384, 61440, 4096),
+    16384: (32768, 122880, 8192),
+}
+_EPHEMERAL_GIB = (21, 200)
+_ENDPOINT_SERVICES = {
+    "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
+    "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+    "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    "Sns": ec2.InterfaceVpcEndpointAwsService.SNS,
+}
+_NAG_PACKS_WITH_VPC_RULES = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
+
+
+class TriageTaskSize:
+    """The triage task's size, checked against what Fargate offers.
+
+    :param cpu: CPU units (1024 = 1 vCPU). Default: 1024.
+    :param memory_mib: memory. Default: 4096 (drgn needs about 300 MB for a 6.1 kernel's
+        debug info; large dumps with many tasks need more).
+    :param ephemeral_storage_gib: scratch disk for the vmcore plus the vmlinux, 21-200.
+        Default: 100 (a job refuses a dump that does not fit, with this setting's name).
+    :param timeout: the job gives up after this long. Default: 1 hour.
+    """
+
+    def __init__(
+        self,
+        *,
+        cpu: int = 1024,
+        memory_mib: int = 4096,
+        ephemeral_storage_gib: int = 100,
+        timeout: cdk.Duration | None = None,
+    ) -> None:
+        if cpu not in FARGATE_MEMORY:
+            raise ConfigurationError(
+                f"cpu={cpu}: Fargate tasks take one of {sorted(FARGATE_MEMORY)} CPU units"
+            )
+        low, high, step = FARGATE_MEMORY[cpu]
+        if not (low <= memory_mib <= high and (memory_mib - low) % step == 0):
+            raise ConfigurationError(
+                f"memory_mib={memory_mib}: with cpu={cpu} Fargate allows {low}-{high} MiB in "
+                f"steps of {step}"
+            )
+        if not _EPHEMERAL_GIB[0] <= ephemeral_storage_gib <= _EPHEMERAL_GIB[1]:
+            raise ConfigurationError(
+                f"ephemeral_storage_gib={ephemeral_storage_gib}: Fargate gives "
+                f"{_EPHEMERAL_GIB[0]}-{_EPHEMERAL_GIB[1]} GiB; the dump and the debug vmlinux "
+                "(~0.6 GiB) must fit"
+            )
+        timeout = timeout or cdk.Duration.hours(1)
+        seconds = timeout.to_seconds()
+        if not 60 <= seconds <= 24 * 3600:
+            raise ConfigurationError(
+                f"timeout={timeout.to_human_string()}: give 1 minute to 24 hours"
+            )
+        self.cpu = cpu
+        self.memory_mib = memory_mib
+        self.ephemeral_storage_gib = ephemeral_storage_gib
+        self.timeout_seconds = int(seconds)
+
+
+class DumpTriageJob(Construct):
+    """An ECS Fargate task per shipped dump: full drgn report, incident update, notification.
+
+    Example::
+
+        dumps = CrashDumpBucket(self, "Dumps")
+        dumps.notify_incidents(table=remediation.table, topic=remediation.topic)
+        DumpTriageJob(
+            self,
+            "Triage",
+            dumps=dumps,
+            table=remediation.table,
+            topic=remediation.topic,
+            symbols=symbol_store,          # DebugSymbolStore filled by KdumpImagePipeline
+        )
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        dumps: CrashDumpBucket,
+        table: dynamodb.ITable,
+        topic: sns.ITopic,
+        symbols: DebugSymbolStore | None = None,
+        vpc: ec2.IVpc | None = None,
+        subnets: ec2.SubnetSelection | None = None,
+        size: TriageTaskSize | None = None,
+        image: ecs.ContainerImage | None = None,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+    ) -> None:
+        """
+        :param dumps: the crash-dump bucket whose dumps are triaged (EventBridge
+            notifications are on). Reports go to its ``reports/`` prefix.
+        :param table: the incident table: the report's keys are added to the incident that
+            links the dump.
+        :param topic: where "report ready" and "triage failed" notifications go.
+        :param symbols: the debug-symbol store, looked up by the dump's kernel build id.
+            Default: none - reports are made from the dump's kernel log (panic string, the
+            backtraces the kernel printed) and say that symbols were missing.
+        :param vpc: the VPC the task runs in; it needs a route to S3, DynamoDB, SNS, ECR and
+            CloudWatch Logs (endpoints or NAT). Default: a new VPC with private isolated
+            subnets in two AZs, flow logs, gateway endpoints for S3 and DynamoDB and
+            interface endpoints for ECR, CloudWatch Logs and SNS (no internet route).
+        :param subnets: where in ``vpc``. Default: the VPC's private subnets.
+        :param size: CPU, memory, scratch disk, timeout. Default: ``TriageTaskSize()``.
+        :param image: the job's container image. Default: built from
+            ``crashcart/triage/Dockerfile`` at deploy time (a CDK Docker asset).
+        :param log_retention: how long the task's logs are kept. Default: one year.
+        """
+        super().__init__(scope, construct_id)
+        size = size or TriageTaskSize()
+        stack = cdk.Stack.of(self)
+        self._stack = stack
+        if vpc is None and subnets is not None:
+            raise ConfigurationError(
+                "subnets was given without vpc: subnets select from the VPC you pass"
+            )
+        own_vpc = self._isolated_vpc(dumps) if vpc is None else None
+        #: The VPC the task runs in.
+        self.vpc: ec2.IVpc = vpc or own_vpc  # type: ignore[assignment]
+        self._subnets = subnets or ec2.SubnetSelection(
+            subnet_type=(
+                ec2.SubnetType.PRIVATE_ISOLATED
+                if vpc is None
+                else ec2.SubnetType.PRIVATE_WITH_EGRESS
+            )
+        )
+        #: The ECS cluster (Container Insights on).
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=self.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+        )
+        #: The security group of the task: no inbound, HTTPS out.
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "TaskSecurityGroup",
+            vpc=self.vpc,
+            description="crashcart triage task: no inbound; HTTPS to AWS APIs",
+            allow_all_outbound=False,
+        )
+        self.security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs (endpoints)"
+        )
+        if own_vpc is not None:
+            self._endpoints(own_vpc)
+
+        log_group = dumps.log_group(
+            self, "Logs", retention=log_retention, holds="triage outcomes and panic summaries"
+        )
+        #: The task's role: read dumps, write reports, update incidents, notify.
+        self.task_role = iam.Role(
+            self,
+            "TaskRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="crashcart triage job: read a dump, write its report",
+        )
+        self.policy = self._task_policy(dumps, table, topic)
+        if symbols is not None:
+            symbols.grant_read(self.task_role)
+        #: The image asset built from crashcart/triage/Dockerfile (None with ``image``).
+        self.image_asset = (
+            ecr_assets.DockerImageAsset(
+                self,
+                "Image",
+                directory=str(_PACKAGE_ROOT),
+                file="triage/Dockerfile",
+                exclude=_IMAGE_CONTEXT_EXCLUDE,
+                platform=ecr_assets.Platform.LINUX_AMD64,
+            )
+            if image is None
+            else None
+        )
+        #: The role ECS uses to pull the image and write the logs.
+        self.execution_role = self._execution_role(log_group)
+        #: The Fargate task definition.
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TaskDefinition",
+            cpu=size.cpu,
+            memory_limit_mib=size.memory_mib,
+            ephemeral_storage_gib=size.ephemeral_storage_gib,
+            task_role=self.task_role,
+            execution_role=self.execution_role,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+            volumes=[ecs.Volume(name="scratch")],
+        )
+        environment = {
+            "CRASHCART_DUMP_BUCKET": dumps.bucket.bucket_name,
+            "CRASHCART_TABLE_NAME": table.table_name,
+            "CRASHCART_TOPIC_ARN": topic.topic_arn,
+            "CRASHCART_WORK_DIR": SCRATCH_PATH,
+            "CRASHCART_TIMEOUT_SECONDS": str(size.timeout_seconds),
+            "TMPDIR": SCRATCH_PATH,
+        }
+        if symbols is not None:
+            environment["CRASHCART_SYMBOL_BUCKET"] = symbols.bucket.bucket_name
+        #: The job's container.
+        self.container = self.task_definition.add_container(
+            CONTAINER_NAME,
+            container_name=CONTAINER_NAME,
+            image=image or ecs.ContainerImage.from_docker_image_asset(self.image_asset),  # type: ignore[arg-type]
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="triage", log_group=log_group),
+            environment=environment,
+            readonly_root_filesystem=True,
+            user="10001:10001",
+        )
+        self.container.add_mount_points(
+            ecs.MountPoint(container_path=SCRATCH_PATH, source_volume="scratch", read_only=False)
+        )
+        self._acknowledge_task_definition()
+
+        #: Stopped-task events of failed runs (the event names the dump in its overrides).
+        self.failed_runs = sqs.Queue(
+            self,
+            "FailedRuns",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=dumps.encryption_key,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        #: Events EventBridge could not deliver (RunTask refused, throttled past retries).
+        self.undelivered = sqs.Queue(
+            self,
+            "Undelivered",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=dumps.encryption_key,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        for queue in (self.failed_runs, self.undelivered):
+            acknowledge(
+                queue,
+                "AwsSolutions::AwsSolutions-SQS3",
+                "this queue is itself the dead-letter store of failed triage runs / events",
+            )
+        #: The rule that starts a task for every dump's metadata.json.
+        self.rule = events.Rule(
+            self,
+            "DumpShipped",
+            description="crashcart: a crash dump was shipped (metadata.json) -> full triage",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [dumps.bucket.bucket_name]},
+                    "object": {"key": [{"wildcard": f"{DUMPS_PREFIX}*/*/metadata.json"}]},
+                },
+            ),
+            targets=[
+                targets.EcsTask(
+                    cluster=self.cluster,
+                    task_definition=self.task_definition,
+                    launch_type=ecs.LaunchType.FARGATE,
+                    platform_version=ecs.FargatePlatformVersion.LATEST,
+                    subnet_selection=self._subnets,
+                    security_groups=[self.security_group],
+                    assign_public_ip=False,
+                    container_overrides=[
+                        targets.ContainerOverride(
+                            container_name=CONTAINER_NAME,
+                            environment=[
+                                targets.TaskEnvironmentVariable(
+                                    name="CRASHCART_METADATA_KEY",
+                                    value=events.EventField.from_path("$.detail.object.key"),
+                                )
+                            ],
+                        )
+                    ],
+                    role=self._events_role(),
+                    dead_letter_queue=self.undelivered,
+                    retry_attempts=8,
+                    max_event_age=cdk.Duration.hours(6),
+                )
+            ],
+        )
+        #: The rule that keeps the stopped-task event of every failed run.
+        self.failure_rule = events.Rule(
+            self,
+            "RunFailed",
+            description="crashcart: a triage task stopped with an error -> failed_runs queue",
+            event_pattern=events.EventPattern(
+                source=["aws.ecs"],
+                detail_type=["ECS Task State Change"],
+                detail={
+                    "clusterArn": [self.cluster.cluster_arn],
+                    "lastStatus": ["STOPPED"],
+                    "$or": [
+                        {"containers": {"exitCode": [{"anything-but": 0}]}},
+                        {"stopCode": [{"anything-but": "EssentialContainerExited"}]},
+                    ],
+                },
+            ),
+            targets=[targets.SqsQueue(self.failed_runs)],
+        )
+        for name, queue in (
+            ("FailedRunsAlarm", self.failed_runs),
+            ("UndeliveredAlarm", self.undelivered),
+        ):
+            alarm = cloudwatch.Alarm(
+                self,
+                name,
+                alarm_description=(
+                    f"crashcart: a crash dump was not triaged; the event is in {queue.node.id}"
+                ),
+                metric=queue.metric_approximate_number_of_messages_visible(
+                    period=cdk.Duration.minutes(5), statistic="Maximum"
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+
+    # ------------------------------------------------------------------ parts
+
+    def _task_policy(
+        self, dumps: CrashDumpBucket, table: dynamodb.ITable, topic: sns.ITopic
+    ) -> iam.ManagedPolicy:
+        via_s3 = {"kms:ViaService": f"s3.{self._stack.region}.{self._stack.url_suffix}"}
+        statements = [
+            iam.PolicyStatement(
+                sid="ReadDumps",
+                actions=["s3:GetObject"],
+                resources=[dumps.dumps_arn_pattern],
+            ),
+            iam.PolicyStatement(
+                sid="WriteReports",
+                actions=["s3:PutObject"],
+                resources=[dumps.reports_arn_pattern],
+            ),
+            iam.PolicyStatement(
+                sid="DumpKeyThroughS3",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[dumps.encryption_key.key_arn],
+                conditions={"StringEquals": via_s3},
+            ),
+            iam.PolicyStatement(
+                sid="LinkReportToIncident",
+                actions=["dynamodb:Query", "dynamodb:UpdateItem"],
+                resources=[table.table_arn],
+            ),
+            iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[topic.topic_arn]),
+        ]
+        if table.encryption_key is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="IncidentTableKey",
+                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                    resources=[table.encryption_key.key_arn],
+                )
+            )
+        if topic.master_key is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="TopicKey",
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=[topic.master_key.key_arn],
+                )
+            )
+        policy = iam.ManagedPolicy(
+            self,
+            "TaskPolicy",
+            description="crashcart triage job: read a dump, write its report, update the incident",
+            statements=statements,
+            roles=[self.task_role],
+        )
+        bucket_ref = self._ref(dumps.bucket)
+        acknowledge_all(
+            policy,
+            {
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::<{bucket_ref}.Arn>/dumps/*]": (
+                    "the job reads the dump whichever instance shipped it: any key under "
+                    "dumps/ (read only)"
+                ),
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::<{bucket_ref}.Arn>/reports/*]": (
+                    "the job writes reports/<instance>/<dump id>/report.{md,json} for "
+                    "whichever dump it triaged; instances cannot write reports/"
+                ),
+            },
+        )
+        return policy
+
+    def _execution_role(self, log_group: logs.ILogGroup) -> iam.Role:
+        """Pull the job's image and write its logs. With a caller's image, CDK grants the pull."""
+        role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="crashcart triage job: ECS pulls the image and writes the logs",
+        )
+        if self.image_asset is None:
+            acknowledge_all(
+                role,
+                {
+                    f"{pack}::{pack}-IAMNoInlinePolicy": "the caller's container image: CDK "
+                    "grants its pull (registry, secret) in the role's default policy"
+                    for pack in _NAG_PACKS_WITH_VPC_RULES
+                },
+            )
+            return role
+        policy = iam.ManagedPolicy(
+            self,
+            "ExecutionPolicy",
+            description="crashcart triage job: pull the job image, write the job logs",
+            statements=[
+                iam.PolicyStatement(
+                    sid="PullJobImage",
+                    actions=[
+                        "ecr:BatchCheckLayerAvailability",
+                        "ecr:GetDownloadUrlForLayer",
+                        "ecr:BatchGetImage",
+                    ],
+                    resources=[self.image_asset.repository.repository_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="RegistryLogin",
+                    actions=["ecr:GetAuthorizationToken"],
+                    resources=["*"],
+                ),
+                iam.PolicyStatement(
+                    sid="WriteJobLogs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[log_group.log_group_arn],
+                ),
+            ],
+            roles=[role],
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken has no resource-level permissions; the pull itself "
+            "is scoped to the asset repository",
+        )
+        # Every permission is in the managed policy: CDK's own grants would add an inline one.
+        return role.without_policy_updates()  # type: ignore[return-value]
+
+    def _events_role(self) -> iam.IRole:
+        """EventBridge runs this task definition on this cluster, passing its two roles."""
+        role = iam.Role(
+            self,
+            "EventsRole",
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+            description="crashcart triage job: EventBridge starts the task",
+        )
+        iam.ManagedPolicy(
+            self,
+            "EventsPolicy",
+            description="crashcart triage job: run the triage task on its cluster",
+            statements=[
+                iam.PolicyStatement(
+                    sid="RunTriageTask",
+                    actions=["ecs:RunTask"],
+                    resources=[self.task_definition.task_definition_arn],
+                    conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+                ),
+                iam.PolicyStatement(
+                    sid="PassTaskRoles",
+                    actions=["iam:PassRole"],
+                    resources=[self.task_role.role_arn, self.execution_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+                ),
+            ],
+            roles=[role],
+        )
+        return role.without_policy_updates()
+
+    def _acknowledge_task_definition(self) -> None:
+        acknowledge(
+            self.task_definition,
+            "AwsSolutions::AwsSolutions-ECS2",
+            "the environment holds resource names (bucket, table, topic ARN) and sizes, no secrets",
+        )
+
+    def _isolated_vpc(self, dumps: CrashDumpBucket) -> ec2.Vpc:
+        """Two private isolated subnets; flow logs go to the dump bucket's access-log bucket."""
+        vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=2,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="triage", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
+                )
+            ],
+            restrict_default_security_group=False,
+            flow_logs={
+                "all": ec2.FlowLogOptions(
+                    destination=ec2.FlowLogDestination.to_s3(
+                        dumps.access_logs_bucket, "triage-vpc-flow-logs/"
+                    ),
+                    traffic_type=ec2.FlowLogTrafficType.ALL,
+                )
+            },
+        )
+        for pack in _NAG_PACKS_WITH_VPC_RULES:
+            acknowledge(
+                vpc,
+                f"{pack}::{pack}-VPCDefaultSecurityGroupClosed",
+                "nothing in this VPC uses its default security group (the task and the "
+                "endpoints have their own); closing it needs a custom-resource Lambda",
+            )
+        return vpc
+
+    def _endpoints(self, vpc: ec2.Vpc) -> None:
+        """Gateway endpoints for S3 and DynamoDB; interface endpoints open to the task only."""
+        vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+        vpc.add_gateway_endpoint("DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB)
+        endpoints = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=vpc,
+            description="crashcart triage VPC endpoints: HTTPS from the triage task only",
+            allow_all_outbound=False,
+        )
+        endpoints.add_ingress_rule(
+            self.security_group, ec2.Port.tcp(443), "HTTPS from the triage task"
+        )
+        for name, service in _ENDPOINT_SERVICES.items():
+            vpc.add_interface_endpoint(
+                name,
+                service=service,
+                private_dns_enabled=True,
+                security_groups=[endpoints],
+                open=False,
+            )
+
+    def _ref(self, construct: Construct) -> str:
+        child = construct.node.default_child
+        assert isinstance(child, cdk.CfnElement)
+        return self._stack.get_logical_id(child)

@@ -1,0 +1,227 @@
+"""DumpTriageJob's template: what runs, when, where, with which permissions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk.assertions import Match, Template
+
+from crashcart.constructs.dump_triage_job import DumpTriageJob, TriageTaskSize
+from crashcart.errors import ConfigurationError
+from tests.support import triage_job as support
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    job = support.job_stack(cdk.App())
+    return Template.from_stack(cdk.Stack.of(job))
+
+
+def _one(template: Template, kind: str, props: dict[str, Any] | None = None) -> dict[str, Any]:
+    found = template.find_resources(kind, {"Properties": props} if props else None)
+    assert len(found) == 1, (kind, list(found))
+    return dict(next(iter(found.values()))["Properties"])
+
+
+def _policy(template: Template, description_start: str) -> list[dict[str, Any]]:
+    for resource in template.find_resources("AWS::IAM::ManagedPolicy").values():
+        if resource["Properties"]["Description"].startswith(description_start):
+            return list(resource["Properties"]["PolicyDocument"]["Statement"])
+    raise AssertionError(f"no managed policy described {description_start!r}")
+
+
+def test_the_task_is_sized_for_a_dump_and_runs_read_only_as_a_user(template: Template) -> None:
+    task = _one(template, "AWS::ECS::TaskDefinition")
+    assert (task["Cpu"], task["Memory"]) == ("1024", "4096")
+    assert task["EphemeralStorage"] == {"SizeInGiB": 100}
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    assert task["RuntimePlatform"] == {
+        "CpuArchitecture": "X86_64",
+        "OperatingSystemFamily": "LINUX",
+    }
+    (container,) = task["ContainerDefinitions"]
+    assert container["ReadonlyRootFilesystem"] is True
+    assert container["User"] == "10001:10001"
+    assert container["MountPoints"] == [
+        {"ContainerPath": "/scratch", "ReadOnly": False, "SourceVolume": "scratch"}
+    ]
+    env = {item["Name"]: item["Value"] for item in container["Environment"]}
+    assert env["CRASHCART_WORK_DIR"] == env["TMPDIR"] == "/scratch"
+    assert env["CRASHCART_TIMEOUT_SECONDS"] == "3600"
+    assert "CRASHCART_SYMBOL_BUCKET" not in env  # no store given
+    assert "CRASHCART_METADATA_KEY" not in env  # comes from each event
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+
+
+def test_every_shipped_dump_starts_one_task_with_its_key(template: Template) -> None:
+    rule = _one(
+        template,
+        "AWS::Events::Rule",
+        {"Description": Match.string_like_regexp("full triage")},
+    )
+    assert rule["EventPattern"]["detail"]["object"] == {
+        "key": [{"wildcard": "dumps/*/*/metadata.json"}]
+    }
+    (target,) = rule["Targets"]
+    ecs = target["EcsParameters"]
+    assert ecs["LaunchType"] == "FARGATE" and ecs["TaskCount"] == 1
+    assert ecs["NetworkConfiguration"]["AwsVpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 21600, "MaximumRetryAttempts": 8}
+    assert "DeadLetterConfig" in target
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"] == {"detail-object-key": "$.detail.object.key"}
+    overrides = json.loads(transformer["InputTemplate"].replace("<detail-object-key>", '"K"'))
+    assert overrides == {
+        "containerOverrides": [
+            {"name": "triage", "environment": [{"name": "CRASHCART_METADATA_KEY", "value": "K"}]}
+        ]
+    }
+
+
+def test_failed_runs_are_kept_and_alarm(template: Template) -> None:
+    rule = _one(template, "AWS::Events::Rule", {"Description": Match.string_like_regexp("stopped")})
+    detail = rule["EventPattern"]["detail"]
+    assert detail["lastStatus"] == ["STOPPED"]
+    assert detail["$or"] == [
+        {"containers": {"exitCode": [{"anything-but": 0}]}},
+        {"stopCode": [{"anything-but": "EssentialContainerExited"}]},
+    ]
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    assert len(alarms) == 2
+    for alarm in alarms.values():
+        props = alarm["Properties"]
+        assert props["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        assert props["Threshold"] == 1 and props["AlarmActions"] == [{"Ref": "TopicBFC7AF6E"}]
+    for queue in template.find_resources("AWS::SQS::Queue").values():
+        assert "KmsMasterKeyId" in queue["Properties"]
+
+
+def test_the_task_role_reads_dumps_writes_reports_and_nothing_else(template: Template) -> None:
+    statements = {s["Sid"]: s for s in _policy(template, "crashcart triage job: read a dump")}
+    assert set(statements) == {
+        "ReadDumps",
+        "WriteReports",
+        "DumpKeyThroughS3",
+        "LinkReportToIncident",
+        "Notify",
+        "IncidentTableKey",
+        "TopicKey",
+    }
+    assert statements["ReadDumps"]["Action"] == "s3:GetObject"
+    assert statements["ReadDumps"]["Resource"]["Fn::Join"][1][1] == "/dumps/*"
+    assert statements["WriteReports"]["Action"] == "s3:PutObject"
+    assert statements["WriteReports"]["Resource"]["Fn::Join"][1][1] == "/reports/*"
+    assert statements["DumpKeyThroughS3"]["Condition"]["StringEquals"]["kms:ViaService"]
+    assert statements["LinkReportToIncident"]["Action"] == ["dynamodb:Query", "dynamodb:UpdateItem"]
+    actions = {a for s in statements.values() for a in _list(s["Action"])}
+    assert not [a for a in actions if a.endswith(("Delete*", "DeleteObject", "*"))]
+    # no inline policies anywhere: every permission is in a reviewed managed policy
+    assert template.find_resources("AWS::IAM::Policy") == {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_eventbridge_may_run_only_this_task_on_this_cluster(template: Template) -> None:
+    statements = {s["Sid"]: s for s in _policy(template, "crashcart triage job: run the")}
+    run = statements["RunTriageTask"]
+    assert run["Action"] == "ecs:RunTask"
+    assert list(run["Resource"]) == ["Ref"]  # this task definition, not a wildcard
+    assert "ecs:cluster" in run["Condition"]["ArnEquals"]
+    passing = statements["PassTaskRoles"]
+    assert passing["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+    assert len(passing["Resource"]) == 2
+
+
+def test_the_vpc_has_no_way_to_the_internet(template: Template) -> None:
+    template.resource_count_is("AWS::EC2::InternetGateway", 0)
+    template.resource_count_is("AWS::EC2::NatGateway", 0)
+    template.resource_count_is("AWS::EC2::Route", 0)
+    endpoints = template.find_resources("AWS::EC2::VPCEndpoint")
+    services = sorted(
+        json.dumps(e["Properties"]["ServiceName"]).split(".")[-1].strip('"]}')
+        for e in endpoints.values()
+    )
+    assert len(endpoints) == 6, services
+    task_sg = _one(
+        template,
+        "AWS::EC2::SecurityGroup",
+        {"GroupDescription": Match.string_like_regexp("^crashcart triage task")},
+    )
+    assert "SecurityGroupIngress" not in task_sg
+    assert task_sg["SecurityGroupEgress"] == [
+        {
+            "CidrIp": "0.0.0.0/0",
+            "Description": "HTTPS to AWS APIs (endpoints)",
+            "FromPort": 443,
+            "IpProtocol": "tcp",
+            "ToPort": 443,
+        }
+    ]
+    ingress = _one(template, "AWS::EC2::SecurityGroupIngress")
+    assert ingress["FromPort"] == ingress["ToPort"] == 443
+    assert "SourceSecurityGroupId" in ingress and "CidrIp" not in ingress
+    flow = _one(template, "AWS::EC2::FlowLog")
+    assert flow["LogDestinationType"] == "s3" and flow["TrafficType"] == "ALL"
+
+
+def test_a_given_vpc_is_used_as_is() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Net", env=cdk.Environment(account="111111111111", region="eu-west-1"))
+    vpc = ec2.Vpc(stack, "Shared", max_azs=2)
+    job = support.job_stack(app, "WithVpc", vpc=vpc)
+    template = Template.from_stack(cdk.Stack.of(job))
+    template.resource_count_is("AWS::EC2::VPC", 0)
+    template.resource_count_is("AWS::EC2::VPCEndpoint", 0)
+    rule = _one(
+        template,
+        "AWS::Events::Rule",
+        {"Description": Match.string_like_regexp("full triage")},
+    )
+    subnets = rule["Targets"][0]["EcsParameters"]["NetworkConfiguration"]["AwsVpcConfiguration"][
+        "Subnets"
+    ]
+    assert len(subnets) == 2 and all("Private" in json.dumps(s) for s in subnets)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cpu": 1000}, "cpu=1000: Fargate tasks take one of"),
+        ({"memory_mib": 1024}, "memory_mib=1024: with cpu=1024 Fargate allows 2048-8192"),
+        ({"cpu": 256, "memory_mib": 4096}, "with cpu=256 Fargate allows 512-2048"),
+        ({"memory_mib": 4500}, "in steps of 1024"),
+        ({"ephemeral_storage_gib": 20}, "ephemeral_storage_gib=20: Fargate gives 21-200 GiB"),
+        ({"ephemeral_storage_gib": 201}, "ephemeral_storage_gib=201"),
+        ({"timeout": cdk.Duration.seconds(30)}, "give 1 minute to 24 hours"),
+    ],
+)
+def test_bad_sizes_fail_at_synth_naming_the_value(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
+        TriageTaskSize(**kwargs)
+
+
+def test_subnets_without_a_vpc_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="subnets was given without vpc"):
+        support.job_stack(cdk.App(), subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC))
+
+
+def test_size_reaches_the_task_definition() -> None:
+    job = support.job_stack(
+        cdk.App(),
+        size=TriageTaskSize(cpu=2048, memory_mib=8192, ephemeral_storage_gib=200),
+    )
+    assert isinstance(job, DumpTriageJob)
+    task = _one(Template.from_stack(cdk.Stack.of(job)), "AWS::ECS::TaskDefinition")
+    assert (task["Cpu"], task["Memory"], task["EphemeralStorage"]) == (
+        "2048",
+        "8192",
+        {"SizeInGiB": 200},
+    )
