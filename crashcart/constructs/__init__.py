@@ -7,6 +7,7 @@ from crashcart.constructs.crash_dump_bucket import (
     CrashDumpBucket,
     DumpLifecycle,
 )
+from crashcart.constructs.debug_symbol_store import DebugSymbolStore
 from crashcart.constructs.diagnostic_interrupt_access import (
     INTERRUPT_ACTION,
     DiagnosticInterruptOperatorPolicy,
@@ -38,6 +39,7 @@ __all__ = [
     "AttestationPolicy",
     "CircuitBreaker",
     "CrashDumpBucket",
+    "DebugSymbolStore",
     "DiagnosticInterruptOperatorPolicy",
     "DistributionTarget",
     "DumpLifecycle",
