@@ -23,6 +23,97 @@ Platform = Literal["Linux", "Windows"]
 
 
 @dataclass(frozen=True, kw_only=True)
+class DebugSymbolsInfo:
+    """How a Linux family gets the debug vmlinux of its running kernel, and rids itself of it.
+
+    The bash snippets are spliced into the debug-symbols component document
+    (``templates/debug-symbols.yaml``), which records the installed packages before and
+    after ``install`` and hands the difference to ``remove``.
+    """
+
+    #: Bash run with ``release`` = ``uname -r``: install the running kernel's debug package
+    #: and set ``package`` to its name (recorded as metadata.json's ``source_package``).
+    install: str
+    #: Bash run with the array ``added`` (possibly empty) = the packages ``install`` added:
+    #: remove them, their downloaded archives and any repository set-up ``install`` made.
+    remove: str
+    #: Bash printing the names of the installed packages, one a line.
+    list_packages: str
+    #: Where the package puts the debug vmlinux (``{release}`` = ``uname -r``); the
+    #: publisher looks there (and in the other standard place).
+    vmlinux_path: str
+    #: Why the family's path is unverified (a synth-time warning), or None.
+    unverified: str | None = None
+
+
+_APT_LIST = "dpkg-query -W -f='${Package}\\n'"
+_APT_REMOVE = """if [ "${#added[@]}" -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${added[@]}"
+fi
+apt-get clean"""
+_DNF_LIST = "rpm -qa --qf '%{NAME}\\n' | grep -v '^gpg-pubkey$'"
+_DNF_REMOVE = """if [ "${#added[@]}" -gt 0 ]; then
+  dnf -y remove "${added[@]}"
+fi
+dnf clean packages"""
+
+
+def _dnf_install(repositories: str) -> str:
+    """Install ``<kernel source package>-debuginfo-<uname -r>`` from ``repositories`` (a glob).
+
+    The debuginfo package is named after the kernel's *source* package (``kernel``, or
+    ``kernel6.12`` for Amazon Linux's newer kernel series) and has the kernel's exact
+    version-release.arch, which is what ``uname -r`` prints on these families.
+    """
+    return f'''kernel_file="/lib/modules/${{release}}/vmlinuz"
+if [ ! -e "$kernel_file" ]; then
+  kernel_file="/boot/vmlinuz-${{release}}"
+fi
+source_rpm=$(rpm -qf --qf '%{{SOURCERPM}}' "$kernel_file")
+package="${{source_rpm%-*-*}}-debuginfo-${{release}}"
+dnf -y --enablerepo='{repositories}' install "$package"'''
+
+
+_DEBIAN_INSTALL = '''package="linux-image-${release}-dbg"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "$package"'''
+
+_UBUNTU_INSTALL = '''package="linux-image-unsigned-${release}-dbgsym"
+codename=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release)
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends ubuntu-dbgsym-keyring
+printf 'deb http://ddebs.ubuntu.com %s main restricted universe multiverse\\n' \\
+  "$codename" "${codename}-updates" >/etc/apt/sources.list.d/crashcart-ddebs.list
+apt-get update -q
+apt-get install -y -q --no-install-recommends "$package"'''
+
+_UBUNTU_REMOVE = (
+    _APT_REMOVE
+    + """
+rm -f /etc/apt/sources.list.d/crashcart-ddebs.list
+apt-get update -q"""
+)
+
+_DEBIAN_DEBUG_SYMBOLS = DebugSymbolsInfo(
+    install=_DEBIAN_INSTALL,
+    remove=_APT_REMOVE,
+    list_packages=_APT_LIST,
+    vmlinux_path="/usr/lib/debug/boot/vmlinux-{release}",
+)
+_UBUNTU_DEBUG_SYMBOLS = DebugSymbolsInfo(
+    install=_UBUNTU_INSTALL,
+    remove=_UBUNTU_REMOVE,
+    list_packages=_APT_LIST,
+    vmlinux_path="/usr/lib/debug/boot/vmlinux-{release}",
+    unverified="Ubuntu's kernel debug symbols come from the ddebs archive "
+    "(http://ddebs.ubuntu.com, signed by ubuntu-dbgsym-keyring), which the build subnet "
+    "must reach; linux-image-unsigned-<release>-dbgsym was not tried in a bake",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
 class FamilyInfo:
     """What crashcart needs to know about one OS family."""
 
@@ -48,6 +139,9 @@ class FamilyInfo:
     aws_stig: bool
     #: Fragment that provides the crashcart agent's runtime needs (an AWS CLI), or None.
     agent_prerequisites: str | None = None
+    #: How the debug-symbols component installs and removes the kernel's debug vmlinux
+    #: (Linux), or None (Windows: dumps are read with WinDbg and Microsoft's symbol server).
+    debug_symbols: DebugSymbolsInfo | None = None
 
 
 FAMILIES: dict[str, FamilyInfo] = {
@@ -69,6 +163,12 @@ FAMILIES: dict[str, FamilyInfo] = {
             root_volume_gib=20,
             aws_stig=True,
             agent_prerequisites="agent-prereqs-al2023",
+            debug_symbols=DebugSymbolsInfo(
+                install=_dnf_install("*debuginfo*"),
+                remove=_DNF_REMOVE,
+                list_packages=_DNF_LIST,
+                vmlinux_path="/usr/lib/debug/lib/modules/{release}/vmlinux",
+            ),
         ),
         FamilyInfo(
             family="debian-12",
@@ -86,6 +186,7 @@ FAMILIES: dict[str, FamilyInfo] = {
             root_volume_gib=20,
             aws_stig=False,  # there is no DISA STIG for Debian
             agent_prerequisites="agent-prereqs-apt",
+            debug_symbols=_DEBIAN_DEBUG_SYMBOLS,
         ),
         FamilyInfo(
             family="ubuntu-22.04",
@@ -109,6 +210,7 @@ FAMILIES: dict[str, FamilyInfo] = {
             root_volume_gib=20,
             aws_stig=True,
             agent_prerequisites="agent-prereqs-apt",
+            debug_symbols=_UBUNTU_DEBUG_SYMBOLS,
         ),
         FamilyInfo(
             family="ubuntu-24.04",
@@ -132,6 +234,7 @@ FAMILIES: dict[str, FamilyInfo] = {
             root_volume_gib=20,
             aws_stig=True,
             agent_prerequisites="agent-prereqs-apt",
+            debug_symbols=_UBUNTU_DEBUG_SYMBOLS,
         ),
         FamilyInfo(
             family="rhel-9",
@@ -149,6 +252,15 @@ FAMILIES: dict[str, FamilyInfo] = {
             root_volume_gib=20,
             aws_stig=True,
             agent_prerequisites="agent-prereqs-venv",
+            debug_symbols=DebugSymbolsInfo(
+                install=_dnf_install("*-debug-rpms"),
+                remove=_DNF_REMOVE,
+                list_packages=_DNF_LIST,
+                vmlinux_path="/usr/lib/debug/lib/modules/{release}/vmlinux",
+                unverified="RHEL's kernel-debuginfo comes from the RHUI debug repositories "
+                "(rhel-9-*-rhui-debug-rpms) of the EC2 RHEL images; enabling them by the "
+                "'*-debug-rpms' glob was not tried in a bake",
+            ),
         ),
         FamilyInfo(
             family="windows-server-2022",

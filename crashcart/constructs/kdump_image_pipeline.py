@@ -2,7 +2,8 @@
 
 Recipe order: OS update -> hardening (the AWS STIG component or yours) -> crashcart
 crash-dump component (kdump enable, crashcart agent, reboot; validate; test on a fresh
-instance). Built from the L1 ``aws_imagebuilder`` resources; see docs/pipeline.md.
+instance) -> optionally the debug-symbols component (publish the kernel's debug vmlinux to a
+DebugSymbolStore). Built from the L1 ``aws_imagebuilder`` resources; see docs/pipeline.md.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from crashcart.compliance import acknowledge, acknowledge_all
+from crashcart.components.debug_symbols import (
+    BUCKET_PARAMETER,
+    debug_symbols_info,
+    render_debug_symbols,
+)
+from crashcart.components.debug_symbols import PHASE_SET as DEBUG_SYMBOLS_PHASE_SET
 from crashcart.components.families import DEFAULT_FAMILY, FAMILIES, Architecture, Family
 from crashcart.components.render import AGENT_MISSING_NOTE, agent_files, render_component
 from crashcart.constructs._image_pipeline_props import (
@@ -37,6 +44,7 @@ from crashcart.constructs._image_pipeline_validation import (
     check_working_directory,
     version_from_content,
 )
+from crashcart.constructs.debug_symbol_store import DebugSymbolStore
 from crashcart.errors import ConfigurationError
 from crashcart.kdump import KdumpSettings, WindowsCrashDumpSettings
 
@@ -84,7 +92,8 @@ class KdumpImagePipeline(Construct):
     Attributes: :attr:`pipeline`, :attr:`recipe`, :attr:`components` (in recipe order),
     :attr:`infrastructure_configuration`, :attr:`distribution_configuration`,
     :attr:`lifecycle_policy`, :attr:`instance_role`, :attr:`key`, :attr:`log_bucket`,
-    :attr:`topic`, :attr:`candidate_ami_parameter_name`, :attr:`component_documents`.
+    :attr:`topic`, :attr:`candidate_ami_parameter_name`, :attr:`component_documents`,
+    :attr:`debug_symbols`.
     """
 
     def __init__(
@@ -115,6 +124,7 @@ class KdumpImagePipeline(Construct):
         root_volume_gib: int | None = None,
         root_device_name: str | None = None,
         image_tests_timeout_minutes: int = 90,
+        debug_symbols: DebugSymbolStore | None = None,
     ) -> None:
         """Create the pipeline.
 
@@ -162,6 +172,13 @@ class KdumpImagePipeline(Construct):
         :param root_device_name: root device of the parent AMI. Default: the family's
             (``/dev/xvda`` for Amazon Linux and Debian, ``/dev/sda1`` otherwise).
         :param image_tests_timeout_minutes: test-phase timeout. Default: 90.
+        :param debug_symbols: publish the debug vmlinux of each AMI's kernel to this store,
+            by build id (for full triage with drgn): a debug-symbols component right after
+            the crash-dump component (after its reboot, so the running kernel is the AMI's)
+            installs the distribution's debug package, publishes, and removes the package;
+            the instance role gets ``debug_symbols.grant_publish``. Linux only (Windows:
+            ConfigurationError). Default: None - no symbols published (triage falls back to
+            the kernel log the dump carries).
         """
         super().__init__(scope, construct_id)
         # Server access logs are delivered under a bucket policy, not an ACL (the
@@ -189,6 +206,9 @@ class KdumpImagePipeline(Construct):
                 "support). The image is built and kdump armed, but prove it with an in-account "
                 "crash drill before relying on it.",
             )
+
+        if debug_symbols is not None:
+            debug_symbols_info(family)  # ConfigurationError on Windows, with the reason
 
         # Settings for the platform.
         settings: KdumpSettings | WindowsCrashDumpSettings
@@ -411,6 +431,35 @@ class KdumpImagePipeline(Construct):
                 component_arn=crash_dump.attr_arn
             )
         )
+        #: The debug-symbol store the build publishes to, or None.
+        self.debug_symbols = debug_symbols
+        if debug_symbols is not None:
+            # After the crash-dump component: its build phase ends with the reboot into the
+            # AMI's kernel, and build phases run in recipe order.
+            symbols_component = self._component(
+                "DebugSymbolsComponent",
+                render_debug_symbols(family),
+                phase_set=DEBUG_SYMBOLS_PHASE_SET,
+                platform=info.platform,
+                version=component_version,
+            )
+            component_arns.append(
+                imagebuilder.CfnImageRecipe.ComponentConfigurationProperty(
+                    component_arn=symbols_component.attr_arn,
+                    parameters=[
+                        imagebuilder.CfnImageRecipe.ComponentParameterProperty(
+                            name=BUCKET_PARAMETER, value=[debug_symbols.bucket.bucket_name]
+                        )
+                    ],
+                )
+            )
+            unverified = debug_symbols_info(family).unverified
+            if unverified:
+                cdk.Annotations.of(self).add_warning_v2(
+                    "crashcart:debug-symbols-unverified",
+                    f"debug symbols on {info.label} are unverified: {unverified}. A failed "
+                    "install or publish fails the image build.",
+                )
 
         # --- Recipe ---------------------------------------------------------------------------
         pipeline_tag_value = cdk.Names.unique_id(self)[-60:]
@@ -584,6 +633,8 @@ class KdumpImagePipeline(Construct):
 
         # --- Instance role permissions (least privilege) ------------------------------------
         self._grant_instance_role(pipeline_tag_value)
+        if debug_symbols is not None:
+            debug_symbols.grant_publish(self.instance_role)
 
         # --- Lifecycle policy -------------------------------------------------------------------
         self.lifecycle_policy: imagebuilder.CfnLifecyclePolicy | None = None
