@@ -1,8 +1,8 @@
 """crashcart in one file: the README's quick start (tests/unit/test_examples.py runs it).
 
-A tooling stack bakes kdump-ready AMIs; a workload stack watches opted-in instances,
-interrupts a hung one (dry run first), collects its dump and lets on-call engineers
-interrupt by hand.
+A tooling stack bakes kdump-ready AMIs and keeps their kernels' debug symbols; a workload
+stack watches opted-in instances, interrupts a hung one (dry run first), collects its dump,
+makes the full triage report and lets on-call engineers interrupt by hand.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from aws_cdk import aws_iam as iam
 from crashcart import OptInTag
 from crashcart.constructs import (
     CrashDumpBucket,
+    DebugSymbolStore,
     DiagnosticInterruptOperatorPolicy,
     DumpOverdueSweep,
+    DumpTriageJob,
     FleetWatch,
     KdumpImagePipeline,
     UnresponsiveInstanceRemediation,
@@ -24,9 +26,11 @@ from crashcart.constructs import (
 def build(app: cdk.App) -> list[cdk.Stack]:
     tag = OptInTag()  # crashcart:diagnostic-interrupt = enabled
 
-    # bake: an Image Builder pipeline for Amazon Linux 2023 AMIs with kdump armed
+    # bake: an Image Builder pipeline for Amazon Linux 2023 AMIs with kdump armed,
+    # publishing each kernel's debug vmlinux to a symbol store (by build id)
     tooling = cdk.Stack(app, "Tooling")
-    KdumpImagePipeline(tooling, "Images", architecture="x86_64")
+    symbols = DebugSymbolStore(tooling, "Symbols")
+    KdumpImagePipeline(tooling, "Images", architecture="x86_64", debug_symbols=symbols)
 
     # detect, interrupt, capture: every opted-in instance of the account and region
     workload = cdk.Stack(app, "Workload")
@@ -41,6 +45,15 @@ def build(app: cdk.App) -> list[cdk.Stack]:
         dry_run=True,  # shadow mode: every guard runs, the interrupt is a DryRun call
     )
     dumps.notify_incidents(table=remediation.table, topic=remediation.topic)
+    # triage: a Fargate task per dump writes the full report with the kernel's symbols
+    DumpTriageJob(
+        workload,
+        "Triage",
+        dumps=dumps,
+        table=remediation.table,
+        topic=remediation.topic,
+        symbols=symbols,
+    )
     DumpOverdueSweep(
         workload,
         "OverdueDumps",

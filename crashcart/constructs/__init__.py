@@ -15,6 +15,7 @@ from crashcart.constructs.diagnostic_interrupt_access import (
     interrupt_statement,
     tag_tamper_deny_statements,
 )
+from crashcart.constructs.dump_triage_job import DumpTriageJob, TriageTaskSize
 from crashcart.constructs.incident_sweep import DumpOverdueSweep
 from crashcart.constructs.kdump_image_pipeline import (
     DistributionTarget,
@@ -44,12 +45,14 @@ __all__ = [
     "DistributionTarget",
     "DumpLifecycle",
     "DumpOverdueSweep",
+    "DumpTriageJob",
     "FleetWatch",
     "Hardening",
     "InterruptGuards",
     "KdumpImagePipeline",
     "ParentImage",
     "PipelineSchedule",
+    "TriageTaskSize",
     "UnresponsiveInstanceRemediation",
     "grant_diagnostic_interrupt",
     "interrupt_statement",

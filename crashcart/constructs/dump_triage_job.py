@@ -28,6 +28,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -282,12 +283,13 @@ class DumpTriageJob(Construct):
         )
         self._acknowledge_task_definition()
 
+        queue_key = self._queue_key()
         #: Stopped-task events of failed runs (the event names the dump in its overrides).
         self.failed_runs = sqs.Queue(
             self,
             "FailedRuns",
             encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=dumps.encryption_key,
+            encryption_master_key=queue_key,
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
         )
@@ -296,7 +298,7 @@ class DumpTriageJob(Construct):
             self,
             "Undelivered",
             encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=dumps.encryption_key,
+            encryption_master_key=queue_key,
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
         )
@@ -387,38 +389,72 @@ class DumpTriageJob(Construct):
 
     # ------------------------------------------------------------------ parts
 
+    def _queue_key(self) -> kms.IKey:
+        """The key of the two event queues, usable by EventBridge rules of this account only.
+
+        The queues get a reference to it, not the key itself: CDK's target and dead-letter
+        grants would otherwise add an unconditioned EventBridge statement to the key policy.
+        The dump key never trusts EventBridge.
+        """
+        #: The KMS key of ``failed_runs`` and ``undelivered`` (events, not dump contents).
+        self.queue_key = kms.Key(
+            self,
+            "QueueKey",
+            description="crashcart triage job: failed-run and undelivered event queues",
+            enable_key_rotation=True,
+        )
+        self.queue_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="EventBridgeRulesOfThisAccount",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": self._stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": self._stack.format_arn(
+                            service="events", resource="rule", resource_name="*"
+                        )
+                    },
+                },
+            )
+        )
+        return kms.Key.from_key_arn(self, "QueueKeyReference", self.queue_key.key_arn)
+
     def _task_policy(
         self, dumps: CrashDumpBucket, table: dynamodb.ITable, topic: sns.ITopic
     ) -> iam.ManagedPolicy:
         via_s3 = {"kms:ViaService": f"s3.{self._stack.region}.{self._stack.url_suffix}"}
         statements = [
             iam.PolicyStatement(
-                sid="ReadDumps",
+                sid="TriageReadDumps",
                 actions=["s3:GetObject"],
                 resources=[dumps.dumps_arn_pattern],
             ),
             iam.PolicyStatement(
-                sid="WriteReports",
+                sid="TriageWriteReports",
                 actions=["s3:PutObject"],
                 resources=[dumps.reports_arn_pattern],
             ),
             iam.PolicyStatement(
-                sid="DumpKeyThroughS3",
+                sid="TriageDumpKeyThroughS3",
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=[dumps.encryption_key.key_arn],
                 conditions={"StringEquals": via_s3},
             ),
             iam.PolicyStatement(
-                sid="LinkReportToIncident",
+                sid="TriageLinkIncident",
                 actions=["dynamodb:Query", "dynamodb:UpdateItem"],
                 resources=[table.table_arn],
             ),
-            iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[topic.topic_arn]),
+            iam.PolicyStatement(
+                sid="TriageNotify", actions=["sns:Publish"], resources=[topic.topic_arn]
+            ),
         ]
         if table.encryption_key is not None:
             statements.append(
                 iam.PolicyStatement(
-                    sid="IncidentTableKey",
+                    sid="TriageIncidentTableKey",
                     actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
                     resources=[table.encryption_key.key_arn],
                 )
@@ -426,7 +462,7 @@ class DumpTriageJob(Construct):
         if topic.master_key is not None:
             statements.append(
                 iam.PolicyStatement(
-                    sid="TopicKey",
+                    sid="TriageTopicKey",
                     actions=["kms:Decrypt", "kms:GenerateDataKey"],
                     resources=[topic.master_key.key_arn],
                 )
@@ -478,7 +514,7 @@ class DumpTriageJob(Construct):
             description="crashcart triage job: pull the job image, write the job logs",
             statements=[
                 iam.PolicyStatement(
-                    sid="PullJobImage",
+                    sid="TriagePullImage",
                     actions=[
                         "ecr:BatchCheckLayerAvailability",
                         "ecr:GetDownloadUrlForLayer",
@@ -487,12 +523,12 @@ class DumpTriageJob(Construct):
                     resources=[self.image_asset.repository.repository_arn],
                 ),
                 iam.PolicyStatement(
-                    sid="RegistryLogin",
+                    sid="TriageRegistryLogin",
                     actions=["ecr:GetAuthorizationToken"],
                     resources=["*"],
                 ),
                 iam.PolicyStatement(
-                    sid="WriteJobLogs",
+                    sid="TriageWriteLogs",
                     actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                     resources=[log_group.log_group_arn],
                 ),
@@ -522,13 +558,13 @@ class DumpTriageJob(Construct):
             description="crashcart triage job: run the triage task on its cluster",
             statements=[
                 iam.PolicyStatement(
-                    sid="RunTriageTask",
+                    sid="TriageRunTask",
                     actions=["ecs:RunTask"],
                     resources=[self.task_definition.task_definition_arn],
                     conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
                 ),
                 iam.PolicyStatement(
-                    sid="PassTaskRoles",
+                    sid="TriagePassTaskRoles",
                     actions=["iam:PassRole"],
                     resources=[self.task_role.role_arn, self.execution_role.role_arn],
                     conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},

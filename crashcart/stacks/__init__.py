@@ -48,6 +48,7 @@ def build_reference_app(app: cdk.App) -> list[cdk.Stack]:
         app,
         "CrashcartRemediation",
         tag=tag,
+        symbol_store=images.debug_symbols,
         env=env,
         description="crashcart: status-check alarms -> guarded diagnostic interrupts (dry run)",
     )

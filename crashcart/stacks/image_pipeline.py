@@ -8,6 +8,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from crashcart.components.families import Architecture, Family
+from crashcart.constructs.debug_symbol_store import DebugSymbolStore
 from crashcart.constructs.kdump_image_pipeline import KdumpImagePipeline
 from crashcart.kdump import KdumpSettings
 
@@ -17,7 +18,8 @@ class CrashcartImagePipelineStack(cdk.Stack):
 
     A team may bake in a tooling account and run remediation in workload accounts: this stack
     has no dependency on the others. The pipeline's ARN and the candidate-AMI parameter name
-    are stack outputs.
+    are stack outputs. The debug-symbol store (``self.debug_symbols``) receives the debug
+    vmlinux of every AMI's kernel; the reference app's triage job reads it.
     """
 
     def __init__(
@@ -29,6 +31,7 @@ class CrashcartImagePipelineStack(cdk.Stack):
         architecture: Architecture = "x86_64",
         kdump: KdumpSettings | None = None,
         deprecate_after_days: int | None = 90,
+        publish_debug_symbols: bool = True,
         **stack_kwargs: Any,
     ) -> None:
         """Create the stack.
@@ -37,9 +40,15 @@ class CrashcartImagePipelineStack(cdk.Stack):
         :param architecture: Default: ``"x86_64"`` (the verified interrupt path).
         :param kdump: kdump settings. Default: ``KdumpSettings()``.
         :param deprecate_after_days: deprecate AMIs older than this. Default: 90.
+        :param publish_debug_symbols: create a ``DebugSymbolStore`` and publish each AMI's
+            debug vmlinux to it (Linux families). Default: True.
         :param stack_kwargs: passed to ``cdk.Stack`` (``env``, ``description``, ...).
         """
         super().__init__(scope, construct_id, **stack_kwargs)
+        #: Where the debug vmlinux of each baked kernel goes (None when not published).
+        self.debug_symbols: DebugSymbolStore | None = (
+            DebugSymbolStore(self, "DebugSymbols") if publish_debug_symbols else None
+        )
         self.pipeline = KdumpImagePipeline(
             self,
             "KdumpImagePipeline",
@@ -47,6 +56,7 @@ class CrashcartImagePipelineStack(cdk.Stack):
             architecture=architecture,
             kdump=kdump,
             deprecate_after_days=deprecate_after_days,
+            debug_symbols=self.debug_symbols,
         )
         cdk.CfnOutput(
             self,

@@ -6,13 +6,15 @@ alarm (no instance needs to exist for the stack to deploy), in dry-run mode. Pas
 
 It also holds the crash-dump bucket: instances ship their dumps there, the remediation
 function writes its console-output evidence there (``evidence/``), and a dump's arrival
-updates the incident the interrupt opened (``CrashDumpBucket.notify_incidents``).
+updates the incident the interrupt opened (``CrashDumpBucket.notify_incidents``), and a
+Fargate task makes the full triage report of every dump (``DumpTriageJob``), with the debug
+vmlinux from the symbol store the image pipeline fills when one is given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
@@ -20,6 +22,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
+from crashcart.constructs.dump_triage_job import DumpTriageJob
 from crashcart.constructs.incident_sweep import DumpOverdueSweep
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
@@ -29,6 +32,9 @@ from crashcart.constructs.unresponsive_instance_remediation import (
     UnresponsiveInstanceRemediation,
 )
 from crashcart.opt_in import OptInTag
+
+if TYPE_CHECKING:
+    from crashcart.constructs.debug_symbol_store import DebugSymbolStore
 
 
 class CrashcartRemediationStack(cdk.Stack):
@@ -48,6 +54,8 @@ class CrashcartRemediationStack(cdk.Stack):
         breaker: CircuitBreaker = CircuitBreaker(),  # noqa: B008 - frozen value
         evidence_bucket: s3.IBucket | None = None,
         evidence_key: kms.IKey | None = None,
+        full_triage: bool = True,
+        symbol_store: DebugSymbolStore | None = None,
         **stack_kwargs: Any,
     ) -> None:
         """Create the stack.
@@ -65,6 +73,11 @@ class CrashcartRemediationStack(cdk.Stack):
             ``CrashDumpBucket`` in this stack (``self.crash_dumps``), which also receives
             the dumps and updates incidents when one arrives.
         :param evidence_key: that bucket's key. Default: the crash-dump bucket's key.
+        :param full_triage: run ``DumpTriageJob`` (a Fargate task per dump, in its own
+            isolated VPC) for the crash-dump bucket this stack creates. Default: True.
+        :param symbol_store: where that job finds debug vmlinux files by build id (the
+            image pipeline's ``DebugSymbolStore``). Default: none - reports from the
+            dump's kernel log only.
         :param stack_kwargs: passed to ``cdk.Stack`` (``env``, ``description``, ...).
         """
         super().__init__(scope, construct_id, **stack_kwargs)
@@ -94,6 +107,16 @@ class CrashcartRemediationStack(cdk.Stack):
             self.crash_dumps.notify_incidents(
                 table=self.remediation.table, topic=self.remediation.topic
             )
+            self.triage_job: DumpTriageJob | None = None
+            if full_triage:
+                self.triage_job = DumpTriageJob(
+                    self,
+                    "TriageJob",
+                    dumps=self.crash_dumps,
+                    table=self.remediation.table,
+                    topic=self.remediation.topic,
+                    symbols=symbol_store,
+                )
             self.dump_overdue_sweep = DumpOverdueSweep(
                 self,
                 "DumpOverdueSweep",

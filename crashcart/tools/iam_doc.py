@@ -54,6 +54,45 @@ SID_REASONS: dict[str, str] = {
     access.SID_DENY_DELETE_ALL_TAGS: (
         "Tamper protection: DeleteTags without tag keys deletes every tag, the opt-in tag included."
     ),
+    # The full-report triage job (DumpTriageJob)
+    "TriageReadDumps": "The triage task downloads the dump it was started for (read only).",
+    "TriageWriteReports": (
+        "The triage task writes report.md and report.json under reports/, a prefix "
+        "instances cannot write."
+    ),
+    "TriageDumpKeyThroughS3": "Dumps and reports are encrypted with the dump key; only through S3.",
+    "TriageLinkIncident": (
+        "Find the incident that links the dump and add the report's keys to it (conditional "
+        "update)."
+    ),
+    "TriageNotify": "Tell on-call the report is ready, or why there is none.",
+    "TriageIncidentTableKey": "The incident table is encrypted with the remediation key.",
+    "TriageTopicKey": "The topic is encrypted with the remediation key.",
+    "TriageRunTask": (
+        "EventBridge starts the triage task definition, on the triage cluster only (ecs:cluster)."
+    ),
+    "TriagePassTaskRoles": "Hand the task and execution roles to ECS when the task starts.",
+    "TriagePullImage": "ECS pulls the triage image from the CDK asset repository.",
+    "TriageRegistryLogin": (
+        "ECR login for the pull: ecr:GetAuthorizationToken has no resource-level permissions."
+    ),
+    "TriageWriteLogs": "The triage task writes its log lines.",
+    # The debug-symbol store (DebugSymbolStore)
+    "PublishSymbols": (
+        "The AMI build instance creates symbols/<build id>/vmlinux and metadata.json (never "
+        "overwrites: the bucket policy denies PutObject without If-None-Match)."
+    ),
+    "EncryptSymbolsThroughS3": "Symbols are encrypted with the store's key; only through S3.",
+    "ReadSymbols": "Readers (the triage job) fetch a vmlinux by the build id of the dump.",
+    "MissingSymbolsAre404": (
+        "Without ListBucket S3 answers a lookup of an unpublished build id with 403, not 404."
+    ),
+    "DecryptSymbolsThroughS3": "Symbols are encrypted with the store's key; only through S3.",
+    "DenySymbolOverwrite": "Published symbols are never replaced: create-only writes.",
+    "EventBridgeRulesOfThisAccount": (
+        "EventBridge rules of this account (only) put failed-run and undelivered events into "
+        "the triage job's encrypted queues."
+    ),
 }
 
 #: Why crashcart uses each action (exact names or fnmatch patterns such as ``kms:Describe*``).
@@ -298,7 +337,18 @@ def _attached(properties: Mapping[str, Any]) -> str:
         for label, key in (("role", "Roles"), ("group", "Groups"), ("user", "Users"))
         for item in _as_list(properties.get(key))
     ]
-    return ", ".join(targets) or "(nothing in this app: attach it to your roles)"
+    return ", ".join(targets) or (
+        "no Roles / Users / Groups on the policy: the roles that list it in their "
+        "ManagedPolicyArns carry it (their 'managed policy attachment' entries), or attach "
+        "it to yours"
+    )
+
+
+def _attachment_reason(arn: str) -> str:
+    """What a ManagedPolicyArns entry is: an AWS managed policy, or one of crashcart's."""
+    if ":iam::aws:policy/" in arn:
+        return f"AWS managed policy {arn}"
+    return f"crashcart's customer-managed policy {arn} (its statements are listed with it)"
 
 
 def policies_of_template(stack: str, template: Mapping[str, Any]) -> Iterator[PolicyEntry]:
@@ -366,7 +416,7 @@ def policies_of_template(stack: str, template: Mapping[str, Any]) -> Iterator[Po
                     principal="",
                     conditions="",
                     sid="",
-                    reason=f"AWS managed policy {document}",
+                    reason=_attachment_reason(document),
                 )
                 statements: tuple[StatementRow, ...] = (row,)
             else:

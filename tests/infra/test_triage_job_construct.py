@@ -100,23 +100,38 @@ def test_failed_runs_are_kept_and_alarm(template: Template) -> None:
         assert "KmsMasterKeyId" in queue["Properties"]
 
 
+def test_only_the_queue_key_trusts_eventbridge_and_only_this_accounts_rules(
+    template: Template,
+) -> None:
+    trusting = {}
+    for logical_id, key in template.find_resources("AWS::KMS::Key").items():
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]:
+            if "events.amazonaws.com" in json.dumps(statement.get("Principal")):
+                trusting[logical_id] = statement
+    assert list(trusting) == [next(k for k in trusting if k.startswith("TriageQueueKey"))]
+    (statement,) = trusting.values()
+    assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": "111111111111"}
+    assert "rule/*" in json.dumps(statement["Condition"]["ArnLike"]["aws:SourceArn"])
+
+
 def test_the_task_role_reads_dumps_writes_reports_and_nothing_else(template: Template) -> None:
     statements = {s["Sid"]: s for s in _policy(template, "crashcart triage job: read a dump")}
     assert set(statements) == {
-        "ReadDumps",
-        "WriteReports",
-        "DumpKeyThroughS3",
-        "LinkReportToIncident",
-        "Notify",
-        "IncidentTableKey",
-        "TopicKey",
+        "TriageReadDumps",
+        "TriageWriteReports",
+        "TriageDumpKeyThroughS3",
+        "TriageLinkIncident",
+        "TriageNotify",
+        "TriageIncidentTableKey",
+        "TriageTopicKey",
     }
-    assert statements["ReadDumps"]["Action"] == "s3:GetObject"
-    assert statements["ReadDumps"]["Resource"]["Fn::Join"][1][1] == "/dumps/*"
-    assert statements["WriteReports"]["Action"] == "s3:PutObject"
-    assert statements["WriteReports"]["Resource"]["Fn::Join"][1][1] == "/reports/*"
-    assert statements["DumpKeyThroughS3"]["Condition"]["StringEquals"]["kms:ViaService"]
-    assert statements["LinkReportToIncident"]["Action"] == ["dynamodb:Query", "dynamodb:UpdateItem"]
+    assert statements["TriageReadDumps"]["Action"] == "s3:GetObject"
+    assert statements["TriageReadDumps"]["Resource"]["Fn::Join"][1][1] == "/dumps/*"
+    assert statements["TriageWriteReports"]["Action"] == "s3:PutObject"
+    assert statements["TriageWriteReports"]["Resource"]["Fn::Join"][1][1] == "/reports/*"
+    assert statements["TriageDumpKeyThroughS3"]["Condition"]["StringEquals"]["kms:ViaService"]
+    assert statements["TriageLinkIncident"]["Action"] == ["dynamodb:Query", "dynamodb:UpdateItem"]
     actions = {a for s in statements.values() for a in _list(s["Action"])}
     assert not [a for a in actions if a.endswith(("Delete*", "DeleteObject", "*"))]
     # no inline policies anywhere: every permission is in a reviewed managed policy
@@ -129,11 +144,11 @@ def _list(value: Any) -> list[Any]:
 
 def test_eventbridge_may_run_only_this_task_on_this_cluster(template: Template) -> None:
     statements = {s["Sid"]: s for s in _policy(template, "crashcart triage job: run the")}
-    run = statements["RunTriageTask"]
+    run = statements["TriageRunTask"]
     assert run["Action"] == "ecs:RunTask"
     assert list(run["Resource"]) == ["Ref"]  # this task definition, not a wildcard
     assert "ecs:cluster" in run["Condition"]["ArnEquals"]
-    passing = statements["PassTaskRoles"]
+    passing = statements["TriagePassTaskRoles"]
     assert passing["Condition"] == {
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     }

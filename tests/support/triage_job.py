@@ -278,3 +278,133 @@ def job_stack(
     )
     topic = sns.Topic(stack, "Topic", master_key=key, enforce_ssl=True)
     return DumpTriageJob(stack, "Triage", dumps=dumps, table=table, topic=topic, **job_kwargs)
+
+
+# ---------------------------------------------------------------- the drill's dump, in AWS form
+
+PUBLISHER = (
+    Path(__file__).resolve().parents[2]
+    / "crashcart"
+    / "components"
+    / "symbols"
+    / "crashcart-publish-symbols.py"
+)
+
+
+def kernel_notes(build_id: str) -> bytes:
+    """/sys/kernel/notes of a kernel with this GNU build id (one NT_GNU_BUILD_ID note)."""
+    import struct
+
+    desc = bytes.fromhex(build_id)
+    name = b"GNU\0"
+    return struct.pack("<III", len(name), len(desc), 3) + name + desc
+
+
+def full_report_of_drill_dump(moto_url: str, work: Path, vmlinux: Path) -> dict[str, Any]:
+    """After a drill scenario: the drill's dump through dump arrival, the symbol store and the job.
+
+    1. the dump-arrival function links the dump the agent shipped to the drill's incident;
+    2. the bake-time publisher puts the guest kernel's debug vmlinux in a symbol store, its
+       build id checked against the dumped kernel's (VMCOREINFO BUILD-ID, as
+       /sys/kernel/notes of the guest would give it);
+    3. the triage job runs as its container would. Returns what each step left behind.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from crashcart.drill.remediation import DrillAccount
+    from tests.support import dumps as dump_support
+
+    drill = DrillAccount(url=moto_url)
+    s3 = client(moto_url, "s3")
+    listed = s3.list_objects_v2(Bucket=drill.dump_bucket, Prefix="dumps/").get("Contents", [])
+    (key,) = [item["Key"] for item in listed if item["Key"].endswith("/metadata.json")]
+    metadata = json.loads(s3.get_object(Bucket=drill.dump_bucket, Key=key)["Body"].read())
+    topic_arn = client(moto_url, "sns").list_topics()["Topics"][0]["TopicArn"]
+    table = "crashcart-drill-incidents"
+
+    arrival = dump_support.load_arrival_handler()
+    adapter = arrival.Adapter(
+        arrival.Settings(table, topic_arn, timedelta(hours=6)),
+        s3,
+        client(moto_url, "dynamodb"),
+        client(moto_url, "sns"),
+    )
+    linked = arrival.process(
+        dump_support.object_created_event(drill.dump_bucket, key),
+        adapter,
+        now=datetime.now(UTC),
+        request_id="e2e",
+    )
+
+    s3.create_bucket(Bucket=SYMBOL_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    sys_root = work / "sys"
+    (sys_root / "kernel").mkdir(parents=True)
+    (sys_root / "kernel" / "notes").write_bytes(kernel_notes(metadata["build_id"]))
+    publish = subprocess.run(
+        [
+            sys.executable,
+            str(PUBLISHER),
+            "--bucket",
+            SYMBOL_BUCKET,
+            "--region",
+            REGION,
+            "--vmlinux",
+            str(vmlinux),
+            "--kernel-release",
+            metadata["kernel_release"],
+            "--family",
+            "debian-12",
+            "--sys-root",
+            str(sys_root),
+        ],
+        env={
+            **os.environ,
+            "AWS_ENDPOINT_URL": moto_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "CRASHCART_AWS": str(Path(sys.executable).parent / "aws"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    context = image_context(work / "image")
+    account = Account(moto_url, topic_arn=topic_arn)
+    env = {
+        "CRASHCART_METADATA_KEY": key,
+        "CRASHCART_DUMP_BUCKET": drill.dump_bucket,
+        "CRASHCART_SYMBOL_BUCKET": SYMBOL_BUCKET,
+        "CRASHCART_TABLE_NAME": table,
+        "CRASHCART_TOPIC_ARN": topic_arn,
+        "CRASHCART_WORK_DIR": str(work / "scratch"),
+        "CRASHCART_LINK_WAIT_SECONDS": "0",
+        "CRASHCART_TIMEOUT_SECONDS": "900",
+    }
+    job = run_job(context, env, moto_url, timeout=900)
+    result: dict[str, Any] = {
+        "key": key,
+        "metadata": metadata,
+        "arrival": linked,
+        "publish": publish,
+        "job": job,
+        "account": account,
+    }
+    if job.returncode == 0:
+        done = outcome(job)
+        report_key = next(k for k in done["report_keys"] if k.endswith(".json"))
+        result["outcome"] = done
+        result["report"] = json.loads(
+            s3.get_object(Bucket=drill.dump_bucket, Key=report_key)["Body"].read()
+        )
+        item = client(moto_url, "dynamodb").get_item(
+            TableName=table,
+            Key={
+                "pk": {"S": f"instance#{metadata['instance_id']}"},
+                "sk": {"S": linked["incident"]},
+            },
+            ConsistentRead=True,
+        )
+        result["incident"] = item.get("Item", {})
+    return result

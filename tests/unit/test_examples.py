@@ -33,8 +33,14 @@ def test_quickstart_synthesizes_every_part(tmp_path: Path) -> None:
         "AWS::Lambda::Function",
         {"Environment": {"Variables": {"CRASHCART_DRY_RUN": "true"}}},
     )
-    # the on-call policy, the dump-arrival function's and the overdue sweep's
-    workload_template.resource_count_is("AWS::IAM::ManagedPolicy", 3)
+    # the on-call policy, the dump-arrival function's, the overdue sweep's and the triage
+    # job's three (task, execution, EventBridge)
+    workload_template.resource_count_is("AWS::IAM::ManagedPolicy", 6)
+    workload_template.resource_count_is("AWS::ECS::TaskDefinition", 1)
+    Template.from_stack(tooling).has_resource_properties(
+        "AWS::ImageBuilder::Component",
+        {"Name": Match.string_like_regexp("-debug-symbols$")},
+    )
     workload_template.has_resource_properties(
         "AWS::IAM::ManagedPolicy",
         {"Roles": [{"Ref": Match.string_like_regexp("^OnCall")}]},
