@@ -242,7 +242,14 @@ class Adapter:
         try:
             response = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{limit - 1}")
         except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "InvalidRange"):
+            # The task may read dumps/* but not list the bucket: S3 answers a missing key
+            # with AccessDenied, not NoSuchKey.
+            if error.response["Error"]["Code"] in (
+                "NoSuchKey",
+                "404",
+                "InvalidRange",
+                "AccessDenied",
+            ):
                 return None
             raise
         data: bytes = response["Body"].read()
@@ -448,7 +455,10 @@ def process(
     outcome = Outcome("reported", dump.key, dump.instance_id)
     raw = adapter.read_small(settings.dump_bucket, dump.key, MAX_METADATA_BYTES)
     if raw is None:
-        raise BadInputError(f"{dump.key} does not exist in s3://{settings.dump_bucket}")
+        raise BadInputError(
+            f"{dump.key} does not exist in s3://{settings.dump_bucket} (deleted, or a "
+            "replayed event; without s3:ListBucket S3 says AccessDenied for a missing key)"
+        )
     metadata = parse_metadata(raw, dump)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="crashcart-triage-", dir=settings.work_dir) as tmp:

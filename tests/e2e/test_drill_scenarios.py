@@ -7,6 +7,10 @@ drill's runner), a fresh copy of its disk per scenario:
   SendDiagnosticInterrupt becomes a QMP inject-nmi, the kernel panics ("NMI: Not
   continuing"), kdump saves a dump, the guest boots again, triage names the NMI panic;
   and the same with every CPU hung with interrupts disabled;
+- the hung scenario's dump then goes the AWS way: the dump-arrival function links it to the
+  incident, the bake-time publisher puts the kernel's debug vmlinux in a symbol store (build
+  id checked against the dumped kernel's), and the triage job, run as its container runs,
+  writes the full report and adds it to the incident;
 - negative controls (the image changed after the component ran) fail fast, at validation,
   for their stated reason.
 """
@@ -14,11 +18,13 @@ drill's runner), a fresh copy of its disk per scenario:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support import drill as support
+from tests.support import triage_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -91,7 +97,7 @@ def test_idle_guest_alarm_to_dump(drill_image: Any, moto_server: str) -> None:
 
 
 def test_hung_cpus_with_interrupts_off_still_get_the_nmi(
-    drill_image: Any, moto_server: str
+    drill_image: Any, moto_server: str, tmp_path: Path
 ) -> None:
     result = _run(drill_image, "hung-cpus", moto_server)
     assert result.passed, f"{result.failed_stage}: {result.reason}"
@@ -101,6 +107,25 @@ def test_hung_cpus_with_interrupts_off_still_get_the_nmi(
     assert result.triage is not None
     hung = result.triage["cpus_in_crashcart_hang_spin"]
     assert hung, "triage must show crashcart_hang_spin on at least one CPU's stack"
+
+    # The same dump, the AWS way: arrival -> symbol store -> triage job -> incident.
+    from crashcart.drill.triage_bridge import debug_vmlinux
+
+    vmlinux = debug_vmlinux(result.triage["kernel_release"])
+    aws = triage_job.full_report_of_drill_dump(moto_server, tmp_path, vmlinux)
+    assert aws["arrival"]["outcome"] == "attach", aws["arrival"]  # the interrupt's incident
+    assert aws["publish"].returncode == 0, aws["publish"].stdout + aws["publish"].stderr
+    assert aws["job"].returncode == 0, aws["job"].stdout + aws["job"].stderr
+    report = aws["report"]
+    assert report["reason"] == "nmi" and "NMI" in report["panic_message"]
+    symbols = f"s3://{triage_job.SYMBOL_BUCKET}/symbols/{aws['metadata']['build_id']}/vmlinux"
+    assert report["vmlinux"] == symbols  # found by build id, and it fitted the dump
+    stacks = [report["crashing_cpu"], *report["other_cpus"]]
+    assert all(stack["source"] == "vmcore" for stack in stacks)  # unwound by drgn
+    assert any("crashcart_hang_spin" in "".join(stack["frames"]) for stack in stacks)
+    incident = aws["incident"]
+    assert [k["S"] for k in incident["report_keys"]["L"]] == aws["outcome"]["report_keys"]
+    assert incident["report_symbols"]["S"] == symbols
 
 
 @pytest.mark.parametrize(
