@@ -311,6 +311,23 @@ class IncidentStore:
         except BotoCoreError as error:
             raise StoreUnavailableError(f"{what} failed: {error}") from error
 
+    def incident(self, instance_id: str, sk: str) -> Item | None:
+        """The incident item, if it exists (a strongly consistent GetItem).
+
+        A shortcut only: it can tell a duplicate delivery early, before any EC2 call, but
+        its "absent" is not relied on: the claim's snapshot reads the incident again and
+        its put is conditioned on the incident's absence.
+        """
+        response = self._call(
+            "reading the claim state (incident)",
+            self._client.get_item,
+            TableName=self.table,
+            Key=key(instance_pk(instance_id), sk),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return dict(item) if item else None
+
     def snapshot(self, instance_id: str, sk: str, availability_zone: str | None) -> Snapshot:
         keys = [
             key(instance_pk(instance_id), sk),

@@ -8,10 +8,10 @@ configuration contract.
 AWS calls made (the role needs exactly these): ``ec2:DescribeInstances``,
 ``ec2:DescribeInstanceStatus``, ``ec2:DescribeInstanceTypes``, ``ec2:GetConsoleOutput``,
 ``ec2:SendDiagnosticInterrupt``, ``ssm:GetParameter`` (kill switch), ``dynamodb:GetItem``
-(through TransactGetItems), ``dynamodb:PutItem`` (through TransactWriteItems: puts only),
-``dynamodb:UpdateItem``, ``dynamodb:Query``, ``sns:Publish``, ``s3:PutObject``
-(``evidence/*``), ``sqs:SendMessage`` (rejected queue), plus KMS rights on the keys of the
-table, topic, bucket and queue. Metrics are embedded-metric-format log lines (no
+(the duplicate check, and through TransactGetItems), ``dynamodb:PutItem`` (through
+TransactWriteItems: puts only), ``dynamodb:UpdateItem``, ``dynamodb:Query``, ``sns:Publish``,
+``s3:PutObject`` (``evidence/*``), ``sqs:SendMessage`` (rejected queue), plus KMS rights on
+the keys of the table, topic, bucket and queue. Metrics are embedded-metric-format log lines (no
 ``cloudwatch:PutMetricData``).
 """
 

@@ -1,4 +1,5 @@
-"""Applies the remediation decision: gather facts -> decide -> claim -> evidence -> interrupt.
+"""Applies the remediation decision: duplicate check -> gather facts -> decide -> claim ->
+evidence -> interrupt.
 
 What raises and what returns (the handler does not catch anything):
 
@@ -193,10 +194,32 @@ class Remediation:
             type_facts=types,
         )
 
+    def _duplicate(self, event: AlarmEvent, sk: str, incident: dict[str, Any]) -> Outcome:
+        state = incident.get("state", {}).get("S", "?")
+        reason = f"duplicate delivery: incident {sk} already exists ({state})"
+        self.log.info(
+            "duplicate event",
+            outcome="duplicate",
+            reason=reason,
+            instance_id=event.instance_id,
+            incident=sk,
+        )
+        return Outcome(
+            outcome="duplicate", reason=reason, instance_id=event.instance_id, incident=sk
+        )
+
     def _remediate(self, event: AlarmEvent) -> Outcome:
         now = self.clock()
         now_epoch = int(now.timestamp())
         now_iso = iso(now)
+        sk = incident_sk(event.opened_at)
+        # A copy of an ALARM that already has its incident is answered before any other
+        # call (kill switch, EC2 describes): it can only ever be a duplicate. Seeing no
+        # incident here decides nothing: the snapshot below reads it again, and the
+        # claim's put requires its absence.
+        existing = self.store.incident(event.instance_id, sk)
+        if existing is not None:
+            return self._duplicate(event, sk, existing)
         facts = self._gather(event)
         pre = decide(facts, self.settings, now)
         instance = facts.instance
@@ -205,23 +228,11 @@ class Remediation:
             if instance is not None and instance.availability_zone
             else None
         )
-        sk = incident_sk(event.opened_at)
         plan: ClaimPlan | None = None
         for attempt in range(1, CLAIM_ATTEMPTS + 1):
             snapshot = self.store.snapshot(event.instance_id, sk, az)
             if snapshot.incident is not None:
-                state = snapshot.incident.get("state", {}).get("S", "?")
-                reason = f"duplicate delivery: incident {sk} already exists ({state})"
-                self.log.info(
-                    "duplicate event",
-                    outcome="duplicate",
-                    reason=reason,
-                    instance_id=event.instance_id,
-                    incident=sk,
-                )
-                return Outcome(
-                    outcome="duplicate", reason=reason, instance_id=event.instance_id, incident=sk
-                )
+                return self._duplicate(event, sk, snapshot.incident)
             plan = plan_claim(
                 pre,
                 limits=snapshot.limits,
