@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -30,6 +31,20 @@ _SERVER = """
 import sys
 import threading
 from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+# moto finds the backend for a request's host by listing and stat-ing its own package folder
+# and trying every service's URL patterns, on every request (~200 stat calls, under a global
+# lock). The answer depends only on the host: remember it. Routing only; no answer changes.
+backend_for_host = DomainDispatcherApplication.get_backend_for_host
+routes = {}
+
+def cached_backend_for_host(self, host):
+    if host not in routes:
+        routes[host] = backend_for_host(self, host)
+    return routes[host]
+
+DomainDispatcherApplication.get_backend_for_host = cached_backend_for_host
 
 if "--serialize-dynamodb" in sys.argv:
     import copy
@@ -128,6 +143,10 @@ def moto_server(*, serialize_dynamodb: bool = True) -> Iterator[str]:
     the benchmarks DynamoDB's semantics; it does not change what the function does. It also
     skips moto's whole-table backup copy for transactions whose conditions all hold (it
     costs ~0.2 s per transaction on a table of 1,000 incidents; see ``_SERVER``).
+
+    Always: moto's routing of a request to its service (which lists and stats moto's package
+    folder on every request) is remembered per host. Both are server-side shortcuts that
+    change no answer; they apply alike to the function's calls and to the baselines.
     """
     flags = ["--serialize-dynamodb"] if serialize_dynamodb else []
     process = subprocess.Popen(
@@ -211,3 +230,37 @@ def count_calls(clients: dict[str, Any]) -> dict[str, int]:
         meta.events.register_first("before-parameter-build", on_call)
         meta.events.register_first("before-send", on_send)
     return counter
+
+
+class ThreadCalls:
+    """Per-thread counts of API calls and HTTP requests on a set of clients.
+
+    The clients are shared by the worker threads (as in :func:`count_calls`), but each
+    delivery runs on one thread, so a thread's counts between :meth:`reset` and
+    :meth:`read` are that delivery's calls.
+    """
+
+    def __init__(self, clients: dict[str, Any]) -> None:
+        self._local = threading.local()
+        seen: set[int] = set()
+        for client in clients.values():
+            meta = getattr(client, "meta", None)
+            if meta is None or id(client) in seen:
+                continue
+            seen.add(id(client))
+            meta.events.register_first("before-parameter-build", self._on_call)
+            meta.events.register_first("before-send", self._on_send)
+
+    def _on_call(self, **_: Any) -> None:
+        self._local.api = getattr(self._local, "api", 0) + 1
+
+    def _on_send(self, **_: Any) -> None:
+        self._local.http = getattr(self._local, "http", 0) + 1
+
+    def reset(self) -> None:
+        self._local.api = 0
+        self._local.http = 0
+
+    def read(self) -> tuple[int, int]:
+        """(API calls, HTTP requests) on this thread since :meth:`reset`."""
+        return getattr(self._local, "api", 0), getattr(self._local, "http", 0)

@@ -57,9 +57,10 @@ ASSUMPTIONS: dict[str, tuple[float, float, str]] = {
     "handler": (
         0.2,
         3,
-        "assumed: the function's calls before the interrupt (SSM, DescribeInstances, "
-        "DescribeInstanceStatus, DescribeInstanceTypes, DynamoDB claim, GetConsoleOutput, "
-        "S3) at real-AWS latencies; measured against local moto in remediation latency",
+        "assumed: the function's calls before the interrupt (DynamoDB incident check, SSM, "
+        "DescribeInstances, DescribeInstanceStatus, DescribeInstanceTypes, DynamoDB claim, "
+        "GetConsoleOutput, S3) at real-AWS latencies; measured against local moto in "
+        "remediation latency",
     ),
     "native_action": (
         0,

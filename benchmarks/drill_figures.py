@@ -1,17 +1,24 @@
 """Benchmark 5 - drill figures: read the QEMU drill's timings (the drill is not run here).
 
-The drill (``make drill``, ``python -m crashcart.drill``) writes its results and timings to
-``$CRASHCART_DRILL_CACHE/drill-results.json`` (default ``.drill/drill-results.json``). This
-benchmark reports them: boot to ready, NMI to dump saved, dump size against guest RAM, for
-the idle and hung-CPU scenarios. It takes minutes, so ``make bench`` only runs it when asked
-(``python -m benchmarks --run-drill``); without results it reports "not run".
+Two things run the drill and write its results and timings into the drill cache
+(``crashcart.drill.paths.cache_dir()``: ``$CRASHCART_DRILL_CACHE``, default
+``~/.cache/crashcart/drill``):
+
+- the drill itself (``make drill``, ``python -m crashcart.drill``): ``drill-results.json``;
+- the e2e layer of ``make test`` (``tests/e2e/test_drill_*.py``): ``e2e-drill-results.json``.
+
+This benchmark reports the freshest of the two that has an idle or hung-CPU scenario (or
+the file given with ``--drill-timings``), says which file and when it was written: boot to
+ready, NMI to dump saved, dump size against guest RAM. The drill takes many minutes, so
+``make bench`` only runs it when asked (``python -m benchmarks --run-drill``); without any
+results it reports "not run".
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +38,93 @@ from benchmarks.common import (
 NAME = "drill_figures"
 TITLE = "Drill figures: the kdump path on a real kernel under QEMU"
 
-RESULTS_FILE = "drill-results.json"
+#: The files that hold drill results, in the drill cache: (name, what wrote it).
+RESULTS_FILES = (
+    ("drill-results.json", "the drill (`make drill` / `python -m crashcart.drill`)"),
+    ("e2e-drill-results.json", "the e2e layer of `make test` (tests/e2e/test_drill_*.py)"),
+)
+RESULTS_FILE = RESULTS_FILES[0][0]
 POSITIVE = ("idle", "hung-cpus")
 DRILL_TIMEOUT = 1800.0
 
 
-def results_path(ctx: Context) -> Path:
+def cache_dir() -> Path:
+    """The drill's cache folder, as the drill computes it (created if missing)."""
+    from crashcart.drill.paths import cache_dir as drill_cache_dir
+
+    return drill_cache_dir()
+
+
+def scenarios_of(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Scenario name -> its result, from either file's shape (a list, or a dict by name)."""
+    raw = data.get("scenarios", [])
+    items = list(raw.values()) if isinstance(raw, dict) else list(raw)
+    return {s["scenario"]: s for s in items if isinstance(s, dict) and s.get("scenario")}
+
+
+def _written(path: Path, data: dict[str, Any]) -> str:
+    """When the results were written: the file's own stamp, else its modification time."""
+    stamp = data.get("written_at")
+    if isinstance(stamp, str) and stamp:
+        return stamp
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def candidates(ctx: Context) -> list[dict[str, Any]]:
+    """Every drill results file to consider, newest first, each with why it may not be used."""
     configured = ctx.options.get("drill_timings")
     if configured:
-        return Path(configured)
-    cache = os.environ.get("CRASHCART_DRILL_CACHE")
-    return (Path(cache) if cache else REPO_ROOT / ".drill") / RESULTS_FILE
+        files = [(Path(configured), "given with --drill-timings")]
+    else:
+        folder = cache_dir()
+        files = [(folder / name, writer) for name, writer in RESULTS_FILES]
+    found: list[dict[str, Any]] = []
+    for path, writer in files:
+        entry: dict[str, Any] = {"path": str(path), "writer": writer}
+        if not path.exists():
+            entry["problem"] = "does not exist"
+            found.append(entry)
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            entry["problem"] = f"unreadable: {type(error).__name__}: {error}"
+            found.append(entry)
+            continue
+        entry["written_at"] = _written(path, data)
+        entry["mtime"] = path.stat().st_mtime
+        entry["data"] = data
+        if not any(name in scenarios_of(data) for name in POSITIVE):
+            entry["problem"] = "has no idle or hung-cpus scenario"
+        found.append(entry)
+    return sorted(found, key=lambda e: e.get("mtime", 0.0), reverse=True)
+
+
+def results_path(ctx: Context) -> Path:
+    """Where ``--run-drill`` writes (the drill's own results file, or --drill-timings)."""
+    configured = ctx.options.get("drill_timings")
+    return Path(configured) if configured else cache_dir() / RESULTS_FILE
+
+
+def _shown(path: str | Path) -> str:
+    path = Path(path)
+    if path.is_relative_to(REPO_ROOT):
+        return str(path.relative_to(REPO_ROOT))
+    home = Path.home()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
+
+
+def _known(value: Any) -> str:
+    return "?" if value is None else str(value)
+
+
+def _age(written_at: str) -> str:
+    try:
+        then = datetime.strptime(written_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return "?"
+    hours = (datetime.now(UTC) - then).total_seconds() / 3600
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
 def _run_drill(path: Path) -> None:
@@ -64,25 +147,33 @@ def _run_drill(path: Path) -> None:
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    path = results_path(ctx)
     if ctx.options.get("run_drill") and not ctx.smoke:
-        _run_drill(path)
-    if not path.exists():
-        shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+        _run_drill(results_path(ctx))
+    considered = candidates(ctx)
+    usable = [c for c in considered if "problem" not in c]
+    if not usable:
         raise SkipError(
-            f"not run: no drill results at {shown} (run `make drill`, or "
-            "`python -m benchmarks --run-drill`)"
+            "not run: no drill results ("
+            + "; ".join(f"{_shown(c['path'])}: {c['problem']}" for c in considered)
+            + "; run `make drill`, the e2e layer, or `python -m benchmarks --run-drill`)"
         )
-    data = json.loads(path.read_text())
-    scenarios = {s.get("scenario"): s for s in data.get("scenarios", [])}
+    chosen = usable[0]
+    path = Path(chosen["path"])
+    data: dict[str, Any] = chosen["data"]
+    written_at: str = chosen["written_at"]
+    scenarios = scenarios_of(data)
     present = [name for name in POSITIVE if name in scenarios]
-    if not present:
-        raise SkipError(f"not run: {path} has no idle or hung-cpus scenario")
     rows: list[list[Any]] = []
     figures: dict[str, Any] = {
         "source": str(path),
+        "source_writer": chosen["writer"],
+        "written_at": written_at,
+        "age_at_this_run": _age(written_at),
         "drill_started_at": data.get("started_at"),
         "image": data.get("image", {}),
+        "considered": [
+            {k: v for k, v in c.items() if k not in ("data", "mtime")} for c in considered
+        ],
         "scenarios": {},
     }
     for name in present:
@@ -132,6 +223,9 @@ def run(ctx: Context) -> dict[str, Any]:
         if figures["scenarios"][name]["dump_to_ram_ratio"] is not None
     ]
     summary = {
+        "source": f"{_shown(path)}, written {written_at} ({_age(written_at)} before this run)",
+    }
+    summary |= {
         name: f"{'passed' if e['passed'] else 'FAILED'}; NMI to dump saved "
         f"{e['nmi_to_dump_saved_s']} s ({times(e['nmi_to_dump_vs_boot'])} a boot); dump / RAM "
         f"{e['dump_to_ram_ratio']}"
@@ -140,12 +234,19 @@ def run(ctx: Context) -> dict[str, Any]:
     if "hung_vs_idle_nmi_to_dump" in figures:
         summary["hung-CPU vs idle, NMI to dump saved"] = times(figures["hung_vs_idle_nmi_to_dump"])
     image = figures["image"]
+    others = [
+        f"{_shown(c['path'])} ({c['problem']})"
+        if "problem" in c
+        else f"{_shown(c['path'])} (written {c['written_at']}, older)"
+        for c in considered
+        if c is not chosen
+    ]
     return {
         "figures": figures,
         "summary": summary,
         "tables": [
             table(
-                f"From {path.name} (drill run started {data.get('started_at', '?')})",
+                f"From {_shown(path)}, written by {chosen['writer']} at {written_at}",
                 [
                     "scenario",
                     "result",
@@ -164,11 +265,18 @@ def run(ctx: Context) -> dict[str, Any]:
             "cloud kernel, the component's kdump set-up, NMI through QMP answered for the "
             "remediation function's SendDiagnosticInterrupt call. Absolute times are "
             "TCG-slow; the ratios compare steps of the same run.",
-            f"Guest image: kernel {image.get('kernel_release', '?')}, "
-            f"{'cached' if image.get('cached') else 'built in that run'} "
-            f"(base build {image.get('base_build_s', '?')} s, component applied in "
-            f"{image.get('prepare_s', '?')} s).",
-            "These figures are read from the drill's last run; run `make drill` (or "
-            "`python -m benchmarks --run-drill`) to refresh them.",
+            f"Guest image: kernel {_known(image.get('kernel_release'))}, "
+            + (
+                f"taken from the drill cache (its base build took "
+                f"{_known(image.get('base_build_s'))} s when it was made)."
+                if image.get("cached")
+                else f"built in that run (base build {_known(image.get('base_build_s'))} s, "
+                f"component applied in {_known(image.get('prepare_s'))} s)."
+            ),
+            f"These figures are not from this benchmark run: they are read from "
+            f"{_shown(path)}, written by {chosen['writer']} at {written_at} "
+            f"({_age(written_at)} before this run), the freshest drill results found"
+            + (f"; also considered: {'; '.join(others)}" if others else "")
+            + ". Run `make drill` (or `python -m benchmarks --run-drill`) to refresh them.",
         ],
     }

@@ -325,9 +325,10 @@ def run(ctx: Context) -> dict[str, Any]:
             f"({median(http_calls):.0f} of them HTTP requests to moto; SendDiagnosticInterrupt "
             "and DescribeInstanceStatus are answered in-process by the test layer, and "
             "DescribeInstanceTypes is cached per container).",
-            "moto answers in about a millisecond; real AWS APIs take tens of milliseconds, so "
-            "in AWS the handler's time is dominated by the number of calls above, not by the "
-            "code: the ratio to one round trip is the figure that carries over.",
+            f"One round trip to moto's server took {ms(trip['p50'])} (p50) here, most of it "
+            "moto's own request handling; real AWS APIs take tens of milliseconds, so in AWS "
+            "the handler's time is dominated by the number of calls above, not by the code: "
+            "the ratio to one round trip is the figure that carries over.",
             "The baseline for cold start is `import boto3` (any Python function that calls EC2 "
             "pays it); Lambda's own runtime start is not included in either.",
             "Breaker thresholds are set out of reach here so every event goes the whole way; "

@@ -52,6 +52,23 @@ def _load_line(results: Mapping[str, Any]) -> str:
     return text
 
 
+def _provenance(results: Mapping[str, Any]) -> list[str]:
+    """Which sections were measured by this run and which were read from elsewhere."""
+    if results.get("partial_rerun"):
+        return []
+    read = [
+        f"{record.get('title', name)}: read from {record['summary']['source']}"
+        for name, record in results.get("benchmarks", {}).items()
+        if record.get("status") == "ok" and "source" in record.get("summary", {})
+    ]
+    if not read:
+        return ["- every section was measured by this run"]
+    return [
+        "- every section was measured by this run, except the figures read from a file: "
+        + "; ".join(read)
+    ]
+
+
 def render(results: Mapping[str, Any]) -> str:
     machine = results.get("machine", {})
     benchmarks: Mapping[str, Mapping[str, Any]] = results.get("benchmarks", {})
@@ -91,6 +108,7 @@ def render(results: Mapping[str, Any]) -> str:
             if results.get("partial_rerun")
             else []
         ),
+        *_provenance(results),
         f"- {_load_line(results)}",
         "- run it: `make bench` (everything but the QEMU drill, sized for under 15 minutes "
         "on an idle 2-core machine; each section says how much CPU it used); "

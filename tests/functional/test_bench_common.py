@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,66 @@ def test_drill_figures_say_not_run_without_results(tmp_path: Path) -> None:
     ctx = Context(smoke=True, workdir=tmp_path, options={"drill_timings": tmp_path / "none.json"})
     with pytest.raises(SkipError, match=r"^not run: no drill results"):
         drill_figures.run(ctx)
+
+
+def _drill_file(path: Path, *, e2e: bool, nmi: float, written_at: str | None = None) -> None:
+    """A drill results file in the shape its writer uses (the drill: a list of scenarios;
+    the e2e layer: a dict of scenarios by name, with ``written_at``)."""
+    scenario = {
+        "scenario": "idle",
+        "passed": True,
+        "failed_stage": None,
+        "timings": {
+            "boot_to_ready_s": 10.0,
+            "nmi_to_dump_saved_s": nmi,
+            "dump_mib": 30.0,
+            "guest_ram_mib": 1024,
+            "dump_to_ram_ratio": 0.03,
+        },
+    }
+    data: dict[str, object] = {"image": {"cached": True}}
+    if e2e:
+        data |= {"scenarios": {"idle": scenario}, "written_at": written_at}
+    else:
+        data |= {"scenarios": [scenario], "started_at": "2026-11-26T05:00:00Z"}
+    path.write_text(json.dumps(data))
+
+
+def test_drill_figures_read_the_freshest_results_in_the_drill_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRASHCART_DRILL_CACHE", str(tmp_path))
+    ctx = Context(smoke=True, workdir=tmp_path, options={})
+    drill, e2e = tmp_path / "drill-results.json", tmp_path / "e2e-drill-results.json"
+    _drill_file(drill, e2e=False, nmi=20.0)
+    _drill_file(e2e, e2e=True, nmi=30.0, written_at="2026-11-26T08:00:00Z")
+    os.utime(drill, (1_000_000_000, 1_000_000_000))  # the drill's file is the older one
+    figures = drill_figures.run(ctx)["figures"]
+    assert figures["source"] == str(e2e)
+    assert figures["written_at"] == "2026-11-26T08:00:00Z"
+    assert figures["scenarios"]["idle"]["nmi_to_dump_vs_boot"] == 3.0
+    os.utime(e2e, (900_000_000, 900_000_000))  # now the drill's own file is fresher
+    result = drill_figures.run(ctx)
+    assert result["figures"]["source"] == str(drill)
+    assert result["figures"]["written_at"] == "2001-09-09T01:46:40Z"  # its modification time
+    assert result["figures"]["scenarios"]["idle"]["nmi_to_dump_vs_boot"] == 2.0
+    assert str(drill.name) in result["summary"]["source"]
+    assert any("e2e-drill-results.json" in note for note in result["notes"])
+
+
+def test_drill_figures_skip_a_file_without_a_positive_scenario(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRASHCART_DRILL_CACHE", str(tmp_path))
+    ctx = Context(smoke=True, workdir=tmp_path, options={})
+    (tmp_path / "e2e-drill-results.json").write_text(
+        json.dumps({"scenarios": {"negative-kdump-disabled": {"scenario": "x"}}})
+    )
+    with pytest.raises(SkipError, match="has no idle or hung-cpus scenario"):
+        drill_figures.run(ctx)
+    _drill_file(tmp_path / "drill-results.json", e2e=False, nmi=20.0)
+    os.utime(tmp_path / "drill-results.json", (1_000_000_000, 1_000_000_000))
+    assert drill_figures.run(ctx)["figures"]["source"] == str(tmp_path / "drill-results.json")
 
 
 def test_report_shows_skips_and_failed_checks() -> None:
