@@ -29,6 +29,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from crashcart.compliance import acknowledge, acknowledge_all
+from crashcart.constructs._access_logs import access_logs_bucket
 from crashcart.constructs._crash_dump_settings import (
     ATTESTATION_TAG_KEY,
     DEFAULT_PARAMETER_NAME,
@@ -124,25 +125,9 @@ class CrashDumpBucket(Construct):
             removal_policy=removal_policy,
         )
 
-        #: The server access log bucket. SSE-S3: S3 server access logging cannot deliver to
-        #: a target bucket whose default encryption is SSE-KMS.
-        self.access_logs_bucket = s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-access-logs",
-                    expiration=lifecycle.expire_after,
-                    noncurrent_version_expiration=cdk.Duration.days(30),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-                )
-            ],
-            removal_policy=removal_policy,
+        #: The server access log bucket (SSE-S3: access logging cannot deliver to SSE-KMS).
+        self.access_logs_bucket = access_logs_bucket(
+            self, "AccessLogs", expiration=lifecycle.expire_after, removal_policy=removal_policy
         )
 
         #: The crash-dump bucket.
@@ -187,17 +172,6 @@ class CrashDumpBucket(Construct):
         assert isinstance(cfn_bucket, s3.CfnBucket)
         cfn_bucket.add_property_override(
             "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
-        )
-        acknowledge_all(
-            self.access_logs_bucket,
-            {
-                "NIST.800.53.R5::NIST.800.53.R5-S3DefaultEncryptionKMS": "S3 server access "
-                "logging only delivers to targets encrypted with SSE-S3, not SSE-KMS",
-                "HIPAA.Security::HIPAA.Security-S3DefaultEncryptionKMS": "S3 server access "
-                "logging only delivers to targets encrypted with SSE-S3, not SSE-KMS",
-                "PCI.DSS.321::PCI.DSS.321-S3DefaultEncryptionKMS": "S3 server access "
-                "logging only delivers to targets encrypted with SSE-S3, not SSE-KMS",
-            },
         )
         for scope_ in (self.bucket, self.access_logs_bucket):
             acknowledge_all(

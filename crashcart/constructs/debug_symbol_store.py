@@ -30,6 +30,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from crashcart.compliance import acknowledge, acknowledge_all
+from crashcart.constructs._access_logs import access_logs_bucket
 from crashcart.errors import ConfigurationError
 from crashcart.symbol_layout import (
     METADATA_NAME,
@@ -149,25 +150,9 @@ class DebugSymbolStore(Construct):
             removal_policy=removal_policy,
         )
 
-        #: The server access log bucket. SSE-S3: S3 server access logging cannot deliver to
-        #: a target bucket whose default encryption is SSE-KMS.
-        self.access_logs_bucket = s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-access-logs",
-                    expiration=log_expiration,
-                    noncurrent_version_expiration=cdk.Duration.days(30),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-                )
-            ],
-            removal_policy=removal_policy,
+        #: The server access log bucket (SSE-S3: access logging cannot deliver to SSE-KMS).
+        self.access_logs_bucket = access_logs_bucket(
+            self, "AccessLogs", expiration=log_expiration, removal_policy=removal_policy
         )
 
         #: The symbol bucket.
@@ -213,14 +198,6 @@ class DebugSymbolStore(Construct):
                     "Bool": {"s3:ObjectCreationOperation": "true"},
                 },
             )
-        )
-        acknowledge_all(
-            self.access_logs_bucket,
-            {
-                f"{pack}::{pack}-S3DefaultEncryptionKMS": "S3 server access logging only "
-                "delivers to targets encrypted with SSE-S3, not SSE-KMS"
-                for pack in _PACKS
-            },
         )
         for scope_ in (self.bucket, self.access_logs_bucket):
             acknowledge_all(

@@ -11,15 +11,13 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
 
-from crashcart.compliance import acknowledge_all, add_compliance_checks
+from crashcart.compliance import add_compliance_checks
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
 from tests.support.cfn_lint import cfn_lint
+from tests.support.incidents import stand_in_incidents
 
 STACK = "CrashDumps"
 
@@ -34,29 +32,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     analyst = iam.Role(stack, "Analyst", assumed_by=iam.AccountRootPrincipal())
     dumps = CrashDumpBucket(stack, "Dumps", instance_roles=[role])
     dumps.grant_read(analyst)
-    # Stand-ins for the remediation construct's table and topic (not under test here).
-    key = kms.Key(stack, "IncidentKey", enable_key_rotation=True)
-    table = dynamodb.Table(
-        stack,
-        "Incidents",
-        partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-        sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-        encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-        encryption_key=key,
-        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-            point_in_time_recovery_enabled=True
-        ),
-    )
-    acknowledge_all(
-        table,
-        {
-            f"{pack}::{pack}-DynamoDBInBackupPlan": "stand-in for the remediation construct's "
-            "incident table; its backup plan is that construct's concern"
-            for pack in ("NIST.800.53.R5", "HIPAA.Security")
-        },
-    )
-    topic = sns.Topic(stack, "Topic", master_key=key, enforce_ssl=True)
+    table, topic, _key = stand_in_incidents(stack)
     dumps.notify_incidents(table=table, topic=topic)
     app.synth()  # raises ValidationFailed on any unacknowledged finding
     return outdir

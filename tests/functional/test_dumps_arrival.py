@@ -17,6 +17,7 @@ from tests.support.dumps import (
     metadata_document,
     object_created_event,
 )
+from tests.support.incidents import create_incident_table
 
 BUCKET = "crashcart-dumps"
 TABLE = "crashcart-incidents"
@@ -37,18 +38,7 @@ def aws(moto_reset: str) -> dict[str, Any]:
 
     s3, ddb, sns, sqs = client("s3"), client("dynamodb"), client("sns"), client("sqs")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    ddb.create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_incident_table(ddb, TABLE)
     topic = sns.create_topic(Name="crashcart")["TopicArn"]
     queue = sqs.create_queue(QueueName="notifications")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][

@@ -20,10 +20,11 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 
-from crashcart.compliance import acknowledge_all, add_compliance_checks
+from crashcart.compliance import add_compliance_checks
 from crashcart.constructs.incident_sweep import DumpOverdueSweep
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
 from tests.support.cfn_lint import cfn_lint
+from tests.support.incidents import stand_in_incidents
 
 STACKS = ("SweepOwnKey", "SweepSharedKey")
 ARN = f"{TEST_REGION}:{TEST_ACCOUNT}"
@@ -54,28 +55,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     DumpOverdueSweep(own, "Sweep", table=table, topic=topic)
 
     shared = cdk.Stack(app, STACKS[1], env=env)
-    key = kms.Key(shared, "IncidentKey", enable_key_rotation=True)
-    stand_in = dynamodb.Table(
-        shared,
-        "Incidents",
-        partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-        sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-        encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-        encryption_key=key,
-        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-            point_in_time_recovery_enabled=True
-        ),
-    )
-    acknowledge_all(
-        stand_in,
-        {
-            f"{pack}::{pack}-DynamoDBInBackupPlan": "stand-in for the remediation construct's "
-            "incident table; its backup plan is that construct's concern"
-            for pack in ("NIST.800.53.R5", "HIPAA.Security")
-        },
-    )
-    stand_in_topic = sns.Topic(shared, "Topic", master_key=key, enforce_ssl=True)
+    stand_in, stand_in_topic, key = stand_in_incidents(shared)
     DumpOverdueSweep(shared, "Sweep", table=stand_in, topic=stand_in_topic, encryption_key=key)
     app.synth()  # raises ValidationFailed on any unacknowledged finding
     return outdir

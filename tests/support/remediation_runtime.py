@@ -40,6 +40,8 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
+from tests.support.incidents import create_incident_table
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FOLDER = REPO_ROOT / "crashcart" / "lambda" / "remediation"
 #: The function's modules, in dependency order.
@@ -413,18 +415,7 @@ class World:
 
     def setup(self, *, kill_switch: str | None = "off") -> World:
         ddb = self.client("dynamodb")
-        ddb.create_table(
-            TableName=self.env["CRASHCART_TABLE_NAME"],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_incident_table(ddb, self.env["CRASHCART_TABLE_NAME"])
         self.client("s3").create_bucket(
             Bucket=self.env["CRASHCART_EVIDENCE_BUCKET"],
             CreateBucketConfiguration={"LocationConstraint": TEST_REGION},

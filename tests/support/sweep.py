@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import Any
 
 from tests.support.dumps import load_module
+from tests.support.incidents import create_incident_table
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP_DIR = REPO / "crashcart" / "lambda" / "incident_sweep"
@@ -25,18 +26,7 @@ def load_sweep() -> ModuleType:
 
 
 def create_table(client: Any, name: str = TABLE) -> None:
-    client.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_incident_table(client, name)
 
 
 def put_incident(

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.incidents import create_incident_table, stand_in_incidents
+
 REGION = "eu-west-1"
 DUMP_BUCKET = "crashcart-test-dumps"
 SYMBOL_BUCKET = "crashcart-test-symbols"
@@ -71,18 +73,7 @@ class Account:
             s3.create_bucket(
                 Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
             )
-        client(self.url, "dynamodb").create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_incident_table(client(self.url, "dynamodb"), TABLE)
         sns = client(self.url, "sns")
         sqs = client(self.url, "sqs")
         self.topic_arn = sns.create_topic(Name="crashcart-test")["TopicArn"]
@@ -244,39 +235,14 @@ def job_stack(
     its stack is ``cdk.Stack.of(job)``.
     """
     import aws_cdk as cdk
-    from aws_cdk import aws_dynamodb as dynamodb
-    from aws_cdk import aws_kms as kms
-    from aws_cdk import aws_sns as sns
 
-    from crashcart.compliance import acknowledge_all
     from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
     from crashcart.constructs.dump_triage_job import DumpTriageJob
 
     env = None if agnostic else cdk.Environment(account="111111111111", region=REGION)
     stack = cdk.Stack(app, stack_id, env=env)
     dumps = CrashDumpBucket(stack, "Dumps")
-    key = kms.Key(stack, "IncidentKey", enable_key_rotation=True)
-    table = dynamodb.Table(
-        stack,
-        "Incidents",
-        partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-        sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-        encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-        encryption_key=key,
-        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-            point_in_time_recovery_enabled=True
-        ),
-    )
-    acknowledge_all(
-        table,
-        {
-            f"{pack}::{pack}-DynamoDBInBackupPlan": "stand-in for the remediation construct's "
-            "incident table; its backup plan is that construct's concern"
-            for pack in ("NIST.800.53.R5", "HIPAA.Security")
-        },
-    )
-    topic = sns.Topic(stack, "Topic", master_key=key, enforce_ssl=True)
+    table, topic, _key = stand_in_incidents(stack)
     return DumpTriageJob(stack, "Triage", dumps=dumps, table=table, topic=topic, **job_kwargs)
 
 
