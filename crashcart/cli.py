@@ -22,7 +22,11 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 #: Modules that each register one or more subcommands through ``add_parser(subparsers)``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("crashcart.permissions_check", "crashcart.triage.cli")
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "crashcart.permissions_check",
+    "crashcart.triage.cli",
+    "crashcart.attestation_check",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
