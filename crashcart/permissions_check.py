@@ -336,8 +336,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"crashcart {COMMAND}: error: {error}", file=sys.stderr)
         return 2
     import boto3  # deferred: keeps `crashcart --help` fast
+    from botocore.exceptions import ProfileNotFound
 
-    session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+    try:
+        session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+    except ProfileNotFound as error:
+        print(f"crashcart {COMMAND}: error: {error}", file=sys.stderr)
+        return 2
     if not session.region_name:
         print(
             f"crashcart {COMMAND}: error: no region: pass --region or configure one",

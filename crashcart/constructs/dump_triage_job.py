@@ -51,22 +51,35 @@ _IMAGE_CONTEXT_EXCLUDE = [
     "!__init__.py",
     "!errors.py",
     "!opt_in.py",
+    "!symbol_layout.py",
     "!py.typed",
     "!triage",
     "triage/__pycache__",
     "**/*.pyc",
 ]
 CONTAINER_NAME = "triage"
+#: The incident attributes the job may touch: the key, the dump link its update is
+#: conditional on, and what it writes (``crashcart.triage.job``).
+INCIDENT_ATTRIBUTES = (
+    "pk",
+    "sk",
+    "dump_keys",
+    "report_keys",
+    "report_summary",
+    "report_symbols",
+    "report_error",
+    "triaged_at",
+)
 SCRATCH_PATH = "/scratch"
-#: Fargate's task sizes: CPU units -> (smallest, largest, step) memory in MiB.
-FARGATE_MEMORY: dict[int, tuple[int, int, int]] = {
-    256: (512, 2048, 512),
-    512: (1024, 4096, 1024),
-    1024: (2048, 8192, 1024),
-    2048: (4096, 16384, 1024),
-    4096: (8192, 30720, 1024),
-    8192: (16384, 61440, 4096),
-    16384: (32768, 122880, 8192),
+#: Fargate's task sizes: CPU units -> the memory sizes (MiB) it offers with them.
+FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
 }
 _EPHEMERAL_GIB = (21, 200)
 _ENDPOINT_SERVICES = {
@@ -101,11 +114,15 @@ class TriageTaskSize:
             raise ConfigurationError(
                 f"cpu={cpu}: Fargate tasks take one of {sorted(FARGATE_MEMORY)} CPU units"
             )
-        low, high, step = FARGATE_MEMORY[cpu]
-        if not (low <= memory_mib <= high and (memory_mib - low) % step == 0):
+        allowed = FARGATE_MEMORY[cpu]
+        if memory_mib not in allowed:
+            step = allowed[1] - allowed[0]
             raise ConfigurationError(
-                f"memory_mib={memory_mib}: with cpu={cpu} Fargate allows {low}-{high} MiB in "
-                f"steps of {step}"
+                f"memory_mib={memory_mib}: with cpu={cpu} Fargate allows {allowed[0]}-"
+                f"{allowed[-1]} MiB ({', '.join(map(str, allowed))})"
+                if len(allowed) <= 4
+                else f"memory_mib={memory_mib}: with cpu={cpu} Fargate allows {allowed[0]}-"
+                f"{allowed[-1]} MiB in steps of {step}"
             )
         if not _EPHEMERAL_GIB[0] <= ephemeral_storage_gib <= _EPHEMERAL_GIB[1]:
             raise ConfigurationError(
@@ -170,7 +187,8 @@ class DumpTriageJob(Construct):
             CloudWatch Logs (endpoints or NAT). Default: a new VPC with private isolated
             subnets in two AZs, flow logs, gateway endpoints for S3 and DynamoDB and
             interface endpoints for ECR, CloudWatch Logs and SNS (no internet route).
-        :param subnets: where in ``vpc``. Default: the VPC's private subnets.
+        :param subnets: where in ``vpc``. Default: its ``PRIVATE_WITH_EGRESS`` subnets (give
+            ``subnets`` for a VPC with isolated subnets and endpoints).
         :param size: CPU, memory, scratch disk, timeout. Default: ``TriageTaskSize()``.
         :param image: the job's container image. Default: built from
             ``crashcart/triage/Dockerfile`` at deploy time (a CDK Docker asset).
@@ -377,8 +395,10 @@ class DumpTriageJob(Construct):
                 alarm_description=(
                     f"crashcart: a crash dump was not triaged; the event is in {queue.node.id}"
                 ),
-                metric=queue.metric_approximate_number_of_messages_visible(
-                    period=cdk.Duration.minutes(5), statistic="Maximum"
+                # Messages sent, not visible: each new failure alarms again even while an
+                # earlier one still waits in the queue (kept 14 days).
+                metric=queue.metric_number_of_messages_sent(
+                    period=cdk.Duration.minutes(5), statistic="Sum"
                 ),
                 threshold=1,
                 evaluation_periods=1,
@@ -443,9 +463,19 @@ class DumpTriageJob(Construct):
                 conditions={"StringEquals": via_s3},
             ),
             iam.PolicyStatement(
-                sid="TriageLinkIncident",
-                actions=["dynamodb:Query", "dynamodb:UpdateItem"],
+                sid="TriageFindIncident",
+                actions=["dynamodb:Query"],
                 resources=[table.table_arn],
+            ),
+            # The task parses untrusted memory images with C code (drgn, makedumpfile): it
+            # may write only the report attributes of an incident, nothing else.
+            iam.PolicyStatement(
+                sid="TriageLinkIncident",
+                actions=["dynamodb:UpdateItem"],
+                resources=[table.table_arn],
+                conditions={
+                    "ForAllValues:StringEquals": {"dynamodb:Attributes": list(INCIDENT_ATTRIBUTES)}
+                },
             ),
             iam.PolicyStatement(
                 sid="TriageNotify", actions=["sns:Publish"], resources=[topic.topic_arn]
@@ -507,6 +537,12 @@ class DumpTriageJob(Construct):
                     for pack in _NAG_PACKS_WITH_VPC_RULES
                 },
             )
+            acknowledge(
+                role,
+                "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                "the caller's ECR image: ecr:GetAuthorizationToken has no resource-level "
+                "permissions (CDK scopes the pull to the repository)",
+            )
             return role
         policy = iam.ManagedPolicy(
             self,
@@ -545,7 +581,12 @@ class DumpTriageJob(Construct):
         return role.without_policy_updates()  # type: ignore[return-value]
 
     def _events_role(self) -> iam.IRole:
-        """EventBridge runs this task definition on this cluster, passing its two roles."""
+        """EventBridge runs this task definition on this cluster, passing its two roles.
+
+        CDK's own grants for the target are dropped (``without_policy_updates``): they would
+        go to an inline policy. They include ``ecs:TagResource``, which RunTask needs only
+        when the target sets tags or ``propagate_tags`` - add it here if you do.
+        """
         role = iam.Role(
             self,
             "EventsRole",

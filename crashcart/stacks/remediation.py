@@ -31,6 +31,7 @@ from crashcart.constructs.unresponsive_instance_remediation import (
     InterruptGuards,
     UnresponsiveInstanceRemediation,
 )
+from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
 
 if TYPE_CHECKING:
@@ -82,6 +83,13 @@ class CrashcartRemediationStack(cdk.Stack):
         """
         super().__init__(scope, construct_id, **stack_kwargs)
         self.crash_dumps: CrashDumpBucket | None = None
+        self.triage_job: DumpTriageJob | None = None
+        if evidence_bucket is not None and symbol_store is not None:
+            raise ConfigurationError(
+                "symbol_store was given with evidence_bucket: the triage job runs only for the "
+                "crash-dump bucket this stack creates; add DumpTriageJob next to your own "
+                "CrashDumpBucket instead"
+            )
         if evidence_bucket is None:
             self.crash_dumps = CrashDumpBucket(self, "CrashDumps")
             evidence_bucket = self.crash_dumps.bucket
@@ -107,7 +115,6 @@ class CrashcartRemediationStack(cdk.Stack):
             self.crash_dumps.notify_incidents(
                 table=self.remediation.table, topic=self.remediation.topic
             )
-            self.triage_job: DumpTriageJob | None = None
             if full_triage:
                 self.triage_job = DumpTriageJob(
                     self,

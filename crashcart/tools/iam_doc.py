@@ -61,9 +61,10 @@ SID_REASONS: dict[str, str] = {
         "instances cannot write."
     ),
     "TriageDumpKeyThroughS3": "Dumps and reports are encrypted with the dump key; only through S3.",
+    "TriageFindIncident": "Find the incident whose dump_keys list the dump being triaged.",
     "TriageLinkIncident": (
-        "Find the incident that links the dump and add the report's keys to it (conditional "
-        "update)."
+        "Add the report's keys to that incident: only the report attributes (the task parses "
+        "untrusted memory images), and only if the incident links the dump (conditional)."
     ),
     "TriageNotify": "Tell on-call the report is ready, or why there is none.",
     "TriageIncidentTableKey": "The incident table is encrypted with the remediation key.",

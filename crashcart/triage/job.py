@@ -41,6 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from crashcart.errors import ConfigurationError
+from crashcart.symbol_layout import normalize_build_id, symbol_key
 from crashcart.triage.core import TriageError, triage
 from crashcart.triage.report import Report, render_markdown, to_json
 
@@ -54,15 +56,13 @@ KEY_PATTERN = re.compile(
     r"^dumps/(?P<owner>(?:[A-Z0-9]{8,128}:)?(?P<instance>i-[0-9a-f]{8,17}))/"
     r"(?P<dump>[A-Za-z0-9._-]{1,128})/metadata\.json$"
 )
-BUILD_ID_PATTERN = re.compile(r"^[0-9a-f]{40,128}$")
 REPORTS_PREFIX = "reports/"
-SYMBOLS_PREFIX = "symbols/"
 INSTANCE_PK = "instance#{}"
 INCIDENT_SK_PREFIX = "incident#"
 MAX_METADATA_BYTES = 64 * 1024
 #: Kept free on the scratch disk beyond the files, for drgn's and the OS's own use.
 DISK_HEADROOM_BYTES = 512 * 1024 * 1024
-SUBJECT_LIMIT = 100
+SUBJECT_LIMIT = 99  # SNS: a subject must be shorter than 100 characters
 FRAMES_IN_NOTIFICATION = 12
 
 
@@ -196,9 +196,10 @@ def parse_metadata(raw: bytes, dump: DumpRef) -> DumpMetadata:
     by_name = {entry["name"]: entry for entry in files}
     build_id = data.get("build_id")
     if build_id is not None:
-        build_id = str(build_id).lower()
-        if not BUILD_ID_PATTERN.match(build_id):
-            raise BadInputError(f"{dump.key}: build_id {data.get('build_id')!r} is not hex")
+        try:
+            build_id = normalize_build_id(str(build_id))
+        except ConfigurationError as error:
+            raise BadInputError(f"{dump.key}: {error}") from None
     release = data.get("kernel_release")
     return DumpMetadata(
         kernel_release=str(release) if release else None,
@@ -242,14 +243,10 @@ class Adapter:
         try:
             response = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{limit - 1}")
         except ClientError as error:
-            # The task may read dumps/* but not list the bucket: S3 answers a missing key
-            # with AccessDenied, not NoSuchKey.
-            if error.response["Error"]["Code"] in (
-                "NoSuchKey",
-                "404",
-                "InvalidRange",
-                "AccessDenied",
-            ):
+            # AccessDenied is not "missing": the event just said the object was created, so
+            # a 403 is a deployment fault (KMS, bucket or endpoint policy); it propagates
+            # and the run is kept in the failed-runs queue.
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "InvalidRange"):
                 return None
             raise
         data: bytes = response["Body"].read()
@@ -331,12 +328,12 @@ def find_vmlinux(
     if metadata.build_id is None:
         outcome.notes.append("metadata.json has no build_id: the symbol store cannot be asked")
         return None
-    key = f"{SYMBOLS_PREFIX}{metadata.build_id}/vmlinux"
+    key = symbol_key(metadata.build_id)
     size = adapter.size_of(bucket, key)
     if size is None:
         outcome.notes.append(
             f"no debug symbols for build id {metadata.build_id} "
-            f"({metadata.kernel_release or 'unknown release'}) in s3://{bucket}/{SYMBOLS_PREFIX}: "
+            f"({metadata.kernel_release or 'unknown release'}) in s3://{bucket}/symbols/: "
             "was this AMI baked with debug_symbols?"
         )
         return None
@@ -457,7 +454,7 @@ def process(
     if raw is None:
         raise BadInputError(
             f"{dump.key} does not exist in s3://{settings.dump_bucket} (deleted, or a "
-            "replayed event; without s3:ListBucket S3 says AccessDenied for a missing key)"
+            "replayed event)"
         )
     metadata = parse_metadata(raw, dump)
     settings.work_dir.mkdir(parents=True, exist_ok=True)

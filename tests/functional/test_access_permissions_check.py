@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -325,3 +326,29 @@ def test_cli_registry_calls_add_parser_of_each_module(monkeypatch: pytest.Monkey
     )
     assert "crashcart.permissions_check" in cli.SUBCOMMAND_MODULES
     assert permissions_check.COMMAND == "check-permissions"
+
+
+def test_an_unknown_profile_is_a_usage_error_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    code = cli.main(
+        ["check-permissions", "--instance-id", INSTANCE, "--profile", "no-such-profile"]
+    )
+    assert code == 2
+    assert "no-such-profile" in capsys.readouterr().err
+
+
+def test_python_dash_m_crashcart_is_the_command_line() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "crashcart", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "check-permissions" in result.stdout and "triage" in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import aws_cdk as cdk
@@ -94,7 +95,8 @@ def test_failed_runs_are_kept_and_alarm(template: Template) -> None:
     assert len(alarms) == 2
     for alarm in alarms.values():
         props = alarm["Properties"]
-        assert props["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        assert props["MetricName"] == "NumberOfMessagesSent"  # every new failure alarms
+        assert props["Statistic"] == "Sum"
         assert props["Threshold"] == 1 and props["AlarmActions"] == [{"Ref": "TopicBFC7AF6E"}]
     for queue in template.find_resources("AWS::SQS::Queue").values():
         assert "KmsMasterKeyId" in queue["Properties"]
@@ -121,6 +123,7 @@ def test_the_task_role_reads_dumps_writes_reports_and_nothing_else(template: Tem
         "TriageReadDumps",
         "TriageWriteReports",
         "TriageDumpKeyThroughS3",
+        "TriageFindIncident",
         "TriageLinkIncident",
         "TriageNotify",
         "TriageIncidentTableKey",
@@ -131,7 +134,23 @@ def test_the_task_role_reads_dumps_writes_reports_and_nothing_else(template: Tem
     assert statements["TriageWriteReports"]["Action"] == "s3:PutObject"
     assert statements["TriageWriteReports"]["Resource"]["Fn::Join"][1][1] == "/reports/*"
     assert statements["TriageDumpKeyThroughS3"]["Condition"]["StringEquals"]["kms:ViaService"]
-    assert statements["TriageLinkIncident"]["Action"] == ["dynamodb:Query", "dynamodb:UpdateItem"]
+    assert statements["TriageFindIncident"]["Action"] == "dynamodb:Query"
+    link = statements["TriageLinkIncident"]
+    assert link["Action"] == "dynamodb:UpdateItem"
+    assert link["Condition"] == {
+        "ForAllValues:StringEquals": {
+            "dynamodb:Attributes": [
+                "pk",
+                "sk",
+                "dump_keys",
+                "report_keys",
+                "report_summary",
+                "report_symbols",
+                "report_error",
+                "triaged_at",
+            ]
+        }
+    }
     actions = {a for s in statements.values() for a in _list(s["Action"])}
     assert not [a for a in actions if a.endswith(("Delete*", "DeleteObject", "*"))]
     # no inline policies anywhere: every permission is in a reviewed managed policy
@@ -147,12 +166,17 @@ def test_eventbridge_may_run_only_this_task_on_this_cluster(template: Template) 
     run = statements["TriageRunTask"]
     assert run["Action"] == "ecs:RunTask"
     assert list(run["Resource"]) == ["Ref"]  # this task definition, not a wildcard
-    assert "ecs:cluster" in run["Condition"]["ArnEquals"]
+    (cluster,) = template.find_resources("AWS::ECS::Cluster")
+    assert run["Condition"] == {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}}
     passing = statements["TriagePassTaskRoles"]
     assert passing["Condition"] == {
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     }
-    assert len(passing["Resource"]) == 2
+    passed = sorted(resource["Fn::GetAtt"][0] for resource in passing["Resource"])
+    assert [name[: -len("XXXXXXXX")] for name in passed] == [
+        "TriageExecutionRole",
+        "TriageTaskRole",
+    ]
 
 
 def test_the_vpc_has_no_way_to_the_internet(template: Template) -> None:
@@ -164,7 +188,7 @@ def test_the_vpc_has_no_way_to_the_internet(template: Template) -> None:
         json.dumps(e["Properties"]["ServiceName"]).split(".")[-1].strip('"]}')
         for e in endpoints.values()
     )
-    assert len(endpoints) == 6, services
+    assert services == ["api", "dkr", "dynamodb", "logs", "s3", "sns"], services  # ecr.api, ecr.dkr
     task_sg = _one(
         template,
         "AWS::EC2::SecurityGroup",
@@ -212,6 +236,7 @@ def test_a_given_vpc_is_used_as_is() -> None:
         ({"cpu": 1000}, "cpu=1000: Fargate tasks take one of"),
         ({"memory_mib": 1024}, "memory_mib=1024: with cpu=1024 Fargate allows 2048-8192"),
         ({"cpu": 256, "memory_mib": 4096}, "with cpu=256 Fargate allows 512-2048"),
+        ({"cpu": 256, "memory_mib": 1536}, "(512, 1024, 2048)"),
         ({"memory_mib": 4500}, "in steps of 1024"),
         ({"ephemeral_storage_gib": 20}, "ephemeral_storage_gib=20: Fargate gives 21-200 GiB"),
         ({"ephemeral_storage_gib": 201}, "ephemeral_storage_gib=201"),
@@ -219,7 +244,7 @@ def test_a_given_vpc_is_used_as_is() -> None:
     ],
 )
 def test_bad_sizes_fail_at_synth_naming_the_value(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
         TriageTaskSize(**kwargs)
 
 
@@ -240,3 +265,28 @@ def test_size_reaches_the_task_definition() -> None:
         "8192",
         {"SizeInGiB": 200},
     )
+
+
+def test_a_symbol_store_is_read_by_build_id() -> None:
+    from crashcart.constructs.debug_symbol_store import DebugSymbolStore
+
+    app = cdk.App()
+    env = cdk.Environment(account="111111111111", region="eu-west-1")
+    tooling = cdk.Stack(app, "Tooling", env=env)
+    store = DebugSymbolStore(tooling, "Symbols")
+    job = support.job_stack(app, "WithSymbols", symbols=store)
+    template = Template.from_stack(cdk.Stack.of(job))
+    task = _one(template, "AWS::ECS::TaskDefinition")
+    env_vars = {e["Name"]: e["Value"] for e in task["ContainerDefinitions"][0]["Environment"]}
+    assert "Fn::ImportValue" in env_vars["CRASHCART_SYMBOL_BUCKET"]  # the store's bucket
+    roles = template.find_resources("AWS::IAM::Role")
+    task_role = next(r for name, r in roles.items() if name.startswith("TriageTaskRole"))
+    attached = json.dumps(task_role["Properties"]["ManagedPolicyArns"])
+    assert "SymbolsReadPolicy" in attached  # the store's read policy, by reference
+    read = Template.from_stack(tooling).find_resources(
+        "AWS::IAM::ManagedPolicy",
+        {"Properties": {"Description": Match.string_like_regexp("read debug symbols")}},
+    )
+    (policy,) = read.values()
+    sids = {s["Sid"] for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert sids == {"ReadSymbols", "MissingSymbolsAre404", "DecryptSymbolsThroughS3"}

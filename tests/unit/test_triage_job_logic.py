@@ -67,6 +67,7 @@ def test_other_keys_are_refused(key: str) -> None:
 def test_the_key_contract_is_the_dump_arrival_functions() -> None:
     arrival = dump_support.load_arrival_handler()
     assert arrival.KEY_PATTERN.pattern == job.KEY_PATTERN.pattern
+    assert arrival.SUBJECT_LIMIT == job.SUBJECT_LIMIT == 99  # SNS: shorter than 100
     assert settings.REPORTS_PREFIX == job.REPORTS_PREFIX
     assert settings.DUMPS_PREFIX == "dumps/"
 
@@ -85,7 +86,8 @@ def test_metadata_gives_build_id_and_files() -> None:
         (b"[]", "is not a JSON object"),
         (_metadata(instance_id="i-0fedcba9876543210"), "but was written under the prefix"),
         (_metadata(files="vmcore"), "has no valid 'files' list"),
-        (_metadata(build_id="../../etc"), "is not hex"),
+        (_metadata(build_id="../../etc"), "is not a GNU build id"),
+        (_metadata(build_id="a" * 41), "is not a GNU build id"),
         (_metadata(files=[{"name": "vmcore", "size": -1}]), "has no valid size"),
         (_metadata(files=[{"name": "vmcore", "size": 1, "sha256": "zz"}]), "bad sha256"),
     ],
@@ -178,3 +180,8 @@ def test_the_dockerfile_installs_the_versions_crashcart_is_tested_with() -> None
     assert f'"boto3=={pins["BOTO3"]}"' in pyproject
     assert 'ENTRYPOINT ["python", "-m", "crashcart.triage.job"]' in dockerfile
     assert re.search(r"^USER 10001:10001$", dockerfile, re.MULTILINE)
+    # a read-only root file system: the scratch volume must exist, owned by the job's user,
+    # and be declared a VOLUME, or ECS mounts it owned by root and every write fails
+    assert "RUN mkdir /scratch && chown 10001:10001 /scratch" in dockerfile
+    assert 'VOLUME ["/scratch"]' in dockerfile
+    assert dockerfile.index("chown 10001:10001 /scratch") < dockerfile.index("USER 10001")

@@ -34,7 +34,7 @@ INSTANCE_PK = "instance#{}"
 INCIDENT_SK_PREFIX = "incident#"
 MAX_METADATA_BYTES = 64 * 1024
 MAX_DMESG_BYTES = 4 * 1024 * 1024
-SUBJECT_LIMIT = 100
+SUBJECT_LIMIT = 99  # SNS: a subject must be shorter than 100 characters
 
 
 class BadEventError(ValueError):
