@@ -106,6 +106,7 @@ def run(ctx: Context) -> dict[str, Any]:
                     record.pop("error", None)
                 except Exception as error:  # Lambda would retry, then the failure queue
                     record["error"] = f"{type(error).__name__}: {error}"
+                    record.setdefault("attempt_errors", []).append(type(error).__name__)
                 opened_scopes = [
                     json.loads(line).get("breaker")
                     for line in stream.getvalue().splitlines()
@@ -188,6 +189,9 @@ def run(ctx: Context) -> dict[str, Any]:
     )
     subjects = Counter(n["subject"] for n in notifications)
     retried = sum(1 for r in records if r["attempts"] > 1)
+    # Why an attempt raised (Lambda would retry it): e.g. a claim still contended after the
+    # function's own attempts, when many ALARMs update the same breaker item at once.
+    retry_reasons = Counter(e for r in records for e in r.get("attempt_errors", []))
     per_delivery = [r["end"] - r["start"] for r in records]
     trip = median(trips)
     figures: dict[str, Any] = {
@@ -210,6 +214,7 @@ def run(ctx: Context) -> dict[str, Any]:
         "events_lost": len(lost),
         "events_to_failure_queue": len(failed_instances),
         "deliveries_retried": retried,
+        "failed_attempts_by_error": dict(retry_reasons),
         "extra_incident_records": extra_incidents,
         "incident_records": sum(len(v) for v in incidents.values()),
         "outcomes": dict(outcomes),
@@ -277,7 +282,10 @@ def run(ctx: Context) -> dict[str, Any]:
         ["duplicate interrupts", duplicate_interrupts],
         ["events lost", len(lost)],
         ["events on the failure queue after Lambda's retries", len(failed_instances)],
-        ["deliveries that needed a retry", retried],
+        [
+            "deliveries that needed a retry (why the failed attempts raised)",
+            f"{retried} ({_counts(retry_reasons)})" if retried else "0",
+        ],
         [
             "outcomes of the delivery that acted (one per event)",
             _counts(

@@ -161,8 +161,18 @@ def run(ctx: Context) -> dict[str, Any]:
     path = Path(chosen["path"])
     data: dict[str, Any] = chosen["data"]
     written_at: str = chosen["written_at"]
-    scenarios = scenarios_of(data)
-    present = [name for name in POSITIVE if name in scenarios]
+    # Each writer records only the scenarios its run ran (an e2e session that ran one
+    # scenario leaves only that one): a scenario missing from the freshest file is taken
+    # from the freshest other file that has it, and its row says so.
+    origin: dict[str, dict[str, Any]] = {}
+    for name in POSITIVE:
+        for candidate in usable:
+            if name in scenarios_of(candidate["data"]):
+                origin[name] = candidate
+                break
+    present = [name for name in POSITIVE if name in origin]
+    missing = [name for name in POSITIVE if name not in origin]
+    mixed = any(origin[name] is not chosen for name in present)
     rows: list[list[Any]] = []
     figures: dict[str, Any] = {
         "source": str(path),
@@ -175,9 +185,10 @@ def run(ctx: Context) -> dict[str, Any]:
             {k: v for k, v in c.items() if k not in ("data", "mtime")} for c in considered
         ],
         "scenarios": {},
+        "missing_scenarios": missing,
     }
     for name in present:
-        s = scenarios[name]
+        s = scenarios_of(origin[name]["data"])[name]
         t = s.get("timings", {})
         boot = t.get("boot_to_ready_s")
         nmi = t.get("nmi_to_dump_saved_s")
@@ -191,6 +202,8 @@ def run(ctx: Context) -> dict[str, Any]:
             "guest_ram_mib": t.get("guest_ram_mib"),
             "dump_to_ram_ratio": t.get("dump_to_ram_ratio"),
             "nmi_to_dump_vs_boot": ratio(nmi, boot) if nmi and boot else None,
+            "source": origin[name]["path"],
+            "written_at": origin[name]["written_at"],
         }
         figures["scenarios"][name] = entry
         rows.append(
@@ -204,11 +217,13 @@ def run(ctx: Context) -> dict[str, Any]:
                 if entry["dump_mib"] is not None
                 else "-",
                 f"{entry['dump_to_ram_ratio']:.3f}" if entry["dump_to_ram_ratio"] else "-",
+                *([f"{_shown(entry['source'])} ({entry['written_at']})"] if mixed else []),
             ]
         )
     idle = figures["scenarios"].get("idle", {})
     hung = figures["scenarios"].get("hung-cpus", {})
-    if idle.get("nmi_to_dump_saved_s") and hung.get("nmi_to_dump_saved_s"):
+    same_run = idle.get("source") is not None and idle.get("source") == hung.get("source")
+    if same_run and idle.get("nmi_to_dump_saved_s") and hung.get("nmi_to_dump_saved_s"):
         figures["hung_vs_idle_nmi_to_dump"] = ratio(
             hung["nmi_to_dump_saved_s"], idle["nmi_to_dump_saved_s"]
         )
@@ -223,7 +238,12 @@ def run(ctx: Context) -> dict[str, Any]:
         if figures["scenarios"][name]["dump_to_ram_ratio"] is not None
     ]
     summary = {
-        "source": f"{_shown(path)}, written {written_at} ({_age(written_at)} before this run)",
+        "source": f"{_shown(path)}, written {written_at} ({_age(written_at)} before this run)"
+        + "".join(
+            f"; {name} from {_shown(origin[name]['path'])}, written {origin[name]['written_at']}"
+            for name in present
+            if origin[name] is not chosen
+        ),
     }
     summary |= {
         name: f"{'passed' if e['passed'] else 'FAILED'}; NMI to dump saved "
@@ -231,6 +251,7 @@ def run(ctx: Context) -> dict[str, Any]:
         f"{e['dump_to_ram_ratio']}"
         for name, e in figures["scenarios"].items()
     }
+    summary |= {name: "not in any drill results file found" for name in missing}
     if "hung_vs_idle_nmi_to_dump" in figures:
         summary["hung-CPU vs idle, NMI to dump saved"] = times(figures["hung_vs_idle_nmi_to_dump"])
     image = figures["image"]
@@ -255,6 +276,7 @@ def run(ctx: Context) -> dict[str, Any]:
                     "NMI to dump / boot to ready",
                     "dump / guest RAM",
                     "ratio",
+                    *(["read from (written at)"] if mixed else []),
                 ],
                 rows,
             )
@@ -278,5 +300,21 @@ def run(ctx: Context) -> dict[str, Any]:
             f"({_age(written_at)} before this run), the freshest drill results found"
             + (f"; also considered: {'; '.join(others)}" if others else "")
             + ". Run `make drill` (or `python -m benchmarks --run-drill`) to refresh them.",
+            *(
+                [
+                    f"Not in any drill results file found: {', '.join(missing)} (each writer "
+                    "keeps only the scenarios its own run ran; `make drill` runs both)."
+                ]
+                if missing
+                else []
+            ),
+            *(
+                [
+                    "The scenarios come from different drill runs (see the table): no ratio "
+                    "across them is given."
+                ]
+                if mixed
+                else []
+            ),
         ],
     }

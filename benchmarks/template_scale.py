@@ -127,19 +127,30 @@ class _Synth:
 def _max_explicit(synth: _Synth) -> tuple[int, int]:
     """(what the construct's ``max_explicit_instances`` promises, what it really accepts).
 
-    The promise is read with one instance listed; the real limit is found by asking for
-    one more at a time (a refusal is cheap: it comes before any alarm is created).
+    The promise is read with one instance listed; the real limit is found by bisection
+    from there, between 1 and 500 (a refusal comes before any alarm is created, but each
+    try builds the whole stack, seconds each). Bisection relies on the construct accepting
+    every count up to its limit and refusing every count past it, which is what its check
+    does: it compares the count with the room left in the stack. The run checks the limit
+    it finds on both sides: one more is refused at construction (and, in a full run, the
+    limit itself is synthesized).
     """
     _, stack = synth.build(ids=instance_ids(1))
     promised = 1 + int(stack.remediation.max_explicit_instances)
-    accepted = promised
-    if synth.refuse(ids=instance_ids(promised))["refused"]:
-        while accepted > 1 and synth.refuse(ids=instance_ids(accepted))["refused"]:
-            accepted -= 1
-        return promised, accepted
-    while accepted < MAX_RESOURCES and not synth.refuse(ids=instance_ids(accepted + 1))["refused"]:
-        accepted += 1
-    return promised, accepted
+
+    def accepts(count: int) -> bool:
+        return not synth.refuse(ids=instance_ids(count))["refused"]
+
+    # Invariant: ``low`` is accepted (1 is assumed, as the construct's minimum), ``high``
+    # is refused (MAX_RESOURCES + 1 is never asked: no stack can hold it).
+    low, high = (promised, MAX_RESOURCES + 1) if accepts(promised) else (1, promised)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if accepts(middle):
+            low = middle
+        else:
+            high = middle
+    return promised, low
 
 
 def run(ctx: Context) -> dict[str, Any]:

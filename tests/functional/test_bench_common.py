@@ -72,11 +72,13 @@ def test_drill_figures_say_not_run_without_results(tmp_path: Path) -> None:
         drill_figures.run(ctx)
 
 
-def _drill_file(path: Path, *, e2e: bool, nmi: float, written_at: str | None = None) -> None:
+def _drill_file(
+    path: Path, *, e2e: bool, nmi: float, written_at: str | None = None, scenario: str = "idle"
+) -> None:
     """A drill results file in the shape its writer uses (the drill: a list of scenarios;
     the e2e layer: a dict of scenarios by name, with ``written_at``)."""
-    scenario = {
-        "scenario": "idle",
+    result = {
+        "scenario": scenario,
         "passed": True,
         "failed_stage": None,
         "timings": {
@@ -89,9 +91,9 @@ def _drill_file(path: Path, *, e2e: bool, nmi: float, written_at: str | None = N
     }
     data: dict[str, object] = {"image": {"cached": True}}
     if e2e:
-        data |= {"scenarios": {"idle": scenario}, "written_at": written_at}
+        data |= {"scenarios": {scenario: result}, "written_at": written_at}
     else:
-        data |= {"scenarios": [scenario], "started_at": "2026-11-26T05:00:00Z"}
+        data |= {"scenarios": [result], "started_at": "2026-11-26T05:00:00Z"}
     path.write_text(json.dumps(data))
 
 
@@ -130,6 +132,32 @@ def test_drill_figures_skip_a_file_without_a_positive_scenario(
     _drill_file(tmp_path / "drill-results.json", e2e=False, nmi=20.0)
     os.utime(tmp_path / "drill-results.json", (1_000_000_000, 1_000_000_000))
     assert drill_figures.run(ctx)["figures"]["source"] == str(tmp_path / "drill-results.json")
+
+
+def test_drill_figures_take_a_scenario_missing_from_the_freshest_file_from_an_older_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An e2e session that ran only hung-cpus leaves only hung-cpus in its file: idle comes
+    from the drill's older file, says so, and no ratio mixes the two runs."""
+    monkeypatch.setenv("CRASHCART_DRILL_CACHE", str(tmp_path))
+    ctx = Context(smoke=True, workdir=tmp_path, options={})
+    drill, e2e = tmp_path / "drill-results.json", tmp_path / "e2e-drill-results.json"
+    _drill_file(e2e, e2e=True, nmi=30.0, written_at="2026-11-26T08:00:00Z", scenario="hung-cpus")
+    result = drill_figures.run(ctx)
+    assert set(result["figures"]["scenarios"]) == {"hung-cpus"}
+    assert result["figures"]["missing_scenarios"] == ["idle"]
+    assert result["summary"]["idle"] == "not in any drill results file found"
+    _drill_file(drill, e2e=False, nmi=20.0)
+    os.utime(drill, (1_000_000_000, 1_000_000_000))
+    result = drill_figures.run(ctx)
+    figures = result["figures"]
+    assert figures["source"] == str(e2e)
+    assert figures["scenarios"]["idle"]["source"] == str(drill)
+    assert figures["scenarios"]["hung-cpus"]["source"] == str(e2e)
+    assert figures["missing_scenarios"] == []
+    assert "hung_vs_idle_nmi_to_dump" not in figures
+    assert result["tables"][0]["columns"][-1] == "read from (written at)"
+    assert "idle from" in result["summary"]["source"]
 
 
 def test_report_shows_skips_and_failed_checks() -> None:
