@@ -15,6 +15,7 @@ from tests.support.cfn_lint import cfn_lint
 from tests.support.pipeline import ENV, acknowledged_findings, unacknowledged_findings
 
 PATH = "CrashcartImagePipeline/KdumpImagePipeline"
+SYMBOLS = "CrashcartImagePipeline/DebugSymbols"
 IAM4 = "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
 IAM5 = "AwsSolutions::AwsSolutions-IAM5[Resource::"
 PARTITION = "arn:<AWS::Partition>"
@@ -40,6 +41,17 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     ("NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled", f"{PATH}/BuildLogs"),
     ("HIPAA.Security::HIPAA.Security-S3BucketReplicationEnabled", f"{PATH}/BuildLogs"),
     ("PCI.DSS.321::PCI.DSS.321-S3BucketReplicationEnabled", f"{PATH}/BuildLogs"),
+    # the debug-symbol store the stack publishes each AMI's vmlinux to
+    (IAM5 + "<DebugSymbolsBucketDAA9E3F7.Arn>/symbols/*]", f"{SYMBOLS}/PublishPolicy"),
+    *{
+        (f"{pack}::{pack}-{rule}", f"{SYMBOLS}/{where}")
+        for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
+        for rule, where in (
+            ("S3DefaultEncryptionKMS", "AccessLogs"),
+            ("S3BucketReplicationEnabled", "AccessLogs"),
+            ("S3BucketReplicationEnabled", "Bucket"),
+        )
+    },
 }  # fmt: skip
 
 
