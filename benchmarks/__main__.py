@@ -45,6 +45,7 @@ MODULES = (
     "remediation_latency",
     "burst",
     "drill_figures",
+    "triage_speed",
 )
 
 

@@ -62,6 +62,9 @@ def detect_format(vmcore: Path) -> str:
     )
 
 
+_KEY_CHAR = re.compile(rb"[A-Za-z0-9_-]")
+
+
 def read_vmcoreinfo(vmcore: Path, limit: int = 64 * MIB) -> dict[str, str]:
     """``KEY=value`` lines of the dump's VMCOREINFO note (stored near the start)."""
     wanted = (b"OSRELEASE", b"BUILD-ID", b"CRASHTIME", b"PAGESIZE")
@@ -79,7 +82,13 @@ def read_vmcoreinfo(vmcore: Path, limit: int = 64 * MIB) -> dict[str, str]:
                 key = name.decode()
                 if key in found:
                     continue
-                match = re.search(rb"(?:^|\n)" + name + rb"=([\x21-\x7e]{1,128})\n", data)
+                # The note's first line follows its name's NUL padding, not a newline: the
+                # key must only not be the tail of a longer one. A literal-led pattern lets
+                # the regex engine skip ahead instead of trying every byte.
+                pattern = re.compile(name + rb"=([\x21-\x7e]{1,128})\n")
+                match = pattern.search(data)
+                while match and match.start() > 0 and _KEY_CHAR.match(data, match.start() - 1):
+                    match = pattern.search(data, match.end())
                 if match:
                     found[key] = match.group(1).decode()
             carry = data[-512:]

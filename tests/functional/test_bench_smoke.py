@@ -111,6 +111,7 @@ def test_smoke_run_exits_zero_and_runs_every_benchmark(
         "remediation_latency",
         "burst",
         "drill_figures",
+        "triage_speed",
     ]
     for name in ("cores", "memory_gib", "cpu_model", "python", "node", "cdk_cli"):
         assert data["machine"][name], name
@@ -197,3 +198,20 @@ def test_the_docs_have_a_section_per_benchmark_and_the_machine(
     for record in data["benchmarks"].values():
         assert f"## {record['title']}" in markdown
     assert "FAILED" not in markdown
+
+
+def test_triage_speed_runs_on_a_real_drill_dump_when_one_exists(
+    smoke: tuple[Any, dict[str, Any], str],
+) -> None:
+    from benchmarks.triage_speed import drill_cache, find_dumps
+
+    _, data, _ = smoke
+    record = data["benchmarks"]["triage_speed"]
+    if not find_dumps(drill_cache()):
+        # a machine whose drill has never run: skipped, and it says why
+        assert record["status"] == "skipped" and "no passed" in record["reason"]
+        return
+    figures = _bench(smoke, "triage_speed")["figures"]
+    (dump,) = figures["dumps"]  # smoke: one dump, one run of each
+    assert dump["full_report"]["reason"] == "nmi"
+    assert dump["ratio_full_to_read"] is not None and dump["ratio_log_to_read"] is not None

@@ -153,3 +153,41 @@ def test_cli_registers_as_a_subcommand() -> None:
     args = parser.parse_args(["triage", "/x/vmcore", "--vmlinux", "/x/vmlinux", "--json"])
     assert args.handler is cli.run
     assert args.vmcore == Path("/x/vmcore") and args.json is True
+
+
+def _note(*lines: bytes, filler: int = 0) -> bytes:
+    """A dump's head with an ELF note named VMCOREINFO: the first key follows NUL padding."""
+    header = b"KDUMP   \x06\0\0\0" + b"\0" * 100
+    note = b"\x0b\0\0\0\x80\0\0\0\0\0\0\0VMCOREINFO\0\0" + b"".join(lines)
+    return header + b"\x01" * filler + note + b"\0" * 64
+
+
+def test_vmcoreinfo_keys_after_the_notes_padding_are_found(tmp_path: Path) -> None:
+    dump = tmp_path / "vmcore"
+    dump.write_bytes(
+        _note(
+            b"OSRELEASE=6.1.0-50-cloud-amd64\n",
+            b"BUILD-ID=" + BUILD_ID.encode() + b"\n",
+            b"PAGESIZE=4096\n",
+            b"CRASHTIME=1795685239\n",
+        )
+    )
+    assert core.read_vmcoreinfo(dump) == {
+        "OSRELEASE": "6.1.0-50-cloud-amd64",
+        "BUILD-ID": BUILD_ID,
+        "PAGESIZE": "4096",
+        "CRASHTIME": "1795685239",
+    }
+
+
+def test_a_longer_key_ending_in_a_wanted_name_is_not_taken_for_it(tmp_path: Path) -> None:
+    dump = tmp_path / "vmcore"
+    dump.write_bytes(_note(b"NOT_OSRELEASE=wrong\n", b"OSRELEASE=6.1.0-50-cloud-amd64\n"))
+    assert core.read_vmcoreinfo(dump)["OSRELEASE"] == "6.1.0-50-cloud-amd64"
+
+
+def test_a_key_across_two_read_blocks_is_found(tmp_path: Path) -> None:
+    dump = tmp_path / "vmcore"
+    # OSRELEASE=... straddles the end of the first 4 MiB block the reader takes
+    dump.write_bytes(_note(b"OSRELEASE=6.1.0-50-cloud-amd64\n", filler=4 * 2**20 - 150))
+    assert core.read_vmcoreinfo(dump)["OSRELEASE"] == "6.1.0-50-cloud-amd64"
