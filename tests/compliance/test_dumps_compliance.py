@@ -5,9 +5,7 @@ One app is synthesized per module (with the nag plugins); the tests read its out
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import aws_cdk as cdk
 import pytest
@@ -18,6 +16,7 @@ from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
 from tests.support.cfn_lint import cfn_lint
 from tests.support.incidents import stand_in_incidents
+from tests.support.nag import assert_every_pack_ran_clean, validation_report
 
 STACK = "CrashDumps"
 
@@ -38,25 +37,14 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return outdir
 
 
-def _report(outdir: Path) -> dict[str, Any]:
-    path = outdir / "validation-report.json"
-    return json.loads(path.read_text()) if path.exists() else {"pluginReports": []}
-
-
 def test_all_four_packs_pass(synthesized: Path) -> None:
-    report = _report(synthesized)
-    violations = [
-        (plugin["pluginName"], violation["ruleName"])
-        for plugin in report["pluginReports"]
-        for violation in plugin.get("violations", [])
-    ]
-    assert violations == []
+    assert_every_pack_ran_clean(synthesized)
 
 
 def _acknowledged(outdir: Path) -> set[tuple[str, str]]:
     """(construct path below the stack, acknowledged id) of every suppressed finding."""
     found = set()
-    for plugin in _report(outdir)["pluginReports"]:
+    for plugin in validation_report(outdir)["pluginReports"]:
         for violation in plugin.get("suppressedViolations", []):
             assert len(violation.get("reason", "")) >= 20, violation
             for construct in violation["violatingConstructs"]:

@@ -16,7 +16,8 @@ from crashcart.compliance import NAG_PACKS, add_compliance_checks
 from crashcart.stacks.remediation import CrashcartRemediationStack
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
 from tests.support.cfn_lint import cfn_lint
-from tests.support.remediation import INSTANCE_IDS, env, new_app, validation_report
+from tests.support.nag import validation_report
+from tests.support.remediation import INSTANCE_IDS, env, new_app
 
 STACKS = ("RemediationFleet", "RemediationExplicit")
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import aws_cdk as cdk
 import pytest
 
-from crashcart.compliance import NAG_PACKS, add_compliance_checks
+from crashcart.compliance import add_compliance_checks
 from tests.support import triage_job as support
 from tests.support.cfn_lint import cfn_lint
+from tests.support.nag import assert_every_pack_ran_clean, validation_report
 
 
 @pytest.fixture(scope="module")
@@ -24,22 +24,8 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return outdir
 
 
-def _report(outdir: Path) -> dict[str, Any]:
-    path = outdir / "validation-report.json"
-    return json.loads(path.read_text()) if path.exists() else {"pluginReports": []}
-
-
 def test_all_four_packs_pass(synthesized: Path) -> None:
-    plugins = _report(synthesized)["pluginReports"]
-    # every pack ran (a pack with no finding at all is left out of the report, but the
-    # job's acknowledged findings put all four in)
-    assert sorted(plugin["pluginName"] for plugin in plugins) == sorted(NAG_PACKS)
-    violations = [
-        (plugin["pluginName"], violation["ruleName"])
-        for plugin in plugins
-        for violation in plugin.get("violations", [])
-    ]
-    assert violations == []
+    assert_every_pack_ran_clean(synthesized)
 
 
 def test_a_callers_ecr_image_also_passes(tmp_path: Path) -> None:
@@ -59,7 +45,7 @@ def test_a_callers_ecr_image_also_passes(tmp_path: Path) -> None:
 def test_the_jobs_acknowledgements_are_these(synthesized: Path) -> None:
     """Each one has a reason in the construct; a new finding must be looked at here."""
     found = set()
-    for plugin in _report(synthesized)["pluginReports"]:
+    for plugin in validation_report(synthesized)["pluginReports"]:
         for violation in plugin.get("suppressedViolations", []):
             for construct in violation["violatingConstructs"]:
                 path = construct["constructPath"].split("/", 1)[1]

@@ -10,9 +10,7 @@ One app (nag plugins on) with two stacks, synthesized once per module:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import aws_cdk as cdk
 import pytest
@@ -25,6 +23,7 @@ from crashcart.constructs.incident_sweep import DumpOverdueSweep
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
 from tests.support.cfn_lint import cfn_lint
 from tests.support.incidents import stand_in_incidents
+from tests.support.nag import assert_every_pack_ran_clean, validation_report
 
 STACKS = ("SweepOwnKey", "SweepSharedKey")
 ARN = f"{TEST_REGION}:{TEST_ACCOUNT}"
@@ -61,25 +60,14 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return outdir
 
 
-def _report(outdir: Path) -> dict[str, Any]:
-    path = outdir / "validation-report.json"
-    return json.loads(path.read_text()) if path.exists() else {"pluginReports": []}
-
-
 def test_all_four_packs_pass(synthesized: Path) -> None:
-    report = _report(synthesized)
-    violations = [
-        (plugin["pluginName"], violation["ruleName"])
-        for plugin in report["pluginReports"]
-        for violation in plugin.get("violations", [])
-    ]
-    assert violations == []
+    assert_every_pack_ran_clean(synthesized)
 
 
 def test_acknowledgements_are_narrow_and_listed(synthesized: Path) -> None:
     """Every acknowledgement, where it sits: a new one shows here (and in the docs)."""
     found = set()
-    for plugin in _report(synthesized)["pluginReports"]:
+    for plugin in validation_report(synthesized)["pluginReports"]:
         for violation in plugin.get("suppressedViolations", []):
             assert len(violation.get("reason", "")) >= 20, violation
             for construct in violation["violatingConstructs"]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -87,8 +86,3 @@ def only(template: dict[str, Any], resource_type: str) -> tuple[str, dict[str, A
     found = resources_of(template, resource_type)
     assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
     return next(iter(found.items()))
-
-
-def validation_report(outdir: str | Path) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads((Path(outdir) / "validation-report.json").read_text())
-    return report
