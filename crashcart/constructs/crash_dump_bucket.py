@@ -40,6 +40,7 @@ from crashcart.constructs._crash_dump_settings import (
     check_object_lock,
     check_parameter_name,
 )
+from crashcart.constructs._internal.function_code import function_code
 from crashcart.constructs.diagnostic_interrupt_access import nag_rendering
 from crashcart.errors import ConfigurationError
 
@@ -559,9 +560,7 @@ class CrashDumpBucket(Construct):
             "Function",
             runtime=lambda_.Runtime.PYTHON_3_14,
             handler="handler.handler",
-            code=lambda_.Code.from_asset(
-                str(_LAMBDA_ROOT), exclude=["__pycache__", "*.pyc", ".mypy_cache"]
-            ),
+            code=function_code(_LAMBDA_ROOT),
             # Every permission is in the managed policy above: CDK's automatic grants (logs,
             # dead-letter queue) would add an inline default policy.
             role=role.without_policy_updates(),

@@ -26,6 +26,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from crashcart.compliance import acknowledge
+from crashcart.constructs._internal.function_code import function_code
 from crashcart.errors import ConfigurationError
 
 __all__ = ["DEFAULT_PARAMETER_NAME", "DumpOverdueSweep"]
@@ -143,9 +144,7 @@ class DumpOverdueSweep(Construct):
             "Function",
             runtime=lambda_.Runtime.PYTHON_3_14,
             handler="handler.handler",
-            code=lambda_.Code.from_asset(
-                str(_LAMBDA_ROOT), exclude=["__pycache__", "*.pyc", ".mypy_cache"]
-            ),
+            code=function_code(_LAMBDA_ROOT),
             # Every right is in the managed policy: CDK's automatic grants would add an
             # inline default policy.
             role=self.role.without_policy_updates(),

@@ -61,6 +61,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IValidation
 
+from crashcart.constructs._internal.function_code import function_code
 from crashcart.constructs._remediation_nag import acknowledge_finding, acknowledge_packs
 from crashcart.constructs.diagnostic_interrupt_access import (
     grant_diagnostic_interrupt,
@@ -578,9 +579,7 @@ class UnresponsiveInstanceRemediation(Construct):
             "Function",
             runtime=lambda_.Runtime.PYTHON_3_14,
             handler="handler.handler",
-            code=lambda_.Code.from_asset(
-                str(FUNCTION_ASSET), exclude=["__pycache__", "*.pyc", ".mypy_cache", "tests"]
-            ),
+            code=function_code(FUNCTION_ASSET),
             description="crashcart: guarded SendDiagnosticInterrupt on status-check failure",
             role=self.role,
             timeout=timeout,
