@@ -44,7 +44,7 @@ lint: setup
 	$(PY) -m mypy crashcart --exclude 'crashcart/lambda/'
 	@for root in crashcart/lambda/*/; do \
 	  name=$$(basename "$$root"); echo "mypy --strict $$root (own root)"; \
-	  (cd "$$root" && $(CURDIR)/$(PY) -m mypy --strict --explicit-package-bases \
+	  (cd "$$root" && MYPYPATH=$(CURDIR) $(CURDIR)/$(PY) -m mypy --strict --explicit-package-bases \
 	     --config-file $(CURDIR)/pyproject.toml --cache-dir $(CURDIR)/.mypy_cache/lambda-$$name .); \
 	done
 

@@ -55,6 +55,8 @@ _IMAGE_CONTEXT_EXCLUDE = [
     "!py.typed",
     "!triage",
     "triage/__pycache__",
+    "!runtime",
+    "runtime/__pycache__",
     "**/*.pyc",
 ]
 CONTAINER_NAME = "triage"

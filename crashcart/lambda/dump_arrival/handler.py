@@ -19,7 +19,8 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
-from panic_summary import summarize
+
+from crashcart.runtime.kernel_log import summarize
 
 LOG = logging.getLogger("crashcart.dump_arrival")
 LOG.setLevel(logging.INFO)

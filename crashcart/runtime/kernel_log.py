@@ -1,9 +1,9 @@
 """Read a kernel log: the panic string, why the kernel panicked, the backtraces it printed.
 
-Standard library only, so that the same file also runs in the dump-arrival Lambda (a
-verbatim copy lives in ``crashcart/lambda/dump_arrival/panic_summary.py``; a test keeps the
-two identical). Input is the text of ``dmesg.txt`` (``makedumpfile --dump-dmesg`` output, as
-kdump-tools and kdump.service save it) or the records read from a vmcore.
+Part of the shared runtime: the dump-arrival function writes its first summary with it and
+the triage job its full report, so both say the same about one log. Input is the text of
+``dmesg.txt`` (``makedumpfile --dump-dmesg`` output, as kdump-tools and kdump.service save
+it) or the records read from a vmcore.
 """
 
 from __future__ import annotations
