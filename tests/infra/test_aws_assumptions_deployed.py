@@ -98,12 +98,18 @@ def register_text() -> str:
 
 def test_the_walker_sees_what_the_app_relies_on(deployed_terms: PolicyTerms) -> None:
     """Not vacuous: principals, keys and variables that are known to be there are found."""
-    assert {"lambda.amazonaws.com", "events.amazonaws.com"} <= set(deployed_terms.service_principals)
+    assert {"lambda.amazonaws.com", "events.amazonaws.com"} <= set(
+        deployed_terms.service_principals
+    )
     assert {"aws:SourceArn", "aws:ResourceTag/", "dynamodb:LeadingKeys"} <= set(
         deployed_terms.condition_keys
     )
     assert "${aws:userid}" in deployed_terms.policy_variables
-    assert any(where.startswith("SCP/") for places in deployed_terms.condition_keys.values() for where in places)
+    assert any(
+        where.startswith("SCP/")
+        for places in deployed_terms.condition_keys.values()
+        for where in places
+    )
 
 
 def test_every_service_principal_is_registered(

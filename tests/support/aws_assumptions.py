@@ -180,7 +180,10 @@ def _field_problems(entry: Entry) -> Iterator[str]:
             )
         for path in named:
             if not (REPO_ROOT / path).is_file():
-                yield f"line {entry.line}: entry {entry.id!r}: Verified names {path}, which does not exist"
+                yield (
+                    f"line {entry.line}: entry {entry.id!r}: Verified names {path}, "
+                    "which does not exist"
+                )
 
 
 def read_register(path: Path = REGISTER) -> Register:
@@ -271,7 +274,7 @@ def normalize_condition_key(key: str) -> str:
 
 
 def policy_variables_in(value: Any) -> Iterator[str]:
-    """Every ``${...}`` policy variable in a policy value (not CloudFormation's ``Fn::Sub`` refs)."""
+    """Every ``${...}`` policy variable in a policy value (not ``Fn::Sub``'s own references)."""
     if isinstance(value, str):
         for match in _VARIABLE.finditer(value):
             yield "${" + match.group(1) + "}"
@@ -360,5 +363,7 @@ def collect_templates(templates: Mapping[str, Mapping[str, Any]]) -> PolicyTerms
 def unregistered(found: Mapping[str, Iterable[str]], register_text: str) -> dict[str, list[str]]:
     """The terms of ``found`` the register text does not name, with where each is used."""
     return {
-        term: sorted(places)[:3] for term, places in sorted(found.items()) if term not in register_text
+        term: sorted(places)[:3]
+        for term, places in sorted(found.items())
+        if term not in register_text
     }

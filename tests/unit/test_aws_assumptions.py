@@ -30,7 +30,11 @@ REQUIRED_HERE = ("imagebuilder-stig-components", "diagnostic-interrupt-instance-
 _LANDS_WITH_THE_FIXES = pytest.mark.xfail(
     strict=True, reason="entries land with the defect fixes of issue 14 (other branches)"
 )
-REQUIRED_WITH_THE_FIXES = ("attestation-self-tag", "s3-event-key-encoding", "contributor-event-shape")
+REQUIRED_WITH_THE_FIXES = (
+    "attestation-self-tag",
+    "s3-event-key-encoding",
+    "contributor-event-shape",
+)
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +227,13 @@ def test_the_template_walker_finds_principals_keys_and_variables() -> None:
                         {
                             "Fn::Join": [
                                 "",
-                                ["arn:", {"Ref": "AWS::Partition"}, ":automate:", "eu-west-1", ":ec2:reboot"],
+                                [
+                                    "arn:",
+                                    {"Ref": "AWS::Partition"},
+                                    ":automate:",
+                                    "eu-west-1",
+                                    ":ec2:reboot",
+                                ],
                             ]
                         }
                     ]
