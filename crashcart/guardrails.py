@@ -228,6 +228,7 @@ def _deny(
 ) -> dict[str, Any]:
     conditions = dict(condition)
     if exempt:
+        # aws-assumption: scp-principal-arn-exemptions
         conditions["ArnNotLike"] = {"aws:PrincipalArn": exempt}
     return {
         "Sid": sid,

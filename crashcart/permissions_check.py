@@ -139,6 +139,7 @@ def _check_permission(ec2: EC2Client, instance_id: str) -> Finding:
         ec2.send_diagnostic_interrupt(InstanceId=instance_id, DryRun=True)
     except Exception as error:
         code, message = _error_code(error)
+        # aws-assumption: diagnostic-interrupt-error-codes
         if code == "DryRunOperation":
             return Finding(
                 topic, "allowed: the DryRun call answered DryRunOperation (nothing was sent)"

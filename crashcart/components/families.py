@@ -144,6 +144,8 @@ class FamilyInfo:
     debug_symbols: DebugSymbolsInfo | None = None
 
 
+# Default parents: aws-assumption: imagebuilder-managed-parent-images, public-ami-ssm-parameters
+# Which families AWS publishes a STIG component for: aws-assumption: imagebuilder-stig-components
 FAMILIES: dict[str, FamilyInfo] = {
     info.family: info
     for info in (

@@ -26,8 +26,10 @@ def access_logs_bucket(
     bucket = s3.Bucket(
         scope,
         construct_id,
+        # aws-assumption: s3-server-access-log-delivery
         encryption=s3.BucketEncryption.S3_MANAGED,
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        # aws-assumption: tls-only-resource-policies
         enforce_ssl=True,
         versioned=True,
         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,

@@ -70,6 +70,7 @@ class ParentImage:
             raise ConfigurationError(f"AMI id {ami_id!r} is not of the form ami-0123456789abcdef0")
         return ParentImage("ami", ami_id)
 
+    # aws-assumption: imagebuilder-managed-parent-images
     @staticmethod
     def from_managed_image(image_name: str, version: str = "x.x.x") -> ParentImage:
         """An Image Builder-managed image (owner ``aws``), e.g. ``amazon-linux-2023-x86``.
@@ -122,6 +123,7 @@ class Hardening:
     parameters: tuple[tuple[str, str], ...] = ()
     reason: str = ""
 
+    # aws-assumption: imagebuilder-stig-components
     @staticmethod
     def aws_stig(level: Literal["low", "medium", "high"] = "high") -> Hardening:
         """The AWS-managed STIG component (``stig-build-linux`` / ``stig-build-windows-*``)."""

@@ -13,6 +13,7 @@ import aws_cdk as cdk
 from crashcart.errors import ConfigurationError
 
 #: Xen-based families: SendDiagnosticInterrupt needs Nitro. (i3 is Xen except i3.metal.)
+# aws-assumption: diagnostic-interrupt-instance-types
 XEN_FAMILIES = frozenset(
     {
         "t1", "t2", "m1", "m2", "m3", "m4", "c1", "c3", "c4", "r3", "r4", "x1", "x1e",

@@ -48,6 +48,7 @@ __all__ = ["ATTESTATION_TAG_KEY", "CrashDumpBucket", "DumpLifecycle"]
 
 _LAMBDA_ROOT = Path(__file__).resolve().parent.parent / "lambda" / "dump_arrival"
 #: The policy variable that names an instance-profile session: ``<role id>:<instance id>``.
+# aws-assumption: aws-userid-instance-session
 USERID_VARIABLE = "${aws:userid}"
 _INSTANCE_SESSION_PATTERN = "*:i-*"
 _MAX_RESERVED_CONCURRENCY = 1000
@@ -97,6 +98,7 @@ class CrashDumpBucket(Construct):
         super().__init__(scope, construct_id)
         # Server access logs are authorised by a bucket policy on the log bucket, not by
         # the legacy LogDeliveryWrite ACL (ACLs stay disabled: BucketOwnerEnforced).
+        # aws-assumption: s3-server-access-log-delivery
         self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         lifecycle = lifecycle or DumpLifecycle()
         check_parameter_name(parameter_name)
@@ -139,9 +141,11 @@ class CrashDumpBucket(Construct):
             encryption_key=self.encryption_key,
             # Per-object encryption context (the object ARN) lets the KMS grants name the
             # prefix; S3 Bucket Keys would replace it with the bucket ARN.
+            # aws-assumption: kms-via-s3-encryption-context
             bucket_key_enabled=False,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
+            # aws-assumption: tls-only-resource-policies
             minimum_tls_version=1.2,
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
@@ -261,6 +265,7 @@ class CrashDumpBucket(Construct):
                 actions=["s3:PutObject"],
                 resources=[self.bucket.arn_for_objects("*")],
                 conditions={
+                    # aws-assumption: s3-conditional-write-keys
                     "Null": {"s3:if-none-match": "true"},
                     "Bool": {"s3:ObjectCreationOperation": "true"},
                 },
@@ -270,6 +275,7 @@ class CrashDumpBucket(Construct):
                 principals=[principal],
                 actions=["s3:PutObject"],
                 resources=[self.bucket.arn_for_objects("*")],
+                # aws-assumption: aws-userid-instance-session
                 conditions={"StringNotLike": {"aws:userid": _INSTANCE_SESSION_PATTERN}},
             ),
             iam.PolicyStatement(
@@ -490,6 +496,7 @@ class CrashDumpBucket(Construct):
         role = iam.Role(
             scope,
             "Role",
+            # aws-assumption: service-role-trust-principals
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="crashcart dump-arrival function",
         )
@@ -647,6 +654,7 @@ class CrashDumpBucket(Construct):
                     resources=["*"],
                     conditions={
                         "ArnLike": {
+                            # aws-assumption: logs-regional-principal-key-policy
                             "kms:EncryptionContext:aws:logs:arn": self._stack.format_arn(
                                 service="logs",
                                 resource="log-group",

@@ -129,6 +129,7 @@ class DebugSymbolStore(Construct):
         super().__init__(scope, construct_id)
         # Server access logs are authorised by a bucket policy on the log bucket, not by
         # the legacy LogDeliveryWrite ACL (ACLs stay disabled: BucketOwnerEnforced).
+        # aws-assumption: s3-server-access-log-delivery
         self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         noncurrent = noncurrent_version_expiration or cdk.Duration.days(30)
         log_expiration = access_log_expiration or cdk.Duration.days(365)
@@ -163,9 +164,11 @@ class DebugSymbolStore(Construct):
             encryption_key=self.encryption_key,
             # Per-object encryption context (the object ARN) lets the KMS grants name the
             # symbols/ prefix; S3 Bucket Keys would replace it with the bucket ARN.
+            # aws-assumption: kms-via-s3-encryption-context
             bucket_key_enabled=False,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
+            # aws-assumption: tls-only-resource-policies
             minimum_tls_version=1.2,
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
@@ -188,6 +191,7 @@ class DebugSymbolStore(Construct):
         # name).
         self.bucket.add_to_resource_policy(
             iam.PolicyStatement(
+                # aws-assumption: s3-conditional-write-keys
                 sid="DenySymbolOverwrite",
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
@@ -224,6 +228,7 @@ class DebugSymbolStore(Construct):
         """ARN pattern of every symbol object (``<bucket arn>/symbols/*``)."""
         return self.bucket.arn_for_objects(f"{SYMBOLS_PREFIX}*")
 
+    # aws-assumption: kms-via-s3-encryption-context
     def _via_s3(self) -> dict[str, dict[str, str]]:
         """KMS conditions: only through S3, only for objects under ``symbols/``."""
         return {

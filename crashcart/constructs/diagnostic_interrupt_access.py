@@ -146,6 +146,7 @@ def interrupt_statement(
     _check_regions(regions)
     _check_accounts(accounts)
     conditions: dict[str, dict[str, object]] = dict(opt_in_condition(tag))
+    # aws-assumption: mfa-condition-federated-sessions
     if require_mfa:
         conditions["Bool"] = {"aws:MultiFactorAuthPresent": "true"}
     return iam.PolicyStatement(
@@ -157,6 +158,7 @@ def interrupt_statement(
     )
 
 
+# aws-assumption: ec2-tag-condition-keys
 def tag_tamper_deny_statements(
     tag: OptInTag = OptInTag(),  # noqa: B008 - frozen, immutable value
 ) -> list[iam.PolicyStatement]:
@@ -215,6 +217,7 @@ def statement_id(base: str, tag: OptInTag) -> str:
     return f"{base}{digest}"
 
 
+# aws-assumption: ec2-tag-condition-keys
 def opt_in_condition(
     tag: OptInTag = OptInTag(),  # noqa: B008 - frozen, immutable value
 ) -> dict[str, dict[str, object]]:

@@ -74,6 +74,7 @@ INCIDENT_ATTRIBUTES = (
 )
 SCRATCH_PATH = "/scratch"
 #: Fargate's task sizes: CPU units -> the memory sizes (MiB) it offers with them.
+# aws-assumption: fargate-task-sizes
 FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
     256: (512, 1024, 2048),
     512: tuple(range(1024, 4096 + 1, 1024)),
@@ -242,6 +243,7 @@ class DumpTriageJob(Construct):
         self.task_role = iam.Role(
             self,
             "TaskRole",
+            # aws-assumption: service-role-trust-principals
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description="crashcart triage job: read a dump, write its report",
         )
@@ -375,6 +377,7 @@ class DumpTriageJob(Construct):
             description="crashcart: a triage task stopped with an error -> failed_runs queue",
             event_pattern=events.EventPattern(
                 source=["aws.ecs"],
+                # aws-assumption: ecs-task-state-change-event
                 detail_type=["ECS Task State Change"],
                 detail={
                     "clusterArn": [self.cluster.cluster_arn],
@@ -427,6 +430,7 @@ class DumpTriageJob(Construct):
         )
         self.queue_key.add_to_resource_policy(
             iam.PolicyStatement(
+                # aws-assumption: sse-kms-keys-for-service-senders
                 sid="EventBridgeRulesOfThisAccount",
                 principals=[iam.ServicePrincipal("events.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
@@ -446,6 +450,7 @@ class DumpTriageJob(Construct):
     def _task_policy(
         self, dumps: CrashDumpBucket, table: dynamodb.ITable, topic: sns.ITopic
     ) -> iam.ManagedPolicy:
+        # aws-assumption: kms-via-s3-encryption-context
         via_s3 = {"kms:ViaService": f"s3.{self._stack.region}.{self._stack.url_suffix}"}
         statements = [
             iam.PolicyStatement(
@@ -476,6 +481,7 @@ class DumpTriageJob(Construct):
                 actions=["dynamodb:UpdateItem"],
                 resources=[table.table_arn],
                 conditions={
+                    # aws-assumption: dynamodb-fine-grained-keys
                     "ForAllValues:StringEquals": {"dynamodb:Attributes": list(INCIDENT_ATTRIBUTES)}
                 },
             ),
@@ -527,6 +533,7 @@ class DumpTriageJob(Construct):
         role = iam.Role(
             self,
             "ExecutionRole",
+            # aws-assumption: service-role-trust-principals
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description="crashcart triage job: ECS pulls the image and writes the logs",
         )
@@ -592,6 +599,7 @@ class DumpTriageJob(Construct):
         role = iam.Role(
             self,
             "EventsRole",
+            # aws-assumption: service-role-trust-principals
             assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
             description="crashcart triage job: EventBridge starts the task",
         )
@@ -604,6 +612,7 @@ class DumpTriageJob(Construct):
                     sid="TriageRunTask",
                     actions=["ecs:RunTask"],
                     resources=[self.task_definition.task_definition_arn],
+                    # aws-assumption: ecs-runtask-conditions
                     conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
                 ),
                 iam.PolicyStatement(
@@ -637,6 +646,7 @@ class DumpTriageJob(Construct):
                 )
             ],
             restrict_default_security_group=False,
+            # aws-assumption: vpc-flow-logs-to-s3
             flow_logs={
                 "all": ec2.FlowLogOptions(
                     destination=ec2.FlowLogDestination.to_s3(
@@ -655,6 +665,7 @@ class DumpTriageJob(Construct):
             )
         return vpc
 
+    # aws-assumption: fargate-isolated-subnet-endpoints
     def _endpoints(self, vpc: ec2.Vpc) -> None:
         """Gateway endpoints for S3 and DynamoDB; interface endpoints open to the task only."""
         vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)

@@ -126,6 +126,7 @@ class DumpOverdueSweep(Construct):
         self.role = iam.Role(
             self,
             "Role",
+            # aws-assumption: service-role-trust-principals
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="crashcart dump-overdue sweep",
         )
@@ -251,6 +252,7 @@ class DumpOverdueSweep(Construct):
         account, region, partition = stack.account, stack.region, stack.partition
         key.add_to_resource_policy(
             iam.PolicyStatement(
+                # aws-assumption: logs-regional-principal-key-policy
                 sid="LogsUseKey",
                 principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
                 actions=[
@@ -273,6 +275,7 @@ class DumpOverdueSweep(Construct):
         )
         key.add_to_resource_policy(
             iam.PolicyStatement(
+                # aws-assumption: sse-kms-keys-for-service-senders
                 sid="EventBridgeDeadLetterQueue",
                 principals=[iam.ServicePrincipal("events.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],

@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 #: Image Builder's limit on an inline component's ``Data``; larger documents go via ``Uri``.
+# aws-assumption: imagebuilder-component-documents
 INLINE_DATA_LIMIT = 16_000
 
 #: The AMI tag that ties an AMI to its pipeline (lifecycle policy and kernel-release tagging).
@@ -69,6 +70,7 @@ _DEFAULT_INSTANCE_TYPES = {
     "arm64": ("m7g.large", "m6g.large"),
 }
 _DEFAULT_SCHEDULE = PipelineSchedule.cron("cron(0 3 ? * sun *)")
+# aws-assumption: imagebuilder-service-linked-role-key
 _IMAGEBUILDER_SLR = "role/aws-service-role/imagebuilder.amazonaws.com/AWSServiceRoleForImageBuilder"
 
 
@@ -183,6 +185,7 @@ class KdumpImagePipeline(Construct):
         super().__init__(scope, construct_id)
         # Server access logs are delivered under a bucket policy, not an ACL (the
         # recommended setting; set for this construct's subtree before any child exists).
+        # aws-assumption: s3-server-access-log-delivery
         self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         stack = cdk.Stack.of(self)
         if family not in FAMILIES:
@@ -200,6 +203,7 @@ class KdumpImagePipeline(Construct):
                     f"{family} on arm64: EC2 has no arm64 Windows Server images; use x86_64"
                 )
             cdk.Annotations.of(self).add_warning_v2(
+                # aws-assumption: diagnostic-interrupt-instance-types
                 "crashcart:arm64-unverified",
                 "arm64 (Graviton): the diagnostic-interrupt path is unverified (the x86 "
                 "unknown_nmi_panic sysctl does not apply; sources disagree on Graviton "
@@ -329,6 +333,7 @@ class KdumpImagePipeline(Construct):
         self.log_bucket: s3.IBucket = log_bucket
 
         if topic is None:
+            # aws-assumption: tls-only-resource-policies
             created_topic = sns.Topic(self, "Notifications", master_key=key, enforce_ssl=True)
             topic = created_topic
         self.topic: sns.ITopic = topic
@@ -337,6 +342,7 @@ class KdumpImagePipeline(Construct):
         self.instance_role = iam.Role(
             self,
             "InstanceRole",
+            # aws-assumption: service-role-trust-principals
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             description="crashcart image pipeline build and test instances",
             managed_policies=[
@@ -370,6 +376,7 @@ class KdumpImagePipeline(Construct):
         else:
             component_arns.append(
                 imagebuilder.CfnImageRecipe.ComponentConfigurationProperty(
+                    # aws-assumption: imagebuilder-managed-update-components
                     component_arn=f"{aws_component}/update-windows/x.x.x"
                 )
             )
@@ -388,12 +395,14 @@ class KdumpImagePipeline(Construct):
             if info.platform == "Windows":
                 component_arns.append(
                     imagebuilder.CfnImageRecipe.ComponentConfigurationProperty(
+                        # aws-assumption: imagebuilder-stig-components
                         component_arn=f"{aws_component}/stig-build-windows-{hardening.level}/x.x.x"
                     )
                 )
             else:
                 component_arns.append(
                     imagebuilder.CfnImageRecipe.ComponentConfigurationProperty(
+                        # aws-assumption: imagebuilder-stig-components
                         component_arn=f"{aws_component}/stig-build-linux/x.x.x",
                         parameters=[
                             imagebuilder.CfnImageRecipe.ComponentParameterProperty(
@@ -571,6 +580,7 @@ class KdumpImagePipeline(Construct):
                     # AmiDistributionConfiguration is untyped JSON in the CloudFormation
                     # schema: CDK passes it through as is, so the keys are PascalCase here.
                     ami_distribution_configuration=_ami_distribution(
+                        # aws-assumption: imagebuilder-distribution-settings
                         name=f"crashcart-{family}-{architecture}-{{{{ imagebuilder:buildDate }}}}",
                         description=f"crashcart kdump-ready {info.label} ({architecture}), "
                         "candidate",
@@ -581,6 +591,7 @@ class KdumpImagePipeline(Construct):
                     ssm_parameter_configurations=[
                         imagebuilder.CfnDistributionConfiguration.SsmParameterConfigurationProperty(
                             parameter_name=self.candidate_ami_parameter_name,
+                            # aws-assumption: imagebuilder-distribution-settings
                             data_type="aws:ec2:image",
                         )
                     ],
@@ -642,6 +653,7 @@ class KdumpImagePipeline(Construct):
             lifecycle_role = iam.Role(
                 self,
                 "LifecycleRole",
+                # aws-assumption: service-role-trust-principals
                 assumed_by=iam.ServicePrincipal("imagebuilder.amazonaws.com"),
                 description="crashcart image pipeline lifecycle policy (deprecate old AMIs)",
                 managed_policies=[
@@ -764,6 +776,7 @@ class KdumpImagePipeline(Construct):
         )
 
     @staticmethod
+    # aws-assumption: shared-ami-key-grants
     def grant_shared_ami_key_use(key: kms.IKey, accounts: Sequence[str]) -> None:
         """Let ``accounts`` launch AMIs whose snapshots ``key`` encrypts.
 
@@ -823,6 +836,7 @@ class KdumpImagePipeline(Construct):
                 ],
             ),
             iam.PolicyStatement(
+                # aws-assumption: imagebuilder-component-key-context
                 sid="DecryptComponents",
                 actions=["kms:Decrypt"],
                 resources=[self.key.key_arn],
@@ -836,6 +850,7 @@ class KdumpImagePipeline(Construct):
             iam.PolicyStatement(
                 sid="DownloadAwsManagedComponentFiles",
                 actions=["s3:GetObject"],
+                # aws-assumption: imagebuilder-build-instance-access
                 resources=[f"arn:{partition}:s3:::ec2imagebuilder*"],
             ),
             iam.PolicyStatement(
@@ -846,6 +861,7 @@ class KdumpImagePipeline(Construct):
                 ],
             ),
             iam.PolicyStatement(
+                # aws-assumption: ec2-tag-condition-keys
                 sid="TagOwnAmiWithKernelRelease",
                 actions=["ec2:CreateTags"],
                 resources=[f"arn:{partition}:ec2:{region}::image/*"],
@@ -860,6 +876,7 @@ class KdumpImagePipeline(Construct):
                 resources=[self.log_bucket.arn_for_objects("imagebuilder/*")],
             ),
             iam.PolicyStatement(
+                # aws-assumption: kms-via-s3-encryption-context
                 sid="EncryptBuildLogs",
                 actions=["kms:GenerateDataKey", "kms:Encrypt"],
                 resources=log_keys,

@@ -83,8 +83,10 @@ ALARM_STATE_CHANGE: Final = "CloudWatch Alarm State Change"
 CONTRIBUTOR_STATE_CHANGE: Final = "CloudWatch Alarm Contributor State Change"
 
 #: The metric every alarm watches: 1 when the instance (guest) status check failed.
+# aws-assumption: ec2-status-check-metric
 STATUS_METRIC: Final = "StatusCheckFailed_Instance"
 #: Metrics Insights returns at most this many time series (contributors) per query.
+# aws-assumption: metrics-insights-fleet-query
 MAX_CONTRIBUTORS: Final = 500
 #: Metrics Insights alarms evaluate only the most recent three hours of data.
 MAX_INSIGHTS_EVALUATION_MINUTES: Final = 180
@@ -96,6 +98,7 @@ FLEET_QUERY: Final = (
 
 #: Embedded-metric-format metrics the runtime writes (see crashcart/lambda/remediation/
 #: settings.py): namespace, the one dimension (value: function name), names by outcome.
+# aws-assumption: emf-log-metrics
 METRIC_NAMESPACE: Final = "crashcart"
 METRIC_DIMENSION: Final = "FunctionName"
 OUTCOME_METRICS: Final = {
@@ -538,6 +541,7 @@ class UnresponsiveInstanceRemediation(Construct):
             enforce_ssl=True,
         )
 
+        # aws-assumption: ssm-kill-switch-parameter
         self.kill_switch = ssm.StringParameter(
             self,
             "KillSwitch",
@@ -571,6 +575,7 @@ class UnresponsiveInstanceRemediation(Construct):
         self.role = iam.Role(
             self,
             "Role",
+            # aws-assumption: service-role-trust-principals
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="crashcart remediation function: exactly the rights it uses",
         )
@@ -586,6 +591,7 @@ class UnresponsiveInstanceRemediation(Construct):
             memory_size=memory_size,
             reserved_concurrent_executions=reserved_concurrency,
             log_group=self.log_group,
+            # aws-assumption: emf-log-metrics
             logging_format=lambda_.LoggingFormat.TEXT,
             vpc=vpc,
             vpc_subnets=vpc_subnets,
@@ -706,6 +712,7 @@ class UnresponsiveInstanceRemediation(Construct):
             actions=["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
             resource_arns=[self.table.table_arn],
             conditions={
+                # aws-assumption: dynamodb-fine-grained-keys
                 "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["breaker#*"]},
             },
         )
@@ -744,6 +751,7 @@ class UnresponsiveInstanceRemediation(Construct):
         account, region, partition = stack.account, stack.region, stack.partition
         statements = [
             iam.PolicyStatement(
+                # aws-assumption: logs-regional-principal-key-policy
                 sid="CrashcartLogsUseKey",
                 principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
                 actions=[
@@ -764,6 +772,7 @@ class UnresponsiveInstanceRemediation(Construct):
                 },
             ),
             iam.PolicyStatement(
+                # aws-assumption: sse-kms-keys-for-service-senders
                 sid="CrashcartEventBridgeDeadLetterQueue",
                 principals=[iam.ServicePrincipal("events.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
@@ -776,6 +785,7 @@ class UnresponsiveInstanceRemediation(Construct):
                 },
             ),
             iam.PolicyStatement(
+                # aws-assumption: sse-kms-keys-for-service-senders
                 sid="CrashcartAlarmsNotifyTopic",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
@@ -833,6 +843,7 @@ class UnresponsiveInstanceRemediation(Construct):
                 resources=["*"],
             ),
             iam.PolicyStatement(
+                # aws-assumption: ec2-tag-condition-keys
                 sid="ConsoleOutputOptedIn",
                 actions=["ec2:GetConsoleOutput"],
                 resources=[instance_arn],

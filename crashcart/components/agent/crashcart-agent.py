@@ -344,6 +344,7 @@ def dump_files(folder: Path) -> tuple[Path | None, Path | None]:
     return vmcore, dmesg
 
 
+# aws-assumption: s3-conditional-write-keys
 def put(config: Config, region: str, bucket: str, key: str, path: Path) -> str:
     """Create the object (never overwrite). 'stored', or 'present' if it already existed."""
     try:
@@ -428,6 +429,7 @@ def multipart(config: Config, region: str, bucket: str, key: str, path: Path) ->
         )
 
 
+# aws-assumption: aws-userid-instance-session
 def owner_prefix(config: Config, region: str, instance_id: str) -> str:
     """``<role id>:<instance id>`` (the session's aws:userid) - what the bucket policy allows."""
     try:

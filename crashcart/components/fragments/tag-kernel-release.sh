@@ -2,6 +2,7 @@ set -euo pipefail
 # crashcart: the kernel release is only known once the image boots. Tag the new AMI (in the
 # build Region) with it; the tag key is the only one the instance role may write, and only on
 # AMIs that carry this pipeline's crashcart:pipeline tag.
+# aws-assumption: ec2-tag-condition-keys
 release=$(uname -r)
 echo "crashcart: kernel release ${release}"
 aws_cli=$(command -v aws || true)

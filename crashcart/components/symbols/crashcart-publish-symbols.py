@@ -213,6 +213,7 @@ def aws(region: str, *args: str) -> dict[str, Any]:
     raise AwsError(f"aws {what}: no attempt made")  # pragma: no cover
 
 
+# aws-assumption: s3-conditional-write-keys
 def create(region: str, bucket: str, key: str, body: Path, content_type: str) -> str:
     """Create ``key`` (never overwrite): 'stored', or 'present' when it already exists."""
     try:

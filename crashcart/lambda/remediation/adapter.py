@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 THROTTLING_CODES = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
 #: Refusals that say the interrupt definitely did not happen (the claim is released).
+# aws-assumption: diagnostic-interrupt-error-codes
 DEFINITE_REFUSALS = frozenset(
     {
         "UnsupportedOperation",
@@ -133,6 +134,7 @@ class Ec2Facts:
                 )
         return None
 
+    # aws-assumption: describe-instance-status-semantics
     def status(self, instance_id: str) -> StatusFacts | None:
         try:
             response = self._client.describe_instance_status(
@@ -169,6 +171,7 @@ class Ec2Facts:
             )
         return None
 
+    # aws-assumption: diagnostic-interrupt-instance-types
     def instance_type(self, instance_type: str) -> TypeFacts | None:
         cached = self._cache.types.get(instance_type)
         if cached is not None:
@@ -308,6 +311,7 @@ class Evidence:
         return key, None
 
 
+# aws-assumption: ssm-kill-switch-parameter
 class KillSwitch:
     def __init__(self, client: SSMClient, name: str) -> None:
         self._client = client

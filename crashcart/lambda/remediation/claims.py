@@ -351,6 +351,7 @@ class IncidentStore:
             az=breaker_from_item(found[3]) if availability_zone is not None else None,
         )
 
+    # aws-assumption: dynamodb-transaction-cancellation
     def commit(self, items: Sequence[Item]) -> bool:
         """True when the transaction was applied; False when a condition / conflict cancelled it."""
         try:

@@ -184,6 +184,7 @@ def decide(facts: Facts, settings: Settings, now: datetime) -> Decision:
             f"instance started {int(up_for)} s ago, within the boot grace of "
             f"{settings.boot_grace_seconds} s",
         )
+    # aws-assumption: describe-instance-status-semantics
     if status.instance_status == "initializing":
         return _skip(Guard.BOOT_GRACE, "instance status checks are still initializing")
     if status.instance_status != "impaired":
@@ -231,6 +232,7 @@ def _go_reason(status: StatusFacts) -> str:
     return f"instance status check impaired{since}; system and EBS checks ok; all guards passed"
 
 
+# aws-assumption: diagnostic-interrupt-instance-types
 def _capability(instance: InstanceFacts, types: TypeFacts | None, settings: Settings) -> Decision:
     if types is None:
         return _skip(Guard.CAPABILITY, f"instance type {instance.instance_type} is unknown")

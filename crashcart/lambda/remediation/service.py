@@ -448,6 +448,7 @@ class Remediation:
             return Outcome(outcome="dry-run", reason=reason, instance_id=instance_id, incident=sk)
         # A definite refusal: nothing happened, so the claim is given back.
         reason = f"SendDiagnosticInterrupt refused: {result.code} {result.message}".strip()
+        # aws-assumption: diagnostic-interrupt-error-codes
         if result.code == "UnsupportedOperation" and facts.instance is not None:
             self.ec2.mark_unsupported(
                 facts.type_facts, facts.instance.instance_type, result.message or result.code

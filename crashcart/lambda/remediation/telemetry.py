@@ -56,6 +56,7 @@ class Log:
             name = METRICS[metric]
             record[name] = 1
             record[METRIC_DIMENSION] = self.function_name or "unknown"
+            # aws-assumption: emf-log-metrics
             record["_aws"] = {
                 "Timestamp": int(now.timestamp() * 1000),
                 "CloudWatchMetrics": [
