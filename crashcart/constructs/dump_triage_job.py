@@ -37,6 +37,7 @@ from constructs import Construct
 from crashcart.compliance import acknowledge, acknowledge_all
 from crashcart.constructs._crash_dump_settings import DUMPS_PREFIX
 from crashcart.errors import ConfigurationError
+from crashcart.runtime.incident import TRIAGE_ATTRIBUTES
 
 if TYPE_CHECKING:
     from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
@@ -60,18 +61,8 @@ _IMAGE_CONTEXT_EXCLUDE = [
     "**/*.pyc",
 ]
 CONTAINER_NAME = "triage"
-#: The incident attributes the job may touch: the key, the dump link its update is
-#: conditional on, and what it writes (``crashcart.triage.job``).
-INCIDENT_ATTRIBUTES = (
-    "pk",
-    "sk",
-    "dump_keys",
-    "report_keys",
-    "report_summary",
-    "report_symbols",
-    "report_error",
-    "triaged_at",
-)
+#: The incident attributes the job may touch (the incident record's triage writer).
+INCIDENT_ATTRIBUTES = TRIAGE_ATTRIBUTES
 SCRATCH_PATH = "/scratch"
 #: Fargate's task sizes: CPU units -> the memory sizes (MiB) it offers with them.
 # aws-assumption: fargate-task-sizes

@@ -69,6 +69,7 @@ from crashcart.constructs.diagnostic_interrupt_access import (
 )
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
+from crashcart.runtime.incident import BREAKER_PREFIX
 
 #: The function's asset root (shipped as package data; found from this file, not the cwd).
 FUNCTION_ASSET: Final = Path(__file__).resolve().parent.parent / "lambda" / "remediation"
@@ -713,7 +714,7 @@ class UnresponsiveInstanceRemediation(Construct):
             resource_arns=[self.table.table_arn],
             conditions={
                 # aws-assumption: dynamodb-fine-grained-keys
-                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["breaker#*"]},
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{BREAKER_PREFIX}*"]},
             },
         )
         self.key.grant(grantee, *KEY_ACTIONS)

@@ -31,6 +31,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from crashcart.drill.paths import PACKAGE_DIR
+from crashcart.runtime.incident import INCIDENT_PREFIX, instance_pk
 
 FUNCTION_DIR = PACKAGE_DIR.parent / "lambda" / "remediation"
 MODULES = (
@@ -324,8 +325,8 @@ class DrillAccount:
             TableName=self.env["CRASHCART_TABLE_NAME"],
             KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
             ExpressionAttributeValues={
-                ":pk": {"S": f"instance#{self.instance_id}"},
-                ":p": {"S": "incident#"},
+                ":pk": {"S": instance_pk(self.instance_id)},
+                ":p": {"S": INCIDENT_PREFIX},
             },
         )
         return [

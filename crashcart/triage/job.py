@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from crashcart.errors import ConfigurationError
+from crashcart.runtime.incident import INCIDENT_PREFIX, instance_pk, iso
 from crashcart.symbol_layout import normalize_build_id, symbol_key
 from crashcart.triage.core import TriageError, triage
 from crashcart.triage.report import Report, render_markdown, to_json
@@ -57,8 +58,6 @@ KEY_PATTERN = re.compile(
     r"(?P<dump>[A-Za-z0-9._-]{1,128})/metadata\.json$"
 )
 REPORTS_PREFIX = "reports/"
-INSTANCE_PK = "instance#{}"
-INCIDENT_SK_PREFIX = "incident#"
 MAX_METADATA_BYTES = 64 * 1024
 #: Kept free on the scratch disk beyond the files, for drgn's and the OS's own use.
 DISK_HEADROOM_BYTES = 512 * 1024 * 1024
@@ -281,8 +280,8 @@ class Adapter:
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             FilterExpression="contains(dump_keys, :key)",
             ExpressionAttributeValues={
-                ":pk": {"S": INSTANCE_PK.format(dump.instance_id)},
-                ":prefix": {"S": INCIDENT_SK_PREFIX},
+                ":pk": {"S": instance_pk(dump.instance_id)},
+                ":prefix": {"S": INCIDENT_PREFIX},
                 ":key": {"S": dump.key},
             },
             ScanIndexForward=False,
@@ -295,7 +294,7 @@ class Adapter:
         names = {f"#{name}": name for name in values}
         self.dynamodb.update_item(
             TableName=self.settings.table_name,
-            Key={"pk": {"S": INSTANCE_PK.format(dump.instance_id)}, "sk": {"S": sk}},
+            Key={"pk": {"S": instance_pk(dump.instance_id)}, "sk": {"S": sk}},
             UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in values),
             ConditionExpression="attribute_exists(pk) AND contains(dump_keys, :dump_key)",
             ExpressionAttributeNames=names,
@@ -479,7 +478,7 @@ def process(
             "report_keys": outcome.report_keys,
             "report_summary": outcome.reason,
             "report_symbols": outcome.vmlinux or "none",
-            "triaged_at": now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "triaged_at": iso(now()),
         },
         sleep=sleep,
     )

@@ -20,6 +20,15 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from crashcart.runtime.incident import (
+    INCIDENT_PREFIX,
+    Origin,
+    State,
+    incident_sk,
+    instance_pk,
+    iso,
+    parse_time,
+)
 from crashcart.runtime.kernel_log import summarize
 
 LOG = logging.getLogger("crashcart.dump_arrival")
@@ -31,8 +40,6 @@ KEY_PATTERN = re.compile(
     r"^dumps/(?P<owner>(?:[A-Z0-9]{8,128}:)?(?P<instance>i-[0-9a-f]{8,17}))/"
     r"(?P<dump>[A-Za-z0-9._-]{1,128})/metadata\.json$"
 )
-INSTANCE_PK = "instance#{}"
-INCIDENT_SK_PREFIX = "incident#"
 MAX_METADATA_BYTES = 64 * 1024
 MAX_DMESG_BYTES = 4 * 1024 * 1024
 SUBJECT_LIMIT = 99  # SNS: a subject must be shorter than 100 characters
@@ -143,17 +150,9 @@ def parse_metadata(raw: bytes, arrival: DumpArrival) -> dict[str, Any]:
     return metadata
 
 
-def parse_time(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def decide(latest: Incident | None, arrival_key: str, now: datetime, window: timedelta) -> Decision:
     """Attach the dump to the latest incident, or open a spontaneous one."""
-    new_sk = INCIDENT_SK_PREFIX + iso(now)
+    new_sk = incident_sk(iso(now))
     if latest is None:
         return Decision("open", new_sk, "no incident for this instance")
     if arrival_key in latest.dump_keys:
@@ -194,8 +193,8 @@ class Adapter:
             TableName=self.settings.table_name,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             ExpressionAttributeValues={
-                ":pk": {"S": INSTANCE_PK.format(instance_id)},
-                ":prefix": {"S": INCIDENT_SK_PREFIX},
+                ":pk": {"S": instance_pk(instance_id)},
+                ":prefix": {"S": INCIDENT_PREFIX},
             },
             ScanIndexForward=False,
             Limit=1,
@@ -206,7 +205,7 @@ class Adapter:
             return None
         item = items[0]
         sk = item["sk"]["S"]
-        opened = item.get("opened_at", {}).get("S") or sk.removeprefix(INCIDENT_SK_PREFIX)
+        opened = item.get("opened_at", {}).get("S") or sk.removeprefix(INCIDENT_PREFIX)
         keys = tuple(value["S"] for value in item.get("dump_keys", {}).get("L", []))
         return Incident(sk, parse_time(opened), item.get("state", {}).get("S", ""), keys)
 
@@ -214,14 +213,14 @@ class Adapter:
         try:
             self.dynamodb.update_item(
                 TableName=self.settings.table_name,
-                Key={"pk": {"S": INSTANCE_PK.format(instance_id)}, "sk": {"S": sk}},
+                Key={"pk": {"S": instance_pk(instance_id)}, "sk": {"S": sk}},
                 UpdateExpression=(
                     "SET #state = :state, dump_keys = :keys, summary = :summary, updated_at = :now"
                 ),
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(dump_keys)",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
-                    ":state": {"S": "dump-received"},
+                    ":state": {"S": State.DUMP_RECEIVED},
                     ":keys": {"L": [{"S": key} for key in keys]},
                     ":summary": {"S": summary},
                     ":now": {"S": now},
@@ -242,16 +241,16 @@ class Adapter:
         reason: str,
         request_id: str,
     ) -> bool:
-        opened = sk.removeprefix(INCIDENT_SK_PREFIX)
+        opened = sk.removeprefix(INCIDENT_PREFIX)
         try:
             self.dynamodb.put_item(
                 TableName=self.settings.table_name,
                 Item={
-                    "pk": {"S": INSTANCE_PK.format(instance_id)},
+                    "pk": {"S": instance_pk(instance_id)},
                     "sk": {"S": sk},
                     "instance_id": {"S": instance_id},
-                    "state": {"S": "dump-received"},
-                    "origin": {"S": "spontaneous"},
+                    "state": {"S": State.DUMP_RECEIVED},
+                    "origin": {"S": Origin.SPONTANEOUS},
                     "opened_at": {"S": opened},
                     "updated_at": {"S": opened},
                     "reason": {"S": reason},
@@ -321,7 +320,7 @@ def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> 
     else:
         raise RuntimeError(f"could not record the dump {arrival.key} after 3 attempts")
 
-    origin = "spontaneous" if decision.action == "open" else "remediation"
+    origin = Origin.SPONTANEOUS if decision.action == "open" else Origin.REMEDIATION
     message = "\n".join(
         [
             f"crashcart: crash dump received from {arrival.instance_id}",

@@ -24,27 +24,34 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-INCIDENT_PREFIX: Final = "incident#"
-OVERDUE_STATE: Final = "dump-overdue"
+from crashcart.runtime.incident import (
+    INCIDENT_PREFIX,
+    INSTANCE_PREFIX,
+    WAITING_FOR_DUMP,
+    Attribute,
+    State,
+)
+
+OVERDUE_STATE: Final = State.DUMP_OVERDUE
 #: States in which an incident still waits for its dump.
-WAITING_STATES: Final = ("interrupted", "recovered")
+WAITING_STATES: Final = WAITING_FOR_DUMP
 DEFAULT_PARAMETER_NAME: Final = "/crashcart/dump-bucket"
 SUBJECT_LIMIT: Final = 100
 
 #: Attributes the sweep reads (keeps the scan's returned data small).
 PROJECTED: Final = (
-    "pk",
-    "sk",
-    "instance_id",
-    "state",
-    "opened_at",
-    "interrupted_at",
-    "dump_deadline",
-    "alarm_name",
-    "evidence_key",
-    "overdue_at",
-    "overdue_notified_at",
-    "dump_keys",
+    Attribute.PK,
+    Attribute.SK,
+    Attribute.INSTANCE_ID,
+    Attribute.STATE,
+    Attribute.OPENED_AT,
+    Attribute.INTERRUPTED_AT,
+    Attribute.DUMP_DEADLINE,
+    Attribute.ALARM_NAME,
+    Attribute.EVIDENCE_KEY,
+    Attribute.OVERDUE_AT,
+    Attribute.OVERDUE_NOTIFIED_AT,
+    Attribute.DUMP_KEYS,
 )
 
 
@@ -87,7 +94,7 @@ def from_item(item: Mapping[str, Any]) -> Incident | None:
     pk, sk = _text(item, "pk"), _text(item, "sk")
     if pk is None or sk is None or not sk.startswith(INCIDENT_PREFIX):
         return None
-    instance_id = _text(item, "instance_id") or pk.removeprefix("instance#")
+    instance_id = _text(item, "instance_id") or pk.removeprefix(INSTANCE_PREFIX)
     dump_keys = item.get("dump_keys")
     return Incident(
         pk=pk,
@@ -118,8 +125,8 @@ def decide(incident: Incident, now_iso: str) -> Action:
 
 def scan_filter(now_iso: str) -> dict[str, Any]:
     """Scan arguments (without TableName / ExclusiveStartKey) selecting FLAG and NOTIFY items."""
-    names = {f"#p{i}": name for i, name in enumerate(PROJECTED)}
-    ref = {name: f"#p{i}" for i, name in enumerate(PROJECTED)}
+    names: dict[str, str] = {f"#p{i}": name for i, name in enumerate(PROJECTED)}
+    ref: dict[str, str] = {name: f"#p{i}" for i, name in enumerate(PROJECTED)}
     waiting = ", ".join(f":w{i}" for i in range(len(WAITING_STATES)))
     due = (
         f"{ref['state']} IN ({waiting}) AND {ref['dump_deadline']} < :now"

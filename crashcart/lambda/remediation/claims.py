@@ -1,6 +1,6 @@
 """The incident table: the atomic claim (guards 6 + 7), incident records, breaker reset.
 
-Items (pk / sk are strings; see the shared contract):
+Items (pk / sk are strings; the record is defined in ``crashcart.runtime.incident``):
 
 - incident ``pk=instance#<id>``, ``sk=incident#<opened_at>``: ``opened_at`` is the time the
   alarm entered ALARM, so every duplicate delivery of one state change maps to one item;
@@ -33,35 +33,25 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from decision import BreakerState, BreakerStep, ClaimPlan, LimitsState
 
+from crashcart.runtime.incident import (
+    BREAKER_SK,
+    FLEET_BREAKER_PK,
+    INCIDENT_PREFIX,
+    LIMITS_SK,
+    State,
+    az_breaker_pk,
+    instance_pk,
+    item_key,
+)
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 Item = dict[str, Any]
 
-INCIDENT_PREFIX = "incident#"
-LIMITS_SK = "limits"
-BREAKER_SK = "state"
-FLEET_PK = "breaker#fleet"
-
 
 class StoreUnavailableError(Exception):
     """The incident table could not be read or written: the function must fail closed."""
-
-
-def instance_pk(instance_id: str) -> str:
-    return f"instance#{instance_id}"
-
-
-def incident_sk(opened_at: str) -> str:
-    return f"{INCIDENT_PREFIX}{opened_at}"
-
-
-def az_pk(availability_zone: str) -> str:
-    return f"breaker#az#{availability_zone}"
-
-
-def key(pk: str, sk: str) -> Item:
-    return {"pk": {"S": pk}, "sk": {"S": sk}}
 
 
 def s(value: str) -> Item:
@@ -164,7 +154,7 @@ def breaker_put(table: str, pk: str, step: BreakerStep, *, now_iso: str, iso: An
     )
     put: Item = {
         "TableName": table,
-        "Item": {**key(pk, BREAKER_SK), **attributes},
+        "Item": {**item_key(pk, BREAKER_SK), **attributes},
         "ConditionExpression": condition,
     }
     if step.before.exists:
@@ -200,7 +190,7 @@ def limits_put(
     )
     put: Item = {
         "TableName": table,
-        "Item": {**key(instance_pk(instance_id), LIMITS_SK), **attributes},
+        "Item": {**item_key(instance_pk(instance_id), LIMITS_SK), **attributes},
     }
     if not before.exists:
         put["ConditionExpression"] = "attribute_not_exists(pk)"
@@ -249,10 +239,10 @@ def claim_transaction(
 ) -> list[Item]:
     """Every entry of the one TransactWriteItems that records a new ALARM (pure)."""
     items = [incident_put(table, incident_item)]
-    items.append(breaker_put(table, FLEET_PK, plan.fleet, now_iso=now_iso, iso=iso))
+    items.append(breaker_put(table, FLEET_BREAKER_PK, plan.fleet, now_iso=now_iso, iso=iso))
     if plan.az is not None and availability_zone is not None:
         items.append(
-            breaker_put(table, az_pk(availability_zone), plan.az, now_iso=now_iso, iso=iso)
+            breaker_put(table, az_breaker_pk(availability_zone), plan.az, now_iso=now_iso, iso=iso)
         )
     if plan.limits_after is not None:
         items.append(
@@ -285,7 +275,7 @@ def release_update(table: str, instance_id: str, claim: LimitsState) -> Item:
         values[":previous"] = n(claim.prev_last_interrupt_epoch)
     return {
         "TableName": table,
-        "Key": key(instance_pk(instance_id), LIMITS_SK),
+        "Key": item_key(instance_pk(instance_id), LIMITS_SK),
         "UpdateExpression": f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
         "ConditionExpression": "claim_incident = :incident",
         "ExpressionAttributeNames": {"#version": "version"},
@@ -322,7 +312,7 @@ class IncidentStore:
             "reading the claim state (incident)",
             self._client.get_item,
             TableName=self.table,
-            Key=key(instance_pk(instance_id), sk),
+            Key=item_key(instance_pk(instance_id), sk),
             ConsistentRead=True,
         )
         item = response.get("Item")
@@ -330,12 +320,12 @@ class IncidentStore:
 
     def snapshot(self, instance_id: str, sk: str, availability_zone: str | None) -> Snapshot:
         keys = [
-            key(instance_pk(instance_id), sk),
-            key(instance_pk(instance_id), LIMITS_SK),
-            key(FLEET_PK, BREAKER_SK),
+            item_key(instance_pk(instance_id), sk),
+            item_key(instance_pk(instance_id), LIMITS_SK),
+            item_key(FLEET_BREAKER_PK, BREAKER_SK),
         ]
         if availability_zone is not None:
-            keys.append(key(az_pk(availability_zone), BREAKER_SK))
+            keys.append(item_key(az_breaker_pk(availability_zone), BREAKER_SK))
         response = self._call(
             "reading the claim state",
             self._client.transact_get_items,
@@ -400,7 +390,7 @@ class IncidentStore:
                 "updating the incident",
                 self._client.update_item,
                 TableName=self.table,
-                Key=key(instance_pk(instance_id), sk),
+                Key=item_key(instance_pk(instance_id), sk),
                 UpdateExpression="SET "
                 + ", ".join(f"#a{i} = :v{i}" for i in range(len(attributes))),
                 ConditionExpression=condition,
@@ -435,11 +425,11 @@ class IncidentStore:
                 "marking the incident recovered",
                 self._client.update_item,
                 TableName=self.table,
-                Key=key(instance_pk(instance_id), sk),
+                Key=item_key(instance_pk(instance_id), sk),
                 UpdateExpression="SET #state = :recovered, updated_at = :now, recovered_at = :now",
                 ConditionExpression="attribute_exists(pk) AND #state <> :recovered",
                 ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":recovered": s("recovered"), ":now": s(now_iso)},
+                ExpressionAttributeValues={":recovered": s(State.RECOVERED), ":now": s(now_iso)},
             )
         except ClientError:
             return False
@@ -451,5 +441,5 @@ def reset_breaker(client: DynamoDBClient, table: str, scope: str) -> None:
 
     Needs ``dynamodb:DeleteItem``, which the remediation function itself is not granted.
     """
-    pk = FLEET_PK if scope == "fleet" else az_pk(scope)
-    client.delete_item(TableName=table, Key=key(pk, BREAKER_SK))
+    pk = FLEET_BREAKER_PK if scope == "fleet" else az_breaker_pk(scope)
+    client.delete_item(TableName=table, Key=item_key(pk, BREAKER_SK))

@@ -35,13 +35,9 @@ from adapter import (
     RejectedQueue,
 )
 from claims import (
-    FLEET_PK,
     IncidentStore,
     StoreUnavailableError,
-    az_pk,
     claim_transaction,
-    incident_sk,
-    instance_pk,
     to_attributes,
 )
 from decision import ClaimPlan, Decision, Facts, Verdict, decide, plan_claim
@@ -49,12 +45,18 @@ from events import AlarmEvent, Ignored, Rejected, Transition, iso, parse
 from settings import Settings
 from telemetry import Log
 
+from crashcart.runtime.incident import (
+    FLEET_BREAKER_PK,
+    NOTIFY_RECOVERY_FROM,
+    Origin,
+    State,
+    az_breaker_pk,
+    incident_sk,
+    instance_pk,
+)
+
 CLAIM_ATTEMPTS = 12
 MAX_REJECTED_BYTES = 250_000
-#: Incident states after which a recovery is worth a notification (a human was told before).
-NOTIFY_RECOVERY_FROM = frozenset(
-    {"interrupted", "escalated", "failed", "dump-received", "dump-overdue"}
-)
 
 
 class ClaimContentionError(Exception):
@@ -313,9 +315,9 @@ class Remediation:
         self, event: AlarmEvent, facts: Facts, decision: Decision, sk: str, now_iso: str
     ) -> dict[str, Any]:
         state = {
-            Verdict.INTERRUPT: "claimed",
-            Verdict.SKIP: "skipped",
-            Verdict.ESCALATE: "escalated",
+            Verdict.INTERRUPT: State.CLAIMED,
+            Verdict.SKIP: State.SKIPPED,
+            Verdict.ESCALATE: State.ESCALATED,
         }[decision.verdict]
         instance = facts.instance
         status = facts.status
@@ -330,7 +332,7 @@ class Remediation:
             "decision": decision.verdict.value,
             "guard": decision.guard.value if decision.guard is not None else None,
             "warnings": list(decision.warnings) or None,
-            "origin": "remediation",
+            "origin": Origin.REMEDIATION,
             "event_id": event.event_id,
             "lambda_request_id": self.request_id or None,
             "dry_run": self.settings.dry_run,
@@ -351,7 +353,7 @@ class Remediation:
             step = plan.fleet if scope == "fleet" else plan.az
             assert step is not None
             name = "fleet" if scope == "fleet" else f"availability zone {az}"
-            pk = FLEET_PK if scope == "fleet" else az_pk(az or "")
+            pk = FLEET_BREAKER_PK if scope == "fleet" else az_breaker_pk(az or "")
             subject, message = notify.breaker_opened(
                 scope=name,
                 count=step.after.count,
@@ -394,7 +396,7 @@ class Remediation:
             deadline = iso(now + timedelta(seconds=self.settings.dump_deadline_seconds))
             values = {
                 **common,
-                "state": "interrupted",
+                "state": State.INTERRUPTED,
                 "interrupted_at": done_iso,
                 "dump_deadline": deadline,
             }
@@ -432,7 +434,7 @@ class Remediation:
                 "dry run: EC2 answered DryRunOperation, the interrupt was not sent "
                 f"({decision.reason})"
             )
-            self._record(instance_id, sk, {**common, "state": "skipped", "reason": reason})
+            self._record(instance_id, sk, {**common, "state": State.SKIPPED, "reason": reason})
             subject, message = notify.dry_run(
                 instance_id=instance_id, alarm_name=event.alarm_name, reason=decision.reason
             )
@@ -453,7 +455,7 @@ class Remediation:
             self.ec2.mark_unsupported(
                 facts.type_facts, facts.instance.instance_type, result.message or result.code
             )
-        self._record(instance_id, sk, {**common, "state": "failed", "reason": reason})
+        self._record(instance_id, sk, {**common, "state": State.FAILED, "reason": reason})
         if plan.limits_after is not None and not self.store.release(instance_id, plan.limits_after):
             self.log.warning("claim was not released (changed meanwhile)", instance_id=instance_id)
         subject, message = notify.failed(
@@ -477,7 +479,7 @@ class Remediation:
     def _record(self, instance_id: str, sk: str, values: dict[str, object]) -> None:
         """Move the incident on from ``claimed``; if an OK got there first, keep its state."""
         try:
-            if self.store.update_incident(instance_id, sk, values, expected_state="claimed"):
+            if self.store.update_incident(instance_id, sk, values, expected_state=State.CLAIMED):
                 return
             rest = {k: v for k, v in values.items() if k != "state"}
             self.store.update_incident(instance_id, sk, {**rest, "final_state": values["state"]})
@@ -526,10 +528,10 @@ class Remediation:
         sk = str(latest["sk"]["S"])
         state = str(latest.get("state", {}).get("S", ""))
         opened_at = str(latest.get("opened_at", {}).get("S", ""))
-        if state == "recovered" or (opened_at and opened_at > event.opened_at):
+        if state == State.RECOVERED or (opened_at and opened_at > event.opened_at):
             reason = (
                 f"latest incident {sk} is already recovered"
-                if state == "recovered"
+                if state == State.RECOVERED
                 else f"latest incident {sk} opened after this OK: an out-of-order delivery"
             )
             self.log.info(
