@@ -590,7 +590,7 @@ class UnresponsiveInstanceRemediation(Construct):
             logging_format=lambda_.LoggingFormat.TEXT,
             vpc=vpc,
             vpc_subnets=vpc_subnets,
-            environment=self._environment(guards, breaker),
+            environment=self._environment(guards, breaker, max_event_age),
         )
         self.function.configure_async_invoke(
             retry_attempts=retry_attempts,
@@ -793,7 +793,9 @@ class UnresponsiveInstanceRemediation(Construct):
             # An imported key ignores this (statement_added is False): docs say what to add.
             self.key.add_to_resource_policy(statement)
 
-    def _environment(self, guards: InterruptGuards, breaker: CircuitBreaker) -> dict[str, str]:
+    def _environment(
+        self, guards: InterruptGuards, breaker: CircuitBreaker, max_event_age: cdk.Duration
+    ) -> dict[str, str]:
         return {
             "CRASHCART_TABLE_NAME": self.table.table_name,
             "CRASHCART_TOPIC_ARN": self.topic.topic_arn,
@@ -815,6 +817,9 @@ class UnresponsiveInstanceRemediation(Construct):
             "CRASHCART_ATTESTATION_MAX_AGE_SECONDS": _env_seconds(guards.attestation_max_age),
             "CRASHCART_ALLOW_UNVERIFIED_ARCH": "true" if guards.allow_unverified_arch else "false",
             "CRASHCART_DUMP_DEADLINE_SECONDS": _env_seconds(guards.dump_deadline),
+            # The function rejects state changes older than twice this (EventBridge's
+            # retries, then Lambda's queue): stale or forged timestamps.
+            "CRASHCART_MAX_EVENT_AGE_SECONDS": _env_seconds(max_event_age),
         }
 
     def _grant_function_rights(self, evidence_key: kms.IKey | None) -> None:
