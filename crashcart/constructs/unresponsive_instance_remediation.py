@@ -129,7 +129,7 @@ EVIDENCE_KEY_ACTIONS: Final = ("kms:Encrypt", "kms:GenerateDataKey")
 #: The S3 prefix the function writes console-output evidence under.
 EVIDENCE_PREFIX: Final = "evidence/"
 
-_INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+_INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})\Z")
 _ONE_DAY = 86_400
 
 
