@@ -226,3 +226,23 @@ def test_a_foreign_event_is_rejected_before_anything_is_read() -> None:
     outcome, body, _ = reject(event)
     assert "foreign event" in outcome["reason"]
     assert json.loads(body)["event"] == event
+
+
+def test_a_notification_subject_is_made_acceptable_to_sns() -> None:
+    """SNS refuses subjects with control or non-ASCII characters, or of 100 or more."""
+
+    class Client:
+        def __init__(self) -> None:
+            self.calls: list[dict[str, Any]] = []
+
+        def publish(self, **kwargs: Any) -> None:
+            self.calls.append(kwargs)
+
+    client = Client()
+    notifier = R.adapter.Notifier(client, "arn:aws:sns:eu-west-1:111111111111:t")
+    assert (
+        notifier.publish("crashcart: \x1b[31mi-0123\n\u2028 caf\u00e9" + "x" * 200, "body") is None
+    )
+    (call,) = client.calls
+    assert call["Subject"].isascii() and call["Subject"].isprintable()
+    assert call["Subject"].startswith("crashcart:  [31mi-0123  caf ") and len(call["Subject"]) == 99
