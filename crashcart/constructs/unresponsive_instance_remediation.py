@@ -453,7 +453,8 @@ class UnresponsiveInstanceRemediation(Construct):
         :param retry_attempts: Lambda's asynchronous retries after a function error (0-2).
             Default: 2 (the function fails closed by raising; a retry re-checks every fact).
         :param max_event_age: how old an event may get while retried, by EventBridge and by
-            Lambda, before it goes to a queue (60 s - 6 h). Default: 1 hour.
+            Lambda, before it goes to a queue (60 s - 6 h). The function rejects alarm state
+            changes older than twice this (both retries together). Default: 1 hour.
         :param vpc: run the function in this VPC (it needs endpoints or NAT for EC2, SSM,
             DynamoDB, SNS, SQS, S3, KMS, CloudWatch Logs). Default: no VPC.
         :param vpc_subnets: subnets in ``vpc``. Default: the VPC's private subnets.

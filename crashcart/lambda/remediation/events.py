@@ -1,17 +1,17 @@
 """Typed parsing and schema checks of the events the remediation function receives.
 
 Two EventBridge event types are understood (shapes from the CloudWatch user guide, "Alarm
-events and EventBridge"; aws-assumption: alarm-state-change-event-shape,
-contributor-event-shape):
+events and EventBridge"):
 
 - ``CloudWatch Alarm State Change`` of a *single-metric* alarm on
   ``AWS/EC2 StatusCheckFailed_Instance`` with an ``InstanceId`` dimension (what the construct
-  creates, one alarm per instance);
+  creates, one alarm per instance; aws-assumption: alarm-state-change-event-shape);
 - ``CloudWatch Alarm Contributor State Change`` of the construct's Metrics Insights alarm
   (``SELECT MAX(StatusCheckFailed_Instance) FROM SCHEMA("AWS/EC2", InstanceId) GROUP BY
   InstanceId ...``): one event per contributor, with the instance id in
   ``alarmContributor.attributes.InstanceId`` (its only attribute); these events have no
-  ``previousState`` and a contributor is only ever ``ALARM`` or ``OK``.
+  ``previousState`` and a contributor is only ever ``ALARM`` or ``OK``
+  (aws-assumption: contributor-event-shape).
 
 Everything else is *rejected* with a reason (kept in the rejected-events queue by the
 handler, never acted on, never recorded as an incident, never counted by a breaker): not an
@@ -48,6 +48,7 @@ METRIC_NAME = "StatusCheckFailed_Instance"
 #: How far ahead of the function's clock a timestamp may be (clock skew between CloudWatch,
 #: EventBridge and the Lambda host). A later timestamp is rejected: it would otherwise become
 #: an incident key that every later OK of the instance looks older than.
+#: aws-assumption: alarm-event-delivery-age
 CLOCK_SKEW = timedelta(minutes=5)
 #: The longest a rejection reason gets (a reason is logged, returned and kept).
 MAX_REASON = 1000
@@ -67,7 +68,8 @@ _PARTITION = r"aws(?:-[a-z]+)*"
 #: Contributor ids: 1-1,024 characters (CloudWatch API reference); printable, no spaces.
 _CONTRIBUTOR_ID = re.compile(r"[\x21-\x7e]{1,1024}")
 #: The construct's fleet query (``FleetWatch.query``), with the whitespace and keyword case
-#: Metrics Insights accepts; namespace, metric, schema and grouping are exact.
+#: Metrics Insights accepts; namespace, metric, schema and grouping are exact (identifiers are
+#: case-sensitive; aws-assumption: metrics-insights-fleet-query).
 _FLEET_QUERY = re.compile(
     r"\s*(?i:SELECT)\s+(?i:MAX)\(\s*StatusCheckFailed_Instance\s*\)"
     r"\s+(?i:FROM)\s+(?i:SCHEMA)\(\s*\"AWS/EC2\"\s*,\s*InstanceId\s*\)"
@@ -267,7 +269,8 @@ def _parse(event: object, expected: Expected) -> ParsedEvent:
     _grammar(region, _REGION, "event.region", "a region name")
     if (account, region) != (expected.account, expected.region):
         # A foreign event is rejected here, before anything is read or written: it never
-        # becomes an incident and never counts in a circuit breaker.
+        # becomes an incident and never counts in a circuit breaker. The envelope's account
+        # and region are the alarm's own (aws-assumption: alarm-state-change-event-shape).
         raise _BadEventError(
             f"foreign event: alarm of account {account} in {region}, this function serves "
             f"{expected.account or 'an unknown account'} in "

@@ -145,7 +145,8 @@ class Settings:
     def oldest_event_age(self) -> timedelta:
         """The oldest a state change may be when the function handles it: EventBridge retries
         a delivery for ``max_event_age``, then Lambda keeps the event queued (with its retries)
-        for ``max_event_age`` again; anything older is a stale or forged timestamp."""
+        for ``max_event_age`` again; anything older is a stale or forged timestamp
+        (aws-assumption: alarm-event-delivery-age)."""
         return timedelta(seconds=2 * self.max_event_age_seconds)
 
     def __post_init__(self) -> None:
