@@ -122,8 +122,8 @@ def test_the_bounded_encoding_is_json_dumps_cut_and_hashed_whole() -> None:
 
 
 def test_the_bounded_encoding_survives_any_depth_and_cycles() -> None:
-    encoded = T.encode_bounded(nested(200_000), limit=100)
-    assert encoded.depth == 400_000 and encoded.cut and len(encoded.text) == 100
+    encoded = T.encode_bounded(nested(50_000), limit=100)
+    assert encoded.depth == 100_000 and encoded.cut and len(encoded.text) == 100
     cyclic: dict[str, Any] = {}
     cyclic["self"] = cyclic
     assert T.encode_bounded(cyclic, limit=100).text == '{"self": "<cycle>"}'

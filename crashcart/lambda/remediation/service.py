@@ -603,14 +603,13 @@ def rejected_message(
     encoded = encode_bounded(event, limit=MAX_REJECTED_BYTES - len(head) - len(', "event": '))
     if not encoded.cut and encoded.depth <= MAX_KEPT_DEPTH:
         return f'{head[:-1]}, "event": {encoded.text}}}', None
-    why = (
-        f"its JSON is {encoded.total} bytes; the rejected queue keeps at most "
-        f"{MAX_REJECTED_BYTES} per message"
-        if encoded.cut
-        else f"it is nested {encoded.depth} levels deep; kept as text beyond {MAX_KEPT_DEPTH}"
-    )
+    reasons: list[str] = []
+    if encoded.depth > MAX_KEPT_DEPTH:
+        reasons.append(
+            f"it is nested {encoded.depth} levels deep (kept as text beyond {MAX_KEPT_DEPTH})"
+        )
     cut: dict[str, object] = {
-        "why": why,
+        "why": "",
         "bytes": encoded.total,
         "sha256": encoded.sha256,
         "depth": encoded.depth,
@@ -621,8 +620,15 @@ def rejected_message(
         info = {**cut, "kept_bytes": len(kept)}
         return json.dumps({**envelope, "event_cut": info, "event_text": kept})
 
-    # The longest prefix whose message fits (escaping as a string can double a character).
     text = encoded.text
+    cut["why"] = "; ".join(reasons)
+    if encoded.cut or len(render(text)) > MAX_REJECTED_BYTES:
+        reasons.append(
+            f"its JSON is {encoded.total} bytes and the rejected queue keeps at most "
+            f"{MAX_REJECTED_BYTES} per message (the first part is kept)"
+        )
+        cut["why"] = "; ".join(reasons)
+    # The longest prefix whose message fits (escaping as a string can double a character).
     low, high = 0, len(text)
     while low < high:
         middle = (low + high + 1) // 2
