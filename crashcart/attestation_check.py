@@ -69,7 +69,7 @@ PAGE_SIZE = 1000
 #: RequestLimitExceeded).
 MAX_ATTEMPTS = 5
 
-_REGION = re.compile(r"^[a-z]+(?:-[a-z]+)+-[0-9]+$")
+_REGION = re.compile(r"^[a-z]+(?:-[a-z]+)+-[0-9]+\Z")
 
 
 class Status(enum.StrEnum):

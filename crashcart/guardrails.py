@@ -47,7 +47,7 @@ INTERRUPT_POLICY_NAME = "crashcart-deny-interrupt-of-untagged-instances"
 TAGGING_POLICY_NAME = "crashcart-protect-opt-in-tag"
 
 _PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
-_ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|\*):iam::(\d{12}|\*):role/[\w+=,.@/*?-]+$")
+_ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|\*):iam::(\d{12}|\*):role/[\w+=,.@/*?-]+\Z")
 _TAG_KEYS_OPERATOR = "ForAnyValue:StringEqualsIgnoreCase"
 
 

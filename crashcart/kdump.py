@@ -42,8 +42,8 @@ CRASHKERNEL_SYNTAX = (
 )
 
 _SIZE = r"(\d+)([KMG])"
-_SIZE_RE = re.compile(rf"^{_SIZE}$")
-_RANGE_RE = re.compile(rf"^{_SIZE}-(?:{_SIZE})?:{_SIZE}$")
+_SIZE_RE = re.compile(rf"^{_SIZE}\Z")
+_RANGE_RE = re.compile(rf"^{_SIZE}-(?:{_SIZE})?:{_SIZE}\Z")
 _UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
 
 #: makedumpfile compression flags by name.
@@ -189,7 +189,7 @@ class KdumpSettings:
 #: Windows ``CrashDumpEnabled`` values by name.
 WINDOWS_DUMP_TYPES: dict[str, int] = {"complete": 1, "kernel": 2, "small": 3, "automatic": 7}
 
-_WINDOWS_PATH_RE = re.compile(r"^(%SystemRoot%|[A-Za-z]:)(\\[^<>:\"/|?*\r\n]+)+$")
+_WINDOWS_PATH_RE = re.compile(r"^(%SystemRoot%|[A-Za-z]:)(\\[^<>:\"/|?*\r\n]+)+\Z")
 
 
 @dataclass(frozen=True, kw_only=True)

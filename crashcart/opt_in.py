@@ -17,7 +17,7 @@ from crashcart.errors import ConfigurationError
 #: characters. EC2 allows letters, digits, spaces and ``_ . : / = + - @`` in keys and values.
 MAX_KEY_LENGTH = 128
 MAX_VALUE_LENGTH = 256
-_ALLOWED = re.compile(r"^[\w .:/=+\-@]*$", re.UNICODE)
+_ALLOWED = re.compile(r"^[\w .:/=+\-@]*\Z", re.UNICODE)
 _RESERVED_PREFIX = "aws:"
 
 DEFAULT_KEY = "crashcart:diagnostic-interrupt"

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 COMMAND = "check-permissions"
 
-_INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+_INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})\Z")
 
 
 class Outcome(enum.IntEnum):

@@ -35,7 +35,7 @@ VMLINUX_NAME = "vmlinux"
 #: The metadata object's name inside a build id's folder (written last).
 METADATA_NAME = "metadata.json"
 
-_BUILD_ID = re.compile(r"^[0-9a-fA-F]{40,128}$")
+_BUILD_ID = re.compile(r"^[0-9a-fA-F]{40,128}\Z")
 
 
 def normalize_build_id(build_id: str) -> str:

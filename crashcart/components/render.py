@@ -63,9 +63,9 @@ AGENT_MISSING_NOTE = (
 )
 
 _FIELD_RE = re.compile(r"@@([A-Z_]+(?::[a-z0-9-]+)?)@@")
-_BLOCK_FIELD_RE = re.compile(r"^(?P<indent>[ ]*)@@(?P<name>[A-Z_]+(?::[a-z0-9-]+)?)@@[ ]*$")
+_BLOCK_FIELD_RE = re.compile(r"^(?P<indent>[ ]*)@@(?P<name>[A-Z_]+(?::[a-z0-9-]+)?)@@[ ]*\Z")
 _SYSTEMD_SUFFIXES = (".service", ".timer", ".path", ".socket")
-_MODE_RE = re.compile(r"^0?[0-7]{3}$")
+_MODE_RE = re.compile(r"^0?[0-7]{3}\Z")
 
 
 @dataclass(frozen=True, kw_only=True)

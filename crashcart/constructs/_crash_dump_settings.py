@@ -24,7 +24,7 @@ REPORTS_PREFIX = "reports/"
 # S3 lifecycle: transitions to the infrequent-access classes need 30 days in STANDARD first.
 _MIN_DAYS_BEFORE_IA = 30
 _IA_CLASSES = ("STANDARD_IA", "ONEZONE_IA")
-_PARAMETER_NAME = re.compile(r"^/[A-Za-z0-9_.\-/]{1,1010}$")
+_PARAMETER_NAME = re.compile(r"^/[A-Za-z0-9_.\-/]{1,1010}\Z")
 
 
 def _days(name: str, value: cdk.Duration) -> float | None:

@@ -16,11 +16,11 @@ from aws_cdk import aws_kms as kms
 from crashcart.components.families import FAMILIES
 from crashcart.errors import ConfigurationError
 
-_VERSION_RE = re.compile(r"^(0|[1-9]\d{0,9})\.(0|[1-9]\d{0,9})\.(0|[1-9]\d{0,9})$")
+_VERSION_RE = re.compile(r"^(0|[1-9]\d{0,9})\.(0|[1-9]\d{0,9})\.(0|[1-9]\d{0,9})\Z")
 _MAX_VERSION_NODE = 2**30 - 1
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-_MANAGED_VERSION_RE = re.compile(r"^(\d+|x)\.(\d+|x)\.(\d+|x)$")
+_ACCOUNT_RE = re.compile(r"^\d{12}\Z")
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d\Z")
+_MANAGED_VERSION_RE = re.compile(r"^(\d+|x)\.(\d+|x)\.(\d+|x)\Z")
 
 
 def validate_version(version: str, what: str) -> str:
@@ -66,7 +66,7 @@ class ParentImage:
     @staticmethod
     def from_ami_id(ami_id: str) -> ParentImage:
         """A fixed AMI id (in the build Region)."""
-        if not cdk.Token.is_unresolved(ami_id) and not re.match(r"^ami-[0-9a-f]{8,17}$", ami_id):
+        if not cdk.Token.is_unresolved(ami_id) and not re.match(r"^ami-[0-9a-f]{8,17}\Z", ami_id):
             raise ConfigurationError(f"AMI id {ami_id!r} is not of the form ami-0123456789abcdef0")
         return ParentImage("ami", ami_id)
 
@@ -166,7 +166,7 @@ class PipelineSchedule:
             component) has a newer version. Needs a managed parent with a version wildcard.
         """
         if not cdk.Token.is_unresolved(expression) and not re.match(
-            r"^cron\([^()]+\)$", expression
+            r"^cron\([^()]+\)\Z", expression
         ):
             raise ConfigurationError(
                 f"schedule {expression!r} is not an Image Builder cron expression like "

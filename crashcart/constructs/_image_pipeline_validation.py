@@ -21,7 +21,7 @@ XEN_FAMILIES = frozenset(
     }
 )  # fmt: skip
 _TYPE_RE = re.compile(
-    r"^(?P<family>(?P<prefix>[a-z]+)(?P<gen>\d+)(?P<suffix>[a-z-]*))\.(?P<size>[a-z0-9-]+)$"
+    r"^(?P<family>(?P<prefix>[a-z]+)(?P<gen>\d+)(?P<suffix>[a-z-]*))\.(?P<size>[a-z0-9-]+)\Z"
 )
 _NOEXEC_DIRS = ("/tmp", "/var/tmp", "/dev/shm")  # noqa: S108 - the directories we refuse
 

@@ -66,8 +66,8 @@ SID_OPERATOR_CONSOLE = "CrashcartOperatorConsoleOutputOptedIn"
 #: their case (a set operator combined with the case-insensitive string operator).
 TAG_KEYS_OPERATOR = "ForAnyValue:StringEqualsIgnoreCase"
 
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
-_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}\Z")
+_ACCOUNT = re.compile(r"^\d{12}\Z")
 
 
 @dataclass(frozen=True)

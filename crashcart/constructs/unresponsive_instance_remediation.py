@@ -134,7 +134,7 @@ EVIDENCE_KEY_ACTIONS: Final = ("kms:Encrypt", "kms:GenerateDataKey")
 #: The S3 prefix the function writes console-output evidence under.
 EVIDENCE_PREFIX: Final = "evidence/"
 
-_INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+_INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})\Z")
 _ONE_DAY = 86_400
 
 
@@ -458,7 +458,8 @@ class UnresponsiveInstanceRemediation(Construct):
         :param retry_attempts: Lambda's asynchronous retries after a function error (0-2).
             Default: 2 (the function fails closed by raising; a retry re-checks every fact).
         :param max_event_age: how old an event may get while retried, by EventBridge and by
-            Lambda, before it goes to a queue (60 s - 6 h). Default: 1 hour.
+            Lambda, before it goes to a queue (60 s - 6 h). The function rejects alarm state
+            changes older than twice this (both retries together). Default: 1 hour.
         :param vpc: run the function in this VPC (it needs endpoints or NAT for EC2, SSM,
             DynamoDB, SNS, SQS, S3, KMS, CloudWatch Logs). Default: no VPC.
         :param vpc_subnets: subnets in ``vpc``. Default: the VPC's private subnets.
@@ -596,7 +597,7 @@ class UnresponsiveInstanceRemediation(Construct):
             logging_format=lambda_.LoggingFormat.TEXT,
             vpc=vpc,
             vpc_subnets=vpc_subnets,
-            environment=self._environment(guards, breaker),
+            environment=self._environment(guards, breaker, max_event_age),
         )
         self.function.configure_async_invoke(
             retry_attempts=retry_attempts,
@@ -803,7 +804,9 @@ class UnresponsiveInstanceRemediation(Construct):
             # An imported key ignores this (statement_added is False): docs say what to add.
             self.key.add_to_resource_policy(statement)
 
-    def _environment(self, guards: InterruptGuards, breaker: CircuitBreaker) -> dict[str, str]:
+    def _environment(
+        self, guards: InterruptGuards, breaker: CircuitBreaker, max_event_age: cdk.Duration
+    ) -> dict[str, str]:
         return {
             "CRASHCART_TABLE_NAME": self.table.table_name,
             "CRASHCART_TOPIC_ARN": self.topic.topic_arn,
@@ -825,6 +828,9 @@ class UnresponsiveInstanceRemediation(Construct):
             "CRASHCART_ATTESTATION_MAX_AGE_SECONDS": _env_seconds(guards.attestation_max_age),
             "CRASHCART_ALLOW_UNVERIFIED_ARCH": "true" if guards.allow_unverified_arch else "false",
             "CRASHCART_DUMP_DEADLINE_SECONDS": _env_seconds(guards.dump_deadline),
+            # The function rejects state changes older than twice this (EventBridge's
+            # retries, then Lambda's queue): stale or forged timestamps.
+            "CRASHCART_MAX_EVENT_AGE_SECONDS": _env_seconds(max_event_age),
         }
 
     def _grant_function_rights(self, evidence_key: kms.IKey | None) -> None:

@@ -40,7 +40,7 @@ _DOC_FIELDS = {"name", "description", "schemaVersion", "phases"}
 _PHASE_FIELDS = {"name", "steps"}
 _STEP_FIELDS = {"name", "action", "inputs", "timeoutSeconds"}
 _ACTION_INPUTS = {"ExecuteBash": {"commands"}, "Reboot": {"delaySeconds"}}
-_STEP_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_STEP_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
 _VARIABLE_RE = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 
 #: The exit status with which an ExecuteBash step asks for a reboot and to be run again.

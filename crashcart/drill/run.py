@@ -55,7 +55,7 @@ SURVIVAL_SECONDS = 30.0
 DUMP_TIMEOUT = 600.0
 #: A drill boot (validate, the agent's attestation) and the boot after the dump.
 BOOT_TIMEOUT = float(os.environ.get("CRASHCART_DRILL_RUN_BOOT_TIMEOUT", "1200"))
-_DUMP_ID_RE = re.compile(r"^\d{12}$")
+_DUMP_ID_RE = re.compile(r"^\d{12}\Z")
 
 
 @dataclass

@@ -13,13 +13,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 # [   12.345678] text   /   <4>[ 12.3] text   /   [ 12.3][  T123] text
-_PREFIX = re.compile(r"^(?:<\d+>)?\[\s*(\d+\.\d+)\](?:\[\s*[TC]\d+\])?\s?(.*)$")
-_PANIC = re.compile(r"Kernel panic - not syncing:\s*(.*?)\s*$")
+_PREFIX = re.compile(r"^(?:<\d+>)?\[\s*(\d+\.\d+)\](?:\[\s*[TC]\d+\])?\s?(.*)\Z")
+_PANIC = re.compile(r"Kernel panic - not syncing:\s*(.*?)\s*\Z")
 _FRAME = re.compile(
     r"^\s*(?P<unreliable>\?\s+)?(?P<function>[\w.$]+)\+0x[0-9a-f]+/0x[0-9a-f]+"
     r"(?:\s+\[(?P<module>[\w-]+)\])?"
 )
-_MARKER = re.compile(r"^\s*</?(NMI|IRQ|TASK|EOI|SOFTIRQ)>\s*$")
+_MARKER = re.compile(r"^\s*</?(NMI|IRQ|TASK|EOI|SOFTIRQ)>\s*\Z")
 _CPU_LINE = re.compile(
     r"CPU:\s*(?P<cpu>\d+)\s+(?:UID:\s*\d+\s+)?PID:\s*(?P<pid>\d+)\s+Comm:\s*(?P<comm>\S+)"
 )

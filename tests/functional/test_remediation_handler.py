@@ -6,6 +6,7 @@ SendDiagnosticInterrupt and the DescribeInstanceStatus states are the test layer
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -258,11 +259,18 @@ def test_missing_kill_switch_parameter_fails_closed_and_raises(world: World, clo
     assert world.incidents(instance) == []
 
 
-def test_alarm_from_another_account_is_skipped(world: World, clock: Clock) -> None:
-    event = load_event("remediation_alarm_other_account")
+def test_alarm_from_another_account_is_rejected_and_recorded_nowhere(
+    world: World, clock: Clock
+) -> None:
+    (instance,) = world.instances(clock=clock)
+    event = alarm_event(instance, at=clock(), fixture="remediation_alarm_other_account")
     result = deliver(world, clock, event)
-    assert result["guard"] == "account-region"
-    assert "222222222222" in result["reason"]
+    assert result["outcome"] == "rejected"
+    assert "foreign event: alarm of account 222222222222" in result["reason"]
+    assert world.incidents(instance) == []
+    assert world.item("breaker#fleet", "state") is None
+    (kept,) = world.rejected()
+    assert kept["event"] == event
 
 
 def test_dry_run_calls_with_dryrun_and_sends_nothing(world: World, clock: Clock) -> None:
@@ -451,6 +459,14 @@ REJECTED_FIXTURES = [
     "remediation_alarm_other_metric",
     "remediation_garbage",
     "remediation_direct_alarm_action",
+    "remediation_alarm_other_account",
+    "remediation_hostile_time_overflow",
+    "remediation_hostile_time_future",
+    "remediation_hostile_instance_newline",
+    "remediation_hostile_other_region",
+    "remediation_hostile_resources_mismatch",
+    "remediation_hostile_contributor_namespace",
+    "remediation_hostile_contributor_attributes",
 ]
 
 
@@ -475,7 +491,9 @@ def test_malformed_and_foreign_events_are_kept_in_the_rejected_queue(
 def test_events_needing_no_action_are_ignored_not_rejected(
     world: World, clock: Clock, fixture: str
 ) -> None:
-    result = deliver(world, clock, load_event(fixture))
+    state = "INSUFFICIENT_DATA" if "insufficient" in fixture else "ALARM"
+    event = alarm_event(FIXTURE_INSTANCE, at=clock(), state=state, fixture=fixture)
+    result = deliver(world, clock, event)
     assert result["outcome"] == "ignored"
     assert world.rejected() == []
     assert world.incidents(FIXTURE_INSTANCE) == []
@@ -526,5 +544,6 @@ def test_an_oversized_rejected_event_is_kept_truncated(world: World, clock: Cloc
     assert deliver(world, clock, huge)["outcome"] == "rejected"
     (kept,) = world.rejected()
     assert kept["reason"] == "event.detail-type is missing"
-    assert kept["event_truncated"].startswith("{'source': 'aws.cloudwatch'")
+    assert kept["event_text"].startswith('{"source": "aws.cloudwatch", "junk": "xxx')
+    assert kept["event_cut"]["bytes"] == len(json.dumps(huge))
     assert "event" not in kept

@@ -327,3 +327,24 @@ def test_settings_refuse_bad_configuration(
 ) -> None:
     with pytest.raises(sweep_mod.SettingsError, match=match):
         sweep_mod.Settings.from_env(environ)
+
+
+@pytest.mark.parametrize(
+    "instance_id",
+    ["i-0123456789abcdef0\n\x1b[31m" + "x" * 200, "i-\u2028" + "\u00e9" * 120],
+)
+def test_the_subject_stays_publishable_whatever_the_table_holds(
+    sweep_mod: ModuleType, instance_id: str
+) -> None:
+    """SNS refuses subjects of 100 characters or more, or with control or non-ASCII ones."""
+    item = {
+        "pk": {"S": f"instance#{instance_id}"},
+        "sk": {"S": "incident#2026-11-26T05:19:49Z"},
+        "instance_id": {"S": instance_id},
+        "state": {"S": "interrupted"},
+        "dump_deadline": {"S": "2026-11-26T05:50:00Z"},
+    }
+    incident = sweep_mod.from_item(item)
+    subject, _ = sweep_mod.message(incident)
+    assert len(subject) < 100 and subject.isascii() and subject.isprintable()
+    assert subject.startswith("crashcart: dump overdue from i-")

@@ -470,6 +470,7 @@ def test_function_environment_is_the_contract(explicit: Synth) -> None:
         "CRASHCART_ATTESTATION_MAX_AGE_SECONDS": "604800",
         "CRASHCART_ALLOW_UNVERIFIED_ARCH": "false",
         "CRASHCART_DUMP_DEADLINE_SECONDS": "1800",
+        "CRASHCART_MAX_EVENT_AGE_SECONDS": "3600",
     }
 
 
@@ -503,6 +504,7 @@ def test_all_props_environment(full: Synth) -> None:
         "CRASHCART_ATTESTATION_MAX_AGE_SECONDS": "172800",
         "CRASHCART_ALLOW_UNVERIFIED_ARCH": "true",
         "CRASHCART_DUMP_DEADLINE_SECONDS": "3600",
+        "CRASHCART_MAX_EVENT_AGE_SECONDS": "7200",
     }
     assert variables["CRASHCART_TOPIC_ARN"] == full.ref(full.topic)  # type: ignore[attr-defined]
     full.template.has_resource_properties(

@@ -127,6 +127,7 @@ def env(tag: str = "unit", **overrides: str) -> dict[str, str]:
         "CRASHCART_ATTESTATION_MAX_AGE_SECONDS": "604800",
         "CRASHCART_ALLOW_UNVERIFIED_ARCH": "false",
         "CRASHCART_DUMP_DEADLINE_SECONDS": "1800",
+        "CRASHCART_MAX_EVENT_AGE_SECONDS": "3600",
     }
     values.update(overrides)
     return values
@@ -173,15 +174,27 @@ def alarm_event(
     previous: str = "OK",
     fixture: str = "remediation_alarm_ok_to_alarm",
 ) -> dict[str, Any]:
-    """A documented-shape alarm event for ``instance_id`` entering ``state`` at ``at``."""
+    """A documented-shape alarm event for ``instance_id`` entering ``state`` at ``at``.
+
+    Every other timestamp of the fixture (the previous state's, a mute window) moves with
+    the state's, so the event stays as consistent as the fixture was.
+    """
     from tests.conftest import load_event
 
     text = json.dumps(load_event(fixture)).replace(FIXTURE_INSTANCE, instance_id)
     event: dict[str, Any] = json.loads(text)
-    event["detail"]["state"]["value"] = state
-    event["detail"]["state"]["timestamp"] = event_time(at)
-    if "previousState" in event["detail"]:
-        event["detail"]["previousState"]["value"] = previous
+    detail = event["detail"]
+    delta = at - datetime.fromisoformat(detail["state"]["timestamp"])
+    detail["state"]["value"] = state
+    detail["state"]["timestamp"] = event_time(at)
+    if "previousState" in detail:
+        detail["previousState"]["value"] = previous
+        before = datetime.fromisoformat(detail["previousState"]["timestamp"])
+        detail["previousState"]["timestamp"] = event_time(before + delta)
+    for bound in ("muteWindowStart", "muteWindowEnd"):
+        if bound in detail.get("muteDetail", {}):
+            moved = datetime.fromisoformat(detail["muteDetail"][bound]) + delta
+            detail["muteDetail"][bound] = event_time(moved)
     event["time"] = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return copy.deepcopy(event)
 

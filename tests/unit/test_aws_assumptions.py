@@ -35,6 +35,8 @@ REQUIRED_WITH_THE_FIXES = (
     "s3-event-key-encoding",
     "contributor-event-shape",
 )
+#: Of those, the ones whose branch has not landed yet.
+_PENDING = {"attestation-self-tag", "s3-event-key-encoding"}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,11 @@ def test_required_entries_of_this_branch_exist(register: register_module.Registe
 
 
 @pytest.mark.parametrize(
-    "entry_id", [pytest.param(i, marks=_LANDS_WITH_THE_FIXES) for i in REQUIRED_WITH_THE_FIXES]
+    "entry_id",
+    [
+        pytest.param(i, marks=_LANDS_WITH_THE_FIXES) if i in _PENDING else i
+        for i in REQUIRED_WITH_THE_FIXES
+    ],
 )
 def test_required_entries_of_the_defect_fixes_exist(
     register: register_module.Register, entry_id: str

@@ -43,6 +43,13 @@ KEY_PATTERN = re.compile(
 MAX_METADATA_BYTES = 64 * 1024
 MAX_DMESG_BYTES = 4 * 1024 * 1024
 SUBJECT_LIMIT = 99  # SNS: a subject must be shorter than 100 characters
+#: The files a dump folder may list: the agent writes "vmcore" and "dmesg.txt".
+MAX_FILES = 16
+#: A file name in metadata.json: one path segment, no leading dot ("." / ".." / hidden).
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: SNS subjects: printable ASCII, no line breaks or control characters
+#: (aws-assumption: sns-subject-characters).
+_NOT_SUBJECT = re.compile(r"[^\x20-\x7e]+")
 
 
 class BadEventError(ValueError):
@@ -133,20 +140,34 @@ def parse_metadata(raw: bytes, arrival: DumpArrival) -> dict[str, Any]:
     try:
         metadata = json.loads(raw)
     except ValueError as error:
-        raise BadEventError(f"{arrival.key} is not JSON: {error}") from None
+        raise BadEventError(f"{arrival.key} is not JSON: {str(error)[:200]}") from None
+    except RecursionError:
+        # Written by the instance, so possibly hostile: deep nesting is refused, not a crash.
+        raise BadEventError(f"{arrival.key} is nested too deeply to be a metadata.json") from None
     if not isinstance(metadata, dict):
         raise BadEventError(f"{arrival.key} is not a JSON object")
-    if metadata.get("instance_id") != arrival.instance_id:
+    named = metadata.get("instance_id")
+    if named != arrival.instance_id:
+        shown = repr(named[:40]) if isinstance(named, str) else type(named).__name__
         raise BadEventError(
-            f"{arrival.key} names instance {metadata.get('instance_id')!r}, but was written "
-            f"under the prefix of {arrival.instance_id}"
+            f"{arrival.key} names instance {shown}, but was written under the prefix of "
+            f"{arrival.instance_id}"
         )
     files = metadata.get("files")
-    if not isinstance(files, list) or not all(
-        isinstance(f, dict) and isinstance(f.get("name"), str) and "/" not in f["name"]
-        for f in files
+    if (
+        not isinstance(files, list)
+        or not 1 <= len(files) <= MAX_FILES
+        or not all(
+            isinstance(f, dict)
+            and isinstance(f.get("name"), str)
+            and FILE_NAME.fullmatch(f["name"])
+            for f in files
+        )
     ):
-        raise BadEventError(f"{arrival.key} has no valid 'files' list")
+        raise BadEventError(
+            f"{arrival.key} has no valid 'files' list (1-{MAX_FILES} entries, each a plain "
+            "file name: letters, digits and ._-, not starting with a dot)"
+        )
     return metadata
 
 
@@ -267,9 +288,11 @@ class Adapter:
         return True
 
     def notify(self, subject: str, message: str) -> None:
-        self.sns.publish(
-            TopicArn=self.settings.topic_arn, Subject=subject[:SUBJECT_LIMIT], Message=message
-        )
+        # The subject quotes the kernel's panic line (from the instance): SNS refuses control
+        # and non-ASCII characters there, and a refused publish after the incident was
+        # written would lose the notification on the retry (it finds a duplicate).
+        safe = _NOT_SUBJECT.sub(" ", subject).strip()[:SUBJECT_LIMIT] or "crashcart: dump"
+        self.sns.publish(TopicArn=self.settings.topic_arn, Subject=safe, Message=message)
 
 
 def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ notification was published, ``overdue_notified_at``. An incident flagged but not
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -36,7 +37,10 @@ OVERDUE_STATE: Final = State.DUMP_OVERDUE
 #: States in which an incident still waits for its dump.
 WAITING_STATES: Final = WAITING_FOR_DUMP
 DEFAULT_PARAMETER_NAME: Final = "/crashcart/dump-bucket"
-SUBJECT_LIMIT: Final = 100
+#: SNS subjects: shorter than 100 characters, printable ASCII only, no line breaks
+#: (aws-assumption: sns-subject-characters).
+SUBJECT_LIMIT: Final = 99
+_NOT_SUBJECT: Final = re.compile(r"[^\x20-\x7e]+")
 
 #: Attributes the sweep reads (keeps the scan's returned data small).
 PROJECTED: Final = (
@@ -152,7 +156,9 @@ def scan_filter(now_iso: str) -> dict[str, Any]:
 def message(incident: Incident, *, parameter_name: str = DEFAULT_PARAMETER_NAME) -> tuple[str, str]:
     """Subject and plain-words body of the "dump overdue" notification."""
     instance = incident.instance_id
-    subject = f"crashcart: dump overdue from {instance}"[:SUBJECT_LIMIT]
+    # The table's values are written by other functions: the subject must stay publishable
+    # whatever they hold, or the sweep would fail on this incident at every run.
+    subject = _NOT_SUBJECT.sub(" ", f"crashcart: dump overdue from {instance}")[:SUBJECT_LIMIT]
     lines = [
         f"crashcart: no crash dump has arrived from {instance}.",
         "",

@@ -41,9 +41,9 @@ from claims import (
     to_attributes,
 )
 from decision import ClaimPlan, Decision, Facts, Verdict, decide, plan_claim
-from events import AlarmEvent, Ignored, Rejected, Transition, iso, parse
+from events import AlarmEvent, Ignored, Rejected, Transition, iso, parse, show
 from settings import Settings
-from telemetry import Log
+from telemetry import Log, encode_bounded
 
 from crashcart.runtime.incident import (
     FLEET_BREAKER_PK,
@@ -56,7 +56,13 @@ from crashcart.runtime.incident import (
 )
 
 CLAIM_ATTEMPTS = 12
+#: The most a rejected-queue message body may be. SQS refuses bodies over the queue's
+#: MaximumMessageSize (256 KiB unless configured; aws-assumption: sqs-message-size); the
+#: body is ASCII (JSON with every other character escaped), so characters = bytes.
 MAX_REJECTED_BYTES = 250_000
+#: A kept event nested deeper than this is kept as JSON *text*, so that a reader of the queue
+#: does not hit its own parser's recursion limit (Python's json stops near 1,000 levels).
+MAX_KEPT_DEPTH = 64
 
 
 class ClaimContentionError(Exception):
@@ -120,7 +126,14 @@ class Remediation:
     # -- entry point -----------------------------------------------------------------------
 
     def handle(self, event: object) -> dict[str, Any]:
-        parsed = parse(event, alarm_name_prefix=self.settings.alarm_name_prefix)
+        parsed = parse(
+            event,
+            alarm_name_prefix=self.settings.alarm_name_prefix,
+            account=self.where.account,
+            region=self.where.region,
+            now=self.clock(),
+            max_age=self.settings.oldest_event_age,
+        )
         if isinstance(parsed, Rejected):
             return self._reject(event, parsed).as_dict()
         if isinstance(parsed, Ignored):
@@ -141,27 +154,28 @@ class Remediation:
     # -- guard 1 ---------------------------------------------------------------------------
 
     def _reject(self, event: object, rejected: Rejected) -> Outcome:
-        body = json.dumps(
-            {
-                "reason": rejected.reason,
-                "received_at": iso(self.clock()),
-                "request_id": self.request_id,
-                "event": event,
-            },
-            default=repr,
+        """Keep the event in the rejected queue (bounded), log why; nothing else is touched.
+
+        A rejected event never reaches the incident table, a breaker, EC2 or the kill switch.
+        See :func:`rejected_message` for what is kept. Raises when the queue cannot be written
+        (Lambda retries; the event is not lost).
+        """
+        body, cut = rejected_message(
+            event,
+            reason=rejected.reason,
+            received_at=iso(self.clock()),
+            request_id=self.request_id,
         )
-        if len(body.encode("utf-8")) > MAX_REJECTED_BYTES:  # SQS keeps at most 256 KiB
-            body = json.dumps(
-                {
-                    "reason": rejected.reason,
-                    "received_at": iso(self.clock()),
-                    "request_id": self.request_id,
-                    "event_truncated": repr(event)[: MAX_REJECTED_BYTES // 8],
-                }
-            )
         self.rejected.keep(body)
+        event_id = event.get("id") if isinstance(event, dict) else None
         self.log.warning(
-            "event rejected", metric="rejected", outcome="rejected", reason=rejected.reason
+            "event rejected",
+            metric="rejected",
+            outcome="rejected",
+            reason=rejected.reason,
+            event_id=show(event_id) if event_id is not None else None,
+            kept="whole" if cut is None else "cut",
+            event_cut=cut,
         )
         return Outcome(outcome="rejected", reason=rejected.reason)
 
@@ -169,6 +183,8 @@ class Remediation:
 
     def _gather(self, event: AlarmEvent) -> Facts:
         kill = self.kill_switch.value()
+        # Guard 1 already rejected events of another account or region (they never reach
+        # the table); this second check keeps decide() safe on its own.
         location_matches = (event.account, event.region) == (
             self.where.account,
             self.where.region,
@@ -565,3 +581,63 @@ class Remediation:
         return Outcome(
             outcome="recovered", reason=reason, instance_id=event.instance_id, incident=sk
         )
+
+
+def rejected_message(
+    event: object, *, reason: str, received_at: str, request_id: str
+) -> tuple[str, dict[str, object] | None]:
+    """The rejected-queue message body for ``event`` (at most :data:`MAX_REJECTED_BYTES`),
+    and what was cut (None when the event is kept whole).
+
+    The body is ``{"reason", "received_at", "request_id", "event"}`` with the event as it
+    came, when its JSON fits and is at most :data:`MAX_KEPT_DEPTH` deep. Otherwise
+    ``"event"`` is replaced by ``"event_text"``, the first part of the event's JSON as a
+    string, and ``"event_cut"``: why, the size and SHA-256 of the whole JSON encoding (so a
+    copy found elsewhere can be matched), the depth and how much was kept. Truncating (not
+    storing the whole elsewhere) is deliberate: the function may write only evidence objects,
+    and a hostile payload has no place next to evidence.
+    """
+    envelope: dict[str, object] = {
+        "reason": reason,
+        "received_at": received_at,
+        "request_id": request_id,
+    }
+    head = json.dumps(envelope)
+    encoded = encode_bounded(event, limit=MAX_REJECTED_BYTES - len(head) - len(', "event": '))
+    if not encoded.cut and encoded.depth <= MAX_KEPT_DEPTH:
+        return f'{head[:-1]}, "event": {encoded.text}}}', None
+    reasons: list[str] = []
+    if encoded.depth > MAX_KEPT_DEPTH:
+        reasons.append(
+            f"it is nested {encoded.depth} levels deep (kept as text beyond {MAX_KEPT_DEPTH})"
+        )
+    cut: dict[str, object] = {
+        "why": "",
+        "bytes": encoded.total,
+        "sha256": encoded.sha256,
+        "depth": encoded.depth,
+        "encoding": "json.dumps defaults: ASCII, ', ' and ': ', keys as received",
+    }
+
+    def render(kept: str) -> str:
+        info = {**cut, "kept_bytes": len(kept)}
+        return json.dumps({**envelope, "event_cut": info, "event_text": kept})
+
+    text = encoded.text
+    cut["why"] = "; ".join(reasons)
+    if encoded.cut or len(render(text)) > MAX_REJECTED_BYTES:
+        reasons.append(
+            f"its JSON is {encoded.total} bytes and the rejected queue keeps at most "
+            f"{MAX_REJECTED_BYTES} per message (the first part is kept)"
+        )
+        cut["why"] = "; ".join(reasons)
+    # The longest prefix whose message fits (escaping as a string can double a character).
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(render(text[:middle])) <= MAX_REJECTED_BYTES:
+            low = middle
+        else:
+            high = middle - 1
+    cut["kept_bytes"] = low
+    return render(text[:low]), cut

@@ -33,6 +33,10 @@ variable                               default   meaning
 ``CRASHCART_ATTESTATION_MAX_AGE_SECONDS`` ``604800`` an older attestation counts as missing
 ``CRASHCART_ALLOW_UNVERIFIED_ARCH``    ``false`` ``true`` lets arm64 through (unverified path)
 ``CRASHCART_DUMP_DEADLINE_SECONDS``    ``1800``  after an interrupt, when a missing dump is overdue
+``CRASHCART_MAX_EVENT_AGE_SECONDS``    ``3600``  the construct's ``max_event_age``: EventBridge
+                                                 retries a delivery that long, then Lambda keeps
+                                                 the event that long, so a state change older
+                                                 than twice this is stale and rejected
 =====================================  ========  ==================================================
 
 Booleans accept exactly ``true`` / ``false`` (any case); integers are plain decimal digits.
@@ -47,6 +51,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -104,9 +109,10 @@ ENVIRONMENT: Final[Mapping[str, str | None]] = {
     "CRASHCART_ATTESTATION_MAX_AGE_SECONDS": "604800",
     "CRASHCART_ALLOW_UNVERIFIED_ARCH": "false",
     "CRASHCART_DUMP_DEADLINE_SECONDS": "1800",
+    "CRASHCART_MAX_EVENT_AGE_SECONDS": "3600",
 }
 
-_DIGITS = re.compile(r"^[0-9]{1,10}$")
+_DIGITS = re.compile(r"[0-9]{1,10}")  # fullmatch: "$" would accept a trailing newline
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +139,15 @@ class Settings:
     attestation_max_age_seconds: int = 604_800
     allow_unverified_arch: bool = False
     dump_deadline_seconds: int = 1_800
+    max_event_age_seconds: int = 3_600
+
+    @property
+    def oldest_event_age(self) -> timedelta:
+        """The oldest a state change may be when the function handles it: EventBridge retries
+        a delivery for ``max_event_age``, then Lambda keeps the event queued (with its retries)
+        for ``max_event_age`` again; anything older is a stale or forged timestamp
+        (aws-assumption: alarm-event-delivery-age)."""
+        return timedelta(seconds=2 * self.max_event_age_seconds)
 
     def __post_init__(self) -> None:
         for name in (
@@ -156,6 +171,7 @@ class Settings:
             "breaker_quiet_seconds": self.breaker_quiet_seconds,
             "cooldown_seconds": self.cooldown_seconds,
             "dump_deadline_seconds": self.dump_deadline_seconds,
+            "max_event_age_seconds": self.max_event_age_seconds,
         }
         for name, number in positive.items():
             if number < 1:
@@ -193,7 +209,7 @@ class Settings:
 
         def integer(name: str) -> int:
             value = text(name)
-            if not _DIGITS.match(value):
+            if not _DIGITS.fullmatch(value):
                 raise SettingsError(f"{name}={value!r}: expected a whole number of 0 or more")
             return int(value)
 
@@ -232,4 +248,5 @@ class Settings:
             attestation_max_age_seconds=integer("CRASHCART_ATTESTATION_MAX_AGE_SECONDS"),
             allow_unverified_arch=boolean("CRASHCART_ALLOW_UNVERIFIED_ARCH"),
             dump_deadline_seconds=integer("CRASHCART_DUMP_DEADLINE_SECONDS"),
+            max_event_age_seconds=integer("CRASHCART_MAX_EVENT_AGE_SECONDS"),
         )
