@@ -38,11 +38,20 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
+from crashcart.runtime.attestation import (
+    ATTESTATION_TAG_KEY,
+    DEFAULT_MAX_AGE_SECONDS,
+    Judgement,
+    Status,
+    human_age,
+    judge_attestation,
+    printable,
+)
 
 if TYPE_CHECKING:
     from botocore.config import Config
@@ -51,14 +60,6 @@ if TYPE_CHECKING:
 COMMAND = "attestation"
 #: Version of the ``--json`` document; bumped when a key changes meaning or disappears.
 SCHEMA_VERSION = 1
-#: The tag the agent writes and the remediation function reads (the same constant lives in
-#: ``crashcart.constructs``, the agent and the function; a test pins them equal).
-ATTESTATION_TAG_KEY = "crashcart:kdump-attestation"
-#: The function's default ``CRASHCART_ATTESTATION_MAX_AGE_SECONDS`` (``InterruptGuards``
-#: ``attestation_max_age`` = 7 days).
-DEFAULT_MAX_AGE_SECONDS = 604_800
-#: How far in the future an attestation time may be (clock skew): the function's value.
-ATTESTATION_SKEW = timedelta(minutes=5)
 #: The function's default boot grace: a younger instance may simply not have attested yet.
 BOOT_GRACE_SECONDS = 900
 #: Instance states listed. Shutting-down and terminated instances are going away.
@@ -72,17 +73,6 @@ MAX_ATTEMPTS = 5
 _REGION = re.compile(r"^[a-z]+(?:-[a-z]+)+-[0-9]+\Z")
 
 
-class Status(enum.StrEnum):
-    """What an instance's attestation means for the remediation, in the order listed."""
-
-    NOT_ARMED = "not-armed"
-    STALE = "stale"
-    MISSING = "missing"
-    UNPARSEABLE = "unparseable"
-    NOT_RUNNING = "not-running"
-    ARMED = "armed"
-
-
 #: The statuses that make the command exit 9 (the remediation would refuse the interrupt).
 NOT_GOOD = frozenset({Status.NOT_ARMED, Status.STALE, Status.MISSING, Status.UNPARSEABLE})
 
@@ -92,98 +82,6 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     AWS_ERROR = 3
     NOT_ARMED = 9
-
-
-@dataclass(frozen=True, kw_only=True)
-class Attestation:
-    """A parsed attestation tag value."""
-
-    armed: bool
-    at: datetime
-    detail: str
-
-
-def parse_attestation(value: str | None) -> Attestation | None:
-    """The tag value, or None when absent or malformed: the remediation function's rules.
-
-    ``armed <ISO time with zone>`` (nothing after it) or ``not-armed <ISO time with zone>
-    <reason words>``.
-    """
-    if not value:
-        return None
-    words = value.split()
-    if len(words) < 2 or words[0] not in ("armed", "not-armed"):
-        return None
-    try:
-        moment = datetime.fromisoformat(words[1])
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    armed = words[0] == "armed"
-    if armed and len(words) != 2:
-        return None
-    return Attestation(armed=armed, at=moment, detail=" ".join(words[2:]))
-
-
-@dataclass(frozen=True, kw_only=True)
-class Judgement:
-    """The verdict on one attestation tag value (whatever the instance's state)."""
-
-    status: Status
-    attested_at: datetime | None
-    reasons: str | None
-    detail: str
-
-
-def judge_attestation(value: str | None, *, now: datetime, max_age_seconds: int) -> Judgement:
-    """Judge a tag value as the remediation function does (policy ``require``).
-
-    ``now``: aware UTC. Armed means the function's attestation guard would let the
-    interrupt through; every other status is a refusal.
-    """
-    parsed = parse_attestation(value)
-    if parsed is None:
-        if value is None:
-            return Judgement(
-                status=Status.MISSING,
-                attested_at=None,
-                reasons=None,
-                detail=f"no {ATTESTATION_TAG_KEY} tag: the crashcart agent is not installed, "
-                "not running, or may not tag its instance",
-            )
-        return Judgement(
-            status=Status.UNPARSEABLE,
-            attested_at=None,
-            reasons=None,
-            detail=f"{_printable(value[:60])!r} is not 'armed <UTC>' or "
-            "'not-armed <UTC> <reasons>'",
-        )
-    age = (now - parsed.at).total_seconds()
-    if not parsed.armed:
-        return Judgement(
-            status=Status.NOT_ARMED,
-            attested_at=parsed.at,
-            reasons=parsed.detail,
-            detail=_printable(parsed.detail) or "(no reasons given)",
-        )
-    if parsed.at > now + ATTESTATION_SKEW:
-        return Judgement(
-            status=Status.UNPARSEABLE,
-            attested_at=parsed.at,
-            reasons=None,
-            detail=f"attested {_age(-age)} in the future, beyond the "
-            f"{_age(ATTESTATION_SKEW.total_seconds())} clock skew allowed",
-        )
-    if age > max_age_seconds:
-        return Judgement(
-            status=Status.STALE,
-            attested_at=parsed.at,
-            reasons=None,
-            detail=f"armed, but older than {_age(max_age_seconds)}: counts as missing "
-            "(is crashcart-agent.timer running?)",
-        )
-    return Judgement(status=Status.ARMED, attested_at=parsed.at, reasons=None, detail="armed")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,7 +114,7 @@ class InstanceAttestation:
             verb = "pending (starting)" if self.state == "pending" else self.state
             last = self.judgement.status.value
             if self.judgement.reasons:
-                last += f" ({_printable(self.judgement.reasons)})"
+                last += f" ({printable(self.judgement.reasons)})"
             return (
                 f"{verb}: only a running instance can attest (the agent attests at boot); "
                 f"last attestation: {last}"
@@ -225,7 +123,7 @@ class InstanceAttestation:
         if self.judgement.status is Status.MISSING and self.launch_time is not None:
             up = (self.now - self.launch_time).total_seconds()
             if up < BOOT_GRACE_SECONDS:  # (negative: the local clock is behind EC2's)
-                detail += f" (launched {_age(max(up, 0))} ago: it may not have attested yet)"
+                detail += f" (launched {human_age(max(up, 0))} ago: it may not have attested yet)"
         return detail
 
     def to_json(self) -> dict[str, Any]:
@@ -313,7 +211,7 @@ class AttestationReport:
             title = f"Every opted-in instance {where} and its kdump attestation"
         else:
             title = f"Opted-in instances {where} whose kdump attestation is not armed"
-        lines = [f"{title} (max age {_age(self.max_age_seconds)}):", ""]
+        lines = [f"{title} (max age {human_age(self.max_age_seconds)}):", ""]
         rows = self.listed(include_armed=include_armed)
         if rows:
             lines += _table(rows)
@@ -532,11 +430,11 @@ def _table(rows: Sequence[InstanceAttestation]) -> list[str]:
             (
                 row.region,
                 row.instance_id,
-                _printable(row.name or "-")[:24],
+                printable(row.name or "-")[:24],
                 row.state,
                 row.status.value,
                 "-" if at is None else _iso(at),
-                "-" if age is None else _age(age),
+                "-" if age is None else human_age(age),
                 row.detail,
             )
         )
@@ -551,24 +449,6 @@ def _table(rows: Sequence[InstanceAttestation]) -> list[str]:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _age(seconds: float) -> str:
-    """A short duration: ``45 s``, ``12 min``, ``5 h``, ``16 d`` (rounded down)."""
-    value = int(seconds)
-    if value < 0:
-        return f"-{_age(-value)}"
-    if value < 120:
-        return f"{value} s"
-    if value < 2 * 3600:
-        return f"{value // 60} min"
-    if value < 2 * 86400:
-        return f"{value // 3600} h"
-    return f"{value // 86400} d"
-
-
-def _printable(text: str) -> str:
-    return "".join(char if char.isprintable() else "?" for char in text)
 
 
 def _non_negative_int(text: str) -> int:

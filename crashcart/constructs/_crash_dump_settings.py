@@ -10,8 +10,6 @@ from aws_cdk import aws_s3 as s3
 
 from crashcart.errors import ConfigurationError
 
-#: Where the agent publishes its kdump attestation (shared contract with the remediation).
-ATTESTATION_TAG_KEY = "crashcart:kdump-attestation"
 #: The SSM parameter the agent reads the bucket name from (shared contract).
 DEFAULT_PARAMETER_NAME = "/crashcart/dump-bucket"
 #: Key prefix of the dumps; each instance writes under ``dumps/<role id>:<instance id>/``.

@@ -31,7 +31,6 @@ from constructs import Construct
 from crashcart.compliance import acknowledge, acknowledge_all
 from crashcart.constructs._access_logs import access_logs_bucket
 from crashcart.constructs._crash_dump_settings import (
-    ATTESTATION_TAG_KEY,
     DEFAULT_PARAMETER_NAME,
     DUMPS_PREFIX,
     EVIDENCE_PREFIX,
@@ -43,6 +42,7 @@ from crashcart.constructs._crash_dump_settings import (
 from crashcart.constructs._internal.function_code import function_code
 from crashcart.constructs.diagnostic_interrupt_access import nag_rendering
 from crashcart.errors import ConfigurationError
+from crashcart.runtime.attestation import ATTESTATION_TAG_KEY
 
 __all__ = ["ATTESTATION_TAG_KEY", "CrashDumpBucket", "DumpLifecycle"]
 

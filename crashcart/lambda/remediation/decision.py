@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 
-from settings import ATTESTATION_TAG_KEY, AttestationPolicy, Settings
+from settings import AttestationPolicy, Settings
 
-#: How far in the future an attestation time may be (clock skew) before it counts as garbage.
-ATTESTATION_SKEW = timedelta(minutes=5)
+from crashcart.runtime.attestation import ATTESTATION_TAG_KEY, Status, judge_attestation
+
 VERIFIED_ARCHITECTURES = frozenset({"x86_64"})
 UNVERIFIED_ARCHITECTURES = frozenset({"arm64"})
 #: Families that are Nitro but documented as unable to take a diagnostic interrupt.
@@ -106,13 +106,6 @@ class TypeFacts:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Attestation:
-    armed: bool
-    at: datetime
-    detail: str
-
-
-@dataclass(frozen=True, kw_only=True)
 class Facts:
     """Everything the pre-claim guards look at. ``None`` fields were not (or could not be) read
     because an earlier guard already decides, or the instance does not exist."""
@@ -123,28 +116,6 @@ class Facts:
     instance: InstanceFacts | None
     status: StatusFacts | None
     type_facts: TypeFacts | None
-
-
-def parse_attestation(value: str | None) -> Attestation | None:
-    """The ``crashcart:kdump-attestation`` tag value, or None when absent or malformed.
-
-    ``armed <ISO UTC>`` or ``not-armed <ISO UTC> <reason words>``.
-    """
-    if not value:
-        return None
-    words = value.split()
-    if len(words) < 2 or words[0] not in ("armed", "not-armed"):
-        return None
-    try:
-        moment = datetime.fromisoformat(words[1])
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    armed = words[0] == "armed"
-    if armed and len(words) != 2:
-        return None
-    return Attestation(armed=armed, at=moment, detail=" ".join(words[2:]))
 
 
 def _skip(guard: Guard, reason: str, warnings: tuple[str, ...] = ()) -> Decision:
@@ -282,21 +253,28 @@ def _attestation(instance: InstanceFacts, settings: Settings, now: datetime) -> 
     if settings.attestation_policy is AttestationPolicy.IGNORE:
         return None
     raw = instance.tags.get(ATTESTATION_TAG_KEY)
-    attestation = parse_attestation(raw)
-    if attestation is None:
-        shown = "absent" if raw is None else f"unreadable ({raw[:60]!r})"
-        return f"kdump attestation {shown}: kdump may not be armed"
-    if not attestation.armed:
-        return f"kdump attested NOT armed at {attestation.at.isoformat()}: {attestation.detail}"
-    if attestation.at > now + ATTESTATION_SKEW:
-        return f"kdump attestation time {attestation.at.isoformat()} is in the future"
-    age = (now - attestation.at).total_seconds()
-    if age > settings.attestation_max_age_seconds:
-        return (
-            f"kdump attestation is {int(age)} s old, older than "
-            f"{settings.attestation_max_age_seconds} s: counts as missing"
-        )
-    return None
+    judgement = judge_attestation(
+        raw, now=now, max_age_seconds=settings.attestation_max_age_seconds
+    )
+    at = judgement.attested_at
+    match judgement.status:
+        case Status.ARMED:
+            return None
+        case Status.NOT_ARMED:
+            assert at is not None
+            return f"kdump attested NOT armed at {at.isoformat()}: {judgement.reasons}"
+        case Status.STALE:
+            assert at is not None
+            age = (now - at).total_seconds()
+            return (
+                f"kdump attestation is {int(age)} s old, older than "
+                f"{settings.attestation_max_age_seconds} s: counts as missing"
+            )
+        case Status.UNPARSEABLE if at is not None:
+            return f"kdump attestation time {at.isoformat()} is in the future"
+        case _:
+            shown = "absent" if raw is None else f"unreadable ({raw[:60]!r})"
+            return f"kdump attestation {shown}: kdump may not be armed"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -55,9 +55,6 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Final
 
-#: The tag the on-instance agent writes: ``armed <ISO UTC>`` or ``not-armed <ISO UTC> <reason>``.
-ATTESTATION_TAG_KEY: Final = "crashcart:kdump-attestation"
-
 #: CloudWatch namespace of the embedded metrics the function emits.
 METRIC_NAMESPACE: Final = "crashcart"
 #: The metric dimension (value: the Lambda function name).
