@@ -42,6 +42,7 @@ from crashcart.constructs._crash_dump_settings import (
 from crashcart.constructs._internal.function_code import function_code
 from crashcart.constructs.diagnostic_interrupt_access import nag_rendering
 from crashcart.errors import ConfigurationError
+from crashcart.runtime import environment as variables
 from crashcart.runtime.attestation import ATTESTATION_TAG_KEY
 
 __all__ = ["ATTESTATION_TAG_KEY", "CrashDumpBucket", "DumpLifecycle"]
@@ -579,10 +580,10 @@ class CrashDumpBucket(Construct):
             retry_attempts=2,
             log_group=log_group,
             environment={
-                "CRASHCART_TABLE_NAME": table.table_name,
-                "CRASHCART_TOPIC_ARN": topic.topic_arn,
-                "CRASHCART_DUMP_BUCKET": self.bucket.bucket_name,
-                "CRASHCART_ATTACH_WINDOW_SECONDS": str(int(window.to_seconds())),
+                variables.TABLE_NAME: table.table_name,
+                variables.TOPIC_ARN: topic.topic_arn,
+                variables.DUMP_BUCKET: self.bucket.bucket_name,
+                variables.ATTACH_WINDOW_SECONDS: str(int(window.to_seconds())),
             },
         )
         function.node.add_dependency(policy)

@@ -37,6 +37,7 @@ from constructs import Construct
 from crashcart.compliance import acknowledge, acknowledge_all
 from crashcart.constructs._crash_dump_settings import DUMPS_PREFIX
 from crashcart.errors import ConfigurationError
+from crashcart.runtime import environment as variables
 from crashcart.runtime.incident import TRIAGE_ATTRIBUTES
 
 if TYPE_CHECKING:
@@ -272,15 +273,15 @@ class DumpTriageJob(Construct):
             volumes=[ecs.Volume(name="scratch")],
         )
         environment = {
-            "CRASHCART_DUMP_BUCKET": dumps.bucket.bucket_name,
-            "CRASHCART_TABLE_NAME": table.table_name,
-            "CRASHCART_TOPIC_ARN": topic.topic_arn,
-            "CRASHCART_WORK_DIR": SCRATCH_PATH,
-            "CRASHCART_TIMEOUT_SECONDS": str(size.timeout_seconds),
+            variables.DUMP_BUCKET: dumps.bucket.bucket_name,
+            variables.TABLE_NAME: table.table_name,
+            variables.TOPIC_ARN: topic.topic_arn,
+            variables.WORK_DIR: SCRATCH_PATH,
+            variables.TIMEOUT_SECONDS: str(size.timeout_seconds),
             "TMPDIR": SCRATCH_PATH,
         }
         if symbols is not None:
-            environment["CRASHCART_SYMBOL_BUCKET"] = symbols.bucket.bucket_name
+            environment[variables.SYMBOL_BUCKET] = symbols.bucket.bucket_name
         #: The job's container.
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
@@ -348,7 +349,7 @@ class DumpTriageJob(Construct):
                             container_name=CONTAINER_NAME,
                             environment=[
                                 targets.TaskEnvironmentVariable(
-                                    name="CRASHCART_METADATA_KEY",
+                                    name=variables.METADATA_KEY,
                                     value=events.EventField.from_path("$.detail.object.key"),
                                 )
                             ],

@@ -28,6 +28,7 @@ from constructs import Construct
 from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.function_code import function_code
 from crashcart.errors import ConfigurationError
+from crashcart.runtime import environment as variables
 
 __all__ = ["DEFAULT_PARAMETER_NAME", "DumpOverdueSweep"]
 
@@ -155,9 +156,9 @@ class DumpOverdueSweep(Construct):
             reserved_concurrent_executions=1,
             log_group=self.log_group,
             environment={
-                "CRASHCART_TABLE_NAME": table.table_name,
-                "CRASHCART_TOPIC_ARN": topic.topic_arn,
-                "CRASHCART_DUMP_BUCKET_PARAMETER": parameter_name,
+                variables.TABLE_NAME: table.table_name,
+                variables.TOPIC_ARN: topic.topic_arn,
+                variables.DUMP_BUCKET_PARAMETER: parameter_name,
             },
         )
         self.function.node.add_dependency(self.policy)

@@ -69,6 +69,8 @@ from crashcart.constructs.diagnostic_interrupt_access import (
 )
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
+from crashcart.runtime import environment as variables
+from crashcart.runtime import metrics
 from crashcart.runtime.incident import BREAKER_PREFIX
 
 #: The function's asset root (shipped as package data; found from this file, not the cwd).
@@ -97,21 +99,12 @@ FLEET_QUERY: Final = (
     "GROUP BY InstanceId ORDER BY MAX() DESC LIMIT {limit}"
 )
 
-#: Embedded-metric-format metrics the runtime writes (see crashcart/lambda/remediation/
-#: settings.py): namespace, the one dimension (value: function name), names by outcome.
+#: Embedded-metric-format metrics the runtime writes (defined in crashcart.runtime.metrics):
+#: namespace, the one dimension (value: function name), names by outcome.
 # aws-assumption: emf-log-metrics
-METRIC_NAMESPACE: Final = "crashcart"
-METRIC_DIMENSION: Final = "FunctionName"
-OUTCOME_METRICS: Final = {
-    "interrupted": "InterruptsSent",
-    "dry_run": "InterruptsDryRun",
-    "skipped": "InterruptsSkipped",
-    "failed": "InterruptsFailed",
-    "escalated": "Escalations",
-    "breaker_opened": "BreakerOpened",
-    "rejected": "EventsRejected",
-    "recovered": "Recoveries",
-}
+METRIC_NAMESPACE: Final = metrics.NAMESPACE
+METRIC_DIMENSION: Final = metrics.DIMENSION
+OUTCOME_METRICS: Final = metrics.REMEDIATION_OUTCOMES
 
 #: Read-only EC2 calls the function makes; EC2 supports no resource scoping for them.
 DESCRIBE_ACTIONS: Final = (
@@ -808,29 +801,29 @@ class UnresponsiveInstanceRemediation(Construct):
         self, guards: InterruptGuards, breaker: CircuitBreaker, max_event_age: cdk.Duration
     ) -> dict[str, str]:
         return {
-            "CRASHCART_TABLE_NAME": self.table.table_name,
-            "CRASHCART_TOPIC_ARN": self.topic.topic_arn,
-            "CRASHCART_EVIDENCE_BUCKET": self.evidence_bucket.bucket_name,
-            "CRASHCART_REJECTED_QUEUE_URL": self.rejected_queue.queue_url,
-            "CRASHCART_KILL_SWITCH_PARAMETER": self.kill_switch.parameter_name,
-            "CRASHCART_OPT_IN_TAG_KEY": self.tag.key,
-            "CRASHCART_OPT_IN_TAG_VALUE": self.tag.value,
-            "CRASHCART_ALARM_NAME_PREFIX": self.alarm_name_prefix,
-            "CRASHCART_DRY_RUN": "true" if self.dry_run else "false",
-            "CRASHCART_BOOT_GRACE_SECONDS": _env_seconds(guards.boot_grace),
-            "CRASHCART_COOLDOWN_SECONDS": _env_seconds(guards.cooldown),
-            "CRASHCART_DAILY_BUDGET": _env_number(guards.daily_budget),
-            "CRASHCART_BREAKER_FLEET_THRESHOLD": _env_number(breaker.fleet_threshold),
-            "CRASHCART_BREAKER_AZ_THRESHOLD": _env_number(breaker.az_threshold),
-            "CRASHCART_BREAKER_WINDOW_SECONDS": _env_seconds(breaker.window),
-            "CRASHCART_BREAKER_QUIET_SECONDS": _env_seconds(breaker.quiet),
-            "CRASHCART_ATTESTATION_POLICY": guards.attestation.value,
-            "CRASHCART_ATTESTATION_MAX_AGE_SECONDS": _env_seconds(guards.attestation_max_age),
-            "CRASHCART_ALLOW_UNVERIFIED_ARCH": "true" if guards.allow_unverified_arch else "false",
-            "CRASHCART_DUMP_DEADLINE_SECONDS": _env_seconds(guards.dump_deadline),
+            variables.TABLE_NAME: self.table.table_name,
+            variables.TOPIC_ARN: self.topic.topic_arn,
+            variables.EVIDENCE_BUCKET: self.evidence_bucket.bucket_name,
+            variables.REJECTED_QUEUE_URL: self.rejected_queue.queue_url,
+            variables.KILL_SWITCH_PARAMETER: self.kill_switch.parameter_name,
+            variables.OPT_IN_TAG_KEY: self.tag.key,
+            variables.OPT_IN_TAG_VALUE: self.tag.value,
+            variables.ALARM_NAME_PREFIX: self.alarm_name_prefix,
+            variables.DRY_RUN: "true" if self.dry_run else "false",
+            variables.BOOT_GRACE_SECONDS: _env_seconds(guards.boot_grace),
+            variables.COOLDOWN_SECONDS: _env_seconds(guards.cooldown),
+            variables.DAILY_BUDGET: _env_number(guards.daily_budget),
+            variables.BREAKER_FLEET_THRESHOLD: _env_number(breaker.fleet_threshold),
+            variables.BREAKER_AZ_THRESHOLD: _env_number(breaker.az_threshold),
+            variables.BREAKER_WINDOW_SECONDS: _env_seconds(breaker.window),
+            variables.BREAKER_QUIET_SECONDS: _env_seconds(breaker.quiet),
+            variables.ATTESTATION_POLICY: guards.attestation.value,
+            variables.ATTESTATION_MAX_AGE_SECONDS: _env_seconds(guards.attestation_max_age),
+            variables.ALLOW_UNVERIFIED_ARCH: "true" if guards.allow_unverified_arch else "false",
+            variables.DUMP_DEADLINE_SECONDS: _env_seconds(guards.dump_deadline),
             # The function rejects state changes older than twice this (EventBridge's
             # retries, then Lambda's queue): stale or forged timestamps.
-            "CRASHCART_MAX_EVENT_AGE_SECONDS": _env_seconds(max_event_age),
+            variables.MAX_EVENT_AGE_SECONDS: _env_seconds(max_event_age),
         }
 
     def _grant_function_rights(self, evidence_key: kms.IKey | None) -> None:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from crashcart.errors import ConfigurationError
+from crashcart.runtime import environment as variables
 from crashcart.runtime.incident import INCIDENT_PREFIX, instance_pk, iso
 from crashcart.symbol_layout import normalize_build_id, symbol_key
 from crashcart.triage.core import TriageError, triage
@@ -84,26 +85,26 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         required = (
-            "CRASHCART_METADATA_KEY",
-            "CRASHCART_DUMP_BUCKET",
-            "CRASHCART_TABLE_NAME",
-            "CRASHCART_TOPIC_ARN",
+            variables.METADATA_KEY,
+            variables.DUMP_BUCKET,
+            variables.TABLE_NAME,
+            variables.TOPIC_ARN,
         )
         missing = [name for name in required if not env.get(name)]
         if missing:
             raise BadInputError(f"missing environment variables: {', '.join(missing)}")
-        wait = env.get("CRASHCART_LINK_WAIT_SECONDS", "120")
+        wait = env.get(variables.LINK_WAIT_SECONDS, "120")
         try:
             link_wait = float(wait)
         except ValueError:
             raise BadInputError(f"CRASHCART_LINK_WAIT_SECONDS={wait!r} is not a number") from None
         return cls(
-            metadata_key=env["CRASHCART_METADATA_KEY"],
-            dump_bucket=env["CRASHCART_DUMP_BUCKET"],
-            symbol_bucket=env.get("CRASHCART_SYMBOL_BUCKET") or None,
-            table_name=env["CRASHCART_TABLE_NAME"],
-            topic_arn=env["CRASHCART_TOPIC_ARN"],
-            work_dir=Path(env.get("CRASHCART_WORK_DIR") or tempfile.gettempdir()),
+            metadata_key=env[variables.METADATA_KEY],
+            dump_bucket=env[variables.DUMP_BUCKET],
+            symbol_bucket=env.get(variables.SYMBOL_BUCKET) or None,
+            table_name=env[variables.TABLE_NAME],
+            topic_arn=env[variables.TOPIC_ARN],
+            work_dir=Path(env.get(variables.WORK_DIR) or tempfile.gettempdir()),
             link_wait_seconds=max(0.0, link_wait),
         )
 
@@ -538,7 +539,7 @@ class JobTimeoutError(Exception):
 
 
 def _arm_timeout(env: dict[str, str] | os._Environ[str]) -> None:
-    raw = env.get("CRASHCART_TIMEOUT_SECONDS")
+    raw = env.get(variables.TIMEOUT_SECONDS)
     if not raw:
         return
     seconds = int(raw)
@@ -555,7 +556,7 @@ def main(env: dict[str, str] | None = None) -> int:
     import boto3
 
     environ = os.environ if env is None else env
-    key = environ.get("CRASHCART_METADATA_KEY", "")
+    key = environ.get(variables.METADATA_KEY, "")
     try:
         settings = Settings.from_env(env)
         _arm_timeout(environ)

@@ -19,18 +19,29 @@ from typing import Any
 import pytest
 
 from crashcart.constructs._internal.function_code import RUNTIME_ROOT, STUB_INIT
+from crashcart.runtime import environment as variables
 from crashcart.stacks.remediation import CrashcartRemediationStack
 from tests.support.remediation import env, new_app
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, Path]]:
-    """Function logical id -> (handler, staged asset folder)."""
-    outdir = tmp_path_factory.mktemp("function-assets")
-    app = new_app(str(outdir))
+def outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("function-assets")
+    app = new_app(str(folder))
     CrashcartRemediationStack(app, "Assets", env=env(), full_triage=False)
     app.synth()
-    template: dict[str, Any] = json.loads((outdir / "Assets.template.json").read_text())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def template(outdir: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((outdir / "Assets.template.json").read_text())
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def assets(outdir: Path, template: dict[str, Any]) -> dict[str, tuple[str, Path]]:
+    """Function logical id -> (handler, staged asset folder)."""
     manifest: dict[str, Any] = json.loads((outdir / "Assets.assets.json").read_text())
     # object key in the bootstrap bucket -> staged folder (CDK names objects by asset hash)
     staged = {
@@ -98,3 +109,28 @@ def test_every_handler_imports_from_its_asset_alone(
         files = json.loads(result.stdout.strip().splitlines()[-1])
         for name, file in files.items():
             assert Path(file).is_relative_to(folder), (logical_id, name, file)
+
+
+#: Function logical-id prefix -> the unit's environment table.
+UNITS = {
+    "RemediationFunction": variables.REMEDIATION,
+    "CrashDumpsDumpArrivalFunction": variables.DUMP_ARRIVAL,
+    "DumpOverdueSweepFunction": variables.INCIDENT_SWEEP,
+}
+
+
+def test_every_function_sets_only_its_contract_variables_and_all_required_ones(
+    assets: dict[str, tuple[str, Path]], template: dict[str, Any]
+) -> None:
+    seen: set[str] = set()
+    for logical_id in assets:
+        (prefix,) = [p for p in UNITS if logical_id.startswith(p)]
+        seen.add(prefix)
+        contract = UNITS[prefix]
+        variables_set = set(
+            template["Resources"][logical_id]["Properties"]["Environment"]["Variables"]
+        )
+        assert variables_set <= set(contract), (logical_id, variables_set - set(contract))
+        required = {name for name, default in contract.items() if default is None}
+        assert required <= variables_set, (logical_id, required - variables_set)
+    assert seen == set(UNITS)

@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from crashcart.runtime import environment as variables
 from crashcart.runtime.incident import (
     INCIDENT_PREFIX,
     Origin,
@@ -66,11 +67,11 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         missing = [
-            name for name in ("CRASHCART_TABLE_NAME", "CRASHCART_TOPIC_ARN") if not env.get(name)
+            name for name in (variables.TABLE_NAME, variables.TOPIC_ARN) if not env.get(name)
         ]
         if missing:
             raise RuntimeError(f"missing environment variables: {', '.join(missing)}")
-        raw = env.get("CRASHCART_ATTACH_WINDOW_SECONDS", "21600")
+        raw = env.get(variables.ATTACH_WINDOW_SECONDS, "21600")
         try:
             seconds = int(raw)
         except ValueError:
@@ -79,9 +80,7 @@ class Settings:
             ) from None
         if seconds <= 0:
             raise RuntimeError(f"CRASHCART_ATTACH_WINDOW_SECONDS={seconds} must be positive")
-        return cls(
-            env["CRASHCART_TABLE_NAME"], env["CRASHCART_TOPIC_ARN"], timedelta(seconds=seconds)
-        )
+        return cls(env[variables.TABLE_NAME], env[variables.TOPIC_ARN], timedelta(seconds=seconds))
 
 
 @dataclass(frozen=True)

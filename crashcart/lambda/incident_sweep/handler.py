@@ -35,6 +35,8 @@ from overdue import (
     scan_filter,
 )
 
+from crashcart.runtime import environment as variables
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sns import SNSClient
@@ -66,16 +68,16 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        missing = [n for n in ("CRASHCART_TABLE_NAME", "CRASHCART_TOPIC_ARN") if not environ.get(n)]
+        missing = [n for n in (variables.TABLE_NAME, variables.TOPIC_ARN) if not environ.get(n)]
         if missing:
             raise SettingsError(f"missing environment variables: {', '.join(missing)}")
-        raw = environ.get("CRASHCART_SWEEP_MAX_PAGES", str(DEFAULT_MAX_PAGES)).strip()
+        raw = environ.get(variables.SWEEP_MAX_PAGES, str(DEFAULT_MAX_PAGES)).strip()
         if not raw.isdigit() or int(raw) < 1:
             raise SettingsError(f"CRASHCART_SWEEP_MAX_PAGES={raw!r}: expected a whole number >= 1")
         return cls(
-            table_name=environ["CRASHCART_TABLE_NAME"],
-            topic_arn=environ["CRASHCART_TOPIC_ARN"],
-            parameter_name=environ.get("CRASHCART_DUMP_BUCKET_PARAMETER") or DEFAULT_PARAMETER_NAME,
+            table_name=environ[variables.TABLE_NAME],
+            topic_arn=environ[variables.TOPIC_ARN],
+            parameter_name=environ.get(variables.DUMP_BUCKET_PARAMETER) or DEFAULT_PARAMETER_NAME,
             max_pages=int(raw),
         )
 

@@ -55,21 +55,13 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Final
 
-#: CloudWatch namespace of the embedded metrics the function emits.
-METRIC_NAMESPACE: Final = "crashcart"
-#: The metric dimension (value: the Lambda function name).
-METRIC_DIMENSION: Final = "FunctionName"
-#: Metric names, one per outcome; each data point is a Count of 1.
-METRICS: Final[Mapping[str, str]] = {
-    "interrupted": "InterruptsSent",
-    "dry_run": "InterruptsDryRun",
-    "skipped": "InterruptsSkipped",
-    "failed": "InterruptsFailed",
-    "escalated": "Escalations",
-    "breaker_opened": "BreakerOpened",
-    "rejected": "EventsRejected",
-    "recovered": "Recoveries",
-}
+from crashcart.runtime import environment as variables
+from crashcart.runtime import metrics
+
+#: CloudWatch namespace, dimension and metric names of the embedded metrics (one per outcome).
+METRIC_NAMESPACE: Final = metrics.NAMESPACE
+METRIC_DIMENSION: Final = metrics.DIMENSION
+METRICS: Final = metrics.REMEDIATION_OUTCOMES
 
 
 class SettingsError(ValueError):
@@ -85,29 +77,7 @@ class AttestationPolicy(StrEnum):
 
 
 #: Environment variable name -> default (``None``: required).
-ENVIRONMENT: Final[Mapping[str, str | None]] = {
-    "CRASHCART_TABLE_NAME": None,
-    "CRASHCART_TOPIC_ARN": None,
-    "CRASHCART_EVIDENCE_BUCKET": None,
-    "CRASHCART_REJECTED_QUEUE_URL": None,
-    "CRASHCART_KILL_SWITCH_PARAMETER": None,
-    "CRASHCART_ALARM_NAME_PREFIX": None,
-    "CRASHCART_OPT_IN_TAG_KEY": "crashcart:diagnostic-interrupt",
-    "CRASHCART_OPT_IN_TAG_VALUE": "enabled",
-    "CRASHCART_DRY_RUN": "false",
-    "CRASHCART_BOOT_GRACE_SECONDS": "900",
-    "CRASHCART_COOLDOWN_SECONDS": "21600",
-    "CRASHCART_DAILY_BUDGET": "1",
-    "CRASHCART_BREAKER_FLEET_THRESHOLD": "5",
-    "CRASHCART_BREAKER_AZ_THRESHOLD": "3",
-    "CRASHCART_BREAKER_WINDOW_SECONDS": "900",
-    "CRASHCART_BREAKER_QUIET_SECONDS": "3600",
-    "CRASHCART_ATTESTATION_POLICY": "require",
-    "CRASHCART_ATTESTATION_MAX_AGE_SECONDS": "604800",
-    "CRASHCART_ALLOW_UNVERIFIED_ARCH": "false",
-    "CRASHCART_DUMP_DEADLINE_SECONDS": "1800",
-    "CRASHCART_MAX_EVENT_AGE_SECONDS": "3600",
-}
+ENVIRONMENT: Final = variables.REMEDIATION
 
 _DIGITS = re.compile(r"[0-9]{1,10}")  # fullmatch: "$" would accept a trailing newline
 
@@ -216,7 +186,7 @@ class Settings:
                 raise SettingsError(f"{name}={value!r}: expected 'true' or 'false'")
             return value == "true"
 
-        policy_text = text("CRASHCART_ATTESTATION_POLICY").lower()
+        policy_text = text(variables.ATTESTATION_POLICY).lower()
         try:
             policy = AttestationPolicy(policy_text)
         except ValueError:
@@ -225,25 +195,25 @@ class Settings:
                 f"CRASHCART_ATTESTATION_POLICY={policy_text!r}: expected one of {allowed}"
             ) from None
         return cls(
-            table_name=text("CRASHCART_TABLE_NAME"),
-            topic_arn=text("CRASHCART_TOPIC_ARN"),
-            evidence_bucket=text("CRASHCART_EVIDENCE_BUCKET"),
-            rejected_queue_url=text("CRASHCART_REJECTED_QUEUE_URL"),
-            kill_switch_parameter=text("CRASHCART_KILL_SWITCH_PARAMETER"),
-            alarm_name_prefix=text("CRASHCART_ALARM_NAME_PREFIX"),
-            opt_in_tag_key=text("CRASHCART_OPT_IN_TAG_KEY"),
-            opt_in_tag_value=text("CRASHCART_OPT_IN_TAG_VALUE"),
-            dry_run=boolean("CRASHCART_DRY_RUN"),
-            boot_grace_seconds=integer("CRASHCART_BOOT_GRACE_SECONDS"),
-            cooldown_seconds=integer("CRASHCART_COOLDOWN_SECONDS"),
-            daily_budget=integer("CRASHCART_DAILY_BUDGET"),
-            breaker_fleet_threshold=integer("CRASHCART_BREAKER_FLEET_THRESHOLD"),
-            breaker_az_threshold=integer("CRASHCART_BREAKER_AZ_THRESHOLD"),
-            breaker_window_seconds=integer("CRASHCART_BREAKER_WINDOW_SECONDS"),
-            breaker_quiet_seconds=integer("CRASHCART_BREAKER_QUIET_SECONDS"),
+            table_name=text(variables.TABLE_NAME),
+            topic_arn=text(variables.TOPIC_ARN),
+            evidence_bucket=text(variables.EVIDENCE_BUCKET),
+            rejected_queue_url=text(variables.REJECTED_QUEUE_URL),
+            kill_switch_parameter=text(variables.KILL_SWITCH_PARAMETER),
+            alarm_name_prefix=text(variables.ALARM_NAME_PREFIX),
+            opt_in_tag_key=text(variables.OPT_IN_TAG_KEY),
+            opt_in_tag_value=text(variables.OPT_IN_TAG_VALUE),
+            dry_run=boolean(variables.DRY_RUN),
+            boot_grace_seconds=integer(variables.BOOT_GRACE_SECONDS),
+            cooldown_seconds=integer(variables.COOLDOWN_SECONDS),
+            daily_budget=integer(variables.DAILY_BUDGET),
+            breaker_fleet_threshold=integer(variables.BREAKER_FLEET_THRESHOLD),
+            breaker_az_threshold=integer(variables.BREAKER_AZ_THRESHOLD),
+            breaker_window_seconds=integer(variables.BREAKER_WINDOW_SECONDS),
+            breaker_quiet_seconds=integer(variables.BREAKER_QUIET_SECONDS),
             attestation_policy=policy,
-            attestation_max_age_seconds=integer("CRASHCART_ATTESTATION_MAX_AGE_SECONDS"),
-            allow_unverified_arch=boolean("CRASHCART_ALLOW_UNVERIFIED_ARCH"),
-            dump_deadline_seconds=integer("CRASHCART_DUMP_DEADLINE_SECONDS"),
-            max_event_age_seconds=integer("CRASHCART_MAX_EVENT_AGE_SECONDS"),
+            attestation_max_age_seconds=integer(variables.ATTESTATION_MAX_AGE_SECONDS),
+            allow_unverified_arch=boolean(variables.ALLOW_UNVERIFIED_ARCH),
+            dump_deadline_seconds=integer(variables.DUMP_DEADLINE_SECONDS),
+            max_event_age_seconds=integer(variables.MAX_EVENT_AGE_SECONDS),
         )
