@@ -343,9 +343,9 @@ def _attested(hours_ago: float) -> dict[str, str]:
 
 
 def _launch(ec2: Any, *tag_sets: list[dict[str, str]]) -> list[str]:
-    image = ec2.describe_images(Filters=[{"Name": "architecture", "Values": ["x86_64"]}])[
-        "Images"
-    ][0]["ImageId"]
+    image = ec2.describe_images(Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][
+        0
+    ]["ImageId"]
     ids = []
     for tags in tag_sets:
         spec = [{"ResourceType": "instance", "Tags": tags}] if tags else []
@@ -382,7 +382,10 @@ def test_census_counts_running_opted_in_and_attested_instances(
         ec2,
         [OPT_IN, _attested(1)],
         [OPT_IN, _attested(24 * 8)],  # older than the 7-day max age
-        [OPT_IN, {"Key": "crashcart:kdump-attestation", "Value": "not-armed 2026-11-26T05:00:00Z x"}],
+        [
+            OPT_IN,
+            {"Key": "crashcart:kdump-attestation", "Value": "not-armed 2026-11-26T05:00:00Z x"},
+        ],
         [OPT_IN],
         [_attested(1)],  # attested but not opted in: not counted
         [OPT_IN, _attested(1)],
@@ -422,7 +425,10 @@ def test_census_honours_custom_tag_and_max_age(sweep_mod: ModuleType, ec2: Any) 
     team = {"Key": "team:nmi", "Value": "yes"}
     _launch(ec2, [team, _attested(2)], [OPT_IN, _attested(2)])
     counted, _ = _census(
-        sweep_mod, ec2, opt_in_tag_key="team:nmi", opt_in_tag_value="yes",
+        sweep_mod,
+        ec2,
+        opt_in_tag_key="team:nmi",
+        opt_in_tag_value="yes",
         attestation_max_age_seconds=3600,
     )
     assert (counted.opted_in, counted.attested) == (1, 0)
@@ -512,15 +518,18 @@ def test_a_failed_census_fails_the_invocation_after_the_overdue_sweep(
 )
 def test_census_settings_refuse_bad_values(sweep_mod: ModuleType, name: str, value: str) -> None:
     with pytest.raises(sweep_mod.SettingsError, match=name):
-        sweep_mod.Settings.from_env({"CRASHCART_TABLE_NAME": "t", "CRASHCART_TOPIC_ARN": "a", name: value})
+        sweep_mod.Settings.from_env(
+            {"CRASHCART_TABLE_NAME": "t", "CRASHCART_TOPIC_ARN": "a", name: value}
+        )
 
 
 def test_census_defaults_are_the_remediation_functions(sweep_mod: ModuleType) -> None:
     from tests.support.remediation_runtime import load
 
     function = load().settings.ENVIRONMENT
-    assert sweep_mod.DEFAULT_OPT_IN_TAG_KEY == function["CRASHCART_OPT_IN_TAG_KEY"]
-    assert sweep_mod.DEFAULT_OPT_IN_TAG_VALUE == function["CRASHCART_OPT_IN_TAG_VALUE"]
-    assert sweep_mod.DEFAULT_ATTESTATION_MAX_AGE_SECONDS == int(
-        str(function["CRASHCART_ATTESTATION_MAX_AGE_SECONDS"])
+    assert function["CRASHCART_OPT_IN_TAG_KEY"] == sweep_mod.DEFAULT_OPT_IN_TAG_KEY
+    assert function["CRASHCART_OPT_IN_TAG_VALUE"] == sweep_mod.DEFAULT_OPT_IN_TAG_VALUE
+    assert (
+        int(str(function["CRASHCART_ATTESTATION_MAX_AGE_SECONDS"]))
+        == sweep_mod.DEFAULT_ATTESTATION_MAX_AGE_SECONDS
     )

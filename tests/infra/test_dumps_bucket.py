@@ -445,7 +445,12 @@ OWN_INSTANCE_ARN = f"arn:aws:ec2:eu-west-1:111111111111:instance/{INSTANCE}"
 @pytest.mark.parametrize(
     ("target", "context", "keys", "allowed"),
     [
-        (INSTANCE, {"ec2:SourceInstanceARN": OWN_INSTANCE_ARN}, ["crashcart:kdump-attestation"], True),
+        (
+            INSTANCE,
+            {"ec2:SourceInstanceARN": OWN_INSTANCE_ARN},
+            ["crashcart:kdump-attestation"],
+            True,
+        ),
         (
             "i-0fffffffffffffff0",
             {"ec2:SourceInstanceARN": OWN_INSTANCE_ARN},
@@ -521,7 +526,9 @@ def test_every_condition_key_and_policy_variable_of_the_instance_grants_is_docum
             used.update(v for v in re.findall(r"\$\{([^}]+)\}", text) if ":" in v)
     assert "ec2:SourceInstanceARN" in used and "ec2:InstanceId" in used
     undocumented = sorted(k for k in used if not _documented(k, sar))
-    assert not undocumented, f"condition keys / policy variables IAM does not define: {undocumented}"
+    assert not undocumented, (
+        f"condition keys / policy variables IAM does not define: {undocumented}"
+    )
 
 
 def test_no_allow_of_reads_or_deletes_for_the_instance_role(minimal: Template) -> None:
