@@ -109,6 +109,7 @@ OUTCOME_METRICS: Final = {
     "breaker_opened": "BreakerOpened",
     "rejected": "EventsRejected",
     "recovered": "Recoveries",
+    "unattested_first_skip": "FirstUnattestedSkips",
 }
 
 #: Read-only EC2 calls the function makes; EC2 supports no resource scoping for them.
@@ -701,6 +702,11 @@ class UnresponsiveInstanceRemediation(Construct):
     def metric_breaker_opened(self, **props: Any) -> cloudwatch.Metric:
         """Times the fleet or a zone circuit breaker opened."""
         return self.metric(OUTCOME_METRICS["breaker_opened"], **props)
+
+    def metric_first_unattested_skips(self, **props: Any) -> cloudwatch.Metric:
+        """Instances skipped for the first time because their kdump attestation was not valid
+        (each is also notified; later skips of the same instance count only as skipped)."""
+        return self.metric(OUTCOME_METRICS["unattested_first_skip"], **props)
 
     def grant_reset_breaker(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` read and reset the circuit-breaker items, and nothing else.

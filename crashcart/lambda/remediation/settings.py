@@ -72,6 +72,9 @@ METRICS: Final[Mapping[str, str]] = {
     "breaker_opened": "BreakerOpened",
     "rejected": "EventsRejected",
     "recovered": "Recoveries",
+    #: the first skip of an instance for its kdump attestation (one per instance, not per
+    #: alarm: the incident record and InterruptsSkipped count every one)
+    "unattested_first_skip": "FirstUnattestedSkips",
 }
 
 
