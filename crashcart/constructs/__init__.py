@@ -16,7 +16,7 @@ from crashcart.constructs.diagnostic_interrupt_access import (
     tag_tamper_deny_statements,
 )
 from crashcart.constructs.dump_triage_job import DumpTriageJob, TriageTaskSize
-from crashcart.constructs.incident_sweep import DumpOverdueSweep
+from crashcart.constructs.incident_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.kdump_image_pipeline import (
     DistributionTarget,
     Hardening,
@@ -38,6 +38,7 @@ __all__ = [
     "INTERRUPT_ACTION",
     "AlarmWindow",
     "AttestationPolicy",
+    "AttestationWatch",
     "CircuitBreaker",
     "CrashDumpBucket",
     "DebugSymbolStore",

@@ -51,6 +51,9 @@ _LAMBDA_ROOT = Path(__file__).resolve().parent.parent / "lambda" / "dump_arrival
 #: The policy variable that names an instance-profile session: ``<role id>:<instance id>``.
 # aws-assumption: aws-userid-instance-session
 USERID_VARIABLE = "${aws:userid}"
+#: The policy variable holding the id of the instance a request acts on (the resource's
+#: ``ec2:InstanceID`` condition key), as AWS's own ``AWSEC2VssSnapshotPolicy`` uses it.
+INSTANCE_ID_VARIABLE = "${ec2:InstanceId}"
 _INSTANCE_SESSION_PATTERN = "*:i-*"
 _MAX_RESERVED_CONCURRENCY = 1000
 
@@ -335,13 +338,18 @@ class CrashDumpBucket(Construct):
 
         - :meth:`grant_instance_upload` (write-only, own prefix, never overwrite);
         - ``ssm:GetParameter`` on the bucket-name parameter;
-        - ``ec2:CreateTags`` on its own instance only (``aws:ARN`` equals
-          ``${ec2:SourceInstanceARN}``), only for the attestation tag key.
+        - ``ec2:CreateTags`` on its own instance only (the request's
+          ``ec2:SourceInstanceARN`` must be the ARN of the instance being tagged, named by
+          the ``${ec2:InstanceId}`` policy variable), only for the attestation tag key.
         """
         self.grant_instance_upload(role)
         if self.agent_policy is None:
             instance_arn = self._stack.format_arn(
                 service="ec2", resource="instance", resource_name="*"
+            )
+            # aws-assumption: attestation-self-tag
+            own_instance_arn = self._stack.format_arn(
+                service="ec2", resource="instance", resource_name=INSTANCE_ID_VARIABLE
             )
             self.agent_policy = iam.ManagedPolicy(
                 self,
@@ -358,7 +366,7 @@ class CrashDumpBucket(Construct):
                         actions=["ec2:CreateTags"],
                         resources=[instance_arn],
                         conditions={
-                            "StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"},
+                            "ArnLike": {"ec2:SourceInstanceARN": own_instance_arn},
                             "ForAllValues:StringEquals": {
                                 "aws:TagKeys": [self.attestation_tag_key]
                             },
@@ -371,8 +379,9 @@ class CrashDumpBucket(Construct):
             acknowledge(
                 self.agent_policy,
                 f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]",
-                "the instance may tag only itself (aws:ARN must equal "
-                "${ec2:SourceInstanceARN}) and only with the kdump attestation tag key",
+                "the instance may tag only itself (ec2:SourceInstanceARN must be the ARN "
+                "of the tagged instance, ${ec2:InstanceId}) and only with the kdump "
+                "attestation tag key",
             )
         self.agent_policy.attach_to_role(role)
 

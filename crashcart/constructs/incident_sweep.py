@@ -5,15 +5,24 @@ the dump-arrival function sets ``dump_keys`` when the dump lands. Nothing happen
 dump never lands: this construct closes that gap. Every ``schedule`` it scans the incident
 table for incidents past their deadline without a dump, flags them ``dump-overdue`` (a
 conditional write: a dump arriving meanwhile wins) and publishes one message per incident.
+
+The same pass counts the running opted-in instances and those attested kdump-armed
+(:class:`AttestationWatch`); an alarm notifies the topic when opted-in instances ran for a
+whole ``silent_for`` and none attested, the state in which the remediation function (with
+attestation policy ``require``) skips every real alarm.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import jsii
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -28,9 +37,11 @@ from constructs import Construct
 from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.function_code import function_code
 from crashcart.errors import ConfigurationError
+from crashcart.opt_in import OptInTag
 from crashcart.runtime import environment as variables
+from crashcart.runtime import metrics
 
-__all__ = ["DEFAULT_PARAMETER_NAME", "DumpOverdueSweep"]
+__all__ = ["CENSUS_METRICS", "DEFAULT_PARAMETER_NAME", "AttestationWatch", "DumpOverdueSweep"]
 
 _LAMBDA_ROOT = Path(__file__).resolve().parent.parent / "lambda" / "incident_sweep"
 #: The dump-bucket parameter the notification tells people to check (CrashDumpBucket default).
@@ -42,6 +53,57 @@ _PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 _TABLE_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 #: What sns:Publish to an encrypted topic / sqs:SendMessage to an encrypted queue need.
 _MESSAGE_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+#: The census metrics the function writes (embedded metric format; the runtime's
+#: ``attestation.METRICS``, a test keeps them equal), namespace and dimension.
+CENSUS_METRICS = metrics.SWEEP_CENSUS
+_METRIC_NAMESPACE = metrics.NAMESPACE
+_METRIC_DIMENSION = metrics.DIMENSION
+#: CloudWatch: an alarm whose period is at least an hour may look back at most seven days.
+#: aws-assumption: alarm-evaluation-window
+_MAX_SILENT_HOURS = 7 * 24
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttestationWatch:
+    """The sweep's attestation census and the alarm on it.
+
+    Each sweep lists the running instances carrying ``tag`` (``ec2:DescribeInstances``, which
+    supports no resource scoping) and counts those whose ``crashcart:kdump-attestation`` is
+    armed and not older than ``max_age``, judged as the remediation function judges it.
+    ``AttestationSilentAlarm`` goes to ALARM, and notifies the topic, when in every hour of
+    ``silent_for`` there were running opted-in instances and none of them was attested.
+
+    :param tag: the opt-in tag. Default: ``OptInTag()`` (give the remediation's).
+    :param max_age: an older attestation counts as missing. Default: 7 days (give the
+        remediation's ``InterruptGuards.attestation_max_age``).
+    :param silent_for: how long no opted-in instance may go unattested before the alarm,
+        whole hours from 1 hour to 7 days. Default: 1 day (the agent attests at boot and
+        hourly: a day of silence is not a slow timer).
+    """
+
+    tag: OptInTag = field(default_factory=OptInTag)
+    max_age: cdk.Duration = field(default_factory=lambda: cdk.Duration.days(7))
+    silent_for: cdk.Duration = field(default_factory=lambda: cdk.Duration.days(1))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tag, OptInTag):
+            raise ConfigurationError(
+                f"AttestationWatch tag={self.tag!r}: give an OptInTag (the remediation's)"
+            )
+        if not self.max_age.is_unresolved() and self.max_age.to_seconds() < 60:
+            raise ConfigurationError(
+                f"AttestationWatch max_age={self.max_age.to_human_string()}: give at least "
+                "1 minute (the agent attests hourly)"
+            )
+        if self.silent_for.is_unresolved():
+            return
+        seconds = self.silent_for.to_seconds()
+        if seconds % 3600 or not 3600 <= seconds <= _MAX_SILENT_HOURS * 3600:
+            raise ConfigurationError(
+                f"AttestationWatch silent_for={self.silent_for.to_human_string()}: give whole "
+                f"hours from 1 hour to 7 days (the alarm looks at one-hour periods, and "
+                "CloudWatch alarms look back at most seven days)"
+            )
 
 
 class DumpOverdueSweep(Construct):
@@ -69,6 +131,7 @@ class DumpOverdueSweep(Construct):
         encryption_key: kms.IKey | None = None,
         parameter_name: str = DEFAULT_PARAMETER_NAME,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+        attestation_watch: AttestationWatch | None = AttestationWatch(),
     ) -> None:
         """
         :param table: the incident table (``UnresponsiveInstanceRemediation.table``). When it
@@ -83,6 +146,9 @@ class DumpOverdueSweep(Construct):
         :param parameter_name: the dump-bucket SSM parameter named in the message.
             Default: ``/crashcart/dump-bucket`` (``CrashDumpBucket``'s default).
         :param log_retention: how long the function's logs are kept. Default: one year.
+        :param attestation_watch: count running opted-in instances and attested ones each
+            pass, and alarm (to ``topic``) when none attested for a day. ``None`` turns it
+            off (no EC2 right, no alarm). Default: ``AttestationWatch()``.
         """
         super().__init__(scope, construct_id)
         schedule = schedule or cdk.Duration.minutes(5)
@@ -93,6 +159,7 @@ class DumpOverdueSweep(Construct):
                 "starting with '/' (e.g. /crashcart/dump-bucket)"
             )
         stack = cdk.Stack.of(self)
+        self.attestation_watch = attestation_watch
 
         #: The key of the log group and the dead-letter queue.
         self.encryption_key: kms.IKey = encryption_key or self._new_key(stack)
@@ -159,6 +226,7 @@ class DumpOverdueSweep(Construct):
                 variables.TABLE_NAME: table.table_name,
                 variables.TOPIC_ARN: topic.topic_arn,
                 variables.DUMP_BUCKET_PARAMETER: parameter_name,
+                **self._census_environment(),
             },
         )
         self.function.node.add_dependency(self.policy)
@@ -183,6 +251,17 @@ class DumpOverdueSweep(Construct):
                 "would duplicate it",
             )
 
+        #: "No opted-in instance attested for ``silent_for``" (None without the watch).
+        self.attestation_alarm: cloudwatch.Alarm | None = None
+        if attestation_watch is not None:
+            self.attestation_alarm = self._attestation_alarm(attestation_watch, topic)
+            acknowledge(
+                self.policy,
+                "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                "ec2:DescribeInstances supports no resource-level permissions: AWS requires "
+                "Resource '*' (read-only: the census lists opted-in instances and their tags)",
+            )
+
         #: The schedule.
         self.rule = events.Rule(
             self,
@@ -198,6 +277,72 @@ class DumpOverdueSweep(Construct):
                 )
             ],
         )
+
+    def metric_opted_in_instances(self, **props: Any) -> cloudwatch.Metric:
+        """Running opted-in instances at each census (hourly ``Maximum`` by default)."""
+        return self._census_metric(CENSUS_METRICS["opted_in"], **props)
+
+    def metric_attested_instances(self, **props: Any) -> cloudwatch.Metric:
+        """Of those, attested kdump-armed within the max age (hourly ``Maximum``)."""
+        return self._census_metric(CENSUS_METRICS["attested"], **props)
+
+    def _census_metric(self, name: str, **props: Any) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=_METRIC_NAMESPACE,
+            metric_name=name,
+            dimensions_map={_METRIC_DIMENSION: self.function.function_name},
+            statistic=props.pop("statistic", "Maximum"),
+            period=props.pop("period", cdk.Duration.hours(1)),
+            **props,
+        )
+
+    def _census_environment(self) -> dict[str, str]:
+        watch = self.attestation_watch
+        if watch is None:
+            return {variables.ATTESTATION_CENSUS: "false"}
+        seconds = watch.max_age.to_seconds()
+        return {
+            variables.ATTESTATION_CENSUS: "true",
+            variables.OPT_IN_TAG_KEY: watch.tag.key,
+            variables.OPT_IN_TAG_VALUE: watch.tag.value,
+            variables.ATTESTATION_MAX_AGE_SECONDS: (
+                cdk.Token.as_string(seconds) if watch.max_age.is_unresolved() else str(int(seconds))
+            ),
+        }
+
+    def _attestation_alarm(self, watch: AttestationWatch, topic: sns.ITopic) -> cloudwatch.Alarm:
+        hours = (
+            24 if watch.silent_for.is_unresolved() else int(watch.silent_for.to_seconds() // 3600)
+        )
+        alarm = cloudwatch.Alarm(
+            self,
+            "AttestationSilentAlarm",
+            alarm_description=(
+                f"crashcart: opted-in instances ({watch.tag.key}={watch.tag.value}) have been "
+                f"running for {hours} h and none attested kdump armed: with attestation policy "
+                "require the remediation skips every alarm. Run 'crashcart attestation'; see "
+                "docs/aws-assumptions.md (attestation-self-tag) and docs/incident-sweep.md"
+            ),
+            # aws-assumption: emf-lambda-stdout (the census counts are embedded metrics)
+            metric=cloudwatch.MathExpression(
+                expression="IF(optedin > 0 AND attested == 0, 1, 0)",
+                using_metrics={
+                    "optedin": self.metric_opted_in_instances(),
+                    "attested": self.metric_attested_instances(),
+                },
+                label="running opted-in instances, none attested",
+                period=cdk.Duration.hours(1),
+            ),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=hours,
+            datapoints_to_alarm=hours,
+            # No census (the sweep failed: its queue alarms) or no data: not this alarm's case.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+        alarm.add_ok_action(cloudwatch_actions.SnsAction(topic))
+        return alarm
 
     def _statements(self, table: dynamodb.ITable, topic: sns.ITopic) -> list[iam.PolicyStatement]:
         statements = [
@@ -218,6 +363,12 @@ class DumpOverdueSweep(Construct):
                 resources=[self.dead_letter_queue.queue_arn],
             ),
         ]
+        if self.attestation_watch is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="AttestationCensus", actions=["ec2:DescribeInstances"], resources=["*"]
+                )
+            )
         # One statement per key, with the union of what each use needs (the remediation
         # construct encrypts its table and topic with one key).
         stack = cdk.Stack.of(self)

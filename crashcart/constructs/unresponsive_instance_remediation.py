@@ -695,6 +695,11 @@ class UnresponsiveInstanceRemediation(Construct):
         """Times the fleet or a zone circuit breaker opened."""
         return self.metric(OUTCOME_METRICS["breaker_opened"], **props)
 
+    def metric_first_unattested_skips(self, **props: Any) -> cloudwatch.Metric:
+        """Instances skipped for the first time because their kdump attestation was not valid
+        (each is also notified; later skips of the same instance count only as skipped)."""
+        return self.metric(OUTCOME_METRICS["unattested_first_skip"], **props)
+
     def grant_reset_breaker(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` read and reset the circuit-breaker items, and nothing else.
 

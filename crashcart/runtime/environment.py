@@ -40,6 +40,7 @@ ATTACH_WINDOW_SECONDS: Final = "CRASHCART_ATTACH_WINDOW_SECONDS"
 # -- overdue sweep -------------------------------------------------------------------------
 DUMP_BUCKET_PARAMETER: Final = "CRASHCART_DUMP_BUCKET_PARAMETER"
 SWEEP_MAX_PAGES: Final = "CRASHCART_SWEEP_MAX_PAGES"
+ATTESTATION_CENSUS: Final = "CRASHCART_ATTESTATION_CENSUS"
 # -- triage job ----------------------------------------------------------------------------
 METADATA_KEY: Final = "CRASHCART_METADATA_KEY"
 SYMBOL_BUCKET: Final = "CRASHCART_SYMBOL_BUCKET"
@@ -86,6 +87,10 @@ INCIDENT_SWEEP: Final[Mapping[str, str | None]] = {
     TOPIC_ARN: None,
     DUMP_BUCKET_PARAMETER: "/crashcart/dump-bucket",
     SWEEP_MAX_PAGES: "100",
+    ATTESTATION_CENSUS: "false",
+    OPT_IN_TAG_KEY: "crashcart:diagnostic-interrupt",
+    OPT_IN_TAG_VALUE: "enabled",
+    ATTESTATION_MAX_AGE_SECONDS: "604800",
 }
 
 #: The triage job (``DumpTriageJob``); EventBridge sets the metadata key per run.

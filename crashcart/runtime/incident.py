@@ -15,6 +15,8 @@ incident ``pk=instance#<id>``           ``incident#  see :class:`Attribute`; ``o
 limits ``pk=instance#<id>``             ``limits``   ``last_interrupt_epoch``, ``budget_day``,
                                                      ``budget_count``, ``claim_incident``,
                                                      ``version``
+attestation skips ``pk=instance#<id>``  ``attesta-   ``first_skipped_at``, ``last_skipped_at``,
+                                        tion-skip``  ``last_incident``, ``last_reason``, ``skips``
 breaker ``pk=breaker#fleet`` /          ``state``    ``window_start_epoch``, ``count``,
 ``breaker#az#<az>``                                  ``opened_epoch``, ``last_alarm_epoch``,
                                                      ``version``
@@ -39,6 +41,9 @@ INCIDENT_PREFIX: Final = "incident#"
 BREAKER_PREFIX: Final = "breaker#"
 #: ``sk`` of an instance's limits item (cooldown and daily budget).
 LIMITS_SK: Final = "limits"
+#: ``sk`` of an instance's attestation-skip counter (the first skip for the kdump
+#: attestation is notified, later ones only recorded).
+ATTESTATION_SKIP_SK: Final = "attestation-skip"
 #: ``sk`` of a circuit-breaker item.
 BREAKER_SK: Final = "state"
 #: ``pk`` of the fleet breaker.

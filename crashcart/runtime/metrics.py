@@ -26,4 +26,14 @@ REMEDIATION_OUTCOMES: Final[Mapping[str, str]] = {
     "breaker_opened": "BreakerOpened",
     "rejected": "EventsRejected",
     "recovered": "Recoveries",
+    #: the first skip of an instance for its kdump attestation (one per instance, not per
+    #: alarm: the incident record and InterruptsSkipped count every one)
+    "unattested_first_skip": "FirstUnattestedSkips",
+}
+
+#: The overdue sweep's attestation census: running opted-in instances, and those of them
+#: attested armed (one data point each per sweep).
+SWEEP_CENSUS: Final[Mapping[str, str]] = {
+    "opted_in": "OptedInInstances",
+    "attested": "AttestedInstances",
 }

@@ -23,9 +23,10 @@ from constructs import Construct
 
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
 from crashcart.constructs.dump_triage_job import DumpTriageJob
-from crashcart.constructs.incident_sweep import DumpOverdueSweep
+from crashcart.constructs.incident_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
+    AttestationPolicy,
     CircuitBreaker,
     FleetWatch,
     InterruptGuards,
@@ -131,6 +132,13 @@ class CrashcartRemediationStack(cdk.Stack):
                 topic=self.remediation.topic,
                 encryption_key=self.remediation.key,
                 parameter_name=self.crash_dumps.parameter.parameter_name,
+                # the census judges attestations as the remediation's guards do; with
+                # policy IGNORE nobody relies on them, so there is nothing to watch
+                attestation_watch=(
+                    None
+                    if guards.attestation is AttestationPolicy.IGNORE
+                    else AttestationWatch(tag=tag, max_age=guards.attestation_max_age)
+                ),
             )
             cdk.CfnOutput(
                 self,

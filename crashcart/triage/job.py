@@ -4,7 +4,8 @@ Runs as an ECS Fargate task (``DumpTriageJob``), started by EventBridge when a d
 ``metadata.json`` is written (the agent writes it last, so the dump is complete). The task's
 environment names the dump and where things go:
 
-- ``CRASHCART_METADATA_KEY``: ``dumps/<role id>:<instance id>/<dump id>/metadata.json``;
+- ``CRASHCART_METADATA_KEY``: ``dumps/<role id>:<instance id>/<dump id>/metadata.json``, as
+  the S3 event names it (URL-decoded once, then checked);
 - ``CRASHCART_DUMP_BUCKET``: the crash-dump bucket (reports go to its ``reports/`` prefix);
 - ``CRASHCART_SYMBOL_BUCKET``: the debug-symbol store (``symbols/<build id>/vmlinux``),
   optional: without it (or without symbols for the dump's build id) the report is made from
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
@@ -54,9 +56,10 @@ EXIT_FAILURE = 3
 
 # The dump-arrival function's contract, repeated here: the job image carries only
 # crashcart.triage. ``dumps/<instance id>/...`` is accepted too (local drill, hand uploads).
+# Matched with fullmatch after decode_event_key (a test holds the two copies together).
 KEY_PATTERN = re.compile(
-    r"^dumps/(?P<owner>(?:[A-Z0-9]{8,128}:)?(?P<instance>i-[0-9a-f]{8,17}))/"
-    r"(?P<dump>[A-Za-z0-9._-]{1,128})/metadata\.json$"
+    r"dumps/(?P<owner>(?:[A-Z0-9]{8,128}:)?(?P<instance>i-[0-9a-f]{8,17}))/"
+    r"(?P<dump>[A-Za-z0-9._-]{1,128})/metadata\.json"
 )
 REPORTS_PREFIX = "reports/"
 MAX_METADATA_BYTES = 64 * 1024
@@ -156,11 +159,26 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
 
-def parse_key(key: str) -> DumpRef:
-    match = KEY_PATTERN.match(key)
+def decode_event_key(raw: str) -> str:
+    """The object key the S3 event named, URL-decoded exactly once (form encoding).
+
+    ``CRASHCART_METADATA_KEY`` is the event's ``detail.object.key`` (EventBridge input
+    transformer). aws-assumption: s3-event-key-encoding; see the dump-arrival function's
+    ``decode_event_key`` for why one decode is right whether or not the event encoded it.
+    """
+    try:
+        return unquote_plus(raw, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as error:
+        raise BadInputError(f"key {raw!r} is not UTF-8 once URL-decoded: {error}") from None
+
+
+def parse_key(raw: str) -> DumpRef:
+    key = decode_event_key(raw)
+    match = KEY_PATTERN.fullmatch(key)
     if not match or match.group("dump") in (".", ".."):
+        shown = repr(raw) if key == raw else f"{raw!r} (URL-decoded: {key!r})"
         raise BadInputError(
-            f"key {key!r} is not dumps/<role id>:<instance id>/<dump id>/metadata.json"
+            f"key {shown} is not dumps/<role id>:<instance id>/<dump id>/metadata.json"
         )
     return DumpRef(key, match.group("owner"), match.group("instance"), match.group("dump"))
 

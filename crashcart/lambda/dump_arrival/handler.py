@@ -1,6 +1,7 @@
 """Dump arrival: a crash dump's metadata.json was written -> incident update + notification.
 
-Flow: EventBridge "Object Created" (S3) -> parse (bad event: reason logged, raised, so the
+Flow: EventBridge "Object Created" (S3) -> parse (the key URL-decoded once, then checked
+against the key grammar; bad event: reason logged, raised, so the
 event ends in the dead-letter queue after Lambda's retries; nothing is changed) -> read
 metadata.json and dmesg.txt -> first summary from the kernel log (panic string, reason, the
 backtrace the kernel printed) -> decide: attach to the instance's latest incident, or open a
@@ -16,6 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote_plus
 
 import boto3
 from botocore.exceptions import ClientError
@@ -37,9 +39,10 @@ LOG.setLevel(logging.INFO)
 
 # dumps/<role id>:<instance id>/<dump id>/metadata.json (the ${aws:userid} of an instance
 # profile session); dumps/<instance id>/<dump id>/metadata.json is accepted too (local drill).
+# Matched with fullmatch (a trailing newline is not a key), after decode_event_key.
 KEY_PATTERN = re.compile(
-    r"^dumps/(?P<owner>(?:[A-Z0-9]{8,128}:)?(?P<instance>i-[0-9a-f]{8,17}))/"
-    r"(?P<dump>[A-Za-z0-9._-]{1,128})/metadata\.json$"
+    r"dumps/(?P<owner>(?:[A-Z0-9]{8,128}:)?(?P<instance>i-[0-9a-f]{8,17}))/"
+    r"(?P<dump>[A-Za-z0-9._-]{1,128})/metadata\.json"
 )
 MAX_METADATA_BYTES = 64 * 1024
 MAX_DMESG_BYTES = 4 * 1024 * 1024
@@ -110,6 +113,34 @@ class Decision:
     reason: str
 
 
+def decode_event_key(raw: str) -> str:
+    """The object key an S3 event names, URL-decoded exactly once (form encoding).
+
+    aws-assumption: s3-event-key-encoding. S3 documents its event keys as
+    ``application/x-www-form-urlencoded`` (``:`` -> ``%3A``, space -> ``+``). Every character
+    of the key grammar (letters, digits, ``. _ - / :``) reads the same encoded or not, and the
+    grammar has no ``%``, ``+`` or space: one decode gives the right key whether or not the
+    event encoded it, and a ``+``, a ``%`` or a second layer of encoding never survives the
+    grammar check that follows.
+    """
+    try:
+        return unquote_plus(raw, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as error:
+        raise BadEventError(f"key {raw!r} is not UTF-8 once URL-decoded: {error}") from None
+
+
+def parse_key(raw: str) -> tuple[str, re.Match[str]]:
+    """The decoded key and its grammar match; :class:`BadEventError` naming both otherwise."""
+    key = decode_event_key(raw)
+    match = KEY_PATTERN.fullmatch(key)
+    if not match or match.group("dump") in (".", ".."):
+        shown = repr(raw) if key == raw else f"{raw!r} (URL-decoded: {key!r})"
+        raise BadEventError(
+            f"key {shown} is not dumps/<role id>:<instance id>/<dump id>/metadata.json"
+        )
+    return key, match
+
+
 def parse_event(event: Any) -> DumpArrival:
     """The bucket and key of an EventBridge S3 "Object Created" event for a metadata.json."""
     if not isinstance(event, dict):
@@ -126,11 +157,7 @@ def parse_event(event: Any) -> DumpArrival:
     key = (detail.get("object") or {}).get("key")
     if not isinstance(bucket, str) or not bucket or not isinstance(key, str):
         raise BadEventError("event detail lacks bucket.name or object.key")
-    match = KEY_PATTERN.match(key)
-    if not match:
-        raise BadEventError(
-            f"key {key!r} is not dumps/<role id>:<instance id>/<dump id>/metadata.json"
-        )
+    key, match = parse_key(key)
     return DumpArrival(bucket, key, match.group("instance"), match.group("dump"))
 
 

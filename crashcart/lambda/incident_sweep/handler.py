@@ -7,9 +7,19 @@ Flow (see :mod:`overdue` for the rule): Scan the incident table (filtered, pagin
 were handled), so the invocation is retried and, after Lambda's retries, kept in the
 on-failure queue; nothing is marked notified that was not published.
 
+Then, with ``CRASHCART_ATTESTATION_CENSUS=true``, the attestation census (see
+:mod:`attestation`): one paginated ``ec2:DescribeInstances`` for the running instances that
+carry the opt-in tag, counted and written as two embedded metrics (``OptedInInstances``,
+``AttestedInstances``) on standard output. It runs even when the overdue part failed; an EC2
+error fails the invocation after both parts ran (retried, then kept in the on-failure queue).
+
 Environment: ``CRASHCART_TABLE_NAME`` and ``CRASHCART_TOPIC_ARN`` (required),
 ``CRASHCART_DUMP_BUCKET_PARAMETER`` (named in the message; default ``/crashcart/dump-bucket``),
-``CRASHCART_SWEEP_MAX_PAGES`` (default 100 pages of up to 1 MB each).
+``CRASHCART_SWEEP_MAX_PAGES`` (default 100 pages of up to 1 MB each; also bounds the census),
+``CRASHCART_ATTESTATION_CENSUS`` (``true`` / ``false``, default ``false``),
+``CRASHCART_OPT_IN_TAG_KEY`` / ``CRASHCART_OPT_IN_TAG_VALUE`` (default
+``crashcart:diagnostic-interrupt`` / ``enabled``), ``CRASHCART_ATTESTATION_MAX_AGE_SECONDS``
+(default 604800, the remediation function's).
 """
 
 from __future__ import annotations
@@ -17,12 +27,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from attestation import Census, count, emf_record
 from botocore.exceptions import BotoCoreError, ClientError
 from overdue import (
     DEFAULT_PARAMETER_NAME,
@@ -36,15 +48,20 @@ from overdue import (
 )
 
 from crashcart.runtime import environment as variables
+from crashcart.runtime.incident import iso
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_sns import SNSClient
 
 LOG = logging.getLogger("crashcart.incident_sweep")
 LOG.setLevel(logging.INFO)
 
 DEFAULT_MAX_PAGES = 100
+DEFAULT_OPT_IN_TAG_KEY = "crashcart:diagnostic-interrupt"
+DEFAULT_OPT_IN_TAG_VALUE = "enabled"
+DEFAULT_ATTESTATION_MAX_AGE_SECONDS = 604_800
 
 
 class SettingsError(ValueError):
@@ -59,12 +76,20 @@ class SweepFailedError(RuntimeError):
     """Some incidents could not be flagged or notified; the next run / retry picks them up."""
 
 
+class CensusFailedError(RuntimeError):
+    """The opted-in instances could not be listed: no census this time (fail loudly)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     table_name: str
     topic_arn: str
     parameter_name: str = DEFAULT_PARAMETER_NAME
     max_pages: int = DEFAULT_MAX_PAGES
+    census: bool = False
+    opt_in_tag_key: str = DEFAULT_OPT_IN_TAG_KEY
+    opt_in_tag_value: str = DEFAULT_OPT_IN_TAG_VALUE
+    attestation_max_age_seconds: int = DEFAULT_ATTESTATION_MAX_AGE_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -74,16 +99,27 @@ class Settings:
         raw = environ.get(variables.SWEEP_MAX_PAGES, str(DEFAULT_MAX_PAGES)).strip()
         if not raw.isdigit() or int(raw) < 1:
             raise SettingsError(f"CRASHCART_SWEEP_MAX_PAGES={raw!r}: expected a whole number >= 1")
+        census = environ.get(variables.ATTESTATION_CENSUS, "false").strip().lower()
+        if census not in ("true", "false"):
+            raise SettingsError(f"CRASHCART_ATTESTATION_CENSUS={census!r}: expected true or false")
+        age = environ.get(
+            variables.ATTESTATION_MAX_AGE_SECONDS, str(DEFAULT_ATTESTATION_MAX_AGE_SECONDS)
+        ).strip()
+        if not age.isdigit():
+            raise SettingsError(
+                f"CRASHCART_ATTESTATION_MAX_AGE_SECONDS={age!r}: expected a whole number of "
+                "seconds (the remediation function's value)"
+            )
         return cls(
             table_name=environ[variables.TABLE_NAME],
             topic_arn=environ[variables.TOPIC_ARN],
             parameter_name=environ.get(variables.DUMP_BUCKET_PARAMETER) or DEFAULT_PARAMETER_NAME,
             max_pages=int(raw),
+            census=census == "true",
+            opt_in_tag_key=environ.get(variables.OPT_IN_TAG_KEY) or DEFAULT_OPT_IN_TAG_KEY,
+            opt_in_tag_value=environ.get(variables.OPT_IN_TAG_VALUE) or DEFAULT_OPT_IN_TAG_VALUE,
+            attestation_max_age_seconds=int(age),
         )
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Store:
@@ -221,6 +257,83 @@ def sweep(
     return result
 
 
+class Fleet:
+    """The running opted-in instances of the function's region (an EC2 client is injected)."""
+
+    def __init__(self, client: EC2Client, *, max_pages: int) -> None:
+        self._client = client
+        self.max_pages = max_pages
+
+    def running(self, tag_key: str, tag_value: str) -> Iterator[tuple[str, dict[str, str]]]:
+        """``(instance id, tags)`` of running instances carrying the tag (server-side filter).
+
+        Raises :class:`CensusFailedError` when EC2 cannot be read or the listing is longer
+        than ``max_pages`` pages (a count cut short could say "none attested" wrongly).
+        """
+        arguments: dict[str, Any] = {
+            "Filters": [
+                {"Name": f"tag:{tag_key}", "Values": [tag_value]},
+                {"Name": "instance-state-name", "Values": ["running"]},
+            ],
+            "MaxResults": 1000,
+        }
+        for _page in range(self.max_pages):
+            try:
+                response = self._client.describe_instances(**arguments)
+            except (ClientError, BotoCoreError) as error:
+                raise CensusFailedError(f"listing opted-in instances failed: {error}") from error
+            for reservation in response.get("Reservations", []):
+                for raw in reservation.get("Instances", []):
+                    tags = {t["Key"]: t.get("Value", "") for t in raw.get("Tags", []) if "Key" in t}
+                    yield str(raw.get("InstanceId", "")), tags
+            token = response.get("NextToken")
+            if not token:
+                return
+            arguments["NextToken"] = token
+        raise CensusFailedError(
+            f"more than {self.max_pages} pages of opted-in instances: raise "
+            "CRASHCART_SWEEP_MAX_PAGES (docs/incident-sweep.md)"
+        )
+
+
+def census(
+    fleet: Fleet,
+    settings: Settings,
+    *,
+    now: datetime,
+    function_name: str,
+    write: Callable[[str], object] | None = None,
+) -> Census:
+    """Count the running opted-in instances and those attested armed; write the metrics
+    (``write``: default standard output, looked up at call time)."""
+    counted = count(
+        fleet.running(settings.opt_in_tag_key, settings.opt_in_tag_value),
+        tag_key=settings.opt_in_tag_key,
+        tag_value=settings.opt_in_tag_value,
+        now=now,
+        max_age_seconds=settings.attestation_max_age_seconds,
+    )
+    line = emf_record(counted, function_name=function_name, now=now) + "\n"
+    if write is None:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    else:
+        write(line)
+    if counted.opted_in and not counted.attested:
+        LOG.warning(
+            json.dumps(
+                {
+                    "outcome": "none-attested",
+                    "reason": "no running opted-in instance is attested armed: with attestation "
+                    "policy require every alarm is skipped (docs/aws-assumptions.md, "
+                    "attestation-self-tag)",
+                    **counted.as_dict(),
+                }
+            )
+        )
+    return counted
+
+
 def sns_publisher(client: SNSClient, topic_arn: str) -> Callable[[str, str], None]:
     def publish(subject: str, body: str) -> None:
         client.publish(TopicArn=topic_arn, Subject=subject, Message=body)
@@ -230,8 +343,25 @@ def sns_publisher(client: SNSClient, topic_arn: str) -> Callable[[str, str], Non
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_env(os.environ)
+    now = datetime.now(UTC)
     store = Store(boto3.client("dynamodb"), settings.table_name, max_pages=settings.max_pages)
     publish = sns_publisher(boto3.client("sns"), settings.topic_arn)
-    return sweep(
-        store, publish, now=datetime.now(UTC), parameter_name=settings.parameter_name
-    ).as_dict()
+    failure: Exception | None = None
+    result: dict[str, Any] = {}
+    try:
+        result = sweep(store, publish, now=now, parameter_name=settings.parameter_name).as_dict()
+    except (SweepFailedError, StoreUnavailableError) as error:
+        failure = error  # the census still runs; the failure is raised after it
+    if settings.census:
+        function_name = str(getattr(context, "function_name", "") or "")
+        try:
+            fleet = Fleet(boto3.client("ec2"), max_pages=settings.max_pages)
+            result["attestation"] = census(
+                fleet, settings, now=now, function_name=function_name
+            ).as_dict()
+        except CensusFailedError as error:
+            LOG.error(json.dumps({"outcome": "census-failed", "error": str(error)}))
+            failure = failure or error
+    if failure is not None:
+        raise failure
+    return result

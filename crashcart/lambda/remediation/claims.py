@@ -8,7 +8,11 @@ Items (pk / sk are strings; the record is defined in ``crashcart.runtime.inciden
   ``budget_day`` (S, UTC ``YYYY-MM-DD``), ``budget_count`` (N), ``claim_incident`` (S),
   ``version`` (N);
 - breakers ``pk=breaker#fleet`` / ``pk=breaker#az#<az>``, ``sk=state``: ``window_start_epoch``,
-  ``count``, ``opened_epoch`` (absent when closed), ``last_alarm_epoch``, ``version``.
+  ``count``, ``opened_epoch`` (absent when closed), ``last_alarm_epoch``, ``version``;
+- attestation skips ``pk=instance#<id>``, ``sk=attestation-skip``: ``first_skipped_at``,
+  ``last_skipped_at``, ``last_incident``, ``last_reason`` (S), ``skips`` (N). Written after
+  an alarm of the instance was skipped for its kdump attestation; its absence before that
+  write is what makes the skip the first one (notified). Delete it to be told again.
 
 The claim is ONE ``TransactWriteItems``: put the incident (``attribute_not_exists(pk)``: a
 duplicate delivery cancels everything), put both breakers and, when interrupting, the limits
@@ -34,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from decision import BreakerState, BreakerStep, ClaimPlan, LimitsState
 
 from crashcart.runtime.incident import (
+    ATTESTATION_SKIP_SK,
     BREAKER_SK,
     FLEET_BREAKER_PK,
     INCIDENT_PREFIX,
@@ -400,6 +405,34 @@ class IncidentStore:
         except ClientError:
             return False
         return True
+
+    def note_attestation_skip(
+        self, instance_id: str, *, incident: str, reason: str, now_iso: str
+    ) -> bool:
+        """Count a skip for the kdump attestation; True when it is the instance's first.
+
+        One UpdateItem that returns the old ``skips``: of concurrent first skips exactly one
+        sees none. Raises :class:`StoreUnavailableError` when the table cannot be written.
+        """
+        response = self._call(
+            "recording the attestation skip",
+            self._client.update_item,
+            TableName=self.table,
+            Key=item_key(instance_pk(instance_id), ATTESTATION_SKIP_SK),
+            UpdateExpression=(
+                "SET first_skipped_at = if_not_exists(first_skipped_at, :now), "
+                "last_skipped_at = :now, last_incident = :incident, last_reason = :reason "
+                "ADD skips :one"
+            ),
+            ExpressionAttributeValues={
+                ":now": s(now_iso),
+                ":incident": s(incident),
+                ":reason": s(reason[:1000]),
+                ":one": n(1),
+            },
+            ReturnValues="UPDATED_OLD",
+        )
+        return "skips" not in (response.get("Attributes") or {})
 
     def latest_incident(self, instance_id: str) -> Item | None:
         response = self._call(

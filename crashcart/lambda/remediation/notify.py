@@ -93,6 +93,31 @@ def escalated(*, instance_id: str, alarm_name: str, reason: str) -> tuple[str, s
     )
 
 
+def unattested(*, instance_id: str, alarm_name: str, reason: str) -> tuple[str, str]:
+    return (
+        f"crashcart: {instance_id} NOT interrupted: kdump not attested",
+        _lines(
+            f"What happened: instance {instance_id} failed its instance status check (alarm "
+            f"{alarm_name}) and every other guard passed, but crashcart did NOT interrupt it: "
+            f"{reason}.",
+            "Why that matters: with attestation policy 'require' (the default) crashcart only "
+            "interrupts instances whose crashcart agent attested, within the max age, that "
+            "kdump is armed; otherwise the dump would most likely be lost. Every hang of this "
+            "instance is skipped until it attests. This is the first such skip for "
+            f"{instance_id}; later ones are recorded (incident state 'skipped', guard "
+            "'kdump-attestation', metric InterruptsSkipped) but not notified again.",
+            "What to do: the instance is probably still hung, so a human should look at it "
+            "now. Then find why it does not attest: 'crashcart attestation --region <region>' "
+            "lists every opted-in instance; on the instance, 'journalctl -u "
+            "crashcart-agent' shows the agent's last run (an UnauthorizedOperation from "
+            "create-tags means the role may not tag the instance: see the register entry "
+            "attestation-self-tag in docs/aws-assumptions.md), and 'crashcart-agent attest "
+            "--print' shows what it checks. If no instance attests, every alarm is skipped: "
+            "fix that first, or set the attestation policy to 'warn' meanwhile.",
+        ),
+    )
+
+
 def breaker_opened(
     *, scope: str, count: int, window_seconds: int, quiet_seconds: int, reset: str
 ) -> tuple[str, str]:

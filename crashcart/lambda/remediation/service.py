@@ -12,7 +12,8 @@ What raises and what returns (the handler does not catch anything):
   :data:`CLAIM_ATTEMPTS` tries, or the incident record that cannot be written after an
   interrupt (the claim then stays in place: the cooldown holds).
 - degrades (logged with everything needed to act, still recorded): console-output evidence
-  (EC2 or S3) and SNS notifications.
+  (EC2 or S3), SNS notifications, and the first-attestation-skip marker (then notified
+  anyway).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from claims import (
     claim_transaction,
     to_attributes,
 )
-from decision import ClaimPlan, Decision, Facts, Verdict, decide, plan_claim
+from decision import ClaimPlan, Decision, Facts, Guard, Verdict, decide, plan_claim
 from events import AlarmEvent, Ignored, Rejected, Transition, iso, parse, show
 from settings import Settings
 from telemetry import Log, encode_bounded
@@ -297,6 +298,8 @@ class Remediation:
                 incident=sk,
                 warnings=list(decision.warnings),
             )
+            if decision.guard is Guard.ATTESTATION:
+                self._announce_unattested(event, decision, sk, now_iso)
             return Outcome(
                 outcome="skipped",
                 reason=decision.reason,
@@ -385,6 +388,43 @@ class Remediation:
                 breaker=pk,
                 count=step.after.count,
             )
+
+    def _announce_unattested(
+        self, event: AlarmEvent, decision: Decision, sk: str, now_iso: str
+    ) -> None:
+        """The first skip of an instance for its attestation is notified and counted.
+
+        Attestation rests on an IAM condition (docs/aws-assumptions.md, attestation-self-tag);
+        if it never held, every real alarm would be skipped without a word. When the table
+        cannot tell whether this is the first skip, the notification goes out anyway.
+        """
+        try:
+            first = self.store.note_attestation_skip(
+                event.instance_id, incident=sk, reason=decision.reason, now_iso=now_iso
+            )
+        except StoreUnavailableError as error:
+            self.log.error(
+                "attestation skip not recorded (notifying anyway)",
+                instance_id=event.instance_id,
+                incident=sk,
+                error=str(error),
+            )
+            first = True
+        if not first:
+            return
+        subject, message = notify.unattested(
+            instance_id=event.instance_id, alarm_name=event.alarm_name, reason=decision.reason
+        )
+        self._notify(subject, message, instance_id=event.instance_id)
+        self.log.warning(
+            "first skip of this instance for its kdump attestation",
+            metric="unattested_first_skip",
+            outcome="skipped",
+            guard=decision.guard,
+            reason=decision.reason,
+            instance_id=event.instance_id,
+            incident=sk,
+        )
 
     def _interrupt(
         self, event: AlarmEvent, facts: Facts, plan: ClaimPlan, sk: str, now: datetime

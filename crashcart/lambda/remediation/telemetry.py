@@ -2,7 +2,7 @@
 
 Lambda sends stdout to CloudWatch Logs; a line with an ``_aws`` member is also turned into
 metrics (namespace and names in ``settings.py``), so counting outcomes needs no extra
-permission and no extra call.
+permission and no extra call (aws-assumption: emf-lambda-stdout).
 
 :func:`encode_bounded` is the JSON encoder for values that came from outside (a rejected
 event): iterative (any nesting depth, no ``RecursionError``), ASCII only, and it keeps at
