@@ -31,10 +31,6 @@ from constructs import Construct
 from crashcart.compliance import acknowledge, acknowledge_all
 from crashcart.constructs._access_logs import access_logs_bucket
 from crashcart.constructs._crash_dump_settings import (
-    DEFAULT_PARAMETER_NAME,
-    DUMPS_PREFIX,
-    EVIDENCE_PREFIX,
-    REPORTS_PREFIX,
     DumpLifecycle,
     check_object_lock,
     check_parameter_name,
@@ -44,6 +40,12 @@ from crashcart.constructs.diagnostic_interrupt_access import nag_rendering
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
 from crashcart.runtime.attestation import ATTESTATION_TAG_KEY
+from crashcart.runtime.dumps import (
+    DEFAULT_PARAMETER_NAME,
+    DUMPS_PREFIX,
+    EVIDENCE_PREFIX,
+    REPORTS_PREFIX,
+)
 
 __all__ = ["ATTESTATION_TAG_KEY", "CrashDumpBucket", "DumpLifecycle"]
 

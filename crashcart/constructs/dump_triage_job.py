@@ -35,9 +35,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from crashcart.compliance import acknowledge, acknowledge_all
-from crashcart.constructs._crash_dump_settings import DUMPS_PREFIX
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
+from crashcart.runtime.dumps import DUMPS_PREFIX
 from crashcart.runtime.incident import TRIAGE_ATTRIBUTES
 
 if TYPE_CHECKING:

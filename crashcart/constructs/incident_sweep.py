@@ -38,14 +38,14 @@ from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.function_code import function_code
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
+from crashcart.runtime import dumps, metrics
 from crashcart.runtime import environment as variables
-from crashcart.runtime import metrics
 
 __all__ = ["CENSUS_METRICS", "DEFAULT_PARAMETER_NAME", "AttestationWatch", "DumpOverdueSweep"]
 
 _LAMBDA_ROOT = Path(__file__).resolve().parent.parent / "lambda" / "incident_sweep"
 #: The dump-bucket parameter the notification tells people to check (CrashDumpBucket default).
-DEFAULT_PARAMETER_NAME = "/crashcart/dump-bucket"
+DEFAULT_PARAMETER_NAME = dumps.DEFAULT_PARAMETER_NAME
 _MIN_MINUTES = 1
 _MAX_MINUTES = 60
 _PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")

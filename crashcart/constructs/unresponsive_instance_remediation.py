@@ -69,8 +69,8 @@ from crashcart.constructs.diagnostic_interrupt_access import (
 )
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
+from crashcart.runtime import dumps, metrics
 from crashcart.runtime import environment as variables
-from crashcart.runtime import metrics
 from crashcart.runtime.incident import BREAKER_PREFIX
 
 #: The function's asset root (shipped as package data; found from this file, not the cwd).
@@ -125,7 +125,7 @@ KEY_ACTIONS: Final = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 #: What a single-part PutObject needs of an SSE-KMS evidence bucket's key.
 EVIDENCE_KEY_ACTIONS: Final = ("kms:Encrypt", "kms:GenerateDataKey")
 #: The S3 prefix the function writes console-output evidence under.
-EVIDENCE_PREFIX: Final = "evidence/"
+EVIDENCE_PREFIX: Final = dumps.EVIDENCE_PREFIX
 
 _INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})\Z")
 _ONE_DAY = 86_400

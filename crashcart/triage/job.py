@@ -41,11 +41,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
 
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
+from crashcart.runtime.dumps import BadKeyError, DumpKey, parse_metadata_key
 from crashcart.runtime.incident import INCIDENT_PREFIX, instance_pk, iso
+from crashcart.runtime.notification import subject as sns_subject
 from crashcart.symbol_layout import normalize_build_id, symbol_key
 from crashcart.triage.core import TriageError, triage
 from crashcart.triage.report import Report, render_markdown, to_json
@@ -54,18 +55,9 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 3
 
-# The dump-arrival function's contract, repeated here: the job image carries only
-# crashcart.triage. ``dumps/<instance id>/...`` is accepted too (local drill, hand uploads).
-# Matched with fullmatch after decode_event_key (a test holds the two copies together).
-KEY_PATTERN = re.compile(
-    r"dumps/(?P<owner>(?:[A-Z0-9]{8,128}:)?(?P<instance>i-[0-9a-f]{8,17}))/"
-    r"(?P<dump>[A-Za-z0-9._-]{1,128})/metadata\.json"
-)
-REPORTS_PREFIX = "reports/"
 MAX_METADATA_BYTES = 64 * 1024
 #: Kept free on the scratch disk beyond the files, for drgn's and the OS's own use.
 DISK_HEADROOM_BYTES = 512 * 1024 * 1024
-SUBJECT_LIMIT = 99  # SNS: a subject must be shorter than 100 characters
 FRAMES_IN_NOTIFICATION = 12
 
 
@@ -113,24 +105,6 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class DumpRef:
-    """One shipped dump, named by its metadata.json key."""
-
-    key: str
-    owner: str
-    instance_id: str
-    dump_id: str
-
-    @property
-    def prefix(self) -> str:
-        return self.key.rsplit("/", 1)[0] + "/"
-
-    @property
-    def report_prefix(self) -> str:
-        return f"{REPORTS_PREFIX}{self.owner}/{self.dump_id}/"
-
-
-@dataclass(frozen=True)
 class ShippedFile:
     name: str
     size: int
@@ -159,28 +133,13 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
 
-def decode_event_key(raw: str) -> str:
-    """The object key the S3 event named, URL-decoded exactly once (form encoding).
-
-    ``CRASHCART_METADATA_KEY`` is the event's ``detail.object.key`` (EventBridge input
-    transformer). aws-assumption: s3-event-key-encoding; see the dump-arrival function's
-    ``decode_event_key`` for why one decode is right whether or not the event encoded it.
-    """
+def parse_key(raw: str) -> DumpKey:
+    """The dump ``CRASHCART_METADATA_KEY`` names: the event's ``detail.object.key`` (EventBridge
+    input transformer), decoded once (aws-assumption: s3-event-key-encoding)."""
     try:
-        return unquote_plus(raw, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError as error:
-        raise BadInputError(f"key {raw!r} is not UTF-8 once URL-decoded: {error}") from None
-
-
-def parse_key(raw: str) -> DumpRef:
-    key = decode_event_key(raw)
-    match = KEY_PATTERN.fullmatch(key)
-    if not match or match.group("dump") in (".", ".."):
-        shown = repr(raw) if key == raw else f"{raw!r} (URL-decoded: {key!r})"
-        raise BadInputError(
-            f"key {shown} is not dumps/<role id>:<instance id>/<dump id>/metadata.json"
-        )
-    return DumpRef(key, match.group("owner"), match.group("instance"), match.group("dump"))
+        return parse_metadata_key(raw)
+    except BadKeyError as error:
+        raise BadInputError(str(error)) from None
 
 
 def _shipped(entry: dict[str, Any]) -> ShippedFile:
@@ -193,7 +152,7 @@ def _shipped(entry: dict[str, Any]) -> ShippedFile:
     return ShippedFile(str(entry["name"]), size, digest)
 
 
-def parse_metadata(raw: bytes, dump: DumpRef) -> DumpMetadata:
+def parse_metadata(raw: bytes, dump: DumpKey) -> DumpMetadata:
     """The fields triage needs from the agent's metadata.json, checked."""
     try:
         data = json.loads(raw)
@@ -292,7 +251,7 @@ class Adapter:
             ContentType=content_type,
         )
 
-    def incident_linking(self, dump: DumpRef) -> str | None:
+    def incident_linking(self, dump: DumpKey) -> str | None:
         """The sort key of the incident whose dump_keys include this metadata.json."""
         response = self.dynamodb.query(
             TableName=self.settings.table_name,
@@ -309,7 +268,7 @@ class Adapter:
         items = response.get("Items") or []
         return str(items[0]["sk"]["S"]) if items else None
 
-    def record(self, dump: DumpRef, sk: str, values: dict[str, Any]) -> None:
+    def record(self, dump: DumpKey, sk: str, values: dict[str, Any]) -> None:
         names = {f"#{name}": name for name in values}
         self.dynamodb.update_item(
             TableName=self.settings.table_name,
@@ -325,7 +284,7 @@ class Adapter:
 
     def notify(self, subject: str, message: str) -> None:
         self.sns.publish(
-            TopicArn=self.settings.topic_arn, Subject=subject[:SUBJECT_LIMIT], Message=message
+            TopicArn=self.settings.topic_arn, Subject=sns_subject(subject), Message=message
         )
 
 
@@ -362,7 +321,7 @@ def find_vmlinux(
     return target
 
 
-def fetch_dump(adapter: Adapter, dump: DumpRef, metadata: DumpMetadata, scratch: Path) -> Path:
+def fetch_dump(adapter: Adapter, dump: DumpKey, metadata: DumpMetadata, scratch: Path) -> Path:
     """Download the vmcore (and the dmesg beside it); verify the vmcore's checksum."""
     if metadata.vmcore is None:
         raise BadInputError(f"{dump.key}: no vmcore was shipped (only a kernel log)")
@@ -402,7 +361,7 @@ def summary_line(report: Report) -> str:
     return f"{report.reason}: {message}"
 
 
-def notification(dump: DumpRef, report: Report, outcome: Outcome, bucket: str) -> str:
+def notification(dump: DumpKey, report: Report, outcome: Outcome, bucket: str) -> str:
     """The notification body: what crashed, where, and where the report is."""
     lines = [
         f"crashcart: full triage report for {dump.instance_id}",
@@ -428,7 +387,7 @@ def notification(dump: DumpRef, report: Report, outcome: Outcome, bucket: str) -
 
 def link_incident(
     adapter: Adapter,
-    dump: DumpRef,
+    dump: DumpKey,
     values: dict[str, Any],
     *,
     sleep: Callable[[float], None] = time.sleep,

@@ -17,12 +17,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import unquote_plus
 
 import boto3
 from botocore.exceptions import ClientError
 
 from crashcart.runtime import environment as variables
+from crashcart.runtime import notification
+from crashcart.runtime.dumps import BadKeyError, DumpKey, parse_metadata_key
 from crashcart.runtime.incident import (
     INCIDENT_PREFIX,
     Origin,
@@ -37,23 +38,12 @@ from crashcart.runtime.kernel_log import summarize
 LOG = logging.getLogger("crashcart.dump_arrival")
 LOG.setLevel(logging.INFO)
 
-# dumps/<role id>:<instance id>/<dump id>/metadata.json (the ${aws:userid} of an instance
-# profile session); dumps/<instance id>/<dump id>/metadata.json is accepted too (local drill).
-# Matched with fullmatch (a trailing newline is not a key), after decode_event_key.
-KEY_PATTERN = re.compile(
-    r"dumps/(?P<owner>(?:[A-Z0-9]{8,128}:)?(?P<instance>i-[0-9a-f]{8,17}))/"
-    r"(?P<dump>[A-Za-z0-9._-]{1,128})/metadata\.json"
-)
 MAX_METADATA_BYTES = 64 * 1024
 MAX_DMESG_BYTES = 4 * 1024 * 1024
-SUBJECT_LIMIT = 99  # SNS: a subject must be shorter than 100 characters
 #: The files a dump folder may list: the agent writes "vmcore" and "dmesg.txt".
 MAX_FILES = 16
 #: A file name in metadata.json: one path segment, no leading dot ("." / ".." / hidden).
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-#: SNS subjects: printable ASCII, no line breaks or control characters
-#: (aws-assumption: sns-subject-characters).
-_NOT_SUBJECT = re.compile(r"[^\x20-\x7e]+")
 
 
 class BadEventError(ValueError):
@@ -113,32 +103,12 @@ class Decision:
     reason: str
 
 
-def decode_event_key(raw: str) -> str:
-    """The object key an S3 event names, URL-decoded exactly once (form encoding).
-
-    aws-assumption: s3-event-key-encoding. S3 documents its event keys as
-    ``application/x-www-form-urlencoded`` (``:`` -> ``%3A``, space -> ``+``). Every character
-    of the key grammar (letters, digits, ``. _ - / :``) reads the same encoded or not, and the
-    grammar has no ``%``, ``+`` or space: one decode gives the right key whether or not the
-    event encoded it, and a ``+``, a ``%`` or a second layer of encoding never survives the
-    grammar check that follows.
-    """
+def parse_key(raw: str) -> DumpKey:
+    """The dump the event's key names (decoded once: aws-assumption: s3-event-key-encoding)."""
     try:
-        return unquote_plus(raw, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError as error:
-        raise BadEventError(f"key {raw!r} is not UTF-8 once URL-decoded: {error}") from None
-
-
-def parse_key(raw: str) -> tuple[str, re.Match[str]]:
-    """The decoded key and its grammar match; :class:`BadEventError` naming both otherwise."""
-    key = decode_event_key(raw)
-    match = KEY_PATTERN.fullmatch(key)
-    if not match or match.group("dump") in (".", ".."):
-        shown = repr(raw) if key == raw else f"{raw!r} (URL-decoded: {key!r})"
-        raise BadEventError(
-            f"key {shown} is not dumps/<role id>:<instance id>/<dump id>/metadata.json"
-        )
-    return key, match
+        return parse_metadata_key(raw)
+    except BadKeyError as error:
+        raise BadEventError(str(error)) from None
 
 
 def parse_event(event: Any) -> DumpArrival:
@@ -157,8 +127,8 @@ def parse_event(event: Any) -> DumpArrival:
     key = (detail.get("object") or {}).get("key")
     if not isinstance(bucket, str) or not bucket or not isinstance(key, str):
         raise BadEventError("event detail lacks bucket.name or object.key")
-    key, match = parse_key(key)
-    return DumpArrival(bucket, key, match.group("instance"), match.group("dump"))
+    dump = parse_key(key)
+    return DumpArrival(bucket, dump.key, dump.instance_id, dump.dump_id)
 
 
 def parse_metadata(raw: bytes, arrival: DumpArrival) -> dict[str, Any]:
@@ -317,7 +287,7 @@ class Adapter:
         # The subject quotes the kernel's panic line (from the instance): SNS refuses control
         # and non-ASCII characters there, and a refused publish after the incident was
         # written would lose the notification on the retry (it finds a duplicate).
-        safe = _NOT_SUBJECT.sub(" ", subject).strip()[:SUBJECT_LIMIT] or "crashcart: dump"
+        safe = notification.subject(subject, fallback="crashcart: dump")
         self.sns.publish(TopicArn=self.settings.topic_arn, Subject=safe, Message=message)
 
 

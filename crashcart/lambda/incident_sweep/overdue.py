@@ -19,12 +19,12 @@ notification was published, ``overdue_notified_at``. An incident flagged but not
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+from crashcart.runtime import dumps, notification
 from crashcart.runtime.incident import (
     INCIDENT_PREFIX,
     INSTANCE_PREFIX,
@@ -36,11 +36,7 @@ from crashcart.runtime.incident import (
 OVERDUE_STATE: Final = State.DUMP_OVERDUE
 #: States in which an incident still waits for its dump.
 WAITING_STATES: Final = WAITING_FOR_DUMP
-DEFAULT_PARAMETER_NAME: Final = "/crashcart/dump-bucket"
-#: SNS subjects: shorter than 100 characters, printable ASCII only, no line breaks
-#: (aws-assumption: sns-subject-characters).
-SUBJECT_LIMIT: Final = 99
-_NOT_SUBJECT: Final = re.compile(r"[^\x20-\x7e]+")
+DEFAULT_PARAMETER_NAME: Final = dumps.DEFAULT_PARAMETER_NAME
 
 #: Attributes the sweep reads (keeps the scan's returned data small).
 PROJECTED: Final = (
@@ -158,7 +154,7 @@ def message(incident: Incident, *, parameter_name: str = DEFAULT_PARAMETER_NAME)
     instance = incident.instance_id
     # The table's values are written by other functions: the subject must stay publishable
     # whatever they hold, or the sweep would fail on this incident at every run.
-    subject = _NOT_SUBJECT.sub(" ", f"crashcart: dump overdue from {instance}")[:SUBJECT_LIMIT]
+    subject = notification.subject(f"crashcart: dump overdue from {instance}")
     lines = [
         f"crashcart: no crash dump has arrived from {instance}.",
         "",

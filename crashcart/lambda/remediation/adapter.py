@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -31,6 +30,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from decision import InstanceFacts, StatusFacts, TypeFacts
+
+from crashcart.runtime import notification
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -56,10 +57,6 @@ DEFINITE_REFUSALS = frozenset(
 THROTTLE_ATTEMPTS = 4
 BACKOFF_SECONDS = (0.5, 1.0, 2.0)
 CONSOLE_LIMIT = 60_000  # characters of console output kept as evidence
-#: SNS subjects: printable ASCII, shorter than 100 characters, no line breaks or control
-#: characters (aws-assumption: sns-subject-characters).
-SUBJECT_LIMIT = 99
-_NOT_SUBJECT = re.compile(r"[^\x20-\x7e]+")
 
 
 class FactUnavailableError(Exception):
@@ -347,9 +344,10 @@ class Notifier:
 
     def publish(self, subject: str, message: str) -> str | None:
         """None on success, else what went wrong."""
-        safe = _NOT_SUBJECT.sub(" ", subject).strip()[:SUBJECT_LIMIT] or "crashcart"
         try:
-            self._client.publish(TopicArn=self.topic_arn, Subject=safe, Message=message)
+            self._client.publish(
+                TopicArn=self.topic_arn, Subject=notification.subject(subject), Message=message
+            )
         except (ClientError, BotoCoreError) as error:
             code = _code(error) if isinstance(error, ClientError) else type(error).__name__
             return f"Publish to {self.topic_arn} failed: {code}"

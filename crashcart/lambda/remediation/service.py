@@ -46,6 +46,7 @@ from events import AlarmEvent, Ignored, Rejected, Transition, iso, parse, show
 from settings import Settings
 from telemetry import Log, encode_bounded
 
+from crashcart.runtime.dumps import EVIDENCE_PREFIX
 from crashcart.runtime.incident import (
     FLEET_BREAKER_PK,
     NOTIFY_RECOVERY_FROM,
@@ -431,7 +432,7 @@ class Remediation:
     ) -> Outcome:
         instance_id = event.instance_id
         decision = plan.decision
-        key = f"evidence/{instance_id}/{event.opened_at}/console-output.txt"
+        key = f"{EVIDENCE_PREFIX}{instance_id}/{event.opened_at}/console-output.txt"
         evidence_key, evidence_error = self.evidence.capture(instance_id, key)
         if evidence_error is not None:
             self.log.warning(
