@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import jsii
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -26,6 +27,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from crashcart.compliance import acknowledge
+from crashcart.constructs._service_access import (
+    allow_rules_on_key,
+    failure_queue_alarm,
+    undeliverable_events_alarm,
+)
 from crashcart.errors import ConfigurationError
 
 __all__ = ["DEFAULT_PARAMETER_NAME", "DumpOverdueSweep"]
@@ -71,7 +77,10 @@ class DumpOverdueSweep(Construct):
         """
         :param table: the incident table (``UnresponsiveInstanceRemediation.table``). When it
             is encrypted with a customer key, the function may use that key.
-        :param topic: where "dump overdue" messages go (and its key, if it has one).
+        :param topic: where "dump overdue" messages go (and its key, if it has one), and
+            the alarms on the sweep's failures: this account's alarms are allowed to publish
+            to it and to use its key (a topic or key imported by ARN must allow that itself;
+            a synth warning says so).
         :param schedule: how often the sweep runs, whole minutes from 1 to 60. Default:
             every 5 minutes (a dump is reported at most 5 minutes after its deadline).
         :param encryption_key: the KMS key of the log group and the dead-letter queue. Its
@@ -198,6 +207,19 @@ class DumpOverdueSweep(Construct):
             ],
         )
 
+        #: A failed schedule delivery or sweep notifies on every new message; events that
+        #: EventBridge could not even put into the queue (lost) notify too.
+        self.alarms: list[cloudwatch.Alarm] = [
+            failure_queue_alarm(
+                self,
+                "DeadLetterAlarm",
+                self.dead_letter_queue,
+                topic,
+                "sweep runs that failed (undelivered schedule events or function errors)",
+            ),
+            undeliverable_events_alarm(self, "UndeliverableEventsAlarm", self.rule, topic),
+        ]
+
     def _statements(self, table: dynamodb.ITable, topic: sns.ITopic) -> list[iam.PolicyStatement]:
         statements = [
             iam.PolicyStatement(
@@ -272,20 +294,8 @@ class DumpOverdueSweep(Construct):
                 },
             )
         )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="EventBridgeDeadLetterQueue",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": account},
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:{partition}:events:{region}:{account}:rule/*"
-                    },
-                },
-            )
-        )
+        # aws-assumption: eventbridge-uses-queue-keys
+        allow_rules_on_key(self, key, "EventBridgeDeadLetterQueue")
         return key
 
 

@@ -46,7 +46,6 @@ from typing import Any, Final
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
@@ -62,6 +61,11 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IValidation
 
 from crashcart.constructs._remediation_nag import acknowledge_finding, acknowledge_packs
+from crashcart.constructs._service_access import (
+    allow_alarm_actions,
+    failure_queue_alarm,
+    undeliverable_events_alarm,
+)
 from crashcart.constructs.diagnostic_interrupt_access import (
     grant_diagnostic_interrupt,
     nag_rendering,
@@ -386,8 +390,10 @@ class UnresponsiveInstanceRemediation(Construct):
     """Detect instances whose guest stopped answering and interrupt them, behind guards.
 
     Attributes: ``function``, ``role``, ``table``, ``topic``, ``key``, ``rule``,
-    ``dead_letter_queue``, ``failure_queue``, ``rejected_queue``, ``queue_alarms``,
-    ``alarms`` (the status-check alarms: one per instance, or the one fleet alarm),
+    ``dead_letter_queue``, ``failure_queue``, ``rejected_queue``, ``queue_alarms`` (one
+    per queue, on messages sent), ``undeliverable_events_alarm`` (events the rule could not
+    put into its dead-letter queue), ``alarms`` (the status-check alarms: one per instance,
+    or the one fleet alarm),
     ``kill_switch``, ``log_group``, ``alarm_name_prefix``, ``evidence_bucket``.
     """
 
@@ -437,9 +443,12 @@ class UnresponsiveInstanceRemediation(Construct):
         :param dry_run: send ``SendDiagnosticInterrupt`` with ``DryRun=True`` only: every
             guard, record, permission check and notification happens, no instance is
             crashed. Default: True (a shadow rollout; set False to arm it).
-        :param topic: the SNS topic for notifications (incidents and queue alarms). If it is
-            KMS-encrypted, its key must let ``cloudwatch.amazonaws.com`` use it. Default: a
-            new topic, encrypted with ``encryption_key``, TLS-only.
+        :param topic: the SNS topic for notifications (incidents and queue alarms). This
+            account's alarms are allowed to publish to it (``cloudwatch.amazonaws.com``,
+            scoped by ``aws:SourceAccount`` / ``aws:SourceArn``), and to use its key. A topic
+            (or key) imported by ARN cannot be changed here: its owner must allow that
+            (docs/remediation.md), and a synth warning says so. Default: a new topic,
+            encrypted with ``encryption_key``, TLS-only.
         :param encryption_key: the customer KMS key for the table, topic, queues and log
             group. A key you bring must allow the ``logs``, ``events`` and ``cloudwatch``
             service principals (see docs). Default: a new key with rotation enabled.
@@ -536,6 +545,9 @@ class UnresponsiveInstanceRemediation(Construct):
             master_key=self.key,
             enforce_ssl=True,
         )
+        # enforce_ssl alone gives the topic a Deny-only policy: SNS would refuse every alarm
+        # action. aws-assumption: cloudwatch-alarms-publish-to-topics
+        allow_alarm_actions(self, self.topic)
 
         self.kill_switch = ssm.StringParameter(
             self,
@@ -636,6 +648,10 @@ class UnresponsiveInstanceRemediation(Construct):
                 (self.rejected_queue, "events the function rejected as malformed or foreign"),
             )
         ]
+        #: Events EventBridge could not even put into the dead-letter queue (lost).
+        self.undeliverable_events_alarm = undeliverable_events_alarm(
+            self, "UndeliverableEventsAlarm", self.rule, self.topic
+        )
 
         self._acknowledge_findings(vpc is None)
 
@@ -906,24 +922,9 @@ class UnresponsiveInstanceRemediation(Construct):
         grant_diagnostic_interrupt(self.function, tag=self.tag).assert_success()
 
     def _queue_depth_alarm(self, queue: sqs.Queue, what: str) -> cloudwatch.Alarm:
-        alarm = cloudwatch.Alarm(
-            queue,
-            "DepthAlarm",
-            alarm_description=(
-                f"crashcart remediation: {what} are waiting in {queue.node.id}; "
-                "look at them, fix the cause, then redrive or delete them"
-            ),
-            metric=queue.metric_approximate_number_of_messages_visible(
-                statistic="Maximum", period=cdk.Duration.minutes(1)
-            ),
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            datapoints_to_alarm=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
-        return alarm
+        # On messages sent, not visible: each new failure notifies again even while an
+        # earlier one still waits in the queue.
+        return failure_queue_alarm(queue, "DepthAlarm", queue, self.topic, what)
 
     def _instance_alarm(
         self, instance: ec2.IInstance | str, window: AlarmWindow

@@ -89,6 +89,7 @@ def test_minimal_resource_counts(stacks: dict[str, Any]) -> None:
         "AWS::IAM::Role": 1,
         "AWS::IAM::ManagedPolicy": 1,
         "AWS::IAM::Policy": 0,  # no inline default policy: every right is in the managed one
+        "AWS::CloudWatch::Alarm": 2,  # messages sent to the DLQ; events the DLQ refused
     }.items():
         template.resource_count_is(kind, count)
 
@@ -116,6 +117,50 @@ def test_schedule_rule_with_dlq_and_retries(stacks: dict[str, Any]) -> None:
     )
     stacks["full"].has_resource_properties(
         "AWS::Events::Rule", {"ScheduleExpression": "rate(15 minutes)"}
+    )
+
+
+def test_the_dead_letter_queue_is_watched(stacks: dict[str, Any]) -> None:
+    """Issue 14, defect 3: nobody watched the sweep's dead-letter queue."""
+    ids = stacks["minimal_ids"]
+    template: Template = stacks["minimal"]
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/SQS",
+            "MetricName": "NumberOfMessagesSent",
+            "Dimensions": [{"Name": "QueueName", "Value": _get_att(ids["queue"], "QueueName")}],
+            "Statistic": "Sum",
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [{"Ref": ids["topic"]}],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/Events",
+            "MetricName": "InvocationsFailedToBeSentToDlq",
+            "AlarmActions": [{"Ref": ids["topic"]}],
+        },
+    )
+    # The topic lets this account's alarms publish (it had no policy at all before).
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "Topics": [{"Ref": ids["topic"]}],
+            "PolicyDocument": {
+                "Statement": [
+                    Match.object_like(
+                        {
+                            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                            "Action": "sns:Publish",
+                        }
+                    )
+                ]
+            },
+        },
     )
 
 
