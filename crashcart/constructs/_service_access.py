@@ -11,8 +11,8 @@ alarms or rules can use crashcart's resources (the "confused deputy").
 Lambda's asynchronous destinations and dead-letter queues are *not* written by a service
 principal: Lambda sends with the function's execution role, whose identity policy grants
 ``sqs:SendMessage`` and the key's use (each construct grants exactly that), and the key
-policy's account statement lets IAM policies apply. ``aws-assumption:
-lambda-destinations-use-the-function-role``.
+policy's account statement lets IAM policies apply (see docs/aws-assumptions.md,
+``lambda-destinations-use-the-function-role``).
 
 Also here: the alarms that make a failure loud. Every failure queue has an alarm on the
 messages *sent* to it, so each new failure notifies again even while earlier ones still wait
@@ -66,12 +66,9 @@ def _source(scope: Construct, service: str, resource: str) -> dict[str, dict[str
 def alarm_topic_statements(
     scope: Construct, topic: sns.ITopic
 ) -> tuple[iam.PolicyStatement, iam.PolicyStatement]:
-    """The topic-policy and key-policy statements that let this account's alarms notify.
-
-    ``aws-assumption: cloudwatch-alarms-publish-to-topics`` (and
-    ``cloudwatch-alarms-use-topic-keys`` for the key).
-    """
+    """The topic-policy and key-policy statements that let this account's alarms notify."""
     conditions = _source(scope, "cloudwatch", "alarm")
+    # aws-assumption: cloudwatch-alarms-publish-to-topics
     publish = iam.PolicyStatement(
         sid="CrashcartAlarmsPublish",
         principals=[iam.ServicePrincipal(CLOUDWATCH)],
@@ -79,6 +76,7 @@ def alarm_topic_statements(
         resources=[topic.topic_arn],
         conditions=conditions,
     )
+    # aws-assumption: cloudwatch-alarms-use-topic-keys
     use_key = iam.PolicyStatement(
         sid="CrashcartAlarmsNotifyTopic",
         principals=[iam.ServicePrincipal(CLOUDWATCH)],
@@ -126,8 +124,8 @@ def allow_rules_on_key(scope: Construct, key: kms.IKey, sid: str) -> None:
     The statement names the account's rules by pattern, not one rule: the key encrypts the
     rule's dead-letter queue, which the rule names, so the key naming the rule would be a
     dependency cycle. The queue policy names the exact rule.
-    ``aws-assumption: eventbridge-uses-queue-keys``.
     """
+    # aws-assumption: eventbridge-uses-queue-keys
     key.add_to_resource_policy(
         iam.PolicyStatement(
             sid=sid,
@@ -140,10 +138,8 @@ def allow_rules_on_key(scope: Construct, key: kms.IKey, sid: str) -> None:
 
 
 def allow_rule_to_send(queue: sqs.IQueue, rule: events_refs.IRuleRef) -> None:
-    """Let exactly ``rule`` send to ``queue`` (a target or a dead-letter queue).
-
-    ``aws-assumption: eventbridge-sends-to-queues``.
-    """
+    """Let exactly ``rule`` send to ``queue`` (a target or a dead-letter queue)."""
+    # aws-assumption: eventbridge-sends-to-queues
     queue.add_to_resource_policy(
         iam.PolicyStatement(
             principals=[iam.ServicePrincipal(EVENTBRIDGE)],
@@ -203,9 +199,9 @@ def failure_queue_alarm(
     messages visible: a depth alarm stays in ALARM while an old failure waits in the queue
     (kept 14 days) and a new failure then notifies no one. With messages sent, the alarm
     returns to OK after a quiet window and every later failure notifies again; failures
-    within one window share a notification. ``aws-assumption:
-    sqs-messages-sent-counts-service-writes``.
+    within one window share a notification.
     """
+    # aws-assumption: sqs-messages-sent-counts-service-writes
     alarm = cloudwatch.Alarm(
         scope,
         construct_id,
@@ -232,9 +228,9 @@ def undeliverable_events_alarm(
 
     ``InvocationsFailedToBeSentToDlq`` (AWS/Events, per rule): the dead-letter queue or its
     key refused the event (permissions, a disabled key, size), so the event is lost; this is
-    what makes a wrong queue or key policy loud. ``aws-assumption:
-    eventbridge-dlq-failure-metric``.
+    what makes a wrong queue or key policy loud.
     """
+    # aws-assumption: eventbridge-dlq-failure-metric
     alarm = cloudwatch.Alarm(
         scope,
         construct_id,

@@ -176,6 +176,9 @@ class CrashDumpBucket(Construct):
         # event_bridge_enabled adds a notifications custom resource with its own Lambda).
         cfn_bucket = self.bucket.node.default_child
         assert isinstance(cfn_bucket, s3.CfnBucket)
+        # S3 -> the account's default event bus needs no resource policy (unlike a topic,
+        # queue or function destination).
+        # aws-assumption: s3-eventbridge-notifications-need-no-policy
         cfn_bucket.add_property_override(
             "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
         )
@@ -609,6 +612,8 @@ class CrashDumpBucket(Construct):
             timeout=cdk.Duration.seconds(60),
             memory_size=256,
             reserved_concurrent_executions=reserved_concurrency,
+            # Lambda writes it with the function's role (its managed policy grants that).
+            # aws-assumption: lambda-destinations-use-the-function-role
             dead_letter_queue=queue,
             retry_attempts=2,
             log_group=log_group,
@@ -644,6 +649,7 @@ class CrashDumpBucket(Construct):
                     function,
                     retry_attempts=8,
                     max_event_age=cdk.Duration.hours(24),
+                    # aws-assumption: eventbridge-target-dlq-keeps-undelivered-events
                     dead_letter_queue=undelivered,
                 )
             ],

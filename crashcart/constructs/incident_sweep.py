@@ -313,7 +313,13 @@ def _check_schedule(schedule: cdk.Duration) -> None:
 
 @jsii.implements(lambda_.IDestination)
 class _QueueDestination:
-    """An on-failure destination that binds nothing: the role's rights are granted exactly."""
+    """An on-failure destination that binds nothing: the role's rights are granted exactly.
+
+    Lambda sends the record with the function's execution role (the managed policy grants
+    sqs:SendMessage and the key), not with a service principal.
+    """
+
+    # aws-assumption: lambda-destinations-use-the-function-role
 
     def __init__(self, queue: sqs.IQueue) -> None:
         self._queue = queue
