@@ -22,7 +22,8 @@ Everything is delivered through one EventBridge rule (matching only this deploym
 alarms, by a generated name prefix) to the function, asynchronously, with a rule-target
 dead-letter queue (delivery failures) *and* the function's on-failure destination (function
 errors after Lambda's retries), plus a queue for events the function rejects. Each queue has
-an alarm on its depth that notifies the topic.
+an alarm that notifies the topic on every message sent to it, and the rule one on events its
+dead-letter queue refused; this account's alarms may publish to the topic.
 
 The default alarm window is 3 of 3 one-minute datapoints: AWS recommends 3 x 1 minute for
 an alarm that *reboots* an instance, and an interrupt destroys as much state as a reboot
@@ -751,8 +752,8 @@ class UnresponsiveInstanceRemediation(Construct):
         acknowledge_finding(
             queue,
             "AwsSolutions::AwsSolutions-SQS3",
-            f"this queue is itself a dead-letter store ({what}); a queue-depth alarm "
-            "notifies the topic as soon as one message arrives",
+            f"this queue is itself a dead-letter store ({what}); an alarm notifies the "
+            "topic on every message sent to it",
         )
         return queue
 
