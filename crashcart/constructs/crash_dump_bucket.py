@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import cast
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -36,6 +37,11 @@ from crashcart.constructs._crash_dump_settings import (
     check_parameter_name,
 )
 from crashcart.constructs._internal.function_code import function_code
+from crashcart.constructs._service_access import (
+    allow_rules_on_key,
+    failure_queue_alarm,
+    undeliverable_events_alarm,
+)
 from crashcart.constructs.diagnostic_interrupt_access import nag_rendering
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
@@ -181,6 +187,9 @@ class CrashDumpBucket(Construct):
         # event_bridge_enabled adds a notifications custom resource with its own Lambda).
         cfn_bucket = self.bucket.node.default_child
         assert isinstance(cfn_bucket, s3.CfnBucket)
+        # S3 -> the account's default event bus needs no resource policy (unlike a topic,
+        # queue or function destination).
+        # aws-assumption: s3-eventbridge-notifications-need-no-policy
         cfn_bucket.add_property_override(
             "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
         )
@@ -212,7 +221,9 @@ class CrashDumpBucket(Construct):
         #: Set by :meth:`notify_incidents`.
         self.dump_arrival_function: lambda_.Function | None = None
         self.dump_arrival_queue: sqs.Queue | None = None
+        self.dump_arrival_undelivered_queue: sqs.Queue | None = None
         self.dump_arrival_rule: events.Rule | None = None
+        self.dump_arrival_alarms: list[cloudwatch.Alarm] = []
         #: Customer-managed policies attached by :meth:`grant_instance_upload` and
         #: :meth:`grant_agent` (one each, shared by every instance role).
         self.upload_policy: iam.ManagedPolicy | None = None
@@ -466,8 +477,17 @@ class CrashDumpBucket(Construct):
     ) -> lambda_.Function:
         """Create the dump-arrival function: new ``metadata.json`` -> incident + notification.
 
+        Every failure ends in a queue that alarms on ``topic``: events EventBridge could not
+        deliver to the function go to ``dump_arrival_undelivered_queue`` (encrypted with a
+        key of its own: the dump key never trusts EventBridge), events the function failed
+        on after Lambda's retries go to ``dump_arrival_queue``; an alarm on each notifies on
+        every new message, and one more notifies when EventBridge could not even put an
+        event into the dead-letter queue (``dump_arrival_alarms``).
+
         :param table: the incident table (remediation construct's ``.table``).
-        :param topic: where "dump received" notifications go.
+        :param topic: where "dump received" notifications and the failure alarms go. This
+            account's alarms are allowed to publish to it (and to use its key); a topic or
+            key imported by ARN must allow that itself (a synth warning says so).
         :param attach_window: a dump is linked to the instance's latest incident when that
             incident was opened at most this long before the dump arrived and has no dump
             yet; otherwise the dump opens a new ``spontaneous`` incident. Default: 6 hours
@@ -498,6 +518,29 @@ class CrashDumpBucket(Construct):
             retention_period=cdk.Duration.days(14),
         )
         # No SQS3 acknowledgement needed: cdk-nag sees this queue is the function's DLQ.
+        # Events EventBridge could not deliver to the function (the rule target's DLQ), with
+        # a key of their own: the dump key never trusts EventBridge.
+        queue_key = kms.Key(
+            scope,
+            "QueueKey",
+            description="crashcart dump arrival: events EventBridge could not deliver",
+            enable_key_rotation=True,
+        )
+        allow_rules_on_key(scope, queue_key, "EventBridgeRulesOfThisAccount")
+        undelivered = sqs.Queue(
+            scope,
+            "Undelivered",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=queue_key,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        acknowledge(
+            undelivered,
+            "AwsSolutions::AwsSolutions-SQS3",
+            "this queue is itself the dead-letter store of the dump-arrival rule's target; "
+            "an alarm notifies on every message sent to it",
+        )
         log_group = self.log_group(
             scope,
             "Logs",
@@ -587,6 +630,8 @@ class CrashDumpBucket(Construct):
             timeout=cdk.Duration.seconds(60),
             memory_size=256,
             reserved_concurrent_executions=reserved_concurrency,
+            # Lambda writes it with the function's role (its managed policy grants that).
+            # aws-assumption: lambda-destinations-use-the-function-role
             dead_letter_queue=queue,
             retry_attempts=2,
             log_group=log_group,
@@ -617,11 +662,37 @@ class CrashDumpBucket(Construct):
                     "object": {"key": [{"wildcard": f"{DUMPS_PREFIX}*/*/metadata.json"}]},
                 },
             ),
-            targets=[targets.LambdaFunction(function, retry_attempts=8)],
+            targets=[
+                targets.LambdaFunction(
+                    function,
+                    retry_attempts=8,
+                    max_event_age=cdk.Duration.hours(24),
+                    # aws-assumption: eventbridge-target-dlq-keeps-undelivered-events
+                    dead_letter_queue=undelivered,
+                )
+            ],
         )
         self.dump_arrival_function = function
         self.dump_arrival_queue = queue
+        self.dump_arrival_undelivered_queue = undelivered
         self.dump_arrival_rule = rule
+        self.dump_arrival_alarms = [
+            failure_queue_alarm(
+                scope,
+                "FailedEventsAlarm",
+                queue,
+                topic,
+                "dump-arrival events the function failed on",
+            ),
+            failure_queue_alarm(
+                scope,
+                "UndeliveredAlarm",
+                undelivered,
+                topic,
+                "dump-arrival events EventBridge could not deliver to the function",
+            ),
+            undeliverable_events_alarm(scope, "UndeliverableEventsAlarm", rule, topic),
+        ]
         return function
 
     # ------------------------------------------------------------------ helpers

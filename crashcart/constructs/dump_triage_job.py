@@ -10,7 +10,10 @@ vmlinux up by build id in a :class:`DebugSymbolStore` (filled when the AMI is ba
 incident and notifies on-call.
 
 A task that fails (bad dump, no room, an AWS error, the image could not be pulled) is kept:
-EventBridge sends its stopped-task event to the ``failed_runs`` queue, which alarms.
+EventBridge sends its stopped-task event to the ``failed_runs`` queue, which alarms. Events
+either rule could not deliver go to the ``undelivered`` queue, which alarms too; each queue
+policy allows exactly its rules, and an alarm per rule notifies when EventBridge could not
+even put an event into the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
@@ -35,6 +37,13 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from crashcart.compliance import acknowledge, acknowledge_all
+from crashcart.constructs._service_access import (
+    QueueTarget,
+    allow_alarm_actions,
+    allow_rules_on_key,
+    failure_queue_alarm,
+    undeliverable_events_alarm,
+)
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
 from crashcart.runtime.dumps import DUMPS_PREFIX
@@ -174,7 +183,10 @@ class DumpTriageJob(Construct):
             notifications are on). Reports go to its ``reports/`` prefix.
         :param table: the incident table: the report's keys are added to the incident that
             links the dump.
-        :param topic: where "report ready" and "triage failed" notifications go.
+        :param topic: where "report ready" and "triage failed" notifications go, and the
+            failure alarms: this account's alarms are allowed to publish to it and to use its
+            key (a topic or key imported by ARN must allow that itself; a synth warning says
+            so).
         :param symbols: the debug-symbol store, looked up by the dump's kernel build id.
             Default: none - reports are made from the dump's kernel log (panic string, the
             backtraces the kernel printed) and say that symbols were missing.
@@ -380,29 +392,34 @@ class DumpTriageJob(Construct):
                     ],
                 },
             ),
-            targets=[targets.SqsQueue(self.failed_runs)],
+            # The queue policy names this rule (CDK's SqsQueue target leaves it unscoped for
+            # an encrypted queue); undelivered events go to the undelivered queue.
+            targets=[QueueTarget(self.failed_runs, dead_letter_queue=self.undelivered)],
         )
-        for name, queue in (
-            ("FailedRunsAlarm", self.failed_runs),
-            ("UndeliveredAlarm", self.undelivered),
-        ):
-            alarm = cloudwatch.Alarm(
+        allow_alarm_actions(self, topic)
+        #: Alarms on every message sent to either queue (each new failure notifies again,
+        #: even while an earlier one still waits), and on events that EventBridge could not
+        #: even put into the dead-letter queue.
+        self.alarms: list[cloudwatch.Alarm] = [
+            failure_queue_alarm(
                 self,
-                name,
-                alarm_description=(
-                    f"crashcart: a crash dump was not triaged; the event is in {queue.node.id}"
-                ),
-                # Messages sent, not visible: each new failure alarms again even while an
-                # earlier one still waits in the queue (kept 14 days).
-                metric=queue.metric_number_of_messages_sent(
-                    period=cdk.Duration.minutes(5), statistic="Sum"
-                ),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+                "FailedRunsAlarm",
+                self.failed_runs,
+                topic,
+                "a crash dump was not triaged (a stopped task's event)",
+            ),
+            failure_queue_alarm(
+                self,
+                "UndeliveredAlarm",
+                self.undelivered,
+                topic,
+                "a crash dump was not triaged (an event EventBridge could not deliver)",
+            ),
+            undeliverable_events_alarm(self, "DumpShippedUndeliverableAlarm", self.rule, topic),
+            undeliverable_events_alarm(
+                self, "RunFailedUndeliverableAlarm", self.failure_rule, topic
+            ),
+        ]
 
     # ------------------------------------------------------------------ parts
 
@@ -420,23 +437,9 @@ class DumpTriageJob(Construct):
             description="crashcart triage job: failed-run and undelivered event queues",
             enable_key_rotation=True,
         )
-        self.queue_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                # aws-assumption: sse-kms-keys-for-service-senders
-                sid="EventBridgeRulesOfThisAccount",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": self._stack.account},
-                    "ArnLike": {
-                        "aws:SourceArn": self._stack.format_arn(
-                            service="events", resource="rule", resource_name="*"
-                        )
-                    },
-                },
-            )
-        )
+        # aws-assumption: sse-kms-keys-for-service-senders
+        # aws-assumption: eventbridge-uses-queue-keys
+        allow_rules_on_key(self, self.queue_key, "EventBridgeRulesOfThisAccount")
         return kms.Key.from_key_arn(self, "QueueKeyReference", self.queue_key.key_arn)
 
     def _task_policy(

@@ -36,6 +36,11 @@ from constructs import Construct
 
 from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.function_code import function_code
+from crashcart.constructs._service_access import (
+    allow_rules_on_key,
+    failure_queue_alarm,
+    undeliverable_events_alarm,
+)
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
 from crashcart.runtime import dumps, metrics
@@ -136,7 +141,10 @@ class DumpOverdueSweep(Construct):
         """
         :param table: the incident table (``UnresponsiveInstanceRemediation.table``). When it
             is encrypted with a customer key, the function may use that key.
-        :param topic: where "dump overdue" messages go (and its key, if it has one).
+        :param topic: where "dump overdue" messages go (and its key, if it has one), and
+            the alarms on the sweep's failures: this account's alarms are allowed to publish
+            to it and to use its key (a topic or key imported by ARN must allow that itself;
+            a synth warning says so).
         :param schedule: how often the sweep runs, whole minutes from 1 to 60. Default:
             every 5 minutes (a dump is reported at most 5 minutes after its deadline).
         :param encryption_key: the KMS key of the log group and the dead-letter queue. Its
@@ -277,6 +285,19 @@ class DumpOverdueSweep(Construct):
                 )
             ],
         )
+
+        #: A failed schedule delivery or sweep notifies on every new message; events that
+        #: EventBridge could not even put into the queue (lost) notify too.
+        self.alarms: list[cloudwatch.Alarm] = [
+            failure_queue_alarm(
+                self,
+                "DeadLetterAlarm",
+                self.dead_letter_queue,
+                topic,
+                "sweep runs that failed (undelivered schedule events or function errors)",
+            ),
+            undeliverable_events_alarm(self, "UndeliverableEventsAlarm", self.rule, topic),
+        ]
 
     def metric_opted_in_instances(self, **props: Any) -> cloudwatch.Metric:
         """Running opted-in instances at each census (hourly ``Maximum`` by default)."""
@@ -425,21 +446,9 @@ class DumpOverdueSweep(Construct):
                 },
             )
         )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                # aws-assumption: sse-kms-keys-for-service-senders
-                sid="EventBridgeDeadLetterQueue",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": account},
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:{partition}:events:{region}:{account}:rule/*"
-                    },
-                },
-            )
-        )
+        # aws-assumption: sse-kms-keys-for-service-senders
+        # aws-assumption: eventbridge-uses-queue-keys
+        allow_rules_on_key(self, key, "EventBridgeDeadLetterQueue")
         return key
 
 
@@ -457,7 +466,13 @@ def _check_schedule(schedule: cdk.Duration) -> None:
 
 @jsii.implements(lambda_.IDestination)
 class _QueueDestination:
-    """An on-failure destination that binds nothing: the role's rights are granted exactly."""
+    """An on-failure destination that binds nothing: the role's rights are granted exactly.
+
+    Lambda sends the record with the function's execution role (the managed policy grants
+    sqs:SendMessage and the key), not with a service principal.
+    """
+
+    # aws-assumption: lambda-destinations-use-the-function-role
 
     def __init__(self, queue: sqs.IQueue) -> None:
         self._queue = queue

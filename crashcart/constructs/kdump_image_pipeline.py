@@ -737,6 +737,9 @@ class KdumpImagePipeline(Construct):
         those services only. The role is matched by ARN condition, so the key policy is
         valid before the role exists (it is created the first time Image Builder is used)."""
         slr_arn = f"arn:{cdk.Aws.PARTITION}:iam::{cdk.Aws.ACCOUNT_ID}:{_IMAGEBUILDER_SLR}"
+        # Image Builder publishes its notifications with this role (whose AWS managed policy
+        # allows sns:Publish), so the topic's key must allow the role, not a service
+        # principal. aws-assumption: image-builder-notifies-with-its-service-role
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="ImageBuilderServiceRoleViaEc2AndSns",

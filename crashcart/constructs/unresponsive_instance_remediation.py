@@ -22,7 +22,8 @@ Everything is delivered through one EventBridge rule (matching only this deploym
 alarms, by a generated name prefix) to the function, asynchronously, with a rule-target
 dead-letter queue (delivery failures) *and* the function's on-failure destination (function
 errors after Lambda's retries), plus a queue for events the function rejects. Each queue has
-an alarm on its depth that notifies the topic.
+an alarm that notifies the topic on every message sent to it, and the rule one on events its
+dead-letter queue refused; this account's alarms may publish to the topic.
 
 The default alarm window is 3 of 3 one-minute datapoints: AWS recommends 3 x 1 minute for
 an alarm that *reboots* an instance, and an interrupt destroys as much state as a reboot
@@ -46,7 +47,6 @@ from typing import Any, Final
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
@@ -63,6 +63,11 @@ from constructs import Construct, IValidation
 
 from crashcart.constructs._internal.function_code import function_code
 from crashcart.constructs._remediation_nag import acknowledge_finding, acknowledge_packs
+from crashcart.constructs._service_access import (
+    allow_alarm_actions,
+    failure_queue_alarm,
+    undeliverable_events_alarm,
+)
 from crashcart.constructs.diagnostic_interrupt_access import (
     grant_diagnostic_interrupt,
     nag_rendering,
@@ -384,8 +389,10 @@ class UnresponsiveInstanceRemediation(Construct):
     """Detect instances whose guest stopped answering and interrupt them, behind guards.
 
     Attributes: ``function``, ``role``, ``table``, ``topic``, ``key``, ``rule``,
-    ``dead_letter_queue``, ``failure_queue``, ``rejected_queue``, ``queue_alarms``,
-    ``alarms`` (the status-check alarms: one per instance, or the one fleet alarm),
+    ``dead_letter_queue``, ``failure_queue``, ``rejected_queue``, ``queue_alarms`` (one
+    per queue, on messages sent), ``undeliverable_events_alarm`` (events the rule could not
+    put into its dead-letter queue), ``alarms`` (the status-check alarms: one per instance,
+    or the one fleet alarm),
     ``kill_switch``, ``log_group``, ``alarm_name_prefix``, ``evidence_bucket``.
     """
 
@@ -435,9 +442,12 @@ class UnresponsiveInstanceRemediation(Construct):
         :param dry_run: send ``SendDiagnosticInterrupt`` with ``DryRun=True`` only: every
             guard, record, permission check and notification happens, no instance is
             crashed. Default: True (a shadow rollout; set False to arm it).
-        :param topic: the SNS topic for notifications (incidents and queue alarms). If it is
-            KMS-encrypted, its key must let ``cloudwatch.amazonaws.com`` use it. Default: a
-            new topic, encrypted with ``encryption_key``, TLS-only.
+        :param topic: the SNS topic for notifications (incidents and queue alarms). This
+            account's alarms are allowed to publish to it (``cloudwatch.amazonaws.com``,
+            scoped by ``aws:SourceAccount`` / ``aws:SourceArn``), and to use its key. A topic
+            (or key) imported by ARN cannot be changed here: its owner must allow that
+            (docs/remediation.md), and a synth warning says so. Default: a new topic,
+            encrypted with ``encryption_key``, TLS-only.
         :param encryption_key: the customer KMS key for the table, topic, queues and log
             group. A key you bring must allow the ``logs``, ``events`` and ``cloudwatch``
             service principals (see docs). Default: a new key with rotation enabled.
@@ -535,6 +545,9 @@ class UnresponsiveInstanceRemediation(Construct):
             master_key=self.key,
             enforce_ssl=True,
         )
+        # enforce_ssl alone gives the topic a Deny-only policy: SNS would refuse every alarm
+        # action. aws-assumption: cloudwatch-alarms-publish-to-topics
+        allow_alarm_actions(self, self.topic)
 
         # aws-assumption: ssm-kill-switch-parameter
         self.kill_switch = ssm.StringParameter(
@@ -636,6 +649,10 @@ class UnresponsiveInstanceRemediation(Construct):
                 (self.rejected_queue, "events the function rejected as malformed or foreign"),
             )
         ]
+        #: Events EventBridge could not even put into the dead-letter queue (lost).
+        self.undeliverable_events_alarm = undeliverable_events_alarm(
+            self, "UndeliverableEventsAlarm", self.rule, self.topic
+        )
 
         self._acknowledge_findings(vpc is None)
 
@@ -741,8 +758,8 @@ class UnresponsiveInstanceRemediation(Construct):
         acknowledge_finding(
             queue,
             "AwsSolutions::AwsSolutions-SQS3",
-            f"this queue is itself a dead-letter store ({what}); a queue-depth alarm "
-            "notifies the topic as soon as one message arrives",
+            f"this queue is itself a dead-letter store ({what}); an alarm notifies the "
+            "topic on every message sent to it",
         )
         return queue
 
@@ -921,24 +938,9 @@ class UnresponsiveInstanceRemediation(Construct):
         grant_diagnostic_interrupt(self.function, tag=self.tag).assert_success()
 
     def _queue_depth_alarm(self, queue: sqs.Queue, what: str) -> cloudwatch.Alarm:
-        alarm = cloudwatch.Alarm(
-            queue,
-            "DepthAlarm",
-            alarm_description=(
-                f"crashcart remediation: {what} are waiting in {queue.node.id}; "
-                "look at them, fix the cause, then redrive or delete them"
-            ),
-            metric=queue.metric_approximate_number_of_messages_visible(
-                statistic="Maximum", period=cdk.Duration.minutes(1)
-            ),
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            datapoints_to_alarm=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
-        return alarm
+        # On messages sent, not visible: each new failure notifies again even while an
+        # earlier one still waits in the queue.
+        return failure_queue_alarm(queue, "DepthAlarm", queue, self.topic, what)
 
     def _instance_alarm(
         self, instance: ec2.IInstance | str, window: AlarmWindow

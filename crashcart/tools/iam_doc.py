@@ -91,8 +91,16 @@ SID_REASONS: dict[str, str] = {
     "DecryptSymbolsThroughS3": "Symbols are encrypted with the store's key; only through S3.",
     "DenySymbolOverwrite": "Published symbols are never replaced: create-only writes.",
     "EventBridgeRulesOfThisAccount": (
-        "EventBridge rules of this account (only) put failed-run and undelivered events into "
-        "the triage job's encrypted queues."
+        "EventBridge rules of this account (only) put events into the queues this key "
+        "encrypts (a rule's target or dead-letter queue; each queue policy names its rules)."
+    ),
+    # Alarms notifying crashcart's topics (crashcart/constructs/_service_access.py)
+    "CrashcartAlarmsPublish": (
+        "CloudWatch alarms of this account (only) notify the topic: failure-queue, "
+        "dead-letter and triage alarms (without it SNS refuses every alarm action)."
+    ),
+    "CrashcartAlarmsNotifyTopic": (
+        "CloudWatch alarms of this account (only) use the key of the topic they notify."
     ),
 }
 

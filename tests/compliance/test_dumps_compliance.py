@@ -64,6 +64,7 @@ def test_acknowledgements_are_narrow(synthesized: Path) -> None:
         "Dumps/AgentPolicy",
         "Dumps/ReadPolicy",
         "Dumps/DumpArrival/FailedEvents",
+        "Dumps/DumpArrival/Undelivered",
         "Dumps/DumpArrival/Policy",
         "Dumps/DumpArrival/Function",
         "Incidents",

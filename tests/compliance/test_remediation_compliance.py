@@ -141,10 +141,12 @@ def test_reference_stack_defaults(assembly: Path) -> None:
     def count(template: dict[str, Any], kind: str) -> int:
         return sum(1 for r in template["Resources"].values() if r["Type"] == kind)
 
-    # status alarm(s) + the remediation's three queue alarms + the triage job's two + the
-    # sweep's attestation alarm
-    assert count(fleet, "AWS::CloudWatch::Alarm") == 1 + 3 + 2 + 1
-    assert count(explicit, "AWS::CloudWatch::Alarm") == len(INSTANCE_IDS) + 3 + 2 + 1
+    # status alarm(s), then failure alarms: a queue alarm per queue and, per rule with a
+    # dead-letter queue, one on events that queue refused. Remediation 3 + 1, dump arrival
+    # 2 + 1, triage job 2 + 2, dump-overdue sweep 1 + 1, plus the sweep's attestation alarm.
+    failure_alarms = (3 + 1) + (2 + 1) + (2 + 2) + (1 + 1) + 1
+    assert count(fleet, "AWS::CloudWatch::Alarm") == 1 + failure_alarms
+    assert count(explicit, "AWS::CloudWatch::Alarm") == len(INSTANCE_IDS) + failure_alarms
     assert count(fleet, "AWS::ECS::TaskDefinition") == 1  # full triage is on by default
     assert count(fleet, "AWS::EC2::Instance") == 0  # no real instances by default
     for template in (fleet, explicit):

@@ -541,7 +541,9 @@ def test_no_allow_of_reads_or_deletes_for_the_instance_role(minimal: Template) -
 
 
 def test_all_props(full: Template) -> None:
-    full.resource_count_is("AWS::KMS::Key", 1)  # the given key; none created
+    # The given key, and the dump-arrival's queue key (EventBridge may use that one; the
+    # dump key never trusts EventBridge).
+    full.resource_count_is("AWS::KMS::Key", 2)
     full.has_resource_properties(
         "AWS::S3::Bucket",
         {
@@ -652,6 +654,102 @@ def test_dump_arrival_function(full: Template) -> None:
     # Every permission is in the managed policy: no inline default policy on the role.
     policies = full.find_resources("AWS::IAM::Policy")
     assert not [k for k in policies if "DumpArrival" in k]
+
+
+def _one_logical_id(template: Template, kind: str, name_part: str) -> str:
+    (logical_id,) = [k for k in template.find_resources(kind) if name_part in k]
+    return logical_id
+
+
+def test_every_dump_arrival_failure_ends_in_a_queue_that_alarms(full: Template) -> None:
+    """Issue 14, defect 3: the rule's Lambda target had no dead-letter queue and the
+    function's failure queue no alarm."""
+    undelivered = _one_logical_id(full, "AWS::SQS::Queue", "DumpArrivalUndelivered")
+    failed = _one_logical_id(full, "AWS::SQS::Queue", "DumpArrivalFailedEvents")
+    rule = _one_logical_id(full, "AWS::Events::Rule", "MetadataCreated")
+    (target,) = full.to_json()["Resources"][rule]["Properties"]["Targets"]
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [undelivered, "Arn"]}}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 86400}
+    topic = {"Ref": Match.string_like_regexp("Topic")}
+    for queue in (undelivered, failed):
+        full.has_resource_properties(
+            "AWS::CloudWatch::Alarm",
+            {
+                "Namespace": "AWS/SQS",
+                "MetricName": "NumberOfMessagesSent",
+                "Dimensions": [
+                    {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}
+                ],
+                "Statistic": "Sum",
+                "Threshold": 1,
+                "AlarmActions": [topic],
+            },
+        )
+    full.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "InvocationsFailedToBeSentToDlq",
+            "Dimensions": [{"Name": "RuleName", "Value": {"Ref": rule}}],
+            "AlarmActions": [topic],
+        },
+    )
+    # Exactly this rule may send to the undelivered queue; only its key trusts EventBridge.
+    full.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "Queues": [{"Ref": undelivered}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "events.amazonaws.com"},
+                                "Action": "sqs:SendMessage",
+                                "Condition": {
+                                    "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule, "Arn"]}}
+                                },
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+    keys = full.find_resources("AWS::KMS::Key")
+    trusting = {
+        logical_id
+        for logical_id, key in keys.items()
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        if statement["Principal"] == {"Service": "events.amazonaws.com"}
+    }
+    queue_key = full.to_json()["Resources"][undelivered]["Properties"]["KmsMasterKeyId"]
+    assert trusting == {queue_key["Fn::GetAtt"][0]}
+    assert "OwnKey" not in queue_key["Fn::GetAtt"][0]
+
+
+def test_dump_arrival_alarms_may_notify_the_topic(full: Template) -> None:
+    full.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                                "Action": "sns:Publish",
+                                "Condition": Match.object_like(
+                                    {"StringEquals": {"aws:SourceAccount": TEST_ACCOUNT}}
+                                ),
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
 
 
 def test_analyst_read_and_evidence_write(full: Template) -> None:

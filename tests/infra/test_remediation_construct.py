@@ -181,7 +181,8 @@ def test_minimal_props_resource_counts(
     mode: str, status_alarms: int, request: pytest.FixtureRequest
 ) -> None:
     synth: Synth = request.getfixturevalue(mode)
-    expected = dict(COMMON_COUNTS, **{"AWS::CloudWatch::Alarm": status_alarms + 3})
+    # + 3 queue alarms + 1 alarm on events the rule could not put into its dead-letter queue
+    expected = dict(COMMON_COUNTS, **{"AWS::CloudWatch::Alarm": status_alarms + 4})
     actual: dict[str, int] = {}
     for resource in synth.json["Resources"].values():
         actual[resource["Type"]] = actual.get(resource["Type"], 0) + 1
@@ -396,21 +397,24 @@ def test_queues_are_encrypted_with_the_deployment_key_and_tls_only(explicit: Syn
     assert len(ssl_denies) == 3
 
 
-def test_each_queue_has_a_depth_alarm_that_notifies_the_topic(explicit: Synth) -> None:
+def test_each_queue_alarms_on_every_message_sent_to_it(explicit: Synth) -> None:
+    # Messages sent, not visible: a second failure while the first still waits in the queue
+    # must notify again (a depth alarm would stay in ALARM and say nothing).
     c = explicit.construct
     for queue in (c.dead_letter_queue, c.failure_queue, c.rejected_queue):
         explicit.template.has_resource_properties(
             "AWS::CloudWatch::Alarm",
             {
                 "Namespace": "AWS/SQS",
-                "MetricName": "ApproximateNumberOfMessagesVisible",
+                "MetricName": "NumberOfMessagesSent",
                 "Dimensions": [
                     {
                         "Name": "QueueName",
                         "Value": {"Fn::GetAtt": [explicit.logical(queue), "QueueName"]},
                     }
                 ],
-                "Statistic": "Maximum",
+                "Statistic": "Sum",
+                "Period": 300,
                 "Threshold": 1,
                 "ComparisonOperator": "GreaterThanOrEqualToThreshold",
                 "EvaluationPeriods": 1,
@@ -807,6 +811,90 @@ def test_topic_is_kms_encrypted_and_tls_only(explicit: Synth) -> None:
                     ]
                 )
             }
+        },
+    )
+
+
+def test_alarms_may_publish_to_the_topic_and_use_its_key(explicit: Synth) -> None:
+    """Issue 14, defect 1: enforce_ssl alone left a Deny-only topic policy, and SNS refused
+    every alarm action. This account's alarms, and only they, may publish."""
+    c = explicit.construct
+    _, policy = only(explicit.json, "AWS::SNS::TopicPolicy")
+    (allow,) = [
+        s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"
+    ]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == explicit.ref(c.topic)
+    assert allow["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": TEST_ACCOUNT},
+        "ArnLike": {
+            "aws:SourceArn": {
+                "Fn::Join": [
+                    "",
+                    ["arn:", PARTITION, f":cloudwatch:{TEST_REGION}:{TEST_ACCOUNT}:alarm:*"],
+                ]
+            }
+        },
+    }
+    key = explicit.json["Resources"][explicit.logical(c.key)]["Properties"]["KeyPolicy"]
+    (use_key,) = [s for s in key["Statement"] if s.get("Sid") == "CrashcartAlarmsNotifyTopic"]
+    assert use_key["Condition"] == allow["Condition"]
+
+
+def test_a_rule_event_the_dead_letter_queue_refuses_alarms(explicit: Synth) -> None:
+    c = explicit.construct
+    explicit.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/Events",
+            "MetricName": "InvocationsFailedToBeSentToDlq",
+            "Dimensions": [{"Name": "RuleName", "Value": explicit.ref(c.rule)}],
+            "Statistic": "Sum",
+            "Threshold": 1,
+            "AlarmActions": [explicit.ref(c.topic)],
+        },
+    )
+
+
+def test_an_imported_topic_and_key_warn_what_their_owner_must_allow() -> None:
+    app = new_app()
+    stack = cdk.Stack(app, "Imported", env=env())
+    bucket, _ = evidence_bucket(stack)
+    key = kms.Key.from_key_arn(
+        stack, "TheirKey", f"arn:aws:kms:{TEST_REGION}:{TEST_ACCOUNT}:key/their-key"
+    )
+    imported = sns.Topic.from_topic_attributes(
+        stack,
+        "TheirTopic",
+        topic_arn=f"arn:aws:sns:{TEST_REGION}:{TEST_ACCOUNT}:their-topic",
+        key_arn=key.key_arn,
+    )
+    UnresponsiveInstanceRemediation(
+        stack, "Remediation", evidence_bucket=bucket, fleet=FleetWatch(), topic=imported
+    )
+    Annotations.from_stack(stack).has_warning(
+        "/Imported/Remediation",
+        Match.string_like_regexp("cannot add to its policy.*cloudwatch.amazonaws.com sns:Publish"),
+    )
+    assert Template.from_stack(stack).find_resources("AWS::SNS::TopicPolicy") == {}
+
+
+def test_a_topic_of_the_app_gets_the_alarm_statement(full: Synth) -> None:
+    c = full.construct
+    full.template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "Topics": [full.ref(c.topic)],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {"Sid": "CrashcartAlarmsPublish", "Resource": full.ref(c.topic)}
+                        )
+                    ]
+                )
+            },
         },
     )
 

@@ -78,6 +78,8 @@ PINNED: dict[str, dict[str, tuple[str, str | None]]] = {
         "CrashDumpsBucketNameParameter452B91D1": ("AWS::SSM::Parameter", UNSET),
         "CrashDumpsDumpArrivalFailedEventsEF0316C5": ("AWS::SQS::Queue", DELETE),
         "CrashDumpsDumpArrivalLogs0DAAA8C4": ("AWS::Logs::LogGroup", RETAIN),
+        "CrashDumpsDumpArrivalQueueKey17A2D9A0": ("AWS::KMS::Key", RETAIN),
+        "CrashDumpsDumpArrivalUndelivered0983338E": ("AWS::SQS::Queue", DELETE),
         "RemediationKey295E31D0": ("AWS::KMS::Key", RETAIN),
         "RemediationIncidents920F5F76": ("AWS::DynamoDB::Table", RETAIN),
         "RemediationKillSwitchEC140FA8": ("AWS::SSM::Parameter", UNSET),

@@ -108,10 +108,10 @@ def test_minimal_resource_counts(stacks: dict[str, Any]) -> None:
         "AWS::IAM::Role": 1,
         "AWS::IAM::ManagedPolicy": 1,
         "AWS::IAM::Policy": 0,  # no inline default policy: every right is in the managed one
-        "AWS::CloudWatch::Alarm": 1,  # the attestation census alarm
+        "AWS::CloudWatch::Alarm": 3,  # the attestation census alarm; DLQ messages; refused events
     }.items():
         template.resource_count_is(kind, count)
-    stacks["unwatched"].resource_count_is("AWS::CloudWatch::Alarm", 0)
+    stacks["unwatched"].resource_count_is("AWS::CloudWatch::Alarm", 2)  # failure alarms only
 
 
 def test_schedule_rule_with_dlq_and_retries(stacks: dict[str, Any]) -> None:
@@ -137,6 +137,50 @@ def test_schedule_rule_with_dlq_and_retries(stacks: dict[str, Any]) -> None:
     )
     stacks["full"].has_resource_properties(
         "AWS::Events::Rule", {"ScheduleExpression": "rate(15 minutes)"}
+    )
+
+
+def test_the_dead_letter_queue_is_watched(stacks: dict[str, Any]) -> None:
+    """Issue 14, defect 3: nobody watched the sweep's dead-letter queue."""
+    ids = stacks["minimal_ids"]
+    template: Template = stacks["minimal"]
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/SQS",
+            "MetricName": "NumberOfMessagesSent",
+            "Dimensions": [{"Name": "QueueName", "Value": _get_att(ids["queue"], "QueueName")}],
+            "Statistic": "Sum",
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [{"Ref": ids["topic"]}],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/Events",
+            "MetricName": "InvocationsFailedToBeSentToDlq",
+            "AlarmActions": [{"Ref": ids["topic"]}],
+        },
+    )
+    # The topic lets this account's alarms publish (it had no policy at all before).
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "Topics": [{"Ref": ids["topic"]}],
+            "PolicyDocument": {
+                "Statement": [
+                    Match.object_like(
+                        {
+                            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                            "Action": "sns:Publish",
+                        }
+                    )
+                ]
+            },
+        },
     )
 
 
@@ -256,7 +300,9 @@ def test_attestation_alarm_fires_when_opted_in_instances_ran_a_day_unattested(
     """aws-assumption: attestation-self-tag: the day-long silence alarm, to the topic."""
     ids = stacks["minimal_ids"]
     alarms = stacks["minimal"].find_resources("AWS::CloudWatch::Alarm")
-    ((logical_id, alarm),) = alarms.items()
+    ((logical_id, alarm),) = [
+        (name, body) for name, body in alarms.items() if "AttestationSilentAlarm" in name
+    ]
     assert logical_id.startswith("SweepAttestationSilentAlarm")
     props = alarm["Properties"]
     assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"

@@ -92,14 +92,63 @@ def test_failed_runs_are_kept_and_alarm(template: Template) -> None:
         {"stopCode": [{"anything-but": "EssentialContainerExited"}]},
     ]
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
-    assert len(alarms) == 2
-    for alarm in alarms.values():
-        props = alarm["Properties"]
+    assert len(alarms) == 4
+    queue_alarms = [
+        a["Properties"] for a in alarms.values() if a["Properties"]["Namespace"] == "AWS/SQS"
+    ]
+    assert len(queue_alarms) == 2
+    for props in queue_alarms:
         assert props["MetricName"] == "NumberOfMessagesSent"  # every new failure alarms
         assert props["Statistic"] == "Sum"
+    rule_alarms = [
+        a["Properties"] for a in alarms.values() if a["Properties"]["Namespace"] == "AWS/Events"
+    ]
+    assert {p["MetricName"] for p in rule_alarms} == {"InvocationsFailedToBeSentToDlq"}
+    assert len(rule_alarms) == 2  # one per rule
+    for alarm in alarms.values():
+        props = alarm["Properties"]
         assert props["Threshold"] == 1 and props["AlarmActions"] == [{"Ref": "TopicBFC7AF6E"}]
     for queue in template.find_resources("AWS::SQS::Queue").values():
         assert "KmsMasterKeyId" in queue["Properties"]
+
+
+def test_only_the_failure_rule_may_send_to_the_failed_runs_queue(template: Template) -> None:
+    """Issue 14, defect 3: the queue policy let any rule of the account (no aws:SourceArn)
+    write to it; an event it could not deliver was dropped (no dead-letter queue)."""
+    resources = template.to_json()["Resources"]
+    (rule_id,) = [
+        k
+        for k, r in resources.items()
+        if r["Type"] == "AWS::Events::Rule" and "stopped" in r["Properties"]["Description"]
+    ]
+    failed_runs = next(k for k in resources if k.startswith("TriageFailedRuns"))
+    undelivered = next(
+        k
+        for k, r in resources.items()
+        if k.startswith("TriageUndelivered") and r["Type"] == "AWS::SQS::Queue"
+    )
+    (target,) = resources[rule_id]["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [failed_runs, "Arn"]}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [undelivered, "Arn"]}}
+    (policy,) = [
+        r["Properties"]["PolicyDocument"]["Statement"]
+        for r in resources.values()
+        if r["Type"] == "AWS::SQS::QueuePolicy"
+        and r["Properties"]["Queues"] == [{"Ref": failed_runs}]
+    ]
+    allows = [s for s in policy if s["Effect"] == "Allow"]
+    assert allows == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": [failed_runs, "Arn"]},
+            "Condition": {
+                "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}},
+                "StringEquals": {"aws:SourceAccount": "111111111111"},
+            },
+        }
+    ]
 
 
 def test_only_the_queue_key_trusts_eventbridge_and_only_this_accounts_rules(
