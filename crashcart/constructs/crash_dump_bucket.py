@@ -11,7 +11,6 @@ to a KMS bucket need ``kms:Decrypt``) would otherwise allow reads.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import cast
 
 import aws_cdk as cdk
@@ -36,7 +35,7 @@ from crashcart.constructs._crash_dump_settings import (
     check_object_lock,
     check_parameter_name,
 )
-from crashcart.constructs._internal.function_code import function_code
+from crashcart.constructs._internal.function_code import DUMP_ARRIVAL
 from crashcart.constructs._service_access import (
     allow_rules_on_key,
     failure_queue_alarm,
@@ -55,7 +54,6 @@ from crashcart.runtime.dumps import (
 
 __all__ = ["ATTESTATION_TAG_KEY", "CrashDumpBucket", "DumpLifecycle"]
 
-_LAMBDA_ROOT = Path(__file__).resolve().parent.parent / "lambda" / "dump_arrival"
 #: The policy variable that names an instance-profile session: ``<role id>:<instance id>``.
 # aws-assumption: aws-userid-instance-session
 USERID_VARIABLE = "${aws:userid}"
@@ -621,8 +619,8 @@ class CrashDumpBucket(Construct):
             scope,
             "Function",
             runtime=lambda_.Runtime.PYTHON_3_14,
-            handler="handler.handler",
-            code=function_code(_LAMBDA_ROOT),
+            handler=DUMP_ARRIVAL.handler,
+            code=DUMP_ARRIVAL.code(),
             # Every permission is in the managed policy above: CDK's automatic grants (logs,
             # dead-letter queue) would add an inline default policy.
             role=role.without_policy_updates(),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -35,7 +34,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from crashcart.compliance import acknowledge
-from crashcart.constructs._internal.function_code import function_code
+from crashcart.constructs._internal.function_code import INCIDENT_SWEEP
 from crashcart.constructs._service_access import (
     allow_rules_on_key,
     failure_queue_alarm,
@@ -48,7 +47,6 @@ from crashcart.runtime import environment as variables
 
 __all__ = ["CENSUS_METRICS", "DEFAULT_PARAMETER_NAME", "AttestationWatch", "DumpOverdueSweep"]
 
-_LAMBDA_ROOT = Path(__file__).resolve().parent.parent / "lambda" / "incident_sweep"
 #: The dump-bucket parameter the notification tells people to check (CrashDumpBucket default).
 DEFAULT_PARAMETER_NAME = dumps.DEFAULT_PARAMETER_NAME
 _MIN_MINUTES = 1
@@ -220,8 +218,8 @@ class DumpOverdueSweep(Construct):
             self,
             "Function",
             runtime=lambda_.Runtime.PYTHON_3_14,
-            handler="handler.handler",
-            code=function_code(_LAMBDA_ROOT),
+            handler=INCIDENT_SWEEP.handler,
+            code=INCIDENT_SWEEP.code(),
             # Every right is in the managed policy: CDK's automatic grants would add an
             # inline default policy.
             role=self.role.without_policy_updates(),

@@ -2,7 +2,7 @@
 
 :class:`UnresponsiveInstanceRemediation` watches EC2 instances' ``StatusCheckFailed_Instance``
 metric and, when an instance stays impaired, lets the remediation function (runtime code in
-``crashcart/lambda/remediation/``) decide, behind its guards, whether to send
+``crashcart/functions/remediation/``) decide, behind its guards, whether to send
 ``ec2:SendDiagnosticInterrupt`` so the guest panics into kdump and leaves a vmcore.
 
 Two ways to say which instances are watched (exactly one):
@@ -41,7 +41,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 from typing import Any, Final
 
 import aws_cdk as cdk
@@ -61,7 +60,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IValidation
 
-from crashcart.constructs._internal.function_code import function_code
+from crashcart.constructs._internal.function_code import REMEDIATION as REMEDIATION_FUNCTION
 from crashcart.constructs._remediation_nag import acknowledge_finding, acknowledge_packs
 from crashcart.constructs._service_access import (
     allow_alarm_actions,
@@ -77,9 +76,6 @@ from crashcart.opt_in import OptInTag
 from crashcart.runtime import dumps, metrics
 from crashcart.runtime import environment as variables
 from crashcart.runtime.incident import BREAKER_PREFIX
-
-#: The function's asset root (shipped as package data; found from this file, not the cwd).
-FUNCTION_ASSET: Final = Path(__file__).resolve().parent.parent / "lambda" / "remediation"
 
 #: CloudFormation's hard limit of resources per stack.
 MAX_STACK_RESOURCES: Final = 500
@@ -591,8 +587,8 @@ class UnresponsiveInstanceRemediation(Construct):
             self,
             "Function",
             runtime=lambda_.Runtime.PYTHON_3_14,
-            handler="handler.handler",
-            code=function_code(FUNCTION_ASSET),
+            handler=REMEDIATION_FUNCTION.handler,
+            code=REMEDIATION_FUNCTION.code(),
             description="crashcart: guarded SendDiagnosticInterrupt on status-check failure",
             role=self.role,
             timeout=timeout,

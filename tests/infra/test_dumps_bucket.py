@@ -593,7 +593,7 @@ def test_dump_arrival_function(full: Template) -> None:
         "AWS::Lambda::Function",
         {
             "Runtime": "python3.14",
-            "Handler": "handler.handler",
+            "Handler": "crashcart.functions.dump_arrival.handler.handler",
             "ReservedConcurrentExecutions": 3,
             "DeadLetterConfig": {
                 "TargetArn": {"Fn::GetAtt": [Match.string_like_regexp("FailedEvents"), "Arn"]}

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from crashcart.constructs._internal.function_code import RUNTIME_ROOT, STUB_INIT
+from crashcart.functions._asset import RUNTIME_ROOT, STUB_INIT
 from crashcart.runtime import environment as variables
 from crashcart.stacks.remediation import CrashcartRemediationStack
 from tests.support.remediation import env, new_app
@@ -72,13 +72,20 @@ def test_every_asset_carries_the_shared_runtime_and_a_stub_package(
         for p in RUNTIME_ROOT.rglob("*.py")
         if "__pycache__" not in p.parts
     )
-    for logical_id, (_handler, folder) in assets.items():
+    for logical_id, (handler, folder) in assets.items():
         runtime = folder / "crashcart" / "runtime"
         shipped = sorted(p.relative_to(runtime).as_posix() for p in runtime.rglob("*.py"))
         assert shipped == expected, logical_id
         for name in expected:
             assert (runtime / name).read_bytes() == (RUNTIME_ROOT / name).read_bytes()
         assert (folder / "crashcart" / "__init__.py").read_text() == STUB_INIT
+        # Exactly: the stub, the runtime, the functions package's __init__ and one function.
+        top = sorted(p.relative_to(folder).as_posix() for p in (folder / "crashcart").iterdir())
+        assert top == ["crashcart/__init__.py", "crashcart/functions", "crashcart/runtime"]
+        functions = sorted(p.name for p in (folder / "crashcart" / "functions").iterdir())
+        name = handler.split(".")[2]
+        assert functions == ["__init__.py", name], (logical_id, functions)
+        assert sorted(p.name for p in folder.iterdir()) == ["crashcart"], logical_id
         junk = [p for p in folder.rglob("*") if p.name in ("__pycache__", "tests", ".mypy_cache")]
         assert not junk, (logical_id, junk)
 

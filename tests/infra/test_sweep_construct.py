@@ -16,8 +16,6 @@ from crashcart.constructs.incident_sweep import CENSUS_METRICS, AttestationWatch
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
-from tests.support.dumps import load_module
-from tests.support.sweep import SWEEP_DIR
 
 ENV = cdk.Environment(account=TEST_ACCOUNT, region=TEST_REGION)
 
@@ -191,7 +189,7 @@ def test_function_settings(stacks: dict[str, Any]) -> None:
         "AWS::Lambda::Function",
         {
             "Runtime": "python3.14",
-            "Handler": "handler.handler",
+            "Handler": "crashcart.functions.incident_sweep.handler.handler",
             "ReservedConcurrentExecutions": 1,
             "LoggingConfig": {"LogGroup": {"Ref": ids["logs"]}},
             "Environment": {
@@ -333,7 +331,8 @@ def test_attestation_alarm_fires_when_opted_in_instances_ran_a_day_unattested(
 
 
 def test_census_metric_names_are_the_runtimes() -> None:
-    runtime = load_module(SWEEP_DIR / "attestation.py", "crashcart_incident_sweep_attestation")
+    from crashcart.functions.incident_sweep import attestation as runtime
+
     assert dict(runtime.METRICS) == CENSUS_METRICS
     assert runtime.METRIC_NAMESPACE == "crashcart" and runtime.METRIC_DIMENSION == "FunctionName"
 

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tests.support.dumps import load_module
 from tests.support.incidents import create_incident_table
 
 REPO = Path(__file__).resolve().parents[2]
-SWEEP_DIR = REPO / "crashcart" / "lambda" / "incident_sweep"
+SWEEP_DIR = REPO / "crashcart" / "functions" / "incident_sweep"
 INSTANCE_ID = "i-0123456789abcdef0"
 OTHER_INSTANCE_ID = "i-0fedcba9876543210"
 TABLE = "crashcart-incidents"
 
 
 def load_sweep() -> ModuleType:
-    """The sweep's handler.py under a unique module name (its folder goes on sys.path)."""
-    name = "crashcart_incident_sweep_handler"
-    if name in sys.modules:
-        return sys.modules[name]
-    return load_module(SWEEP_DIR / "handler.py", name)
+    """The sweep's handler module."""
+    from crashcart.functions.incident_sweep import handler
+
+    return handler
 
 
 def create_table(client: Any, name: str = TABLE) -> None:

@@ -16,14 +16,14 @@ from hypothesis import strategies as st
 
 from crashcart import attestation_check as ac
 from crashcart.attestation_check import Status, judge_attestation
+from crashcart.functions.incident_sweep import attestation as census_module
 from crashcart.runtime.attestation import human_age
 from tests.support.dumps import AGENT, fake_host, load_module
 from tests.support.remediation_runtime import load, settings
-from tests.support.sweep import SWEEP_DIR
 
 R = load()
 #: The sweep's census module, loaded as its Lambda runtime loads it.
-CENSUS = load_module(SWEEP_DIR / "attestation.py", "crashcart_incident_sweep_attestation")
+CENSUS = census_module
 NOW = datetime(2026, 11, 26, 5, 20, 30, tzinfo=UTC)
 WEEK = 604_800
 

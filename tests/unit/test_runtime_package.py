@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from crashcart.constructs._internal.function_code import RUNTIME_ROOT
+from crashcart.functions._asset import RUNTIME_ROOT
 
 
 def _imports(path: Path) -> list[str]:

@@ -34,9 +34,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from attestation import Census, count, emf_record
 from botocore.exceptions import BotoCoreError, ClientError
-from overdue import (
+
+from crashcart.runtime import environment as variables
+from crashcart.runtime.incident import iso
+
+from .attestation import Census, count, emf_record
+from .overdue import (
     DEFAULT_PARAMETER_NAME,
     OVERDUE_STATE,
     Action,
@@ -46,9 +50,6 @@ from overdue import (
     message,
     scan_filter,
 )
-
-from crashcart.runtime import environment as variables
-from crashcart.runtime.incident import iso
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -29,9 +29,10 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
-from decision import InstanceFacts, StatusFacts, TypeFacts
 
 from crashcart.runtime import notification
+
+from .decision import InstanceFacts, StatusFacts, TypeFacts
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

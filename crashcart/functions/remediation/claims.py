@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from decision import BreakerState, BreakerStep, ClaimPlan, LimitsState
 
 from crashcart.runtime.incident import (
     ATTESTATION_SKIP_SK,
@@ -48,6 +47,8 @@ from crashcart.runtime.incident import (
     instance_pk,
     item_key,
 )
+
+from .decision import BreakerState, BreakerStep, ClaimPlan, LimitsState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

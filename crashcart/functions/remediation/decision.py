@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from settings import AttestationPolicy, Settings
-
 from crashcart.runtime.attestation import ATTESTATION_TAG_KEY, Status, judge_attestation
+
+from .settings import AttestationPolicy, Settings
 
 VERIFIED_ARCHITECTURES = frozenset({"x86_64"})
 UNVERIFIED_ARCHITECTURES = frozenset({"arm64"})

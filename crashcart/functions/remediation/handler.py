@@ -24,12 +24,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from adapter import Ec2Facts, Evidence, Interrupter, KillSwitch, Notifier, RejectedQueue, TypeCache
 from botocore.config import Config
-from claims import IncidentStore
-from service import Remediation, Where
-from settings import Settings
-from telemetry import Log
+
+from .adapter import Ec2Facts, Evidence, Interrupter, KillSwitch, Notifier, RejectedQueue, TypeCache
+from .claims import IncidentStore
+from .service import Remediation, Where
+from .settings import Settings
+from .telemetry import Log
 
 #: Describe / table / notification calls: botocore's standard retries (idempotent or harmless).
 DEFAULT_CONFIG = Config(

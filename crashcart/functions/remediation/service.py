@@ -25,27 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import notify
-from adapter import (
-    Ec2Facts,
-    Evidence,
-    Interrupter,
-    InterruptOutcome,
-    KillSwitch,
-    Notifier,
-    RejectedQueue,
-)
-from claims import (
-    IncidentStore,
-    StoreUnavailableError,
-    claim_transaction,
-    to_attributes,
-)
-from decision import ClaimPlan, Decision, Facts, Guard, Verdict, decide, plan_claim
-from events import AlarmEvent, Ignored, Rejected, Transition, iso, parse, show
-from settings import Settings
-from telemetry import Log, encode_bounded
-
 from crashcart.runtime.dumps import EVIDENCE_PREFIX
 from crashcart.runtime.incident import (
     FLEET_BREAKER_PK,
@@ -56,6 +35,27 @@ from crashcart.runtime.incident import (
     incident_sk,
     instance_pk,
 )
+
+from . import notify
+from .adapter import (
+    Ec2Facts,
+    Evidence,
+    Interrupter,
+    InterruptOutcome,
+    KillSwitch,
+    Notifier,
+    RejectedQueue,
+)
+from .claims import (
+    IncidentStore,
+    StoreUnavailableError,
+    claim_transaction,
+    to_attributes,
+)
+from .decision import ClaimPlan, Decision, Facts, Guard, Verdict, decide, plan_claim
+from .events import AlarmEvent, Ignored, Rejected, Transition, iso, parse, show
+from .settings import Settings
+from .telemetry import Log, encode_bounded
 
 CLAIM_ATTEMPTS = 12
 #: The most a rejected-queue message body may be. SQS refuses bodies over the queue's

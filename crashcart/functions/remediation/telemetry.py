@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from settings import METRIC_DIMENSION, METRIC_NAMESPACE, METRICS
+from .settings import METRIC_DIMENSION, METRIC_NAMESPACE, METRICS
 
 
 class Log:
