@@ -40,6 +40,10 @@ from crashcart.constructs._crash_dump_settings import (
     check_object_lock,
     check_parameter_name,
 )
+from crashcart.constructs._lambda_concurrency import (
+    acknowledge_unreserved,
+    check_reserved_concurrency,
+)
 from crashcart.constructs.diagnostic_interrupt_access import nag_rendering
 from crashcart.errors import ConfigurationError
 
@@ -49,7 +53,6 @@ _LAMBDA_ROOT = Path(__file__).resolve().parent.parent / "lambda" / "dump_arrival
 #: The policy variable that names an instance-profile session: ``<role id>:<instance id>``.
 USERID_VARIABLE = "${aws:userid}"
 _INSTANCE_SESSION_PATTERN = "*:i-*"
-_MAX_RESERVED_CONCURRENCY = 1000
 
 
 class CrashDumpBucket(Construct):
@@ -442,7 +445,7 @@ class CrashDumpBucket(Construct):
         table: dynamodb.ITable,
         topic: sns.ITopic,
         attach_window: cdk.Duration | None = None,
-        reserved_concurrency: int = 2,
+        reserved_concurrency: int | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
     ) -> lambda_.Function:
         """Create the dump-arrival function: new ``metadata.json`` -> incident + notification.
@@ -453,8 +456,10 @@ class CrashDumpBucket(Construct):
             incident was opened at most this long before the dump arrived and has no dump
             yet; otherwise the dump opens a new ``spontaneous`` incident. Default: 6 hours
             (longer than any dump deadline: a late dump still joins its incident).
-        :param reserved_concurrency: reserved concurrent executions. Default: 2 (dumps
-            are rare; this bounds the blast radius of a flood of fake metadata objects).
+        :param reserved_concurrency: reserve this many concurrent executions (1-1000) for
+            the function, which also caps it (e.g. 2 bounds what a flood of metadata
+            objects from a compromised instance can cost). Default: None, no reservation:
+            a reservation fails the deploy in accounts with a small concurrency quota.
         :param log_retention: how long the function's logs are kept. Default: one year.
         """
         if self.dump_arrival_function is not None:
@@ -462,11 +467,7 @@ class CrashDumpBucket(Construct):
                 "notify_incidents() was already called on this CrashDumpBucket: one "
                 "dump-arrival function per bucket"
             )
-        if not 1 <= reserved_concurrency <= _MAX_RESERVED_CONCURRENCY:
-            raise ConfigurationError(
-                f"reserved_concurrency={reserved_concurrency}: give 1..."
-                f"{_MAX_RESERVED_CONCURRENCY} (0 would stop the function)"
-            )
+        check_reserved_concurrency(reserved_concurrency)
         window = attach_window or cdk.Duration.hours(6)
         scope = Construct(self, "DumpArrival")
 
@@ -568,6 +569,7 @@ class CrashDumpBucket(Construct):
             description="crashcart: crash dump arrived -> incident update + notification",
             timeout=cdk.Duration.seconds(60),
             memory_size=256,
+            # aws-assumption: lambda-unreserved-concurrency-minimum
             reserved_concurrent_executions=reserved_concurrency,
             dead_letter_queue=queue,
             retry_attempts=2,
@@ -580,6 +582,12 @@ class CrashDumpBucket(Construct):
             },
         )
         function.node.add_dependency(policy)
+        acknowledge_unreserved(
+            function,
+            reserved_concurrency,
+            bound="each invocation only updates the incident of the instance whose own "
+            "prefix received the object, and only that instance can write there",
+        )
         for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
             acknowledge(
                 function,

@@ -45,7 +45,9 @@ def expected_acknowledgements(stack: str) -> set[tuple[str, str]]:
             "AwsSolutions::AwsSolutions-IAM5[Resource::<CrashDumpsBucketAE8A221C.Arn>/evidence/*]",
         }
         | _packs("IAMNoInlinePolicy", _ALL),
-        "Remediation/Function": _packs("LambdaDLQ", _NIST_HIPAA) | _packs("LambdaInsideVPC", _ALL),
+        "Remediation/Function": _packs("LambdaDLQ", _NIST_HIPAA)
+        | _packs("LambdaInsideVPC", _ALL)
+        | _packs("LambdaConcurrency", _NIST_HIPAA),
         "Remediation/Incidents": _packs("DynamoDBInBackupPlan", _NIST_HIPAA),
     }
     if stack == "RemediationFleet":

@@ -80,6 +80,7 @@ def test_acknowledgements_are_narrow_and_listed(synthesized: Path) -> None:
             expected.add((stack, "Sweep/Function", f"{pack}::{pack}-LambdaInsideVPC"))
         for pack in ("NIST.800.53.R5", "HIPAA.Security"):
             expected.add((stack, "Sweep/Function", f"{pack}::{pack}-LambdaDLQ"))
+            expected.add((stack, "Sweep/Function", f"{pack}::{pack}-LambdaConcurrency"))
     for pack in ("NIST.800.53.R5", "HIPAA.Security"):
         expected.add((STACKS[1], "Incidents", f"{pack}::{pack}-DynamoDBInBackupPlan"))
     assert found == expected
