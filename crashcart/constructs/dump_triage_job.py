@@ -385,6 +385,13 @@ class DumpTriageJob(Construct):
             ),
             targets=[targets.SqsQueue(self.failed_runs)],
         )
+        acknowledge(
+            self.failure_rule,
+            "Serverless::Serverless-EventBusDLQ",
+            "known gap, issue 14 defect 3: delivery to failed_runs gets the undelivered "
+            "queue as its dead-letter queue with the queue policies of that fix, which then "
+            "makes this acknowledgement unused",
+        )
         for name, queue in (
             ("FailedRunsAlarm", self.failed_runs),
             ("UndeliveredAlarm", self.undelivered),

@@ -26,8 +26,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from crashcart.compliance import acknowledge
-from crashcart.constructs._lambda_concurrency import (
+from crashcart.constructs._lambda_functions import (
     acknowledge_unreserved,
+    acknowledge_untraced,
     check_reserved_concurrency,
 )
 from crashcart.errors import ConfigurationError
@@ -173,6 +174,7 @@ class DumpOverdueSweep(Construct):
             },
         )
         self.function.node.add_dependency(self.policy)
+        acknowledge_untraced(self.function)
         acknowledge_unreserved(
             self.function,
             reserved_concurrency,

@@ -61,8 +61,9 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IValidation
 
-from crashcart.constructs._lambda_concurrency import (
+from crashcart.constructs._lambda_functions import (
     acknowledge_unreserved,
+    acknowledge_untraced,
     check_reserved_concurrency,
 )
 from crashcart.constructs._remediation_nag import acknowledge_finding, acknowledge_packs
@@ -598,6 +599,7 @@ class UnresponsiveInstanceRemediation(Construct):
             vpc_subnets=vpc_subnets,
             environment=self._environment(guards, breaker),
         )
+        acknowledge_untraced(self.function)
         acknowledge_unreserved(
             self.function,
             reserved_concurrency,

@@ -23,6 +23,8 @@ STACKS = ("RemediationFleet", "RemediationExplicit")
 
 _ALL = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 _NIST_HIPAA = ("NIST.800.53.R5", "HIPAA.Security")
+#: A queue that is itself a dead-letter store: no DLQ (AwsSolutions), no redrive (Serverless).
+_DEAD_LETTER_STORE = {"AwsSolutions::AwsSolutions-SQS3", "Serverless::Serverless-SQSRedrivePolicy"}
 
 
 def _packs(rule: str, packs: tuple[str, ...]) -> set[str]:
@@ -35,9 +37,9 @@ def expected_acknowledgements(stack: str) -> set[tuple[str, str]]:
     Only the remediation construct's own: the crash-dump bucket of the stack has its list in
     tests/compliance/test_dumps_compliance.py."""
     entries: dict[str, set[str]] = {
-        "Remediation/DeadLetterQueue": {"AwsSolutions::AwsSolutions-SQS3"},
-        "Remediation/FailureQueue": {"AwsSolutions::AwsSolutions-SQS3"},
-        "Remediation/RejectedQueue": {"AwsSolutions::AwsSolutions-SQS3"},
+        "Remediation/DeadLetterQueue": _DEAD_LETTER_STORE,
+        "Remediation/FailureQueue": _DEAD_LETTER_STORE,
+        "Remediation/RejectedQueue": _DEAD_LETTER_STORE,
         "Remediation/Role/DefaultPolicy": {
             "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
             "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:"
@@ -47,7 +49,8 @@ def expected_acknowledgements(stack: str) -> set[tuple[str, str]]:
         | _packs("IAMNoInlinePolicy", _ALL),
         "Remediation/Function": _packs("LambdaDLQ", _NIST_HIPAA)
         | _packs("LambdaInsideVPC", _ALL)
-        | _packs("LambdaConcurrency", _NIST_HIPAA),
+        | _packs("LambdaConcurrency", _NIST_HIPAA)
+        | {"Serverless::Serverless-LambdaDLQ", "Serverless::Serverless-LambdaTracing"},
         "Remediation/Incidents": _packs("DynamoDBInBackupPlan", _NIST_HIPAA),
     }
     if stack == "RemediationFleet":

@@ -69,3 +69,16 @@ def acknowledge_unreserved(
             "the account's unreserved pool below its minimum, which fails the deploy in new "
             f"and sandbox accounts; {bound}. Pass reserved_concurrency to cap it",
         )
+
+
+def acknowledge_untraced(function: IConstruct) -> None:
+    """Acknowledge the Serverless pack's X-Ray tracing finding on ``function`` (a decision)."""
+    acknowledge(
+        function,
+        "Serverless::Serverless-LambdaTracing",
+        "no X-Ray active tracing: without the X-Ray SDK in the function (crashcart ships no "
+        "runtime dependency beyond boto3) Lambda records only its own invocation segment, "
+        "which the REPORT log line already gives; every decision is logged with its reason "
+        "and recorded on the incident, and tracing would add xray:PutTraceSegments on * to "
+        "the role",
+    )
