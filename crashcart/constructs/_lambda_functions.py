@@ -14,7 +14,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import IConstruct
 
-from crashcart.compliance import acknowledge
+from crashcart.compliance import acknowledge, skip_checkov
 from crashcart.errors import ConfigurationError
 
 #: The largest reservation accepted at synth: the default account quota (1,000). A larger
@@ -81,4 +81,15 @@ def acknowledge_untraced(function: IConstruct) -> None:
         "which the REPORT log line already gives; every decision is logged with its reason "
         "and recorded on the incident, and tracing would add xray:PutTraceSegments on * to "
         "the role",
+    )
+
+
+def acknowledge_plain_environment(function: IConstruct) -> None:
+    """Skip checkov's customer-key check of the environment variables on ``function``."""
+    skip_checkov(
+        function,
+        "CKV_AWS_173",
+        "the environment holds resource names and settings, no secrets; Lambda encrypts it "
+        "at rest with its AWS managed key, and a customer key would add a KMS call and a "
+        "failure mode to every cold start",
     )

@@ -41,6 +41,7 @@ from crashcart.constructs._crash_dump_settings import (
     check_parameter_name,
 )
 from crashcart.constructs._lambda_functions import (
+    acknowledge_plain_environment,
     acknowledge_unreserved,
     acknowledge_untraced,
     check_reserved_concurrency,
@@ -584,6 +585,7 @@ class CrashDumpBucket(Construct):
         )
         function.node.add_dependency(policy)
         acknowledge_untraced(function)
+        acknowledge_plain_environment(function)
         acknowledge_unreserved(
             function,
             reserved_concurrency,

@@ -27,6 +27,7 @@ from constructs import Construct
 
 from crashcart.compliance import acknowledge
 from crashcart.constructs._lambda_functions import (
+    acknowledge_plain_environment,
     acknowledge_unreserved,
     acknowledge_untraced,
     check_reserved_concurrency,
@@ -175,6 +176,7 @@ class DumpOverdueSweep(Construct):
         )
         self.function.node.add_dependency(self.policy)
         acknowledge_untraced(self.function)
+        acknowledge_plain_environment(self.function)
         acknowledge_unreserved(
             self.function,
             reserved_concurrency,

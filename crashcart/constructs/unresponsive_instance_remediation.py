@@ -62,6 +62,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IValidation
 
 from crashcart.constructs._lambda_functions import (
+    acknowledge_plain_environment,
     acknowledge_unreserved,
     acknowledge_untraced,
     check_reserved_concurrency,
@@ -600,6 +601,7 @@ class UnresponsiveInstanceRemediation(Construct):
             environment=self._environment(guards, breaker),
         )
         acknowledge_untraced(self.function)
+        acknowledge_plain_environment(self.function)
         acknowledge_unreserved(
             self.function,
             reserved_concurrency,
