@@ -42,8 +42,12 @@ def expected_acknowledgements(stack: str) -> set[tuple[str, str]]:
         "Remediation/RejectedQueue": _DEAD_LETTER_STORE,
         "Remediation/Role/DefaultPolicy": {
             "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            # the interrupt grant writes AWS::Partition; GetConsoleOutput's ARN, formatted by
+            # the stack, has the literal partition (@aws-cdk/core:enablePartitionLiterals)
             "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:"
             f"{TEST_REGION}:{TEST_ACCOUNT}:instance/*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:ec2:{TEST_REGION}:{TEST_ACCOUNT}"
+            ":instance/*]",
             "AwsSolutions::AwsSolutions-IAM5[Resource::<CrashDumpsBucketAE8A221C.Arn>/evidence/*]",
         }
         | _packs("IAMNoInlinePolicy", _ALL),
@@ -87,8 +91,15 @@ def test_no_unacknowledged_finding_in_either_mode(report: dict[str, Any]) -> Non
         for plugin in report["pluginReports"]
         for violation in plugin.get("violations", [])
     ]
-    assert open_findings == []
-    assert {plugin["pluginName"] for plugin in report["pluginReports"]} == set(NAG_PACKS)
+    # @aws-cdk/core:annotationsInValidationReport (cdk.json) puts construct warnings in the
+    # report too; the only one here is the intended warning about instances given by id.
+    annotations = [f for f in open_findings if f[0] == "Construct Annotations"]
+    assert annotations == [
+        ("Construct Annotations", "Annotation::crashcart:remediation:instanceIdsMustBeTagged")
+    ]
+    assert [f for f in open_findings if f[0] != "Construct Annotations"] == []
+    packs = {plugin["pluginName"] for plugin in report["pluginReports"]}
+    assert packs - {"Construct Annotations"} == set(NAG_PACKS)
 
 
 @pytest.mark.parametrize("stack", STACKS)

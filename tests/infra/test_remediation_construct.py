@@ -40,7 +40,11 @@ from tests.support.remediation import (
 )
 
 PARTITION = {"Ref": "AWS::Partition"}
-INSTANCE_ARN = {
+# cdk.json's @aws-cdk/core:enablePartitionLiterals: a stack whose region is known gets its
+# partition as a literal when the construct formats an ARN through the stack.
+INSTANCE_ARN = f"arn:aws:ec2:{TEST_REGION}:{TEST_ACCOUNT}:instance/*"
+# grant_diagnostic_interrupt writes the partition as the AWS::Partition pseudo parameter.
+INTERRUPT_INSTANCE_ARN = {
     "Fn::Join": ["", ["arn:", PARTITION, f":ec2:{TEST_REGION}:{TEST_ACCOUNT}:instance/*"]]
 }
 ANY_INSTANCE_ARN = {"Fn::Join": ["", ["arn:", PARTITION, ":ec2:*:*:instance/*"]]}
@@ -565,9 +569,7 @@ def expected_statements(synth: Synth, *, evidence_key_arn: Any) -> list[dict[str
                 "Fn::Join": [
                     "",
                     [
-                        "arn:",
-                        PARTITION,
-                        f":ssm:{TEST_REGION}:{TEST_ACCOUNT}:parameter/",
+                        f"arn:aws:ssm:{TEST_REGION}:{TEST_ACCOUNT}:parameter/",
                         synth.ref(c.kill_switch),
                     ],
                 ]
@@ -618,7 +620,7 @@ def expected_statements(synth: Synth, *, evidence_key_arn: Any) -> list[dict[str
         {
             "Effect": "Allow",
             "Action": "ec2:SendDiagnosticInterrupt",
-            "Resource": INSTANCE_ARN,
+            "Resource": INTERRUPT_INSTANCE_ARN,
             "Condition": OPT_IN,
         },
         {
