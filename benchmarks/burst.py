@@ -2,8 +2,9 @@
 
 1,000 opted-in, impaired instances spread over three availability zones raise ALARM within
 one breaker window; each event is delivered once plus 10 duplicates (EventBridge and Lambda
-deliver at least once), in a shuffled order (fixed seed), by as many concurrent workers as
-the function's default reserved concurrency (5), against moto's server on 127.0.0.1, with
+deliver at least once), in a shuffled order (fixed seed), by 5 concurrent workers (the
+function reserves no concurrency by default, so Lambda may run more copies at once; 5 keeps
+the results comparable with earlier runs), against moto's server on 127.0.0.1, with
 the remediation tests' layer answering ``SendDiagnosticInterrupt``. The clock is injected and
 stands still, so the breaker window cannot roll over mid-run; a delivery that raises is
 retried like Lambda's asynchronous retries (2 more attempts), then counted as sent to the
@@ -41,7 +42,7 @@ TITLE = "Burst: 1,000 instances in ALARM at once, each event delivered 11 times"
 FULL = {"instances": 1_000, "duplicates": 10}
 SMOKE = {"instances": 30, "duplicates": 2}
 ZONES = ("eu-west-1a", "eu-west-1b", "eu-west-1c")
-WORKERS = 5  # the construct's default reserved concurrency
+WORKERS = 5  # concurrent deliveries (the function itself is not capped by default)
 LAMBDA_ATTEMPTS = 3  # one delivery + Lambda's 2 asynchronous retries (construct default)
 SEED = 8
 

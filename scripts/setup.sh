@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent set-up for every make target: Debian packages, the Python venv, the CDK CLI.
+# Idempotent set-up for every make target: Debian packages, the Python venv, checkov's own
+# venv, the CDK CLI.
 # Fresh Debian 12 with python3, node and npm is enough; a second run takes about a second.
 #
 # usage: scripts/setup.sh [--system-only]
@@ -60,6 +61,23 @@ setup_python() {
   fi
 }
 
+# checkov lives in its own venv: its pins (boto3 among them) would clash with the CDK venv's.
+# Every package is pinned in scripts/checkov-requirements.txt; the tests run it offline.
+setup_checkov() {
+  local stamp=.venv-checkov/.crashcart-installed
+  if [ ! -x .venv-checkov/bin/python ]; then
+    python_can_make_venvs || install_debian_packages python3-venv
+    python3 -m venv .venv-checkov
+  fi
+  if [ ! -f "$stamp" ] || [ scripts/checkov-requirements.txt -nt "$stamp" ]; then
+    echo "setup: installing checkov into .venv-checkov"
+    .venv-checkov/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+    .venv-checkov/bin/python -m pip install -q --disable-pip-version-check \
+      -r scripts/checkov-requirements.txt
+    touch "$stamp"
+  fi
+}
+
 setup_node() {
   local stamp=node_modules/.crashcart-installed
   if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
@@ -72,4 +90,5 @@ setup_node() {
 install_debian_packages
 [ "${1:-}" = "--system-only" ] && exit 0
 setup_python
+setup_checkov
 setup_node

@@ -36,6 +36,12 @@ from crashcart.constructs._crash_dump_settings import (
     check_parameter_name,
 )
 from crashcart.constructs._internal.function_code import DUMP_ARRIVAL
+from crashcart.constructs._lambda_functions import (
+    acknowledge_plain_environment,
+    acknowledge_unreserved,
+    acknowledge_untraced,
+    check_reserved_concurrency,
+)
 from crashcart.constructs._service_access import (
     allow_rules_on_key,
     failure_queue_alarm,
@@ -61,7 +67,6 @@ USERID_VARIABLE = "${aws:userid}"
 #: ``ec2:InstanceID`` condition key), as AWS's own ``AWSEC2VssSnapshotPolicy`` uses it.
 INSTANCE_ID_VARIABLE = "${ec2:InstanceId}"
 _INSTANCE_SESSION_PATTERN = "*:i-*"
-_MAX_RESERVED_CONCURRENCY = 1000
 
 
 class CrashDumpBucket(Construct):
@@ -470,7 +475,7 @@ class CrashDumpBucket(Construct):
         table: dynamodb.ITable,
         topic: sns.ITopic,
         attach_window: cdk.Duration | None = None,
-        reserved_concurrency: int = 2,
+        reserved_concurrency: int | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
     ) -> lambda_.Function:
         """Create the dump-arrival function: new ``metadata.json`` -> incident + notification.
@@ -490,8 +495,10 @@ class CrashDumpBucket(Construct):
             incident was opened at most this long before the dump arrived and has no dump
             yet; otherwise the dump opens a new ``spontaneous`` incident. Default: 6 hours
             (longer than any dump deadline: a late dump still joins its incident).
-        :param reserved_concurrency: reserved concurrent executions. Default: 2 (dumps
-            are rare; this bounds the blast radius of a flood of fake metadata objects).
+        :param reserved_concurrency: reserve this many concurrent executions (1-1000) for
+            the function, which also caps it (e.g. 2 bounds what a flood of metadata
+            objects from a compromised instance can cost). Default: None, no reservation:
+            a reservation fails the deploy in accounts with a small concurrency quota.
         :param log_retention: how long the function's logs are kept. Default: one year.
         """
         if self.dump_arrival_function is not None:
@@ -499,11 +506,7 @@ class CrashDumpBucket(Construct):
                 "notify_incidents() was already called on this CrashDumpBucket: one "
                 "dump-arrival function per bucket"
             )
-        if not 1 <= reserved_concurrency <= _MAX_RESERVED_CONCURRENCY:
-            raise ConfigurationError(
-                f"reserved_concurrency={reserved_concurrency}: give 1..."
-                f"{_MAX_RESERVED_CONCURRENCY} (0 would stop the function)"
-            )
+        check_reserved_concurrency(reserved_concurrency)
         window = attach_window or cdk.Duration.hours(6)
         scope = Construct(self, "DumpArrival")
 
@@ -627,6 +630,7 @@ class CrashDumpBucket(Construct):
             description="crashcart: crash dump arrived -> incident update + notification",
             timeout=cdk.Duration.seconds(60),
             memory_size=256,
+            # aws-assumption: lambda-unreserved-concurrency-minimum
             reserved_concurrent_executions=reserved_concurrency,
             # Lambda writes it with the function's role (its managed policy grants that).
             # aws-assumption: lambda-destinations-use-the-function-role
@@ -641,6 +645,14 @@ class CrashDumpBucket(Construct):
             },
         )
         function.node.add_dependency(policy)
+        acknowledge_untraced(function)
+        acknowledge_plain_environment(function)
+        acknowledge_unreserved(
+            function,
+            reserved_concurrency,
+            bound="each invocation only updates the incident of the instance whose own "
+            "prefix received the object, and only that instance can write there",
+        )
         for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
             acknowledge(
                 function,
@@ -648,6 +660,19 @@ class CrashDumpBucket(Construct):
                 "the function only calls regional AWS APIs (S3, DynamoDB, SNS); a VPC "
                 "would add endpoints and ENIs without reducing its reach",
             )
+        acknowledge(
+            function,
+            "Serverless::Serverless-LambdaAsyncFailureDestination",
+            "failed asynchronous invocations go to the function's dead-letter queue "
+            "(FailedEvents) after Lambda's 2 retries; an on-failure destination as well "
+            "would keep every failed event twice",
+        )
+        acknowledge(
+            queue,
+            "Serverless::Serverless-SQSRedrivePolicy",
+            "this queue is itself the dead-letter queue of the dump-arrival function: "
+            "nothing consumes it automatically, so there is nothing to redrive it to",
+        )
         rule = events.Rule(
             scope,
             "MetadataCreated",

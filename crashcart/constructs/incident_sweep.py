@@ -35,6 +35,12 @@ from constructs import Construct
 
 from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.function_code import INCIDENT_SWEEP
+from crashcart.constructs._lambda_functions import (
+    acknowledge_plain_environment,
+    acknowledge_unreserved,
+    acknowledge_untraced,
+    check_reserved_concurrency,
+)
 from crashcart.constructs._service_access import (
     allow_rules_on_key,
     failure_queue_alarm,
@@ -135,6 +141,7 @@ class DumpOverdueSweep(Construct):
         parameter_name: str = DEFAULT_PARAMETER_NAME,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         attestation_watch: AttestationWatch | None = AttestationWatch(),
+        reserved_concurrency: int | None = None,
     ) -> None:
         """
         :param table: the incident table (``UnresponsiveInstanceRemediation.table``). When it
@@ -155,10 +162,16 @@ class DumpOverdueSweep(Construct):
         :param attestation_watch: count running opted-in instances and attested ones each
             pass, and alarm (to ``topic``) when none attested for a day. ``None`` turns it
             off (no EC2 right, no alarm). Default: ``AttestationWatch()``.
+        :param reserved_concurrency: reserve this many concurrent executions (1-1000) for
+            the function, which also caps it (1: two sweeps never run at once). Default:
+            None, no reservation: a reservation fails the deploy in accounts with a small
+            concurrency quota, and overlapping sweeps are safe (each flag is a conditional
+            write; at worst one incident is notified twice).
         """
         super().__init__(scope, construct_id)
         schedule = schedule or cdk.Duration.minutes(5)
         _check_schedule(schedule)
+        check_reserved_concurrency(reserved_concurrency)
         if not cdk.Token.is_unresolved(parameter_name) and not parameter_name.startswith("/"):
             raise ConfigurationError(
                 f"parameter_name={parameter_name!r}: give the full SSM parameter name, "
@@ -226,7 +239,8 @@ class DumpOverdueSweep(Construct):
             description="crashcart: incidents whose crash dump is late -> dump-overdue",
             timeout=cdk.Duration.minutes(2),
             memory_size=256,
-            reserved_concurrent_executions=1,
+            # aws-assumption: lambda-unreserved-concurrency-minimum
+            reserved_concurrent_executions=reserved_concurrency,
             log_group=self.log_group,
             environment={
                 variables.TABLE_NAME: table.table_name,
@@ -236,6 +250,14 @@ class DumpOverdueSweep(Construct):
             },
         )
         self.function.node.add_dependency(self.policy)
+        acknowledge_untraced(self.function)
+        acknowledge_plain_environment(self.function)
+        acknowledge_unreserved(
+            self.function,
+            reserved_concurrency,
+            bound="overlapping sweeps are safe: every flag is a conditional write, so at "
+            "worst one incident is notified twice",
+        )
         self.function.configure_async_invoke(
             retry_attempts=2,
             max_event_age=cdk.Duration.hours(1),

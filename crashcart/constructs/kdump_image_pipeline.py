@@ -23,7 +23,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from crashcart.compliance import acknowledge, acknowledge_all
+from crashcart.compliance import acknowledge, acknowledge_all, skip_checkov
 from crashcart.components.debug_symbols import (
     BUCKET_PARAMETER,
     debug_symbols_info,
@@ -308,6 +308,12 @@ class KdumpImagePipeline(Construct):
                     "PCI.DSS.321::PCI.DSS.321-S3DefaultEncryptionKMS": "S3 server access "
                     "logging cannot deliver to a bucket encrypted with SSE-KMS; SSE-S3 is used",
                 },
+            )
+            skip_checkov(
+                access_logs,
+                "CKV_AWS_18",
+                "this bucket is the server access log target of the build-log bucket; "
+                "logging its own access into itself would loop",
             )
             created_bucket = s3.Bucket(
                 self,
@@ -776,6 +782,14 @@ class KdumpImagePipeline(Construct):
                     "Bool": {"kms:GrantIsForAWSResource": "true"},
                 },
             )
+        )
+        skip_checkov(
+            key,
+            "CKV_AWS_33",
+            "the two '*' principals are narrowed by an ArnEquals aws:PrincipalArn condition to "
+            "Image Builder's service-linked role of this account (through EC2 and SNS, or "
+            "grants for AWS resources); naming the role as principal would make the key "
+            "policy invalid until Image Builder first creates that role",
         )
 
     @staticmethod

@@ -61,6 +61,12 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IValidation
 
 from crashcart.constructs._internal.function_code import REMEDIATION as REMEDIATION_FUNCTION
+from crashcart.constructs._lambda_functions import (
+    acknowledge_plain_environment,
+    acknowledge_unreserved,
+    acknowledge_untraced,
+    check_reserved_concurrency,
+)
 from crashcart.constructs._remediation_nag import acknowledge_finding, acknowledge_packs
 from crashcart.constructs._service_access import (
     allow_alarm_actions,
@@ -409,7 +415,7 @@ class UnresponsiveInstanceRemediation(Construct):
         topic: sns.ITopic | None = None,
         encryption_key: kms.IKey | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
-        reserved_concurrency: int | None = 5,
+        reserved_concurrency: int | None = None,
         timeout: cdk.Duration = cdk.Duration.minutes(1),  # noqa: B008 - immutable
         memory_size: int = 256,
         retry_attempts: int = 2,
@@ -448,10 +454,11 @@ class UnresponsiveInstanceRemediation(Construct):
             group. A key you bring must allow the ``logs``, ``events`` and ``cloudwatch``
             service principals (see docs). Default: a new key with rotation enabled.
         :param log_retention: how long the function's logs are kept. Default: one year.
-        :param reserved_concurrency: the function's reserved concurrency. Default: 5 (see
-            docs: bounds the rate of EC2 calls in a burst; the breaker, not concurrency,
-            bounds the number of interrupts). None: unreserved (accounts whose concurrency
-            quota is too small to reserve any).
+        :param reserved_concurrency: reserve this many concurrent executions (1-1000) for
+            the function, which also caps it. Default: None, no reservation: a reservation
+            fails the deploy in accounts with a small concurrency quota (new and sandbox
+            accounts). The breaker and the per-instance claim, not concurrency, bound the
+            interrupts (see docs).
         :param timeout: the function's timeout. Default: 1 minute.
         :param memory_size: the function's memory in MiB. Default: 256.
         :param retry_attempts: Lambda's asynchronous retries after a function error (0-2).
@@ -469,7 +476,7 @@ class UnresponsiveInstanceRemediation(Construct):
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         watched = _check_mode(instances, fleet)
-        _check_int("reserved_concurrency", reserved_concurrency, 1, 1000, allow_none=True)
+        check_reserved_concurrency(reserved_concurrency)
         _check_int("memory_size", memory_size, 128, 10_240)
         _check_int("retry_attempts", retry_attempts, 0, 2)
         timeout_s = _seconds("timeout", timeout, minimum=10)
@@ -593,6 +600,7 @@ class UnresponsiveInstanceRemediation(Construct):
             role=self.role,
             timeout=timeout,
             memory_size=memory_size,
+            # aws-assumption: lambda-unreserved-concurrency-minimum
             reserved_concurrent_executions=reserved_concurrency,
             log_group=self.log_group,
             # aws-assumption: emf-log-metrics
@@ -601,6 +609,17 @@ class UnresponsiveInstanceRemediation(Construct):
             vpc_subnets=vpc_subnets,
             environment=self._environment(guards, breaker, max_event_age),
         )
+        acknowledge_untraced(self.function)
+        acknowledge_plain_environment(self.function)
+        acknowledge_unreserved(
+            self.function,
+            reserved_concurrency,
+            bound="the per-instance claim (one DynamoDB transaction) and the fleet / zone "
+            "circuit breaker bound the interrupts however many copies run at once",
+        )
+        # A throttled event (no reservation: the account's pool is shared) is retried by
+        # Lambda until max_event_age, then lands in the failure queue.
+        # aws-assumption: lambda-async-throttle-retry
         self.function.configure_async_invoke(
             retry_attempts=retry_attempts,
             max_event_age=max_event_age,
@@ -1113,9 +1132,7 @@ def _env_number(value: float) -> str:
     return str(int(value))
 
 
-def _check_int(name: str, value: object, low: int, high: int, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
+def _check_int(name: str, value: object, low: int, high: int) -> None:
     if _unresolved(value):
         return
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:

@@ -274,6 +274,10 @@ def render(value: Any) -> str:
             return str(argument if isinstance(argument, str) else argument[0])
         if function == "Fn::ImportValue":
             return "${Import:" + render(argument) + "}"
+        if function == "Fn::GetStackOutput" and isinstance(argument, dict):
+            # a weak cross-stack reference (@aws-cdk/core:defaultCrossStackReferences)
+            stack, output = render(argument.get("StackName")), render(argument.get("OutputName"))
+            return "${Output:" + stack + ":" + output + "}"
         if function == "Fn::Select":
             return "${Select:" + render(argument) + "}"
         if function == "Fn::Split":

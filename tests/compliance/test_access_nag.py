@@ -1,4 +1,4 @@
-"""The access stack and a granted role pass all four cdk-nag packs, acknowledged narrowly."""
+"""The access stack and a granted role pass all five cdk-nag packs, acknowledged narrowly."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A DebugSymbolStore with a KdumpImagePipeline that publishes to it and a reader passes all
-four cdk-nag packs and cfn-lint; the acknowledgements are listed so that a new one shows in
+five cdk-nag packs and cfn-lint; the acknowledgements are listed so that a new one shows in
 review (the pipeline's own are those of tests/compliance/test_pipeline_nag.py)."""
 
 from __future__ import annotations
@@ -69,11 +69,15 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return outdir
 
 
-def test_all_four_packs_ran_with_no_unacknowledged_finding(assembly: Path) -> None:
+def test_all_packs_ran_with_no_unacknowledged_finding(assembly: Path) -> None:
     report_path = assembly / "validation-report.json"
     assert unacknowledged_findings(report_path) == []
     report = json.loads(report_path.read_text(encoding="utf-8"))
-    assert [plugin["pluginName"] for plugin in report["pluginReports"]] == list(NAG_PACKS)
+    # A pack with nothing to say is left out of the report: the stack has no function,
+    # queue or rule, so the Serverless pack finds nothing (tests/compliance/
+    # test_reference_app_compliance.py proves it watches every stack).
+    expected = [pack for pack in NAG_PACKS if pack != "Serverless"]
+    assert [plugin["pluginName"] for plugin in report["pluginReports"]] == expected
     assert (assembly / f"{STACK}.template.json").is_file()
 
 

@@ -1,4 +1,4 @@
-"""CrashDumpBucket passes all four cdk-nag packs with narrow acknowledgements, and cfn-lint.
+"""CrashDumpBucket passes all five cdk-nag packs with narrow acknowledgements, and cfn-lint.
 
 One app is synthesized per module (with the nag plugins); the tests read its outputs.
 """
@@ -37,7 +37,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return outdir
 
 
-def test_all_four_packs_pass(synthesized: Path) -> None:
+def test_all_five_packs_pass(synthesized: Path) -> None:
     assert_every_pack_ran_clean(synthesized)
 
 

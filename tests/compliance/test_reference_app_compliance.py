@@ -12,7 +12,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_iam as iam
 
-from crashcart.compliance import NAG_PACKS, acknowledge, add_compliance_checks
+from crashcart.compliance import NAG_PACKS, SAME_CHECK, acknowledge, add_compliance_checks
 from crashcart.errors import ConfigurationError
 from crashcart.tools.acknowledgements import read_report, render_markdown, summarize
 from crashcart.tools.compliance_doc import TABLE_END, TABLE_START
@@ -23,15 +23,18 @@ COMPLIANCE_DOC = REPO_ROOT / "docs" / "compliance.md"
 
 def test_every_pack_ran_with_no_unacknowledged_finding(reference_assembly: Path) -> None:
     # A pack appears in the report only when it has something to say (a finding, open or
-    # acknowledged); that every pack runs on every stack is the next test's job.
+    # acknowledged): each of the five has acknowledged findings in the reference app, so
+    # each must be there. That every pack runs on every stack is the next test's job.
     summary = summarize(read_report(reference_assembly))
-    assert set(summary.packs) <= set(NAG_PACKS)
+    assert sorted(summary.packs) == sorted(NAG_PACKS)
+    assert len(NAG_PACKS) == 5 and "Serverless" in NAG_PACKS
     assert summary.violations == 0
 
 
 def test_the_packs_watch_every_stack_of_the_reference_app(tmp_path: Path) -> None:
     """A finding planted in each reference stack is reported by every pack."""
     from aws_cdk import aws_s3 as s3
+    from aws_cdk import aws_sqs as sqs
 
     from crashcart.stacks import CONTEXT_ACCOUNT, CONTEXT_REGION, build_reference_app
 
@@ -41,7 +44,8 @@ def test_the_packs_watch_every_stack_of_the_reference_app(tmp_path: Path) -> Non
     )
     stacks = build_reference_app(app)
     for stack in stacks:
-        s3.Bucket(stack, "PlantedBareBucket")  # no logs, no TLS-only policy: all packs object
+        s3.Bucket(stack, "PlantedBareBucket")  # no logs, no TLS-only policy: four packs object
+        sqs.Queue(stack, "PlantedBareQueue")  # no redrive policy: the Serverless pack objects
     add_compliance_checks(app)
     with pytest.raises(Exception, match="ValidationFailed"):
         app.synth()
@@ -51,7 +55,7 @@ def test_the_packs_watch_every_stack_of_the_reference_app(tmp_path: Path) -> Non
         for plugin in report["pluginReports"]
         for finding in plugin.get("violations", [])
         for construct in finding.get("violatingConstructs", [])
-        if "PlantedBareBucket" in construct["constructPath"]
+        if "/PlantedBare" in construct["constructPath"]
     }
     assert flagged == {(pack, stack.stack_name) for pack in NAG_PACKS for stack in stacks}
 
@@ -109,6 +113,44 @@ def test_an_arn_acknowledgement_covers_that_arn_only() -> None:
     assert any("volume/*" in rule for rule in open_ids)
     assert not any("instance/*" in rule for rule in open_ids)
     assert any("instance/*" in rule for rule in acked)
+
+
+def test_one_reason_answers_the_same_check_in_every_pack(tmp_path: Path) -> None:
+    """Acknowledging AwsSolutions-SQS3 (no dead-letter queue) also acknowledges the
+    Serverless pack's SQSRedrivePolicy on that queue, with the same reason (SAME_CHECK)."""
+    from aws_cdk import aws_sqs as sqs
+
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(
+        app, "SameCheck", env=cdk.Environment(account=TEST_ACCOUNT, region=TEST_REGION)
+    )
+    acked = sqs.Queue(stack, "Acked", enforce_ssl=True)
+    sqs.Queue(stack, "NotAcked", enforce_ssl=True)
+    reason = "probe: this queue is itself a dead-letter store"
+    acknowledge(acked, "AwsSolutions::AwsSolutions-SQS3", reason)
+    add_compliance_checks(app)
+    with pytest.raises(Exception, match="ValidationFailed"):
+        app.synth()
+    report = read_report(tmp_path)
+    suppressed = {
+        (plugin["pluginName"], finding["ruleName"], construct["constructPath"], finding["reason"])
+        for plugin in report["pluginReports"]
+        for finding in plugin.get("suppressedViolations", [])
+        for construct in finding["violatingConstructs"]
+    }
+    open_findings = {
+        (finding["ruleName"], construct["constructPath"])
+        for plugin in report["pluginReports"]
+        for finding in plugin.get("violations", [])
+        for construct in finding["violatingConstructs"]
+    }
+    path = "SameCheck/Acked/Resource"
+    assert ("AwsSolutions", "AwsSolutions-SQS3", path, reason) in suppressed
+    assert ("Serverless", "Serverless-SQSRedrivePolicy", path, reason) in suppressed
+    assert ("Serverless-SQSRedrivePolicy", "SameCheck/NotAcked/Resource") in open_findings
+    assert SAME_CHECK["AwsSolutions::AwsSolutions-SQS3"] == (
+        "Serverless::Serverless-SQSRedrivePolicy",
+    )
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,8 @@ STACKS = ("RemediationFleet", "RemediationExplicit")
 
 _ALL = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 _NIST_HIPAA = ("NIST.800.53.R5", "HIPAA.Security")
+#: A queue that is itself a dead-letter store: no DLQ (AwsSolutions), no redrive (Serverless).
+_DEAD_LETTER_STORE = {"AwsSolutions::AwsSolutions-SQS3", "Serverless::Serverless-SQSRedrivePolicy"}
 
 
 def _packs(rule: str, packs: tuple[str, ...]) -> set[str]:
@@ -35,17 +37,24 @@ def expected_acknowledgements(stack: str) -> set[tuple[str, str]]:
     Only the remediation construct's own: the crash-dump bucket of the stack has its list in
     tests/compliance/test_dumps_compliance.py."""
     entries: dict[str, set[str]] = {
-        "Remediation/DeadLetterQueue": {"AwsSolutions::AwsSolutions-SQS3"},
-        "Remediation/FailureQueue": {"AwsSolutions::AwsSolutions-SQS3"},
-        "Remediation/RejectedQueue": {"AwsSolutions::AwsSolutions-SQS3"},
+        "Remediation/DeadLetterQueue": _DEAD_LETTER_STORE,
+        "Remediation/FailureQueue": _DEAD_LETTER_STORE,
+        "Remediation/RejectedQueue": _DEAD_LETTER_STORE,
         "Remediation/Role/DefaultPolicy": {
             "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            # the interrupt grant writes AWS::Partition; GetConsoleOutput's ARN, formatted by
+            # the stack, has the literal partition (@aws-cdk/core:enablePartitionLiterals)
             "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:"
             f"{TEST_REGION}:{TEST_ACCOUNT}:instance/*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:ec2:{TEST_REGION}:{TEST_ACCOUNT}"
+            ":instance/*]",
             "AwsSolutions::AwsSolutions-IAM5[Resource::<CrashDumpsBucketAE8A221C.Arn>/evidence/*]",
         }
         | _packs("IAMNoInlinePolicy", _ALL),
-        "Remediation/Function": _packs("LambdaDLQ", _NIST_HIPAA) | _packs("LambdaInsideVPC", _ALL),
+        "Remediation/Function": _packs("LambdaDLQ", _NIST_HIPAA)
+        | _packs("LambdaInsideVPC", _ALL)
+        | _packs("LambdaConcurrency", _NIST_HIPAA)
+        | {"Serverless::Serverless-LambdaDLQ", "Serverless::Serverless-LambdaTracing"},
         "Remediation/Incidents": _packs("DynamoDBInBackupPlan", _NIST_HIPAA),
     }
     if stack == "RemediationFleet":
@@ -82,8 +91,15 @@ def test_no_unacknowledged_finding_in_either_mode(report: dict[str, Any]) -> Non
         for plugin in report["pluginReports"]
         for violation in plugin.get("violations", [])
     ]
-    assert open_findings == []
-    assert {plugin["pluginName"] for plugin in report["pluginReports"]} == set(NAG_PACKS)
+    # @aws-cdk/core:annotationsInValidationReport (cdk.json) puts construct warnings in the
+    # report too; the only one here is the intended warning about instances given by id.
+    annotations = [f for f in open_findings if f[0] == "Construct Annotations"]
+    assert annotations == [
+        ("Construct Annotations", "Annotation::crashcart:remediation:instanceIdsMustBeTagged")
+    ]
+    assert [f for f in open_findings if f[0] != "Construct Annotations"] == []
+    packs = {plugin["pluginName"] for plugin in report["pluginReports"]}
+    assert packs - {"Construct Annotations"} == set(NAG_PACKS)
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -1,4 +1,4 @@
-"""DumpTriageJob under the four cdk-nag packs, and cfn-lint."""
+"""DumpTriageJob under the five cdk-nag packs, and cfn-lint."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return outdir
 
 
-def test_all_four_packs_pass(synthesized: Path) -> None:
+def test_all_five_packs_pass(synthesized: Path) -> None:
     assert_every_pack_ran_clean(synthesized)
 
 
@@ -59,7 +59,11 @@ def test_the_jobs_acknowledgements_are_these(synthesized: Path) -> None:
         ("Vpc", "NIST.800.53.R5-VPCDefaultSecurityGroupClosed"),
         ("Vpc", "HIPAA.Security-VPCDefaultSecurityGroupClosed"),
         ("Vpc", "PCI.DSS.321-VPCDefaultSecurityGroupClosed"),
-    } | {(queue, "AwsSolutions-SQS3") for queue in ("FailedRuns", "Undelivered")}
+    } | {
+        (queue, rule)
+        for queue in ("FailedRuns", "Undelivered")
+        for rule in ("AwsSolutions-SQS3", "Serverless-SQSRedrivePolicy")
+    }
 
 
 def test_the_image_context_is_staged_with_the_job(synthesized: Path, tmp_path: Path) -> None:

@@ -40,7 +40,11 @@ from tests.support.remediation import (
 )
 
 PARTITION = {"Ref": "AWS::Partition"}
-INSTANCE_ARN = {
+# cdk.json's @aws-cdk/core:enablePartitionLiterals: a stack whose region is known gets its
+# partition as a literal when the construct formats an ARN through the stack.
+INSTANCE_ARN = f"arn:aws:ec2:{TEST_REGION}:{TEST_ACCOUNT}:instance/*"
+# grant_diagnostic_interrupt writes the partition as the AWS::Partition pseudo parameter.
+INTERRUPT_INSTANCE_ARN = {
     "Fn::Join": ["", ["arn:", PARTITION, f":ec2:{TEST_REGION}:{TEST_ACCOUNT}:instance/*"]]
 }
 ANY_INSTANCE_ARN = {"Fn::Join": ["", ["arn:", PARTITION, ":ec2:*:*:instance/*"]]}
@@ -434,7 +438,7 @@ def test_function_runtime_concurrency_timeout_memory_logs(explicit: Synth) -> No
         {
             "Runtime": "python3.14",
             "Handler": "crashcart.functions.remediation.handler.handler",
-            "ReservedConcurrentExecutions": 5,
+            "ReservedConcurrentExecutions": Match.absent(),  # issue 14: no default reservation
             "Timeout": 60,
             "MemorySize": 256,
             "Role": explicit.arn(c.role),
@@ -571,9 +575,7 @@ def expected_statements(synth: Synth, *, evidence_key_arn: Any) -> list[dict[str
                 "Fn::Join": [
                     "",
                     [
-                        "arn:",
-                        PARTITION,
-                        f":ssm:{TEST_REGION}:{TEST_ACCOUNT}:parameter/",
+                        f"arn:aws:ssm:{TEST_REGION}:{TEST_ACCOUNT}:parameter/",
                         synth.ref(c.kill_switch),
                     ],
                 ]
@@ -624,7 +626,7 @@ def expected_statements(synth: Synth, *, evidence_key_arn: Any) -> list[dict[str
         {
             "Effect": "Allow",
             "Action": "ec2:SendDiagnosticInterrupt",
-            "Resource": INSTANCE_ARN,
+            "Resource": INTERRUPT_INSTANCE_ARN,
             "Condition": OPT_IN,
         },
         {
@@ -828,14 +830,8 @@ def test_alarms_may_publish_to_the_topic_and_use_its_key(explicit: Synth) -> Non
     assert allow["Resource"] == explicit.ref(c.topic)
     assert allow["Condition"] == {
         "StringEquals": {"aws:SourceAccount": TEST_ACCOUNT},
-        "ArnLike": {
-            "aws:SourceArn": {
-                "Fn::Join": [
-                    "",
-                    ["arn:", PARTITION, f":cloudwatch:{TEST_REGION}:{TEST_ACCOUNT}:alarm:*"],
-                ]
-            }
-        },
+        # the partition is a literal: the recommended flags (cdk.json) name target partitions
+        "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:{TEST_REGION}:{TEST_ACCOUNT}:alarm:*"},
     }
     key = explicit.json["Resources"][explicit.logical(c.key)]["Properties"]["KeyPolicy"]
     (use_key,) = [s for s in key["Statement"] if s.get("Sid") == "CrashcartAlarmsNotifyTopic"]

@@ -25,7 +25,7 @@ def test_docs_name_every_default_the_construct_uses() -> None:
     for phrase in (
         "3 of 3 one-minute",
         "`dry_run` | `bool` | `True`",
-        "`reserved_concurrency` | `int \\| None` | `5`",
+        "`reserved_concurrency` | `int \\| None` | `None`",
         "`boot_grace` 15 min, `cooldown` 6 h, `daily_budget` 1",
         "`fleet_threshold` 5",
         "at most 500 time series",

@@ -1,4 +1,4 @@
-"""DumpOverdueSweep passes all four cdk-nag packs with narrow acknowledgements, and cfn-lint.
+"""DumpOverdueSweep passes all five cdk-nag packs with narrow acknowledgements, and cfn-lint.
 
 One app (nag plugins on) with two stacks, synthesized once per module:
 
@@ -60,7 +60,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return outdir
 
 
-def test_all_four_packs_pass(synthesized: Path) -> None:
+def test_all_five_packs_pass(synthesized: Path) -> None:
     assert_every_pack_ran_clean(synthesized)
 
 
@@ -78,10 +78,14 @@ def test_acknowledgements_are_narrow_and_listed(synthesized: Path) -> None:
         expected.add((stack, "Sweep/DeadLetterQueue", "AwsSolutions::AwsSolutions-SQS3"))
         # the attestation census: ec2:DescribeInstances cannot be resource-scoped
         expected.add((stack, "Sweep/Policy", "AwsSolutions::AwsSolutions-IAM5[Resource::*]"))
+        expected.add((stack, "Sweep/DeadLetterQueue", "Serverless::Serverless-SQSRedrivePolicy"))
+        for rule in ("LambdaTracing", "LambdaDLQ"):
+            expected.add((stack, "Sweep/Function", f"Serverless::Serverless-{rule}"))
         for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
             expected.add((stack, "Sweep/Function", f"{pack}::{pack}-LambdaInsideVPC"))
         for pack in ("NIST.800.53.R5", "HIPAA.Security"):
             expected.add((stack, "Sweep/Function", f"{pack}::{pack}-LambdaDLQ"))
+            expected.add((stack, "Sweep/Function", f"{pack}::{pack}-LambdaConcurrency"))
     for pack in ("NIST.800.53.R5", "HIPAA.Security"):
         expected.add((STACKS[1], "Incidents", f"{pack}::{pack}-DynamoDBInBackupPlan"))
     assert found == expected
