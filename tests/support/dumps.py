@@ -11,7 +11,7 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
@@ -190,10 +190,21 @@ def load_module(path: Path, name: str) -> ModuleType:
     return module
 
 
-def load_arrival_handler() -> ModuleType:
-    from crashcart.functions.dump_arrival import handler
+def load_arrival_handler() -> SimpleNamespace:
+    """The names of the dump-arrival package the tests use, from the modules that own them."""
+    from crashcart.functions.dump_arrival import adapter, events, handler, service, settings
 
-    return handler
+    return SimpleNamespace(
+        Adapter=adapter.Adapter,
+        Settings=settings.Settings,
+        BadEventError=events.BadEventError,
+        parse_event=events.parse_event,
+        parse_key=events.parse_key,
+        parse_metadata_key=events.parse_metadata_key,
+        process=service.process,
+        build=handler.build,
+        handler=handler.handler,
+    )
 
 
 def object_created_event(bucket: str, key: str) -> dict[str, Any]:
