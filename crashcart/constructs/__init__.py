@@ -16,6 +16,7 @@ from crashcart.constructs.diagnostic_interrupt_access import (
     tag_tamper_deny_statements,
 )
 from crashcart.constructs.dump_triage_job import DumpTriageJob, TriageTaskSize
+from crashcart.constructs.incident_store import IncidentStore
 from crashcart.constructs.incident_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.kdump_image_pipeline import (
     DistributionTarget,
@@ -49,6 +50,7 @@ __all__ = [
     "DumpTriageJob",
     "FleetWatch",
     "Hardening",
+    "IncidentStore",
     "InterruptGuards",
     "KdumpImagePipeline",
     "ParentImage",

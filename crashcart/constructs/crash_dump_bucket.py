@@ -15,7 +15,6 @@ from typing import cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -23,7 +22,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -48,6 +46,7 @@ from crashcart.constructs._service_access import (
     undeliverable_events_alarm,
 )
 from crashcart.constructs.diagnostic_interrupt_access import nag_rendering
+from crashcart.constructs.incident_store import DUMP_ARRIVAL_ACTIONS, IncidentStore
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
 from crashcart.runtime.attestation import ATTESTATION_TAG_KEY
@@ -77,7 +76,7 @@ class CrashDumpBucket(Construct):
         dumps = CrashDumpBucket(self, "Dumps")
         dumps.grant_agent(instance_role)              # the on-instance crashcart agent
         dumps.grant_read(analyst_role)                # people who triage
-        dumps.notify_incidents(table=remediation.table, topic=remediation.topic)
+        dumps.notify_incidents(incidents=remediation.incidents)
     """
 
     def __init__(
@@ -472,25 +471,25 @@ class CrashDumpBucket(Construct):
     def notify_incidents(
         self,
         *,
-        table: dynamodb.ITable,
-        topic: sns.ITopic,
+        incidents: IncidentStore,
         attach_window: cdk.Duration | None = None,
         reserved_concurrency: int | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
     ) -> lambda_.Function:
         """Create the dump-arrival function: new ``metadata.json`` -> incident + notification.
 
-        Every failure ends in a queue that alarms on ``topic``: events EventBridge could not
-        deliver to the function go to ``dump_arrival_undelivered_queue`` (encrypted with a
+        Every failure ends in a queue that alarms on the incident topic: events EventBridge
+        could not deliver to the function go to ``dump_arrival_undelivered_queue`` (encrypted with a
         key of its own: the dump key never trusts EventBridge), events the function failed
         on after Lambda's retries go to ``dump_arrival_queue``; an alarm on each notifies on
         every new message, and one more notifies when EventBridge could not even put an
         event into the dead-letter queue (``dump_arrival_alarms``).
 
-        :param table: the incident table (remediation construct's ``.table``).
-        :param topic: where "dump received" notifications and the failure alarms go. This
-            account's alarms are allowed to publish to it (and to use its key); a topic or
-            key imported by ARN must allow that itself (a synth warning says so).
+        :param incidents: the incident store (``UnresponsiveInstanceRemediation.incidents``):
+            dumps are attached to its incidents; "dump received" notifications and the
+            failure alarms go to its topic. This account's alarms are allowed to publish to
+            it (and to use its key); a topic or key imported by ARN must allow that itself (a
+            synth warning says so).
         :param attach_window: a dump is linked to the instance's latest incident when that
             incident was opened at most this long before the dump arrived and has no dump
             yet; otherwise the dump opens a new ``spontaneous`` incident. Default: 6 hours
@@ -501,6 +500,7 @@ class CrashDumpBucket(Construct):
             a reservation fails the deploy in accounts with a small concurrency quota.
         :param log_retention: how long the function's logs are kept. Default: one year.
         """
+        table, topic = incidents.table, incidents.topic
         if self.dump_arrival_function is not None:
             raise ConfigurationError(
                 "notify_incidents() was already called on this CrashDumpBucket: one "
@@ -577,12 +577,7 @@ class CrashDumpBucket(Construct):
         )
         statements.append(
             iam.PolicyStatement(
-                actions=[
-                    "dynamodb:Query",
-                    "dynamodb:GetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                ],
+                actions=list(DUMP_ARRIVAL_ACTIONS),
                 resources=[table.table_arn],
             )
         )

@@ -44,6 +44,11 @@ from crashcart.constructs._service_access import (
     failure_queue_alarm,
     undeliverable_events_alarm,
 )
+from crashcart.constructs.incident_store import (
+    TRIAGE_READ_ACTIONS,
+    TRIAGE_WRITE_ACTIONS,
+    IncidentStore,
+)
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
 from crashcart.runtime.dumps import DUMPS_PREFIX
@@ -152,13 +157,12 @@ class DumpTriageJob(Construct):
     Example::
 
         dumps = CrashDumpBucket(self, "Dumps")
-        dumps.notify_incidents(table=remediation.table, topic=remediation.topic)
+        dumps.notify_incidents(incidents=remediation.incidents)
         DumpTriageJob(
             self,
             "Triage",
             dumps=dumps,
-            table=remediation.table,
-            topic=remediation.topic,
+            incidents=remediation.incidents,
             symbols=symbol_store,          # DebugSymbolStore filled by KdumpImagePipeline
         )
     """
@@ -169,8 +173,7 @@ class DumpTriageJob(Construct):
         construct_id: str,
         *,
         dumps: CrashDumpBucket,
-        table: dynamodb.ITable,
-        topic: sns.ITopic,
+        incidents: IncidentStore,
         symbols: DebugSymbolStore | None = None,
         vpc: ec2.IVpc | None = None,
         subnets: ec2.SubnetSelection | None = None,
@@ -181,12 +184,11 @@ class DumpTriageJob(Construct):
         """
         :param dumps: the crash-dump bucket whose dumps are triaged (EventBridge
             notifications are on). Reports go to its ``reports/`` prefix.
-        :param table: the incident table: the report's keys are added to the incident that
-            links the dump.
-        :param topic: where "report ready" and "triage failed" notifications go, and the
-            failure alarms: this account's alarms are allowed to publish to it and to use its
-            key (a topic or key imported by ARN must allow that itself; a synth warning says
-            so).
+        :param incidents: the incident store: the report's keys are added to the incident
+            that links the dump; "report ready" and "triage failed" notifications and the
+            failure alarms go to its topic (this account's alarms are allowed to publish to it
+            and to use its key; a topic or key imported by ARN must allow that itself, and a
+            synth warning says so).
         :param symbols: the debug-symbol store, looked up by the dump's kernel build id.
             Default: none - reports are made from the dump's kernel log (panic string, the
             backtraces the kernel printed) and say that symbols were missing.
@@ -202,6 +204,7 @@ class DumpTriageJob(Construct):
         :param log_retention: how long the task's logs are kept. Default: one year.
         """
         super().__init__(scope, construct_id)
+        table, topic = incidents.table, incidents.topic
         size = size or TriageTaskSize()
         stack = cdk.Stack.of(self)
         self._stack = stack
@@ -466,14 +469,14 @@ class DumpTriageJob(Construct):
             ),
             iam.PolicyStatement(
                 sid="TriageFindIncident",
-                actions=["dynamodb:Query"],
+                actions=list(TRIAGE_READ_ACTIONS),
                 resources=[table.table_arn],
             ),
             # The task parses untrusted memory images with C code (drgn, makedumpfile): it
             # may write only the report attributes of an incident, nothing else.
             iam.PolicyStatement(
                 sid="TriageLinkIncident",
-                actions=["dynamodb:UpdateItem"],
+                actions=list(TRIAGE_WRITE_ACTIONS),
                 resources=[table.table_arn],
                 conditions={
                     # aws-assumption: dynamodb-fine-grained-keys

@@ -46,6 +46,7 @@ from crashcart.constructs._service_access import (
     failure_queue_alarm,
     undeliverable_events_alarm,
 )
+from crashcart.constructs.incident_store import SWEEP_ACTIONS, IncidentStore
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
 from crashcart.runtime import dumps, metrics
@@ -123,8 +124,7 @@ class DumpOverdueSweep(Construct):
         DumpOverdueSweep(
             self,
             "DumpOverdueSweep",
-            table=remediation.table,
-            topic=remediation.topic,
+            incidents=remediation.incidents,
             encryption_key=remediation.key,
         )
     """
@@ -134,8 +134,7 @@ class DumpOverdueSweep(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        table: dynamodb.ITable,
-        topic: sns.ITopic,
+        incidents: IncidentStore,
         schedule: cdk.Duration | None = None,
         encryption_key: kms.IKey | None = None,
         parameter_name: str = DEFAULT_PARAMETER_NAME,
@@ -144,12 +143,10 @@ class DumpOverdueSweep(Construct):
         reserved_concurrency: int | None = None,
     ) -> None:
         """
-        :param table: the incident table (``UnresponsiveInstanceRemediation.table``). When it
-            is encrypted with a customer key, the function may use that key.
-        :param topic: where "dump overdue" messages go (and its key, if it has one), and
-            the alarms on the sweep's failures: this account's alarms are allowed to publish
-            to it and to use its key (a topic or key imported by ARN must allow that itself;
-            a synth warning says so).
+        :param incidents: the incident store: its table is swept (with its key), "dump
+            overdue" messages and the alarms on the sweep's failures go to its topic (this
+            account's alarms are allowed to publish to it and to use its key; a topic or key
+            imported by ARN must allow that itself, and a synth warning says so).
         :param schedule: how often the sweep runs, whole minutes from 1 to 60. Default:
             every 5 minutes (a dump is reported at most 5 minutes after its deadline).
         :param encryption_key: the KMS key of the log group and the dead-letter queue. Its
@@ -169,6 +166,7 @@ class DumpOverdueSweep(Construct):
             write; at worst one incident is notified twice).
         """
         super().__init__(scope, construct_id)
+        table, topic = incidents.table, incidents.topic
         schedule = schedule or cdk.Duration.minutes(5)
         _check_schedule(schedule)
         check_reserved_concurrency(reserved_concurrency)
@@ -394,7 +392,7 @@ class DumpOverdueSweep(Construct):
             ),
             iam.PolicyStatement(
                 sid="IncidentTable",
-                actions=["dynamodb:Scan", "dynamodb:UpdateItem"],
+                actions=list(SWEEP_ACTIONS),
                 resources=[table.table_arn],
             ),
             iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[topic.topic_arn]),

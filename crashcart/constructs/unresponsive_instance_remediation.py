@@ -46,7 +46,6 @@ from typing import Any, Final
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -69,7 +68,6 @@ from crashcart.constructs._lambda_functions import (
 )
 from crashcart.constructs._remediation_nag import acknowledge_finding, acknowledge_packs
 from crashcart.constructs._service_access import (
-    allow_alarm_actions,
     failure_queue_alarm,
     undeliverable_events_alarm,
 )
@@ -77,11 +75,11 @@ from crashcart.constructs.diagnostic_interrupt_access import (
     grant_diagnostic_interrupt,
     nag_rendering,
 )
+from crashcart.constructs.incident_store import REMEDIATION_ACTIONS, IncidentStore
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
 from crashcart.runtime import dumps, metrics
 from crashcart.runtime import environment as variables
-from crashcart.runtime.incident import BREAKER_PREFIX
 
 #: CloudFormation's hard limit of resources per stack.
 MAX_STACK_RESOURCES: Final = 500
@@ -119,14 +117,8 @@ DESCRIBE_ACTIONS: Final = (
     "ec2:DescribeInstanceTypes",
     "ec2:DescribeInstances",
 )
-#: Incident table calls (TransactWriteItems is authorized per item as these actions).
-TABLE_ACTIONS: Final = (
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:Query",
-    "dynamodb:UpdateItem",
-)
+#: Incident table calls (the incident store's remediation writer).
+TABLE_ACTIONS: Final = REMEDIATION_ACTIONS
 #: What the function needs of the deployment's key (table, topic, queues).
 KEY_ACTIONS: Final = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 #: What a single-part PutObject needs of an SSE-KMS evidence bucket's key.
@@ -412,6 +404,7 @@ class UnresponsiveInstanceRemediation(Construct):
         guards: InterruptGuards = InterruptGuards(),
         breaker: CircuitBreaker = CircuitBreaker(),
         dry_run: bool = True,
+        incidents: IncidentStore | None = None,
         topic: sns.ITopic | None = None,
         encryption_key: kms.IKey | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
@@ -444,15 +437,21 @@ class UnresponsiveInstanceRemediation(Construct):
         :param dry_run: send ``SendDiagnosticInterrupt`` with ``DryRun=True`` only: every
             guard, record, permission check and notification happens, no instance is
             crashed. Default: True (a shadow rollout; set False to arm it).
-        :param topic: the SNS topic for notifications (incidents and queue alarms). This
+        :param incidents: where incidents are kept and announced (table, key, topic).
+            Default: a new ``IncidentStore`` with ``encryption_key``, ``topic`` and
+            ``removal_policy`` (its resources keep the logical ids this construct gave them
+            before the store existed).
+        :param topic: the SNS topic for notifications (incidents and queue alarms), when
+            ``incidents`` is not given. This
             account's alarms are allowed to publish to it (``cloudwatch.amazonaws.com``,
             scoped by ``aws:SourceAccount`` / ``aws:SourceArn``), and to use its key. A topic
             (or key) imported by ARN cannot be changed here: its owner must allow that
             (docs/remediation.md), and a synth warning says so. Default: a new topic,
             encrypted with ``encryption_key``, TLS-only.
-        :param encryption_key: the customer KMS key for the table, topic, queues and log
-            group. A key you bring must allow the ``logs``, ``events`` and ``cloudwatch``
-            service principals (see docs). Default: a new key with rotation enabled.
+        :param encryption_key: the customer KMS key for the queues and the log group, and
+            for the table and topic when ``incidents`` is not given. A key you bring must
+            allow the ``logs``, ``events`` and ``cloudwatch`` service principals (see docs).
+            Default: the incident store's key (a new key with rotation enabled).
         :param log_retention: how long the function's logs are kept. Default: one year.
         :param reserved_concurrency: reserve this many concurrent executions (1-1000) for
             the function, which also caps it. Default: None, no reservation: a reservation
@@ -469,8 +468,9 @@ class UnresponsiveInstanceRemediation(Construct):
         :param vpc: run the function in this VPC (it needs endpoints or NAT for EC2, SSM,
             DynamoDB, SNS, SQS, S3, KMS, CloudWatch Logs). Default: no VPC.
         :param vpc_subnets: subnets in ``vpc``. Default: the VPC's private subnets.
-        :param removal_policy: what happens to the incident table on removal.
-            Default: RETAIN (the table is also deletion-protected).
+        :param removal_policy: what happens to the incident table on removal, when
+            ``incidents`` is not given. Default: RETAIN (the table is also
+            deletion-protected).
         :raises ConfigurationError: for every invalid value, with what is allowed and why.
         """
         super().__init__(scope, construct_id)
@@ -516,41 +516,35 @@ class UnresponsiveInstanceRemediation(Construct):
         self.evidence_bucket = evidence_bucket
         self.alarm_name_prefix: str = _alarm_name_prefix(self)
 
-        # -- key, table, topic, kill switch ------------------------------------------------
-        self.key: kms.IKey = encryption_key or kms.Key(
-            self,
-            "Key",
-            description="crashcart remediation: incident table, topic, queues, logs",
-            enable_key_rotation=True,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
-        )
+        # -- incident store (table, key, topic), kill switch ---------------------------------
+        if incidents is None:
+            # "Default" is left out of logical ids: the table, key and topic keep the ids
+            # they had when this construct created them itself (a new id would replace them).
+            incidents = IncidentStore(
+                self,
+                "Default",
+                encryption_key=encryption_key,
+                topic=topic,
+                removal_policy=removal_policy,
+                key_description="crashcart remediation: incident table, topic, queues, logs",
+                topic_display_name="crashcart remediation",
+            )
+        elif topic is not None:
+            raise ConfigurationError(
+                "topic was given with incidents: the remediation announces on its incident "
+                "store's topic; give the topic to the IncidentStore instead"
+            )
+        self.incidents = incidents
+        key = encryption_key or incidents.encryption_key
+        if key is None:
+            raise ConfigurationError(
+                "the incident store's table has no customer key: give encryption_key for the "
+                "remediation's queues and log group"
+            )
+        self.key: kms.IKey = key
         self._allow_services_on_key()
-
-        self.table = dynamodb.Table(
-            self,
-            "Incidents",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=self.key,
-            deletion_protection=True,
-            removal_policy=removal_policy,
-        )
-
-        self.topic: sns.ITopic = topic or sns.Topic(
-            self,
-            "Topic",
-            display_name="crashcart remediation",
-            master_key=self.key,
-            enforce_ssl=True,
-        )
-        # enforce_ssl alone gives the topic a Deny-only policy: SNS would refuse every alarm
-        # action. aws-assumption: cloudwatch-alarms-publish-to-topics
-        allow_alarm_actions(self, self.topic)
+        self.table = incidents.table
+        self.topic: sns.ITopic = incidents.topic
 
         # aws-assumption: ssm-kill-switch-parameter
         self.kill_switch = ssm.StringParameter(
@@ -733,23 +727,9 @@ class UnresponsiveInstanceRemediation(Construct):
         return self.metric(OUTCOME_METRICS["unattested_first_skip"], **props)
 
     def grant_reset_breaker(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` read and reset the circuit-breaker items, and nothing else.
-
-        ``dynamodb:GetItem`` / ``UpdateItem`` / ``DeleteItem`` on the incident table, only
-        for partition keys starting with ``breaker#`` (``dynamodb:LeadingKeys``), plus the
-        table key's use.
-        """
-        grant = iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
-            resource_arns=[self.table.table_arn],
-            conditions={
-                # aws-assumption: dynamodb-fine-grained-keys
-                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{BREAKER_PREFIX}*"]},
-            },
-        )
-        self.key.grant(grantee, *KEY_ACTIONS)
-        return grant
+        """Let ``grantee`` read and reset the circuit-breaker items, and nothing else
+        (:meth:`IncidentStore.grant_reset_breaker`)."""
+        return self.incidents.grant_reset_breaker(grantee)
 
     def grant_kill_switch(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` read and set the kill-switch parameter (``on`` / ``off``)."""
@@ -1081,13 +1061,6 @@ class UnresponsiveInstanceRemediation(Construct):
             ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"),
             "the function role's own policy, bound to this one role: a customer managed policy "
             "could be attached to other principals and hand them the interrupt right",
-        )
-        acknowledge_packs(
-            self.table,
-            "DynamoDBInBackupPlan",
-            ("NIST.800.53.R5", "HIPAA.Security"),
-            "point-in-time recovery (35 days) is on and the table is deletion-protected and "
-            "retained; add it to your AWS Backup plan if you keep longer backups",
         )
 
     def _acknowledge_status_alarm(self, alarm: cloudwatch.Alarm) -> None:
