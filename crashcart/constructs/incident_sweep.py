@@ -25,6 +25,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from crashcart import _props as props
 from crashcart.compliance import acknowledge
 from crashcart.errors import ConfigurationError
 
@@ -82,6 +83,17 @@ class DumpOverdueSweep(Construct):
             Default: ``/crashcart/dump-bucket`` (``CrashDumpBucket``'s default).
         :param log_retention: how long the function's logs are kept. Default: one year.
         """
+        owner = "DumpOverdueSweep"
+        props.check(owner, "table", table, dynamodb.ITable, example="remediation.table")
+        props.check(owner, "topic", topic, sns.ITopic, example="remediation.topic")
+        props.check(
+            owner,
+            "encryption_key",
+            encryption_key,
+            kms.IKey,
+            example="remediation.key",
+            optional=True,
+        )
         super().__init__(scope, construct_id)
         schedule = schedule or cdk.Duration.minutes(5)
         _check_schedule(schedule)
