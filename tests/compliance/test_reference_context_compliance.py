@@ -1,0 +1,36 @@
+"""The reference app passes every compliance pack with its non-default settings too.
+
+The default app is checked in test_reference_app_compliance.py; these settings add topic
+subscriptions and per-instance alarms, arm the function, or drop the triage job (and with
+it the cross-stack symbol-store references). Synth raises on any unacknowledged finding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crashcart.compliance import NAG_PACKS
+from crashcart.tools.acknowledgements import read_report, summarize
+from crashcart.tools.reference_synth import synthesize_reference_app
+
+SETTINGS: dict[str, dict[str, Any]] = {
+    "armed-instances-notified": {
+        "crashcart:dry-run": "false",
+        "crashcart:instance-ids": "i-0123456789abcdef0,i-0fedcba9876543210",
+        "crashcart:notify-email": "oncall@example.com",
+        "crashcart:notify-url": "https://hooks.example.com/crashcart",
+    },
+    "without-triage": {"crashcart:triage": "false"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_every_pack_passes_with_these_settings(name: str, tmp_path: Path) -> None:
+    synthesize_reference_app(tmp_path, context=SETTINGS[name])  # raises on a finding
+    summary = summarize(read_report(tmp_path))
+    assert summary.violations == 0
+    assert set(summary.packs) <= set(NAG_PACKS) and summary.packs
