@@ -194,7 +194,8 @@ def _refuse_public_subnets(vpc: ec2.IVpc, selection: ec2.SubnetSelection) -> Non
     A selection by type ``PUBLIC``, or one that resolves to any of the VPC's known public
     subnets (by group name, or by listing them), is refused. Subnets the VPC does not
     describe (imported by id alone) cannot be judged at synth: the task still gets no public
-    IP (``assign_public_ip=False``), and without one a public subnet gives it no route out.
+    IP (``assign_public_ip=False``), and without one a public subnet gives it no route out
+    (aws-assumption: fargate-public-subnet-no-public-ip).
     """
     if selection.subnet_type == ec2.SubnetType.PUBLIC:
         raise ConfigurationError(

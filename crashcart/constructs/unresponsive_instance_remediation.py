@@ -555,7 +555,8 @@ class UnresponsiveInstanceRemediation(Construct):
             master_key=self.key,
             enforce_ssl=True,
         )
-        #: The topic subscriptions added from ``notifications``.
+        #: The topic subscriptions added from ``notifications`` (each recipient confirms
+        #: first; aws-assumption: sns-subscription-confirmation).
         self.subscriptions: list[sns.Subscription] = [
             self.topic.add_subscription(subscription) for subscription in subscriptions
         ]

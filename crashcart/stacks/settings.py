@@ -183,6 +183,7 @@ def _listed(
 
 
 def _urls(context: Mapping[str, Any]) -> tuple[str, ...]:
+    # aws-assumption: sns-subscription-confirmation (public HTTPS endpoints that confirm)
     key = "crashcart:notify-url"
     for item in _items(key, context.get(key)):
         if item.lower().startswith("http://"):
