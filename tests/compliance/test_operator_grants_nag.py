@@ -45,7 +45,7 @@ def _synth(outdir: Path, *, inline_control: bool) -> list[tuple[str, str, str]]:
         (plugin["pluginName"], violation["ruleName"], resource["constructPath"])
         for plugin in report["pluginReports"]
         for violation in plugin.get("violations", [])
-        for resource in violation["violatingResources"]
+        for resource in violation["violatingConstructs"]
     ]
 
 
