@@ -35,7 +35,8 @@ EXIT_USAGE = 2
 EXIT_AWS = 3
 
 #: An AWS region name such as ``eu-west-1``, ``us-gov-west-1`` or ``cn-north-1``.
-REGION_PATTERN = re.compile(r"^[a-z]+(?:-[a-z]+)+-[0-9]+$")
+#: ``\Z``, not ``$``: ``$`` would also accept the name followed by a newline.
+REGION_PATTERN = re.compile(r"^[a-z]+(?:-[a-z]+)+-[0-9]+\Z")
 
 _PERMISSION = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"})
 _EXPIRED = frozenset(

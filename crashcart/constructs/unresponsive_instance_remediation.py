@@ -748,6 +748,7 @@ class UnresponsiveInstanceRemediation(Construct):
                 actions=["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
                 resources=[self.table.table_arn],
                 conditions={
+                    # aws-assumption: dynamodb-fine-grained-keys
                     "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["breaker#*"]},
                 },
             ),

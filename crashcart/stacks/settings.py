@@ -65,10 +65,10 @@ CONTEXT_KEYS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
-_ACCOUNT = re.compile(r"^[0-9]{12}$")
-_INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
-_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
-_URL = re.compile(r"^https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/\S*)?$")
+_ACCOUNT = re.compile(r"^[0-9]{12}\Z")
+_INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})\Z")
+_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+\Z")
+_URL = re.compile(r"^https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/\S*)?\Z")
 
 
 @dataclass(frozen=True, kw_only=True)

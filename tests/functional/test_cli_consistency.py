@@ -123,7 +123,7 @@ def test_unknown_profile_same_message_exit_3(command: str, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("command", sorted(AWS_COMMANDS))
-@pytest.mark.parametrize("region", ["eu_west_1", "EU-WEST-1", "westeurope"])
+@pytest.mark.parametrize("region", ["eu_west_1", "EU-WEST-1", "westeurope", "eu-west-1\n"])
 def test_malformed_region_same_message_exit_2(command: str, region: str) -> None:
     done = run(*AWS_COMMANDS[command], "--region", region)
     assert done.returncode == 2, (done.stdout, done.stderr)
