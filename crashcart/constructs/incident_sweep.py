@@ -34,6 +34,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from crashcart import _props as props
 from crashcart.compliance import acknowledge
 from crashcart.constructs._lambda_functions import (
     acknowledge_plain_environment,
@@ -167,6 +168,17 @@ class DumpOverdueSweep(Construct):
             concurrency quota, and overlapping sweeps are safe (each flag is a conditional
             write; at worst one incident is notified twice).
         """
+        owner = "DumpOverdueSweep"
+        props.check(owner, "table", table, dynamodb.ITable, example="remediation.table")
+        props.check(owner, "topic", topic, sns.ITopic, example="remediation.topic")
+        props.check(
+            owner,
+            "encryption_key",
+            encryption_key,
+            kms.IKey,
+            example="remediation.key",
+            optional=True,
+        )
         super().__init__(scope, construct_id)
         schedule = schedule or cdk.Duration.minutes(5)
         _check_schedule(schedule)
