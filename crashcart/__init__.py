@@ -8,6 +8,7 @@ CDK's jsii runtime they do not need.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 from crashcart.errors import ConfigurationError
@@ -18,6 +19,32 @@ if TYPE_CHECKING:
     from crashcart.kdump import KdumpSettings
 
 __all__ = ["ConfigurationError", "KdumpSettings", "OptInTag"]
+
+
+def _quiet_jsii() -> None:
+    """Silence jsii's Node version banners unless the user has set the variables.
+
+    The constructs start aws-cdk-lib's jsii runtime, which prints a large banner on stderr
+    on every import when Node is end-of-life (or deprecated, or untested) for jsii. That
+    banner is about the CDK's own toolchain, says nothing about crashcart, and buries the
+    output of ``cdk synth``. The variables are read by the Node process when it starts, so
+    they must be set before the first ``import aws_cdk``; one the user set (even to an empty
+    string, to see the banner again) is left alone. This cannot help when ``aws_cdk`` was
+    imported before ``crashcart``: set the variables in the shell then (see README).
+    """
+    defaults = {
+        # A comma-separated list of Node major versions whose end-of-life banner is muted.
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": ",".join(
+            str(major) for major in (*range(14, 22), 23, 25)
+        ),
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
+    }
+    for name, value in defaults.items():
+        os.environ.setdefault(name, value)
+
+
+_quiet_jsii()
 
 _LAZY = {"KdumpSettings": "crashcart.kdump"}
 

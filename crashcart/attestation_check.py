@@ -18,9 +18,10 @@ are that command's own, so "not armed" is 9):
 ==== =======================================================================
 0    every running opted-in instance is attested armed (or there is none)
 1    crashcart itself failed (a bug: please report the traceback)
-2    usage error (bad arguments, no region)
-3    could not list: an AWS call failed in at least one region (credentials, permission,
-     throttling, network). What the other regions answered is still shown. 3 wins over 9:
+2    usage error (bad arguments, no or malformed region)
+3    could not list: an AWS call failed in at least one region (credentials - none,
+     expired or an unknown ``--profile`` -, permission, throttling, network). What the
+     other regions answered is still shown. 3 wins over 9:
      an incomplete list cannot vouch for the fleet
 9    at least one running opted-in instance is not attested armed (not-armed, stale,
      missing or unparseable)
@@ -34,13 +35,21 @@ from __future__ import annotations
 import argparse
 import enum
 import json
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from crashcart.cli_support import (
+    CommandError,
+    add_command,
+    aws_session,
+    exit_code_epilog,
+    explain_aws_error,
+    is_credentials_problem,
+    report_error,
+)
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
 from crashcart.runtime.attestation import (
@@ -69,8 +78,6 @@ PAGE_SIZE = 1000
 #: Attempts per DescribeInstances page (botocore standard retry mode, which backs off on
 #: RequestLimitExceeded).
 MAX_ATTEMPTS = 5
-
-_REGION = re.compile(r"^[a-z]+(?:-[a-z]+)+-[0-9]+\Z")
 
 
 #: The statuses that make the command exit 9 (the remediation would refuse the interrupt).
@@ -349,24 +356,6 @@ def scan(
     )
 
 
-_PERMISSION = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"})
-_EXPIRED = frozenset(
-    {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
-)
-_BAD_CREDENTIALS = frozenset(
-    {
-        "AuthFailure",
-        "InvalidClientTokenId",
-        "UnrecognizedClientException",
-        "SignatureDoesNotMatch",
-        "InvalidToken",
-    }
-)
-_THROTTLED = frozenset(
-    {"RequestLimitExceeded", "Throttling", "ThrottlingException", "EC2ThrottledException"}
-)
-
-
 def _is_aws_error(error: Exception) -> bool:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -374,50 +363,14 @@ def _is_aws_error(error: Exception) -> bool:
 
 
 def explain_error(error: Exception, region: str) -> tuple[str, str]:
-    """(code, plain words) for an AWS error met while listing ``region``."""
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        code = str(response.get("Error", {}).get("Code", "Unknown"))
-        message = str(response.get("Error", {}).get("Message", ""))
-        attempts = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
-        if code in _PERMISSION:
-            return code, (
-                f"not allowed to list instances ({code}): your credentials lack "
-                f"ec2:DescribeInstances in {region} (the crashcart operator policy grants "
-                "it); decode any encoded message with 'aws sts decode-authorization-message'"
-            )
-        if code in _EXPIRED:
-            return code, (
-                f"your AWS credentials have expired ({code}): refresh them (for example "
-                "'aws sso login', or a new role session) and run again"
-            )
-        if code in _BAD_CREDENTIALS:
-            return code, (
-                f"AWS rejected your credentials ({code}: {message}): check the access key, "
-                f"profile and session token, and that {region} is enabled for the account"
-            )
-        if code in _THROTTLED:
-            return code, (
-                f"EC2 throttled DescribeInstances ({code}) after {attempts} attempt"
-                f"{'s' if attempts != 1 else ''}: try again later"
-            )
-        return code, f"DescribeInstances failed: {code}: {message}"
-    code = type(error).__name__
-    if code == "NoCredentialsError":
-        return code, (
-            "no AWS credentials found: configure a profile (--profile), environment "
-            "variables or an SSO session"
-        )
-    if code in ("ProfileNotFound", "PartialCredentialsError", "CredentialRetrievalError"):
-        return code, f"AWS credentials unusable: {error}"
-    if code in ("SSOTokenLoadError", "UnauthorizedSSOTokenError", "TokenRetrievalError"):
-        return code, f"the SSO session is missing or expired ({error}): run 'aws sso login'"
-    if code in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"):
-        return code, (
-            f"could not reach the EC2 endpoint of {region} ({error}): check the region name "
-            "and the network"
-        )
-    return code, f"{code}: {error}"
+    """(code, plain words) for an AWS error met while listing ``region`` (shared wording)."""
+    return explain_aws_error(
+        error,
+        region,
+        call="DescribeInstances",
+        action="ec2:DescribeInstances",
+        doing="list instances",
+    )
 
 
 def _table(rows: Sequence[InstanceAttestation]) -> list[str]:
@@ -463,12 +416,12 @@ def _non_negative_int(text: str) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``crashcart attestation`` (see :mod:`crashcart.cli`)."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         COMMAND,
         help="which opted-in instances are not kdump-armed? (read-only)",
-        description=__doc__.split("\n\n", 1)[0],
+        doc=__doc__,
         epilog=_exit_code_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--region",
@@ -496,40 +449,27 @@ def run(args: argparse.Namespace) -> int:
     """The command: build the clients, scan, print the table or JSON, return the exit code."""
     try:
         tag = OptInTag(key=args.tag_key, value=args.tag_value)
-        regions = list(dict.fromkeys(args.regions or []))
-        for region in regions:
-            if not _REGION.match(region):
-                raise ConfigurationError(
-                    f"region {region!r} is not an AWS region name such as 'eu-west-1'"
-                )
+        session, regions = aws_session(args.profile, list(args.regions or []))
     except ConfigurationError as error:
-        print(f"crashcart {COMMAND}: error: {error}", file=sys.stderr)
+        report_error(COMMAND, str(error))
         return int(ExitCode.USAGE)
-    import boto3  # deferred: keeps `crashcart --help` fast
-    from botocore.exceptions import BotoCoreError
-
-    try:
-        session = boto3.session.Session(profile_name=args.profile)
-    except BotoCoreError as error:  # ProfileNotFound
-        _code, message = explain_error(error, "")
-        print(f"crashcart {COMMAND}: error: {message}", file=sys.stderr)
-        return int(ExitCode.AWS_ERROR)
-    if not regions:
-        if not session.region_name:
-            print(
-                f"crashcart {COMMAND}: error: no region: pass --region or configure one",
-                file=sys.stderr,
-            )
-            return int(ExitCode.USAGE)
-        regions = [session.region_name]
+    except CommandError as error:
+        report_error(COMMAND, error.message)
+        return error.exit_code
     config = client_config()
 
     def client_for(region: str) -> EC2Client:
         return session.client("ec2", region_name=region, config=config)
 
     report = scan(client_for, regions, tag=tag, max_age_seconds=args.max_age_seconds)
-    for failure in report.errors:
-        print(f"crashcart {COMMAND}: error: {failure.region}: {failure.message}", file=sys.stderr)
+    # Credentials fail the same way in every region: said once, in the shared words.
+    for message in dict.fromkeys(
+        failure.message
+        if is_credentials_problem(failure.code)
+        else f"{failure.region}: {failure.message}"
+        for failure in report.errors
+    ):
+        report_error(COMMAND, message)
     if args.json:
         print(json.dumps(report.to_json(include_armed=args.all), indent=2))
     else:
@@ -548,14 +488,13 @@ def client_config() -> Config:
 
 
 def _exit_code_epilog() -> str:
-    return "\n".join(
+    return exit_code_epilog(
         [
-            "exit codes:",
-            "  0  every running opted-in instance is attested armed",
-            "  1  crashcart failed",
-            "  2  usage error",
-            "  3  could not list (an AWS error; wins over 9)",
-            "  9  some running opted-in instance is not armed, stale, missing or unparseable",
+            (0, "every running opted-in instance is attested armed"),
+            (1, "crashcart failed (a bug)"),
+            (2, "usage error (bad arguments, no or malformed region)"),
+            (3, "could not list: credentials, permission, throttling, network (wins over 9)"),
+            (9, "some running opted-in instance is not armed, stale, missing or unparseable"),
         ]
     )
 

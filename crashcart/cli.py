@@ -21,6 +21,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
+from crashcart.cli_support import add_version_argument
+
 #: Modules that each register one or more subcommands through ``add_parser(subparsers)``.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "crashcart.permissions_check",
@@ -36,7 +38,9 @@ def build_parser(modules: Sequence[str] = SUBCOMMAND_MODULES) -> argparse.Argume
     parser = argparse.ArgumentParser(
         prog="crashcart",
         description="crashcart: the EC2 kernel-hang diagnosis loop, from the command line",
+        epilog="Run 'crashcart COMMAND --help' for a command's options and exit codes.",
     )
+    add_version_argument(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in modules:
         module = importlib.import_module(name)

@@ -10,8 +10,9 @@ Exit codes (the first problem found, in this order, decides):
 ==== =======================================================================
 0    ready: allowed, opted in, running, a verified (x86_64 Nitro) type
 1    crashcart itself failed (a bug: please report the traceback)
-2    usage error (bad arguments, malformed instance id)
+2    usage error (bad arguments, malformed instance id, no or malformed region)
 3    could not check: the instance does not exist here, or an AWS call failed
+     (credentials - none, expired or an unknown ``--profile`` -, permission, network)
 4    denied: IAM does not let the caller interrupt this instance
 5    not opted in: the instance lacks the opt-in tag (or has another value)
 6    unsupported type: Xen-based or A1 instance types cannot take the interrupt
@@ -33,6 +34,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from crashcart.cli_support import (
+    EXIT_USAGE,
+    CommandError,
+    add_command,
+    aws_session,
+    exit_code_epilog,
+    explain_aws_error,
+    is_credentials_problem,
+    report_error,
+)
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
 
@@ -74,6 +85,9 @@ class Finding:
     topic: str
     message: str
     problem: Outcome | None = None
+    #: The problem is the caller's credentials or network, not the instance (the command
+    #: also reports it on stderr, in the words every crashcart command uses).
+    credentials: bool = False
 
     @property
     def ok(self) -> bool:
@@ -155,6 +169,8 @@ def _check_permission(ec2: EC2Client, instance_id: str) -> Finding:
             )
         if code.startswith("InvalidInstanceID"):
             return Finding(topic, f"no such instance here ({code})", Outcome.CHECK_FAILED)
+        if is_credentials_problem(code):
+            return _credentials_finding(topic, error, ec2, "SendDiagnosticInterrupt")
         return Finding(topic, f"the DryRun call failed: {code}: {message}", Outcome.CHECK_FAILED)
     return Finding(
         topic,
@@ -171,6 +187,9 @@ def _describe_instance(
         response = ec2.describe_instances(InstanceIds=[instance_id])
     except Exception as error:
         code, message = _error_code(error)
+        if is_credentials_problem(code):
+            findings.append(_credentials_finding("instance", error, ec2, "DescribeInstances"))
+            return None
         if code.startswith("InvalidInstanceID"):
             text = f"no instance {instance_id} in this region ({code})"
         else:
@@ -299,6 +318,11 @@ def classify_instance_type(
     )
 
 
+def _credentials_finding(topic: str, error: Exception, ec2: EC2Client, call: str) -> Finding:
+    _code, text = explain_aws_error(error, ec2.meta.region_name, call=call)
+    return Finding(topic, text, Outcome.CHECK_FAILED, credentials=True)
+
+
 def _error_code(error: Exception) -> tuple[str, str]:
     response = getattr(error, "response", None)
     if isinstance(response, dict):
@@ -309,12 +333,12 @@ def _error_code(error: Exception) -> tuple[str, str]:
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``crashcart check-permissions`` (see :mod:`crashcart.cli`)."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         COMMAND,
         help="may I interrupt this instance, and can it take the interrupt? (DryRun only)",
-        description=__doc__.split("\n\n", 1)[0],
+        doc=__doc__,
         epilog=_exit_code_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--instance-id", required=True, help="e.g. i-0123456789abcdef0")
     parser.add_argument("--region", help="the instance's region. Default: the AWS config's")
@@ -333,36 +357,28 @@ def run(args: argparse.Namespace) -> int:
                 f"instance id {args.instance_id!r} is not an EC2 instance id such as "
                 "'i-0123456789abcdef0'"
             )
+        session, (region,) = aws_session(args.profile, [args.region] if args.region else None)
     except ConfigurationError as error:
-        print(f"crashcart {COMMAND}: error: {error}", file=sys.stderr)
-        return 2
-    import boto3  # deferred: keeps `crashcart --help` fast
-    from botocore.exceptions import ProfileNotFound
-
-    try:
-        session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
-    except ProfileNotFound as error:
-        print(f"crashcart {COMMAND}: error: {error}", file=sys.stderr)
-        return 2
-    if not session.region_name:
-        print(
-            f"crashcart {COMMAND}: error: no region: pass --region or configure one",
-            file=sys.stderr,
-        )
-        return 2
-    report = check_permissions(session.client("ec2"), args.instance_id, tag=tag)
+        report_error(COMMAND, str(error))
+        return EXIT_USAGE
+    except CommandError as error:
+        report_error(COMMAND, error.message)
+        return error.exit_code
+    report = check_permissions(session.client("ec2", region_name=region), args.instance_id, tag=tag)
+    for message in dict.fromkeys(f.message for f in report.findings if f.credentials):
+        report_error(COMMAND, message)
     print(report.render())
     return report.exit_code
 
 
 def _exit_code_epilog() -> str:
-    lines = ["exit codes:", "  0  ready", "  1  crashcart failed", "  2  usage error"]
-    lines += [
-        f"  {outcome.value}  {outcome.name.lower().replace('_', ' ')}"
+    codes = [(0, "ready"), (1, "crashcart failed (a bug)"), (2, "usage error")]
+    codes += [
+        (outcome.value, outcome.name.lower().replace("_", " "))
         for outcome in Outcome
         if outcome is not Outcome.READY
     ]
-    return "\n".join(lines)
+    return exit_code_epilog(codes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

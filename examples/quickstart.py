@@ -2,13 +2,15 @@
 
 A tooling stack bakes kdump-ready AMIs and keeps their kernels' debug symbols; a workload
 stack watches opted-in instances, interrupts a hung one (dry run first), collects its dump,
-makes the full triage report and lets on-call engineers interrupt by hand.
+makes the full triage report, notifies on-call and lets them interrupt by hand or stop
+everything with the kill switch. Deploy it with ``cdk deploy --all`` (README: Deploy).
 """
 
 from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns_subscriptions as subscriptions
 
 from crashcart import OptInTag
 from crashcart.constructs import (
@@ -43,6 +45,7 @@ def build(app: cdk.App) -> list[cdk.Stack]:
         evidence_bucket=dumps.bucket,
         evidence_key=dumps.encryption_key,
         dry_run=True,  # shadow mode: every guard runs, the interrupt is a DryRun call
+        notifications=[subscriptions.EmailSubscription("oncall@example.com")],
     )
     dumps.notify_incidents(incidents=remediation.incidents)
     # triage: a Fargate task per dump writes the full report with the kernel's symbols
@@ -60,9 +63,11 @@ def build(app: cdk.App) -> list[cdk.Stack]:
         encryption_key=remediation.key,
     )
 
-    # people: on-call may interrupt tagged instances by hand, never tag them
+    # people: on-call may interrupt tagged instances by hand (never tag them), and may
+    # stop every interrupt at once with the kill switch
     on_call = iam.Role(workload, "OnCall", assumed_by=iam.AccountRootPrincipal())
     DiagnosticInterruptOperatorPolicy(workload, "OnCallInterrupt", tag=tag, roles=[on_call])
+    remediation.grant_kill_switch(on_call)
     return [tooling, workload]
 
 

@@ -26,6 +26,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from crashcart import _props as props
 from crashcart.compliance import acknowledge, acknowledge_all
 from crashcart.constructs._access_logs import access_logs_bucket
 from crashcart.constructs._crash_dump_settings import (
@@ -108,7 +109,32 @@ class CrashDumpBucket(Construct):
             Default: none; call :meth:`grant_agent` later.
         :param removal_policy: what happens to the bucket (and a created key) on stack
             deletion. Default: RETAIN - dumps are evidence.
+        :raises ConfigurationError: a prop of the wrong type, or an invalid setting.
         """
+        owner = "CrashDumpBucket"
+        props.check(
+            owner,
+            "encryption_key",
+            encryption_key,
+            kms.IKey,
+            example="kms.Key(self, 'DumpKey', enable_key_rotation=True)",
+            optional=True,
+        )
+        props.check(
+            owner,
+            "lifecycle",
+            lifecycle,
+            DumpLifecycle,
+            example="DumpLifecycle(expire_after=cdk.Duration.days(90))",
+            optional=True,
+        )
+        props.check_sequence(
+            owner,
+            "instance_roles",
+            instance_roles,
+            lambda name, role: props.check(owner, name, role, iam.IRole, example="an iam.Role"),
+            what="iam.IRole",
+        )
         super().__init__(scope, construct_id)
         # Server access logs are authorised by a bucket policy on the log bucket, not by
         # the legacy LogDeliveryWrite ACL (ACLs stay disabled: BucketOwnerEnforced).
@@ -500,6 +526,8 @@ class CrashDumpBucket(Construct):
             a reservation fails the deploy in accounts with a small concurrency quota.
         :param log_retention: how long the function's logs are kept. Default: one year.
         """
+        owner = "CrashDumpBucket.notify_incidents"
+        props.check(owner, "incidents", incidents, IncidentStore, example="remediation.incidents")
         table, topic = incidents.table, incidents.topic
         if self.dump_arrival_function is not None:
             raise ConfigurationError(

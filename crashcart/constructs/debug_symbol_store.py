@@ -29,6 +29,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from crashcart import _props as props
 from crashcart.compliance import acknowledge, acknowledge_all
 from crashcart.constructs._access_logs import access_logs_bucket
 from crashcart.errors import ConfigurationError
@@ -126,6 +127,14 @@ class DebugSymbolStore(Construct):
             fails on a bucket that still holds objects). Default: RETAIN - symbols outlive
             the stack as long as AMIs of their kernels exist.
         """
+        props.check(
+            "DebugSymbolStore",
+            "encryption_key",
+            encryption_key,
+            kms.IKey,
+            example="kms.Key(self, 'SymbolKey', enable_key_rotation=True)",
+            optional=True,
+        )
         super().__init__(scope, construct_id)
         # Server access logs are authorised by a bucket policy on the log bucket, not by
         # the legacy LogDeliveryWrite ACL (ACLs stay disabled: BucketOwnerEnforced).

@@ -33,6 +33,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from crashcart import _props as props
 from crashcart.compliance import acknowledge
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
@@ -108,6 +109,14 @@ def grant_diagnostic_interrupt(
     :raises ConfigurationError: an empty region or account list, a region that is not a
         region name, an account id that is not 12 digits.
     """
+    props.check(
+        "grant_diagnostic_interrupt",
+        "grantee",
+        grantee,
+        iam.IGrantable,
+        example="an iam.Role or a lambda_.Function",
+    )
+    _check_tag("grant_diagnostic_interrupt", tag)
     scope = _resolve_scope(grantee, regions=regions, accounts=accounts)
     grant = iam.Grant.add_to_principal(
         grantee=grantee,
@@ -143,6 +152,7 @@ def interrupt_statement(
         (SAML, IAM Identity Center) sessions often do not carry that key, so for them this
         silently denies: see docs/access.md.
     """
+    _check_tag("interrupt_statement", tag)
     _check_regions(regions)
     _check_accounts(accounts)
     conditions: dict[str, dict[str, object]] = dict(opt_in_condition(tag))
@@ -178,6 +188,7 @@ def tag_tamper_deny_statements(
     The resources are every instance in every region and account
     (``arn:${AWS::Partition}:ec2:*:*:instance/*``): a deny is safe to state broadly.
     """
+    _check_tag("tag_tamper_deny_statements", tag)
     any_instance = f"arn:{cdk.Aws.PARTITION}:ec2:*:*:instance/*"
     key_condition = {TAG_KEYS_OPERATOR: {"aws:TagKeys": [tag.key]}}
     return [
@@ -407,7 +418,24 @@ class DiagnosticInterruptOperatorPolicy(Construct):
         :param users: users to attach the policy to. Default: none.
         :param description: the managed policy's description. Default: a sentence naming the
             opt-in tag.
+        :raises ConfigurationError: a prop of the wrong type; invalid regions or accounts.
         """
+        owner = "DiagnosticInterruptOperatorPolicy"
+        _check_tag(owner, tag)
+        for name, values, interface in (
+            ("roles", roles, iam.IRole),
+            ("groups", groups, iam.IGroup),
+            ("users", users, iam.IUser),
+        ):
+            props.check_sequence(
+                owner,
+                name,
+                values,
+                lambda item_name, item, interface=interface: props.check(
+                    owner, item_name, item, interface, example=f"an iam.{interface.__name__[1:]}"
+                ),
+                what=f"iam.{interface.__name__}",
+            )
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self.tag = tag
@@ -466,3 +494,7 @@ class DiagnosticInterruptOperatorPolicy(Construct):
             "support no resource-level permissions, so their only valid resource is *; they "
             "are read-only and the statement holds nothing else",
         )
+
+
+def _check_tag(owner: str, tag: object) -> None:
+    props.check(owner, "tag", tag, OptInTag, example="OptInTag(key='team:nmi', value='yes')")

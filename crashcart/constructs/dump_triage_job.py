@@ -36,6 +36,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from crashcart import _props as props
 from crashcart.compliance import acknowledge, acknowledge_all
 from crashcart.constructs._service_access import (
     QueueTarget,
@@ -151,6 +152,110 @@ class TriageTaskSize:
         self.timeout_seconds = int(seconds)
 
 
+def _check_prop_types(**values: object) -> None:
+    """A prop of the wrong type fails here, naming it, not as an AttributeError later."""
+    from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
+    from crashcart.constructs.debug_symbol_store import DebugSymbolStore
+
+    owner = "DumpTriageJob"
+    props.check(
+        owner, "dumps", values["dumps"], CrashDumpBucket, example="CrashDumpBucket(self, 'Dumps')"
+    )
+    props.check(
+        owner, "incidents", values["incidents"], IncidentStore, example="remediation.incidents"
+    )
+    props.check(
+        owner,
+        "symbols",
+        values["symbols"],
+        DebugSymbolStore,
+        example="DebugSymbolStore(self, 'Symbols')",
+        optional=True,
+    )
+    props.check(
+        owner,
+        "vpc",
+        values["vpc"],
+        ec2.IVpc,
+        example="ec2.Vpc.from_lookup(self, 'Vpc', vpc_id='vpc-...')",
+        optional=True,
+    )
+    props.check(
+        owner,
+        "size",
+        values["size"],
+        TriageTaskSize,
+        example="TriageTaskSize(memory_mib=8192)",
+        optional=True,
+    )
+    props.check(
+        owner,
+        "image",
+        values["image"],
+        ecs.ContainerImage,
+        example="ecs.ContainerImage.from_ecr_repository(repo, 'v1')",
+        optional=True,
+    )
+
+
+def _refuse_public_subnets(vpc: ec2.IVpc, selection: ec2.SubnetSelection) -> None:
+    """The task parses untrusted memory images: never in a public subnet, where knowable.
+
+    A selection by type ``PUBLIC``, or one that resolves to any of the VPC's known public
+    subnets (by group name, or by listing them), is refused. Subnets the VPC does not
+    describe (imported by id alone) cannot be judged at synth: the task still gets no public
+    IP (``assign_public_ip=False``), and without one a public subnet gives it no route out
+    (aws-assumption: fargate-public-subnet-no-public-ip).
+    """
+    if selection.subnet_type == ec2.SubnetType.PUBLIC:
+        raise ConfigurationError(
+            "DumpTriageJob subnets=SubnetSelection(subnet_type=PUBLIC): the triage task reads "
+            "crash dumps (memory images holding keys, secrets and personal data) with C "
+            "parsers; it runs only in private subnets. Use PRIVATE_WITH_EGRESS (NAT) or "
+            "PRIVATE_ISOLATED subnets with VPC endpoints for S3, DynamoDB, ECR, CloudWatch "
+            "Logs and SNS"
+        )
+    try:
+        chosen = vpc.select_subnets(
+            availability_zones=selection.availability_zones,
+            one_per_az=selection.one_per_az,
+            subnet_filters=selection.subnet_filters,
+            subnet_group_name=selection.subnet_group_name,
+            subnet_type=selection.subnet_type,
+            subnets=selection.subnets,
+        ).subnets
+    except Exception as error:  # jsii raises RuntimeError("There are no 'Private' subnet ...")
+        hint = ""
+        if "subnet groups" in str(error):
+            hint = (
+                ". By default the task runs in the VPC's PRIVATE_WITH_EGRESS subnets; for a VPC "
+                "with isolated subnets and VPC endpoints pass subnets=ec2.SubnetSelection("
+                "subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)"
+            )
+        raise ConfigurationError(f"DumpTriageJob subnets: {_first_line(error)}{hint}") from None
+    public = {subnet.node.path for subnet in vpc.public_subnets}
+    public_ids = {
+        subnet.subnet_id
+        for subnet in vpc.public_subnets
+        if not cdk.Token.is_unresolved(subnet.subnet_id)
+    }
+    for subnet in chosen:
+        if subnet.node.path in public or subnet.subnet_id in public_ids:
+            shown = (
+                subnet.node.path if cdk.Token.is_unresolved(subnet.subnet_id) else subnet.subnet_id
+            )
+            raise ConfigurationError(
+                f"DumpTriageJob subnets: {shown} "
+                "is a public subnet of the VPC: the triage task reads crash dumps (memory "
+                "images) and runs only in private subnets; select PRIVATE_WITH_EGRESS or "
+                "PRIVATE_ISOLATED subnets"
+            )
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
 class DumpTriageJob(Construct):
     """An ECS Fargate task per shipped dump: full drgn report, incident update, notification.
 
@@ -202,7 +307,18 @@ class DumpTriageJob(Construct):
         :param image: the job's container image. Default: built from
             ``crashcart/triage/Dockerfile`` at deploy time (a CDK Docker asset).
         :param log_retention: how long the task's logs are kept. Default: one year.
+        :raises ConfigurationError: a prop of the wrong type; ``subnets`` without ``vpc``;
+            subnets that are public (a task that reads memory images never gets a public IP
+            and never runs in a subnet with a route to an internet gateway).
         """
+        _check_prop_types(
+            dumps=dumps,
+            incidents=incidents,
+            symbols=symbols,
+            vpc=vpc,
+            size=size,
+            image=image,
+        )
         super().__init__(scope, construct_id)
         table, topic = incidents.table, incidents.topic
         size = size or TriageTaskSize()
@@ -222,6 +338,8 @@ class DumpTriageJob(Construct):
                 else ec2.SubnetType.PRIVATE_WITH_EGRESS
             )
         )
+        if vpc is not None:
+            _refuse_public_subnets(vpc, self._subnets)
         #: The ECS cluster (Container Insights on).
         self.cluster = ecs.Cluster(
             self,

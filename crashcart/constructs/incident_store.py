@@ -32,6 +32,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from crashcart import _props as props
 from crashcart.constructs._remediation_nag import acknowledge_packs
 from crashcart.constructs._service_access import allow_alarm_actions
 from crashcart.errors import ConfigurationError
@@ -105,6 +106,21 @@ class IncidentStore(Construct):
         :param topic_display_name: the display name of a topic this construct creates.
             Default: ``crashcart incidents``.
         """
+        owner = "IncidentStore"
+        props.check(
+            owner, "table", table, dynamodb.ITable, example="a dynamodb.Table", optional=True
+        )
+        props.check(
+            owner,
+            "encryption_key",
+            encryption_key,
+            kms.IKey,
+            example="kms.Key(self, 'Key', enable_key_rotation=True)",
+            optional=True,
+        )
+        props.check(
+            owner, "topic", topic, sns.ITopic, example="sns.Topic(self, 'Topic')", optional=True
+        )
         super().__init__(scope, construct_id)
         if table is not None:
             if encryption_key is not None:

@@ -33,6 +33,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from crashcart import _props as props
 from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.function_code import INCIDENT_SWEEP
 from crashcart.constructs._lambda_functions import (
@@ -165,6 +166,16 @@ class DumpOverdueSweep(Construct):
             concurrency quota, and overlapping sweeps are safe (each flag is a conditional
             write; at worst one incident is notified twice).
         """
+        owner = "DumpOverdueSweep"
+        props.check(owner, "incidents", incidents, IncidentStore, example="remediation.incidents")
+        props.check(
+            owner,
+            "encryption_key",
+            encryption_key,
+            kms.IKey,
+            example="remediation.key",
+            optional=True,
+        )
         super().__init__(scope, construct_id)
         table, topic = incidents.table, incidents.topic
         schedule = schedule or cdk.Duration.minutes(5)

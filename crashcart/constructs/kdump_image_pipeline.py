@@ -23,6 +23,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from crashcart import _props as props
 from crashcart.compliance import acknowledge, acknowledge_all, skip_checkov
 from crashcart.components.debug_symbols import (
     BUCKET_PARAMETER,
@@ -86,6 +87,39 @@ def _ami_distribution(
     if accounts:
         config["LaunchPermissionConfiguration"] = {"UserIds": accounts}
     return config
+
+
+def _check_prop_types(**values: object) -> None:
+    """A prop of the wrong type fails here, naming it, not as an AttributeError later."""
+    owner = "KdumpImagePipeline"
+    optional: tuple[tuple[str, type, str], ...] = (
+        ("kdump", KdumpSettings, "KdumpSettings(crashkernel='256M')"),
+        ("windows_crash_dump", WindowsCrashDumpSettings, "WindowsCrashDumpSettings()"),
+        ("parent_image", ParentImage, "ParentImage.from_ssm_parameter('/aws/service/...')"),
+        ("hardening", Hardening, "Hardening.none(reason='...')"),
+        ("subnet", ec2.ISubnet, "vpc.private_subnets[0]"),
+        ("key", kms.IKey, "kms.Key(self, 'ImageKey', enable_key_rotation=True)"),
+        ("log_bucket", s3.IBucket, "s3.Bucket(self, 'BuildLogs')"),
+        ("topic", sns.ITopic, "sns.Topic(self, 'Topic')"),
+        ("schedule", PipelineSchedule, "PipelineSchedule.cron('cron(0 3 ? * sun *)')"),
+        ("debug_symbols", DebugSymbolStore, "DebugSymbolStore(self, 'Symbols')"),
+    )
+    for name, expected, example in optional:
+        props.check(owner, name, values[name], expected, example=example, optional=True)
+    for name, expected, what in (
+        ("security_groups", ec2.ISecurityGroup, "ec2.ISecurityGroup"),
+        ("distribution", DistributionTarget, "DistributionTarget"),
+    ):
+        if values[name] is not None:
+            props.check_sequence(
+                owner,
+                name,
+                values[name],
+                lambda item_name, item, expected=expected, what=what: props.check(
+                    owner, item_name, item, expected, example=what
+                ),
+                what=what,
+            )
 
 
 class KdumpImagePipeline(Construct):
@@ -182,6 +216,20 @@ class KdumpImagePipeline(Construct):
             ConfigurationError). Default: None - no symbols published (triage falls back to
             the kernel log the dump carries).
         """
+        _check_prop_types(
+            kdump=kdump,
+            windows_crash_dump=windows_crash_dump,
+            parent_image=parent_image,
+            hardening=hardening,
+            subnet=subnet,
+            security_groups=security_groups,
+            key=key,
+            log_bucket=log_bucket,
+            topic=topic,
+            distribution=distribution,
+            schedule=schedule,
+            debug_symbols=debug_symbols,
+        )
         super().__init__(scope, construct_id)
         # Server access logs are delivered under a bucket policy, not an ACL (the
         # recommended setting; set for this construct's subtree before any child exists).

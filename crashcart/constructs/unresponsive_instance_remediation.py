@@ -59,6 +59,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IValidation
 
+from crashcart import _props as props
 from crashcart.constructs._internal.function_code import REMEDIATION as REMEDIATION_FUNCTION
 from crashcart.constructs._lambda_functions import (
     acknowledge_plain_environment,
@@ -75,11 +76,16 @@ from crashcart.constructs.diagnostic_interrupt_access import (
     grant_diagnostic_interrupt,
     nag_rendering,
 )
-from crashcart.constructs.incident_store import REMEDIATION_ACTIONS, IncidentStore
+from crashcart.constructs.incident_store import (
+    BREAKER_RESET_ACTIONS,
+    REMEDIATION_ACTIONS,
+    IncidentStore,
+)
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
 from crashcart.runtime import dumps, metrics
 from crashcart.runtime import environment as variables
+from crashcart.runtime.incident import BREAKER_PREFIX
 
 #: CloudFormation's hard limit of resources per stack.
 MAX_STACK_RESOURCES: Final = 500
@@ -406,6 +412,7 @@ class UnresponsiveInstanceRemediation(Construct):
         dry_run: bool = True,
         incidents: IncidentStore | None = None,
         topic: sns.ITopic | None = None,
+        notifications: Sequence[sns.ITopicSubscription] = (),
         encryption_key: kms.IKey | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         reserved_concurrency: int | None = None,
@@ -448,6 +455,11 @@ class UnresponsiveInstanceRemediation(Construct):
             (or key) imported by ARN cannot be changed here: its owner must allow that
             (docs/remediation.md), and a synth warning says so. Default: a new topic,
             encrypted with ``encryption_key``, TLS-only.
+        :param notifications: subscriptions to add to the topic, e.g.
+            ``[sns_subscriptions.EmailSubscription("oncall@example.com")]`` or a
+            ``UrlSubscription("https://...")`` (each recipient confirms the subscription
+            first). Default: none - subscribe later with ``topic.add_subscription(...)``;
+            until something subscribes, notifications reach nobody.
         :param encryption_key: the customer KMS key for the queues and the log group, and
             for the table and topic when ``incidents`` is not given. A key you bring must
             allow the ``logs``, ``events`` and ``cloudwatch`` service principals (see docs).
@@ -473,6 +485,26 @@ class UnresponsiveInstanceRemediation(Construct):
             deletion-protected).
         :raises ConfigurationError: for every invalid value, with what is allowed and why.
         """
+        subscriptions = _check_prop_types(
+            evidence_bucket=evidence_bucket,
+            evidence_key=evidence_key,
+            tag=tag,
+            alarm_window=alarm_window,
+            guards=guards,
+            breaker=breaker,
+            topic=topic,
+            notifications=notifications,
+            encryption_key=encryption_key,
+            vpc=vpc,
+        )
+        props.check(
+            "UnresponsiveInstanceRemediation",
+            "incidents",
+            incidents,
+            IncidentStore,
+            example="IncidentStore(self, 'Incidents')",
+            optional=True,
+        )
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         watched = _check_mode(instances, fleet)
@@ -545,6 +577,20 @@ class UnresponsiveInstanceRemediation(Construct):
         self._allow_services_on_key()
         self.table = incidents.table
         self.topic: sns.ITopic = incidents.topic
+        #: The topic subscriptions added from ``notifications`` (each recipient confirms
+        #: first; aws-assumption: sns-subscription-confirmation).
+        self.subscriptions: list[sns.Subscription] = [
+            self.topic.add_subscription(subscription) for subscription in subscriptions
+        ]
+        for added in self.subscriptions:
+            acknowledge_finding(
+                added,
+                "Serverless::Serverless-SNSRedrivePolicy",
+                "a notification is a copy for people: every incident, skip and failure it "
+                "reports is also recorded in the incident table and the function's log, and "
+                "SNS counts undeliverable ones (NumberOfNotificationsFailed); a redrive queue "
+                "would keep a second copy of incident text nobody reads",
+            )
 
         # aws-assumption: ssm-kill-switch-parameter
         self.kill_switch = ssm.StringParameter(
@@ -726,17 +772,116 @@ class UnresponsiveInstanceRemediation(Construct):
         (each is also notified; later skips of the same instance count only as skipped)."""
         return self.metric(OUTCOME_METRICS["unattested_first_skip"], **props)
 
-    def grant_reset_breaker(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` read and reset the circuit-breaker items, and nothing else
-        (:meth:`IncidentStore.grant_reset_breaker`)."""
-        return self.incidents.grant_reset_breaker(grantee)
+    def grant_reset_breaker(self, grantee: iam.IGrantable) -> iam.ManagedPolicy:
+        """Let ``grantee`` read and reset the circuit-breaker items, and nothing else.
 
-    def grant_kill_switch(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` read and set the kill-switch parameter (``on`` / ``off``)."""
-        return iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=["ssm:GetParameter", "ssm:PutParameter"],
-            resource_arns=[self.kill_switch.parameter_arn],
+        Attaches a customer managed policy (in the grantee's stack) to the grantee's role,
+        user or group: ``dynamodb:GetItem`` / ``UpdateItem`` / ``DeleteItem`` on the incident
+        table, only for partition keys starting with ``breaker#``
+        (``dynamodb:LeadingKeys``), plus the table key's use. A managed policy, not an
+        inline one, so that compliance packs that forbid inline policies (NIST 800-53,
+        HIPAA, PCI DSS ``IAMNoInlinePolicy``) pass in the grantee's stack. To put the
+        statements in a policy of your own instead, use :meth:`reset_breaker_statements`.
+        Calling it twice for one grantee returns the same policy.
+
+        :raises ConfigurationError: the grantee's principal is not a role, user or group.
+        """
+        return self._grant_policy(
+            grantee,
+            "ResetBreaker",
+            self.reset_breaker_statements(),
+            "crashcart: read and reset the remediation circuit breakers",
+        )
+
+    def reset_breaker_statements(self) -> list[iam.PolicyStatement]:
+        """The statements :meth:`grant_reset_breaker` grants, for a policy of your own."""
+        return [
+            iam.PolicyStatement(
+                sid="CrashcartResetBreaker",
+                actions=list(BREAKER_RESET_ACTIONS),
+                resources=[self.table.table_arn],
+                conditions={
+                    # aws-assumption: dynamodb-fine-grained-keys
+                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{BREAKER_PREFIX}*"]},
+                },
+            ),
+            iam.PolicyStatement(
+                sid="CrashcartResetBreakerKey",
+                actions=list(KEY_ACTIONS),
+                resources=[self.key.key_arn],
+            ),
+        ]
+
+    def grant_kill_switch(self, grantee: iam.IGrantable) -> iam.ManagedPolicy:
+        """Let ``grantee`` read and set the kill-switch parameter (``on`` / ``off``).
+
+        Attaches a customer managed policy (in the grantee's stack) to the grantee's role,
+        user or group, for the reason given in :meth:`grant_reset_breaker`; the statements
+        alone are :meth:`kill_switch_statements`.
+
+        :raises ConfigurationError: the grantee's principal is not a role, user or group.
+        """
+        return self._grant_policy(
+            grantee,
+            "KillSwitch",
+            self.kill_switch_statements(),
+            "crashcart: read and set the remediation kill switch",
+        )
+
+    def kill_switch_statements(self) -> list[iam.PolicyStatement]:
+        """The statements :meth:`grant_kill_switch` grants, for a policy of your own."""
+        return [
+            iam.PolicyStatement(
+                sid="CrashcartKillSwitch",
+                actions=["ssm:GetParameter", "ssm:PutParameter"],
+                resources=[self.kill_switch.parameter_arn],
+            )
+        ]
+
+    def _grant_policy(
+        self,
+        grantee: iam.IGrantable,
+        what: str,
+        statements: list[iam.PolicyStatement],
+        description: str,
+    ) -> iam.ManagedPolicy:
+        owner = f"UnresponsiveInstanceRemediation.grant_{_snake(what)}"
+        props.check(owner, "grantee", grantee, iam.IGrantable, example="an iam.Role")
+        principal = grantee.grant_principal
+        attach: dict[str, list[Any]] = {"roles": [], "users": [], "groups": []}
+        for kind, interface in (("roles", iam.IRole), ("users", iam.IUser), ("groups", iam.IGroup)):
+            if props.implements(principal, interface):
+                attach[kind].append(principal)
+                break
+        else:
+            raise ConfigurationError(
+                f"{owner}: the grantee's principal (a {type(principal).__name__}) is not "
+                "an IAM role, user or group, so no customer managed policy can be attached "
+                "to it; put "
+                f"{_snake(what)}_statements() in a policy of your own instead"
+            )
+        digest = hashlib.sha256(self.node.path.encode()).hexdigest()[:8]
+        if isinstance(principal, Construct):
+            # In the grantee's own stack, as an inline grant would be.
+            scope: Construct = principal
+            policy_id = f"Crashcart{what}{digest}"
+        else:
+            # An imported role (a jsii interface proxy, not a construct): here.
+            node = getattr(principal, "node", None)
+            name = node.path if node is not None else repr(principal)
+            scope = self
+            policy_id = f"{what}Grant{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        existing = scope.node.try_find_child(policy_id)
+        if isinstance(existing, iam.ManagedPolicy):
+            return existing
+        return iam.ManagedPolicy(
+            scope,
+            policy_id,
+            description=f"{description} ({self.node.path})",
+            statements=statements,
+            roles=attach["roles"],
+            users=attach["users"],
+            groups=attach["groups"],
         )
 
     # -- building blocks -----------------------------------------------------------------
@@ -1110,6 +1255,68 @@ def _check_int(name: str, value: object, low: int, high: int) -> None:
         return
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise ConfigurationError(f"{name}={value!r}: must be a whole number from {low} to {high}")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _check_prop_types(
+    *,
+    evidence_bucket: object,
+    evidence_key: object,
+    tag: object,
+    alarm_window: object,
+    guards: object,
+    breaker: object,
+    topic: object,
+    notifications: object,
+    encryption_key: object,
+    vpc: object,
+) -> list[sns.ITopicSubscription]:
+    """A prop of the wrong type fails here, naming it, not as an AttributeError later."""
+    owner = "UnresponsiveInstanceRemediation"
+    props.check(owner, "evidence_bucket", evidence_bucket, s3.IBucket, example="dumps.bucket")
+    props.check(
+        owner, "evidence_key", evidence_key, kms.IKey, example="dumps.encryption_key", optional=True
+    )
+    props.check(owner, "tag", tag, OptInTag, example="OptInTag(key='team:nmi', value='yes')")
+    props.check(
+        owner,
+        "alarm_window",
+        alarm_window,
+        AlarmWindow,
+        example="AlarmWindow(evaluation_periods=3, datapoints_to_alarm=3)",
+    )
+    props.check(owner, "guards", guards, InterruptGuards, example="InterruptGuards(daily_budget=1)")
+    props.check(
+        owner, "breaker", breaker, CircuitBreaker, example="CircuitBreaker(fleet_threshold=5)"
+    )
+    props.check(
+        owner, "topic", topic, sns.ITopic, example="sns.Topic(self, 'Topic')", optional=True
+    )
+    props.check(
+        owner,
+        "encryption_key",
+        encryption_key,
+        kms.IKey,
+        example="kms.Key(self, 'Key', enable_key_rotation=True)",
+        optional=True,
+    )
+    props.check(owner, "vpc", vpc, ec2.IVpc, example="ec2.Vpc(self, 'Vpc')", optional=True)
+
+    def subscription(name: str, item: object) -> None:
+        props.check(
+            owner,
+            name,
+            item,
+            sns.ITopicSubscription,
+            example="sns_subscriptions.EmailSubscription('oncall@example.com')",
+        )
+
+    return props.check_sequence(
+        owner, "notifications", notifications, subscription, what="sns.ITopicSubscription"
+    )
 
 
 def _check_mode(

@@ -10,26 +10,47 @@ from __future__ import annotations
 import aws_cdk as cdk
 
 from crashcart.opt_in import OptInTag
+from crashcart.stacks.settings import CONTEXT_KEYS, ReferenceSettings
 
-#: CDK context keys the reference app reads (``cdk synth -c key=value``).
+#: CDK context keys the reference app reads (``cdk synth -c key=value``); all of them are
+#: in :data:`crashcart.stacks.settings.CONTEXT_KEYS`.
 CONTEXT_ACCOUNT = "crashcart:account"
 CONTEXT_REGION = "crashcart:region"
+
+__all__ = [
+    "CONTEXT_ACCOUNT",
+    "CONTEXT_KEYS",
+    "CONTEXT_REGION",
+    "ReferenceSettings",
+    "build_reference_app",
+    "reference_environment",
+]
 
 
 def reference_environment(app: cdk.App) -> cdk.Environment:
     """The account and region from context; without them the stacks are environment-agnostic."""
-    account = app.node.try_get_context(CONTEXT_ACCOUNT)
-    region = app.node.try_get_context(CONTEXT_REGION)
-    return cdk.Environment(account=account or None, region=region or None)
+    settings = ReferenceSettings.from_context(app.node.get_all_context())
+    return cdk.Environment(account=settings.account, region=settings.region)
 
 
 def build_reference_app(app: cdk.App) -> list[cdk.Stack]:
-    """Add the reference stacks to ``app`` and return them."""
+    """Add the reference stacks to ``app`` and return them.
+
+    What is deployed follows the app's CDK context (:mod:`crashcart.stacks.settings`, the
+    table in docs/operations.md): dry-run or armed, the fleet or listed instances, with or
+    without the triage job, and who is notified.
+
+    :raises ConfigurationError: a context value that is not allowed (naming the key).
+    """
+    from aws_cdk import aws_sns as sns
+    from aws_cdk import aws_sns_subscriptions as subscriptions
+
     from crashcart.stacks.access import CrashcartAccessStack
     from crashcart.stacks.image_pipeline import CrashcartImagePipelineStack
     from crashcart.stacks.remediation import CrashcartRemediationStack
 
-    env = reference_environment(app)
+    settings = ReferenceSettings.from_context(app.node.get_all_context())
+    env = cdk.Environment(account=settings.account, region=settings.region)
     tag = OptInTag()
     images = CrashcartImagePipelineStack(
         app,
@@ -44,12 +65,21 @@ def build_reference_app(app: cdk.App) -> list[cdk.Stack]:
         env=env,
         description="crashcart: operator access to diagnostic interrupts on opted-in instances",
     )
+    notifications: list[sns.ITopicSubscription] = [
+        subscriptions.EmailSubscription(address) for address in settings.notify_emails
+    ]
+    notifications += [subscriptions.UrlSubscription(url) for url in settings.notify_urls]
+    mode = "dry run" if settings.dry_run else "armed"
     remediation = CrashcartRemediationStack(
         app,
         "CrashcartRemediation",
         tag=tag,
-        symbol_store=images.debug_symbols,
+        dry_run=settings.dry_run,
+        instance_ids=settings.instance_ids,
+        full_triage=settings.triage,
+        symbol_store=images.debug_symbols if settings.triage else None,
+        notifications=notifications,
         env=env,
-        description="crashcart: status-check alarms -> guarded diagnostic interrupts (dry run)",
+        description=f"crashcart: status-check alarms -> guarded diagnostic interrupts ({mode})",
     )
     return [images, access, remediation]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
@@ -58,6 +59,7 @@ class CrashcartRemediationStack(cdk.Stack):
         evidence_key: kms.IKey | None = None,
         full_triage: bool = True,
         symbol_store: DebugSymbolStore | None = None,
+        notifications: Sequence[sns.ITopicSubscription] = (),
         **stack_kwargs: Any,
     ) -> None:
         """Create the stack.
@@ -80,6 +82,8 @@ class CrashcartRemediationStack(cdk.Stack):
         :param symbol_store: where that job finds debug vmlinux files by build id (the
             image pipeline's ``DebugSymbolStore``). Default: none - reports from the
             dump's kernel log only.
+        :param notifications: subscriptions to the notification topic (e-mail, HTTPS).
+            Default: none - subscribe to the ``TopicArn`` output yourself.
         :param stack_kwargs: passed to ``cdk.Stack`` (``env``, ``description``, ...).
         """
         super().__init__(scope, construct_id, **stack_kwargs)
@@ -110,6 +114,7 @@ class CrashcartRemediationStack(cdk.Stack):
             alarm_window=alarm_window,
             guards=guards,
             breaker=breaker,
+            notifications=notifications,
             **watch,
         )
         if self.crash_dumps is not None:
@@ -142,6 +147,12 @@ class CrashcartRemediationStack(cdk.Stack):
                 value=self.crash_dumps.parameter.parameter_name,
                 description="SSM parameter the on-instance agent reads the dump bucket from",
             )
+        cdk.CfnOutput(
+            self,
+            "RemediationFunctionName",
+            value=self.remediation.function.function_name,
+            description="Dimension FunctionName of the crashcart metrics (InterruptsDryRun, ...)",
+        )
         cdk.CfnOutput(
             self,
             "KillSwitchParameter",

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from crashcart.cli_support import add_command, add_version_argument, exit_code_epilog
+
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 3
 
@@ -33,23 +35,50 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+#: What ``crashcart triage --help`` says the command does.
+DESCRIPTION = (
+    "Triage a Linux crash dump: panic, reason, backtraces, blocked tasks and the kernel log, "
+    "as Markdown or JSON. With --vmlinux (and drgn, the [triage] extra) stacks are unwound "
+    "from memory; without either, the report is made from the kernel log beside the dump."
+)
+
+
+def _epilog() -> str:
+    return exit_code_epilog(
+        [
+            (0, "report written"),
+            (2, "bad input: missing file, not a vmcore, truncated dump, wrong vmlinux"),
+            (3, "triage failed unexpectedly (the message says what)"),
+            (130, "interrupted"),
+        ]
+    )
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``triage`` on an ``argparse`` subparsers object."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "triage",
         help="triage a crash dump (panic, reason, backtraces, blocked tasks, dmesg)",
-        description="Triage a Linux crash dump with drgn; Markdown or JSON report.",
+        doc=DESCRIPTION,
+        epilog=_epilog(),
     )
     return configure(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run triage for parsed ``args``; the exit code."""
-    from crashcart.triage.core import TriageError, triage
+    from crashcart.triage.core import DRGN_MISSING, TriageError, triage
     from crashcart.triage.report import render_markdown, to_json
 
     try:
         report = triage(args.vmcore, args.vmlinux, dmesg=args.dmesg)
+        if any(note.startswith(DRGN_MISSING) for note in report.missing):
+            print(
+                f"crashcart triage: warning: {DRGN_MISSING}: the report is made from the "
+                "kernel log only",
+                file=sys.stderr,
+            )
         text = to_json(report) if args.json else render_markdown(report)
         if args.output:
             args.output.write_text(text + "\n", encoding="utf-8")
@@ -71,11 +100,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = configure(
-        argparse.ArgumentParser(
-            prog="python -m crashcart.triage",
-            description="Triage a Linux crash dump with drgn; Markdown or JSON report.",
-        )
+    standalone = argparse.ArgumentParser(
+        prog="python -m crashcart.triage",
+        description=DESCRIPTION,
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version_argument(standalone)
+    parser = configure(standalone)
     args = parser.parse_args(argv)
     return run(args)

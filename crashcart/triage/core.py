@@ -33,6 +33,8 @@ _MAGIC = (
     (b"\x7fELF", "elf"),
 )
 _TAIL_LINES = 60
+#: The start of the ``missing`` entry of a report made without drgn (the CLI warns on it).
+DRGN_MISSING = "drgn is not installed (pip install 'crashcart[triage]')"
 _MAX_BLOCKED_TASKS = 50
 
 
@@ -193,44 +195,69 @@ def triage(vmcore: Path, vmlinux: Path | None = None, *, dmesg: Path | None = No
         build_id=info.get("BUILD-ID"),
         crash_time=_iso(int(info["CRASHTIME"])) if info.get("CRASHTIME", "").isdigit() else None,
     )
-    prog = _open(vmcore)
-    if vmlinux is None:
+    if _load_drgn() is None:
+        # The log-only report needs no drgn: it reads the kernel log shipped beside the dump
+        # (or makedumpfile's copy of it) and the VMCOREINFO note read above.
+        report.missing.append(
+            f"{DRGN_MISSING}: the dump itself was not opened (a truncated dump is not "
+            "detected), and stacks unwound from memory, tasks in D state, load average and "
+            "memory counters are not read"
+            + (f"; the vmlinux {vmlinux} was not used" if vmlinux is not None else "")
+        )
+        report.vmlinux = None
+        _report_from_log(report, vmcore, dmesg)
+    elif vmlinux is None:
+        _open(vmcore)  # refuses a truncated or damaged dump
         report.missing.append(
             "debug vmlinux not given: stacks unwound from memory with source lines, tasks "
             "in D state, load average and memory counters need the vmlinux of kernel "
             f"{report.kernel_release or '(unknown)'} (build id {report.build_id or '?'})"
         )
-        log_path = dmesg or _sibling_dmesg(vmcore)
-        text = None
-        if log_path is not None:
-            try:
-                text = log_path.read_text(encoding="utf-8", errors="replace")
-            except OSError as error:
-                report.missing.append(f"kernel log {log_path}: {error.strerror}")
-        if text is None:
-            text = _makedumpfile_dmesg(vmcore)
-        if text is None:
-            report.missing.append(
-                "kernel log: no dmesg file beside the dump and makedumpfile could not "
-                "extract it; the panic message and reason are unknown"
-            )
-        else:
-            _apply_log(report, text, stacks_from_log=True)
-            report.missing.append(
-                "backtraces below are the ones the kernel printed in its log (source: log)"
-            )
+        _report_from_log(report, vmcore, dmesg)
     else:
+        prog = _open(vmcore)
         _load_vmlinux(prog, vmlinux, report)
         _from_program(prog, report)
     report.elapsed_seconds = round(time.perf_counter() - started, 3)
     return report
 
 
-def _open(vmcore: Path) -> Any:
+def _load_drgn() -> Any | None:
+    """The drgn module, or None when it is not installed (the log-only report still works)."""
     try:
         import drgn
-    except ImportError:  # pragma: no cover - drgn is a declared dependency of triage
-        raise TriageError("drgn is not installed: pip install 'crashcart[triage]'") from None
+    except ImportError:
+        return None
+    return drgn
+
+
+def _report_from_log(report: Report, vmcore: Path, dmesg: Path | None) -> None:
+    """Panic, reason and the backtraces the kernel printed, from the kernel log."""
+    log_path = dmesg or _sibling_dmesg(vmcore)
+    text = None
+    if log_path is not None:
+        try:
+            text = log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError as error:
+            report.missing.append(f"kernel log {log_path}: {error.strerror}")
+    if text is None:
+        text = _makedumpfile_dmesg(vmcore)
+    if text is None:
+        report.missing.append(
+            "kernel log: no dmesg file beside the dump and makedumpfile could not "
+            "extract it; the panic message and reason are unknown"
+        )
+        return
+    _apply_log(report, text, stacks_from_log=True)
+    report.missing.append(
+        "backtraces below are the ones the kernel printed in its log (source: log)"
+    )
+
+
+def _open(vmcore: Path) -> Any:
+    drgn = _load_drgn()
+    if drgn is None:  # pragma: no cover - triage() makes the log-only report instead
+        raise TriageError(f"{DRGN_MISSING}: it is needed to open {vmcore}")
     prog = drgn.Program()
     try:
         prog.set_core_dump(str(vmcore))

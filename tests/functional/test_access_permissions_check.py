@@ -274,8 +274,9 @@ class _FakeSession:
     def __init__(self, profile_name: str | None = None, region_name: str | None = None) -> None:
         self.region_name = region_name
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, region_name: str | None = None) -> Any:
         assert service == "ec2"
+        assert region_name == TEST_REGION
         return self.client_to_return
 
 
@@ -328,15 +329,17 @@ def test_cli_registry_calls_add_parser_of_each_module(monkeypatch: pytest.Monkey
     assert permissions_check.COMMAND == "check-permissions"
 
 
-def test_an_unknown_profile_is_a_usage_error_not_a_traceback(
+def test_an_unknown_profile_is_a_credentials_error_not_a_traceback(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """Exit 3 and the words `crashcart attestation` uses (crashcart/cli_support.py)."""
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     code = cli.main(
         ["check-permissions", "--instance-id", INSTANCE, "--profile", "no-such-profile"]
     )
-    assert code == 2
-    assert "no-such-profile" in capsys.readouterr().err
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "error: AWS credentials unusable:" in err and "no-such-profile" in err
 
 
 def test_python_dash_m_crashcart_is_the_command_line() -> None:

@@ -742,19 +742,32 @@ def test_all_props_role_uses_custom_tag_vpc_rights_and_own_key(full: Synth) -> N
 
 
 def test_grant_reset_breaker_and_kill_switch(full: Synth) -> None:
+    """Both grants are customer managed policies on the operator role: no inline policy."""
     c = full.construct
     operator_ref = full.ref(full.operator)  # type: ignore[attr-defined]
+    assert not [
+        policy
+        for policy in resources_of(full.json, "AWS::IAM::Policy").values()
+        if operator_ref in policy["Properties"].get("Roles", [])
+    ]
     statements = [
         statement
-        for policy in resources_of(full.json, "AWS::IAM::Policy").values()
-        if policy["Properties"]["Roles"] == [operator_ref]
+        for policy in resources_of(full.json, "AWS::IAM::ManagedPolicy").values()
+        if policy["Properties"].get("Roles") == [operator_ref]
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
     assert {
+        "Sid": "CrashcartResetBreaker",
         "Action": ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
         "Effect": "Allow",
         "Resource": full.arn(c.table),
         "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["breaker#*"]}},
+    } in statements
+    assert {
+        "Sid": "CrashcartResetBreakerKey",
+        "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+        "Effect": "Allow",
+        "Resource": full.arn(c.key),
     } in statements
     kill = [s for s in statements if s["Action"] == ["ssm:GetParameter", "ssm:PutParameter"]]
     assert len(kill) == 1 and full.ref(c.kill_switch) in kill[0]["Resource"]["Fn::Join"][1]

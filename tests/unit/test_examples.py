@@ -33,9 +33,12 @@ def test_quickstart_synthesizes_every_part(tmp_path: Path) -> None:
         "AWS::Lambda::Function",
         {"Environment": {"Variables": {"CRASHCART_DRY_RUN": "true"}}},
     )
-    # the on-call policy, the dump-arrival function's, the overdue sweep's and the triage
-    # job's three (task, execution, EventBridge)
-    workload_template.resource_count_is("AWS::IAM::ManagedPolicy", 6)
+    # the on-call policy, its kill-switch grant, the dump-arrival function's, the overdue
+    # sweep's and the triage job's three (task, execution, EventBridge)
+    workload_template.resource_count_is("AWS::IAM::ManagedPolicy", 7)
+    workload_template.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"}
+    )
     workload_template.resource_count_is("AWS::ECS::TaskDefinition", 1)
     Template.from_stack(tooling).has_resource_properties(
         "AWS::ImageBuilder::Component",
@@ -47,8 +50,28 @@ def test_quickstart_synthesizes_every_part(tmp_path: Path) -> None:
     )
 
 
-def test_readme_shows_the_quickstart_verbatim() -> None:
+def test_readme_shows_the_whole_quickstart_with_its_imports() -> None:
+    """The README's quick start is examples/quickstart.py, every line, imports included."""
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    body = QUICKSTART.read_text(encoding="utf-8")
-    start = body.index("def build(")
-    assert body[start:].strip() in readme
+    body = QUICKSTART.read_text(encoding="utf-8").strip()
+    assert "import aws_cdk as cdk" in body and "from crashcart" in body
+    assert f"```python\n{body}\n```" in readme
+
+
+def test_the_quickstart_runs_as_a_cdk_app(tmp_path: Path) -> None:
+    """`python quickstart.py` (what a cdk.json "app" runs) synthesizes both stacks."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(QUICKSTART)],
+        env={**os.environ, "CDK_OUTDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "Tooling.template.json").is_file()
+    assert (tmp_path / "Workload.template.json").is_file()
