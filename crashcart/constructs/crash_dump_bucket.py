@@ -28,20 +28,20 @@ from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.compliance import acknowledge, acknowledge_all
-from crashcart.constructs._access_logs import access_logs_bucket
 from crashcart.constructs._crash_dump_settings import (
     DumpLifecycle,
     check_object_lock,
     check_parameter_name,
 )
+from crashcart.constructs._internal.access_logs import access_logs_bucket
 from crashcart.constructs._internal.function_code import DUMP_ARRIVAL
-from crashcart.constructs._lambda_functions import (
+from crashcart.constructs._internal.lambda_functions import (
     acknowledge_plain_environment,
     acknowledge_unreserved,
     acknowledge_untraced,
     check_reserved_concurrency,
 )
-from crashcart.constructs._service_access import (
+from crashcart.constructs._internal.service_access import (
     allow_rules_on_key,
     failure_queue_alarm,
     undeliverable_events_alarm,

@@ -38,7 +38,7 @@ from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.compliance import acknowledge, acknowledge_all
-from crashcart.constructs._service_access import (
+from crashcart.constructs._internal.service_access import (
     QueueTarget,
     allow_alarm_actions,
     allow_rules_on_key,

@@ -33,8 +33,8 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from crashcart import _props as props
-from crashcart.constructs._remediation_nag import acknowledge_packs
-from crashcart.constructs._service_access import allow_alarm_actions
+from crashcart.constructs._internal.acknowledgements import acknowledge_packs
+from crashcart.constructs._internal.service_access import allow_alarm_actions
 from crashcart.errors import ConfigurationError
 from crashcart.runtime.incident import BREAKER_PREFIX, PK, SK, TRIAGE_ATTRIBUTES
 

@@ -36,13 +36,13 @@ from constructs import Construct
 from crashcart import _props as props
 from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.function_code import INCIDENT_SWEEP
-from crashcart.constructs._lambda_functions import (
+from crashcart.constructs._internal.lambda_functions import (
     acknowledge_plain_environment,
     acknowledge_unreserved,
     acknowledge_untraced,
     check_reserved_concurrency,
 )
-from crashcart.constructs._service_access import (
+from crashcart.constructs._internal.service_access import (
     allow_rules_on_key,
     failure_queue_alarm,
     undeliverable_events_alarm,

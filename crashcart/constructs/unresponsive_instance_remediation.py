@@ -60,15 +60,15 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IValidation
 
 from crashcart import _props as props
+from crashcart.constructs._internal.acknowledgements import acknowledge_finding, acknowledge_packs
 from crashcart.constructs._internal.function_code import REMEDIATION as REMEDIATION_FUNCTION
-from crashcart.constructs._lambda_functions import (
+from crashcart.constructs._internal.lambda_functions import (
     acknowledge_plain_environment,
     acknowledge_unreserved,
     acknowledge_untraced,
     check_reserved_concurrency,
 )
-from crashcart.constructs._remediation_nag import acknowledge_finding, acknowledge_packs
-from crashcart.constructs._service_access import (
+from crashcart.constructs._internal.service_access import (
     failure_queue_alarm,
     undeliverable_events_alarm,
 )

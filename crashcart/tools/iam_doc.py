@@ -94,7 +94,7 @@ SID_REASONS: dict[str, str] = {
         "EventBridge rules of this account (only) put events into the queues this key "
         "encrypts (a rule's target or dead-letter queue; each queue policy names its rules)."
     ),
-    # Alarms notifying crashcart's topics (crashcart/constructs/_service_access.py)
+    # Alarms notifying crashcart's topics (crashcart/constructs/_internal/service_access.py)
     "CrashcartAlarmsPublish": (
         "CloudWatch alarms of this account (only) notify the topic: failure-queue, "
         "dead-letter and triage alarms (without it SNS refuses every alarm action)."

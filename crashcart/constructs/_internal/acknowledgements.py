@@ -1,8 +1,8 @@
-"""Compliance acknowledgements of the remediation construct, written next to what causes them.
+"""Compliance acknowledgements, written next to what causes them (one finding or one rule of
+several packs).
 
-Private helper of :mod:`crashcart.constructs.unresponsive_instance_remediation`. Every
-acknowledgement is placed on the narrowest construct (the function's role policy, one queue,
-the table), with a reason a reviewer can check, and listed in docs/remediation.md.
+Every acknowledgement is placed on the narrowest construct (a role policy, one queue, the
+table), with a reason a reviewer can check, and listed in the construct's docs page.
 """
 
 from __future__ import annotations
