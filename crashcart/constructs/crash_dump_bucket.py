@@ -41,6 +41,8 @@ from crashcart.constructs._internal.lambda_functions import (
     acknowledge_untraced,
     check_reserved_concurrency,
 )
+from crashcart.constructs._internal.queues import encrypted_queue
+from crashcart.constructs._internal.secure_function import function_role
 from crashcart.constructs._internal.service_access import (
     allow_rules_on_key,
     failure_queue_alarm,
@@ -538,14 +540,7 @@ class CrashDumpBucket(Construct):
         window = attach_window or cdk.Duration.hours(6)
         scope = Construct(self, "DumpArrival")
 
-        queue = sqs.Queue(
-            scope,
-            "FailedEvents",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.encryption_key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
+        queue = encrypted_queue(scope, "FailedEvents", key=self.encryption_key)
         # No SQS3 acknowledgement needed: cdk-nag sees this queue is the function's DLQ.
         # Events EventBridge could not deliver to the function (the rule target's DLQ), with
         # a key of their own: the dump key never trusts EventBridge.
@@ -556,19 +551,12 @@ class CrashDumpBucket(Construct):
             enable_key_rotation=True,
         )
         allow_rules_on_key(scope, queue_key, "EventBridgeRulesOfThisAccount")
-        undelivered = sqs.Queue(
+        undelivered = encrypted_queue(
             scope,
             "Undelivered",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=queue_key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
-        acknowledge(
-            undelivered,
-            "AwsSolutions::AwsSolutions-SQS3",
-            "this queue is itself the dead-letter store of the dump-arrival rule's target; "
-            "an alarm notifies on every message sent to it",
+            key=queue_key,
+            dead_letter_store="this queue is itself the dead-letter store of the dump-arrival "
+            "rule's target; an alarm notifies on every message sent to it",
         )
         log_group = self.log_group(
             scope,
@@ -577,13 +565,7 @@ class CrashDumpBucket(Construct):
             holds="panic summaries, not dump contents",
         )
 
-        role = iam.Role(
-            scope,
-            "Role",
-            # aws-assumption: service-role-trust-principals
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="crashcart dump-arrival function",
-        )
+        role = function_role(scope, "Role", description="crashcart dump-arrival function")
         statements: list[iam.PolicyStatement] = []
         statements.append(
             iam.PolicyStatement(

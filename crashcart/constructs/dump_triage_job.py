@@ -33,11 +33,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.compliance import acknowledge, acknowledge_all
+from crashcart.constructs._internal.queues import encrypted_queue
 from crashcart.constructs._internal.service_access import (
     QueueTarget,
     allow_alarm_actions,
@@ -432,23 +432,9 @@ class DumpTriageJob(Construct):
 
         queue_key = self._queue_key()
         #: Stopped-task events of failed runs (the event names the dump in its overrides).
-        self.failed_runs = sqs.Queue(
-            self,
-            "FailedRuns",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=queue_key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
+        self.failed_runs = encrypted_queue(self, "FailedRuns", key=queue_key)
         #: Events EventBridge could not deliver (RunTask refused, throttled past retries).
-        self.undelivered = sqs.Queue(
-            self,
-            "Undelivered",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=queue_key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
+        self.undelivered = encrypted_queue(self, "Undelivered", key=queue_key)
         for queue in (self.failed_runs, self.undelivered):
             acknowledge(
                 queue,

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aws_cdk as cdk
-import jsii
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -30,7 +29,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from crashcart import _props as props
@@ -42,11 +40,17 @@ from crashcart.constructs._internal.lambda_functions import (
     acknowledge_untraced,
     check_reserved_concurrency,
 )
+from crashcart.constructs._internal.queues import encrypted_queue
+from crashcart.constructs._internal.secure_function import (
+    QueueDestination,
+    function_log_group,
+    function_role,
+)
 from crashcart.constructs._internal.service_access import (
-    allow_rules_on_key,
     failure_queue_alarm,
     undeliverable_events_alarm,
 )
+from crashcart.constructs._internal.service_key import logs_and_rules_key
 from crashcart.constructs.incident_store import SWEEP_ACTIONS, IncidentStore
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
@@ -186,46 +190,30 @@ class DumpOverdueSweep(Construct):
                 f"parameter_name={parameter_name!r}: give the full SSM parameter name, "
                 "starting with '/' (e.g. /crashcart/dump-bucket)"
             )
-        stack = cdk.Stack.of(self)
         self.attestation_watch = attestation_watch
 
         #: The key of the log group and the dead-letter queue.
-        self.encryption_key: kms.IKey = encryption_key or self._new_key(stack)
+        self.encryption_key: kms.IKey = encryption_key or logs_and_rules_key(
+            self, "Key", description="crashcart dump-overdue sweep: logs and dead-letter queue"
+        )
 
         #: Failed deliveries of the schedule (EventBridge) and failed invocations (Lambda's
         #: on-failure destination, after its retries).
-        self.dead_letter_queue = sqs.Queue(
+        self.dead_letter_queue = encrypted_queue(
             self,
             "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.encryption_key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letter_queue,
-            "AwsSolutions::AwsSolutions-SQS3",
-            "this queue is itself the dead-letter store of the sweep's schedule rule and "
-            "the function's on-failure destination",
+            key=self.encryption_key,
+            dead_letter_store="this queue is itself the dead-letter store of the sweep's "
+            "schedule rule and the function's on-failure destination",
         )
 
         #: The function's log group (KMS-encrypted).
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=log_retention,
-            encryption_key=self.encryption_key,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
+        self.log_group = function_log_group(
+            self, "Logs", key=self.encryption_key, retention=log_retention
         )
 
         #: The function's role: exactly the rights in :attr:`policy`.
-        self.role = iam.Role(
-            self,
-            "Role",
-            # aws-assumption: service-role-trust-principals
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="crashcart dump-overdue sweep",
-        )
+        self.role = function_role(self, "Role", description="crashcart dump-overdue sweep")
         #: The customer-managed policy holding every right of the function.
         self.policy = iam.ManagedPolicy(
             self,
@@ -270,7 +258,7 @@ class DumpOverdueSweep(Construct):
         self.function.configure_async_invoke(
             retry_attempts=2,
             max_event_age=cdk.Duration.hours(1),
-            on_failure=_QueueDestination(self.dead_letter_queue),
+            on_failure=QueueDestination(self.dead_letter_queue),
         )
         for pack in _PACKS:
             acknowledge(
@@ -443,43 +431,6 @@ class DumpOverdueSweep(Construct):
             )
         return statements
 
-    def _new_key(self, stack: cdk.Stack) -> kms.Key:
-        key = kms.Key(
-            self,
-            "Key",
-            description="crashcart dump-overdue sweep: logs and dead-letter queue",
-            enable_key_rotation=True,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
-        )
-        account, region, partition = stack.account, stack.region, stack.partition
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                # aws-assumption: logs-regional-principal-key-policy
-                sid="LogsUseKey",
-                principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
-                actions=[
-                    "kms:Decrypt",
-                    "kms:DescribeKey",
-                    "kms:Encrypt",
-                    "kms:GenerateDataKey",
-                    "kms:ReEncryptFrom",
-                    "kms:ReEncryptTo",
-                ],
-                resources=["*"],
-                conditions={
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": (
-                            f"arn:{partition}:logs:{region}:{account}:log-group:*"
-                        )
-                    }
-                },
-            )
-        )
-        # aws-assumption: sse-kms-keys-for-service-senders
-        # aws-assumption: eventbridge-uses-queue-keys
-        allow_rules_on_key(self, key, "EventBridgeDeadLetterQueue")
-        return key
-
 
 def _check_schedule(schedule: cdk.Duration) -> None:
     if schedule.is_unresolved():
@@ -491,26 +442,3 @@ def _check_schedule(schedule: cdk.Duration) -> None:
             f"to {_MAX_MINUTES} (EventBridge rates are whole minutes; longer than an hour "
             "would leave a lost dump unreported for too long)"
         )
-
-
-@jsii.implements(lambda_.IDestination)
-class _QueueDestination:
-    """An on-failure destination that binds nothing: the role's rights are granted exactly.
-
-    Lambda sends the record with the function's execution role (the managed policy grants
-    sqs:SendMessage and the key), not with a service principal.
-    """
-
-    # aws-assumption: lambda-destinations-use-the-function-role
-
-    def __init__(self, queue: sqs.IQueue) -> None:
-        self._queue = queue
-
-    def bind(
-        self,
-        scope: Construct,
-        fn: lambda_.IFunction,
-        *,
-        type: lambda_.DestinationType,
-    ) -> lambda_.DestinationConfig:
-        return lambda_.DestinationConfig(destination=self._queue.queue_arn)

@@ -68,10 +68,19 @@ from crashcart.constructs._internal.lambda_functions import (
     acknowledge_untraced,
     check_reserved_concurrency,
 )
+from crashcart.constructs._internal.queues import encrypted_queue
+from crashcart.constructs._internal.secure_function import (
+    QueueDestination,
+    function_log_group,
+    function_role,
+)
 from crashcart.constructs._internal.service_access import (
+    alarm_topic_statements,
+    allow_rules_on_key,
     failure_queue_alarm,
     undeliverable_events_alarm,
 )
+from crashcart.constructs._internal.service_key import allow_logs_on_key
 from crashcart.constructs.diagnostic_interrupt_access import (
     grant_diagnostic_interrupt,
     nag_rendering,
@@ -616,19 +625,9 @@ class UnresponsiveInstanceRemediation(Construct):
         )
 
         # -- function -------------------------------------------------------------------
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=log_retention,
-            encryption_key=self.key,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
-        )
-        self.role = iam.Role(
-            self,
-            "Role",
-            # aws-assumption: service-role-trust-principals
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="crashcart remediation function: exactly the rights it uses",
+        self.log_group = function_log_group(self, "Logs", key=self.key, retention=log_retention)
+        self.role = function_role(
+            self, "Role", description="crashcart remediation function: exactly the rights it uses"
         )
         self.function = lambda_.Function(
             self,
@@ -663,7 +662,7 @@ class UnresponsiveInstanceRemediation(Construct):
         self.function.configure_async_invoke(
             retry_attempts=retry_attempts,
             max_event_age=max_event_age,
-            on_failure=_QueueDestination(self.failure_queue),
+            on_failure=QueueDestination(self.failure_queue),
         )
         self._grant_function_rights(evidence_key or evidence_bucket.encryption_key)
 
@@ -887,77 +886,23 @@ class UnresponsiveInstanceRemediation(Construct):
     # -- building blocks -----------------------------------------------------------------
 
     def _queue(self, construct_id: str, what: str) -> sqs.Queue:
-        queue = sqs.Queue(
+        queue = encrypted_queue(
             self,
             construct_id,
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
-        acknowledge_finding(
-            queue,
-            "AwsSolutions::AwsSolutions-SQS3",
-            f"this queue is itself a dead-letter store ({what}); an alarm notifies the "
-            "topic on every message sent to it",
+            key=self.key,
+            dead_letter_store=f"this queue is itself a dead-letter store ({what}); an alarm "
+            "notifies the topic on every message sent to it",
         )
         return queue
 
     def _allow_services_on_key(self) -> None:
-        stack = cdk.Stack.of(self)
-        account, region, partition = stack.account, stack.region, stack.partition
-        statements = [
-            iam.PolicyStatement(
-                # aws-assumption: logs-regional-principal-key-policy
-                sid="CrashcartLogsUseKey",
-                principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
-                actions=[
-                    "kms:Decrypt",
-                    "kms:DescribeKey",
-                    "kms:Encrypt",
-                    "kms:GenerateDataKey",
-                    "kms:ReEncryptFrom",
-                    "kms:ReEncryptTo",
-                ],
-                resources=["*"],
-                conditions={
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": (
-                            f"arn:{partition}:logs:{region}:{account}:log-group:*"
-                        )
-                    }
-                },
-            ),
-            iam.PolicyStatement(
-                # aws-assumption: sse-kms-keys-for-service-senders
-                sid="CrashcartEventBridgeDeadLetterQueue",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": account},
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:{partition}:events:{region}:{account}:rule/*"
-                    },
-                },
-            ),
-            iam.PolicyStatement(
-                # aws-assumption: sse-kms-keys-for-service-senders
-                sid="CrashcartAlarmsNotifyTopic",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": account},
-                    "ArnLike": {
-                        "aws:SourceArn": (f"arn:{partition}:cloudwatch:{region}:{account}:alarm:*")
-                    },
-                },
-            ),
-        ]
-        for statement in statements:
-            # An imported key ignores this (statement_added is False): docs say what to add.
-            self.key.add_to_resource_policy(statement)
+        """Logs (the log group), EventBridge (the rule's dead-letter queue) and this account's
+        alarms (the topic) may use the deployment's key."""
+        allow_logs_on_key(self, self.key, "CrashcartLogsUseKey")
+        # aws-assumption: sse-kms-keys-for-service-senders
+        allow_rules_on_key(self, self.key, "CrashcartEventBridgeDeadLetterQueue")
+        _publish, use_key = alarm_topic_statements(self, self.incidents.topic)
+        self.key.add_to_resource_policy(use_key)
 
     def _environment(
         self, guards: InterruptGuards, breaker: CircuitBreaker, max_event_age: cdk.Duration
@@ -1221,23 +1166,6 @@ class UnresponsiveInstanceRemediation(Construct):
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-
-
-@jsii.implements(lambda_.IDestination)
-class _QueueDestination:
-    """An on-failure destination that binds nothing: the role's rights are granted exactly."""
-
-    def __init__(self, queue: sqs.IQueue) -> None:
-        self._queue = queue
-
-    def bind(
-        self,
-        scope: Construct,
-        fn: lambda_.IFunction,
-        *,
-        type: lambda_.DestinationType,
-    ) -> lambda_.DestinationConfig:
-        return lambda_.DestinationConfig(destination=self._queue.queue_arn)
 
 
 def _env_seconds(duration: cdk.Duration) -> str:
