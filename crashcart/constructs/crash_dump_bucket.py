@@ -33,7 +33,7 @@ from crashcart.constructs._crash_dump_settings import (
     check_object_lock,
     check_parameter_name,
 )
-from crashcart.constructs._internal.access_logs import access_logs_bucket
+from crashcart.constructs._internal.buckets import access_logs_bucket
 from crashcart.constructs._internal.function_code import DUMP_ARRIVAL
 from crashcart.constructs._internal.lambda_functions import (
     acknowledge_plain_environment,

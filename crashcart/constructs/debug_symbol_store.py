@@ -31,7 +31,7 @@ from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.compliance import acknowledge, acknowledge_all
-from crashcart.constructs._internal.access_logs import access_logs_bucket
+from crashcart.constructs._internal.buckets import access_logs_bucket
 from crashcart.errors import ConfigurationError
 from crashcart.symbol_layout import (
     METADATA_NAME,
