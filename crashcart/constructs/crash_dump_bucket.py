@@ -33,7 +33,7 @@ from crashcart.constructs._crash_dump_settings import (
     check_object_lock,
     check_parameter_name,
 )
-from crashcart.constructs._internal.buckets import access_logs_bucket
+from crashcart.constructs._internal.buckets import access_logs_bucket, data_bucket, data_key
 from crashcart.constructs._internal.function_code import DUMP_ARRIVAL
 from crashcart.constructs._internal.lambda_functions import (
     acknowledge_plain_environment,
@@ -162,11 +162,10 @@ class CrashDumpBucket(Construct):
         self._key_is_ours = encryption_key is None
 
         #: The KMS key dumps are encrypted with.
-        self.encryption_key: kms.IKey = encryption_key or kms.Key(
+        self.encryption_key: kms.IKey = encryption_key or data_key(
             self,
             "Key",
             description="crashcart crash dumps (memory images of instances)",
-            enable_key_rotation=True,
             removal_policy=removal_policy,
         )
 
@@ -176,25 +175,13 @@ class CrashDumpBucket(Construct):
         )
 
         #: The crash-dump bucket.
-        self.bucket = s3.Bucket(
+        self.bucket = data_bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.encryption_key,
-            # Per-object encryption context (the object ARN) lets the KMS grants name the
-            # prefix; S3 Bucket Keys would replace it with the bucket ARN.
-            # aws-assumption: kms-via-s3-encryption-context
-            bucket_key_enabled=False,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            # aws-assumption: tls-only-resource-policies
-            minimum_tls_version=1.2,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=self.access_logs_bucket,
-            server_access_logs_prefix="dump-bucket/",
-            object_lock_enabled=object_lock_retention is not None or None,
-            object_lock_default_retention=object_lock_retention,
+            key=self.encryption_key,
+            access_logs=self.access_logs_bucket,
+            access_logs_prefix="dump-bucket/",
+            object_lock_retention=object_lock_retention,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="dumps-transition-then-expire",
