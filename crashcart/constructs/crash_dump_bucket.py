@@ -48,7 +48,7 @@ from crashcart.constructs._internal.service_access import (
     failure_queue_alarm,
     undeliverable_events_alarm,
 )
-from crashcart.constructs.diagnostic_interrupt_access import nag_rendering
+from crashcart.constructs.diagnostic_interrupt_operator_policy import nag_rendering
 from crashcart.constructs.incident_store import DUMP_ARRIVAL_ACTIONS, IncidentStore
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables

@@ -23,8 +23,8 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
+from crashcart.constructs.dump_overdue_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.dump_triage_job import DumpTriageJob
-from crashcart.constructs.incident_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
     AttestationPolicy,

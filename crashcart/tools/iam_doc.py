@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crashcart.constructs import diagnostic_interrupt_access as access
+from crashcart.constructs import diagnostic_interrupt_operator_policy as access
 from crashcart.guardrails import render_service_control_policies
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -54,7 +54,7 @@ def construct_templates() -> dict[str, dict[str, Any]]:
 
     from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
     from crashcart.constructs.debug_symbol_store import DebugSymbolStore
-    from crashcart.constructs.incident_sweep import DumpOverdueSweep
+    from crashcart.constructs.dump_overdue_sweep import DumpOverdueSweep
     from crashcart.constructs.kdump_image_pipeline import KdumpImagePipeline
     from crashcart.constructs.unresponsive_instance_remediation import (
         FleetWatch,

@@ -20,7 +20,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
-from crashcart.constructs.incident_sweep import DumpOverdueSweep
+from crashcart.constructs.dump_overdue_sweep import DumpOverdueSweep
 from crashcart.constructs.unresponsive_instance_remediation import UnresponsiveInstanceRemediation
 from crashcart.errors import ConfigurationError
 from tests.support.incidents import store_of

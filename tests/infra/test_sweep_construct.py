@@ -12,7 +12,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
-from crashcart.constructs.incident_sweep import CENSUS_METRICS, AttestationWatch, DumpOverdueSweep
+from crashcart.constructs.dump_overdue_sweep import (
+    CENSUS_METRICS,
+    AttestationWatch,
+    DumpOverdueSweep,
+)
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
 from tests.conftest import TEST_ACCOUNT, TEST_REGION

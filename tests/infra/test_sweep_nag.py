@@ -19,7 +19,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 
 from crashcart.compliance import add_compliance_checks
-from crashcart.constructs.incident_sweep import DumpOverdueSweep
+from crashcart.constructs.dump_overdue_sweep import DumpOverdueSweep
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
 from tests.support.cfn_lint import cfn_lint
 from tests.support.incidents import stand_in_incidents, store_of

@@ -12,7 +12,7 @@ import aws_cdk as cdk
 
 from crashcart.constructs._internal.acknowledgements import acknowledge_finding, acknowledge_packs
 from crashcart.constructs._internal.remediation_iam import EVIDENCE_PREFIX
-from crashcart.constructs.diagnostic_interrupt_access import nag_rendering
+from crashcart.constructs.diagnostic_interrupt_operator_policy import nag_rendering
 
 if TYPE_CHECKING:
     from crashcart.constructs.unresponsive_instance_remediation import (

@@ -18,7 +18,7 @@ from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.constructs._internal.remediation_checks import snake
-from crashcart.constructs.diagnostic_interrupt_access import grant_diagnostic_interrupt
+from crashcart.constructs.diagnostic_interrupt_operator_policy import grant_diagnostic_interrupt
 from crashcart.constructs.incident_store import BREAKER_RESET_ACTIONS, REMEDIATION_ACTIONS
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import dumps
