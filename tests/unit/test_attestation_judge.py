@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from crashcart import attestation_check as ac
-from crashcart.attestation_check import Status, judge_attestation
+from crashcart.cli import attestation as ac
+from crashcart.cli.attestation import Status, judge_attestation
 from crashcart.functions.incident_sweep import attestation as census_module
 from crashcart.runtime.attestation import human_age
 from tests.support.dumps import AGENT, fake_host, load_module

@@ -1,5 +1,10 @@
 """The ``crashcart`` command line: a small registry of subcommands.
 
+The operator commands live in this package: ``attestation.py`` (``crashcart attestation``:
+which opted-in instances are not kdump-armed), ``check_permissions.py`` (``crashcart
+check-permissions``: may I interrupt this instance?) and ``support.py`` (what every command
+shares); ``crashcart triage`` lives with the triage library (``crashcart/triage/cli.py``).
+
 Each subcommand lives in its own module, listed in :data:`SUBCOMMAND_MODULES`. A module
 provides::
 
@@ -21,13 +26,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from crashcart.cli_support import add_version_argument
+from crashcart.cli.support import add_version_argument
 
 #: Modules that each register one or more subcommands through ``add_parser(subparsers)``.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "crashcart.permissions_check",
+    "crashcart.cli.check_permissions",
     "crashcart.triage.cli",
-    "crashcart.attestation_check",
+    "crashcart.cli.attestation",
 )
 
 Handler = Callable[[argparse.Namespace], int]

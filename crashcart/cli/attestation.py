@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from crashcart.cli_support import (
+from crashcart.cli.support import (
     CommandError,
     add_command,
     aws_session,
@@ -500,7 +500,7 @@ def _exit_code_epilog() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m crashcart.attestation_check ...`` (same as ``crashcart attestation``)."""
+    """``python -m crashcart.cli.attestation ...`` (same as ``crashcart attestation``)."""
     from crashcart.cli import main as cli_main
 
     return cli_main([COMMAND, *(sys.argv[1:] if argv is None else argv)])

@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from crashcart.cli_support import (
+from crashcart.cli.support import (
     EXIT_USAGE,
     CommandError,
     add_command,
@@ -382,7 +382,7 @@ def _exit_code_epilog() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m crashcart.permissions_check ...`` (same as ``crashcart check-permissions``)."""
+    """``python -m crashcart.cli.check_permissions ...`` (as ``crashcart check-permissions``)."""
     from crashcart.cli import main as cli_main
 
     return cli_main([COMMAND, *(sys.argv[1:] if argv is None else argv)])
