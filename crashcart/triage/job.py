@@ -47,6 +47,7 @@ from crashcart.runtime import environment as variables
 from crashcart.runtime.dumps import BadKeyError, DumpKey, parse_metadata_key
 from crashcart.runtime.incident import INCIDENT_PREFIX, instance_pk, iso
 from crashcart.runtime.notification import subject as sns_subject
+from crashcart.runtime.objects import read_head
 from crashcart.symbol_layout import normalize_build_id, symbol_key
 from crashcart.triage.core import TriageError, triage
 from crashcart.triage.report import Report, render_markdown, to_json
@@ -215,19 +216,10 @@ class Adapter:
         self.sns = sns
 
     def read_small(self, bucket: str, key: str, limit: int) -> bytes | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{limit - 1}")
-        except ClientError as error:
-            # AccessDenied is not "missing": the event just said the object was created, so
-            # a 403 is a deployment fault (KMS, bucket or endpoint policy); it propagates
-            # and the run is kept in the failed-runs queue.
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "InvalidRange"):
-                return None
-            raise
-        data: bytes = response["Body"].read()
-        return data
+        """The first ``limit`` bytes of an object; None when it is missing (AccessDenied is
+        not "missing": the event just said the object was created, so a 403 is a deployment
+        fault; it propagates and the run is kept in the failed-runs queue)."""
+        return read_head(self.s3, bucket, key, limit)
 
     def size_of(self, bucket: str, key: str) -> int | None:
         from botocore.exceptions import ClientError

@@ -14,6 +14,7 @@ from crashcart.runtime.incident import (
     instance_pk,
     parse_time,
 )
+from crashcart.runtime.objects import read_head
 
 from .decision import Incident
 from .settings import Settings
@@ -29,14 +30,8 @@ class Adapter:
         self.sns = sns
 
     def read(self, bucket: str, key: str, limit: int) -> bytes | None:
-        try:
-            response = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{limit - 1}")
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "InvalidRange"):
-                return None
-            raise
-        data: bytes = response["Body"].read()
-        return data
+        """The first ``limit`` bytes of an object; None when it is missing."""
+        return read_head(self.s3, bucket, key, limit)
 
     def latest_incident(self, instance_id: str) -> Incident | None:
         response = self.dynamodb.query(
