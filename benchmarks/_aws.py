@@ -25,7 +25,7 @@ from benchmarks.common import REPO_ROOT, VENV_PYTHON, SkipError, offline_env
 #: Support modules that may hold the runtime test layer (newest name first).
 LAYER_MODULES = ("tests.support.remediation_runtime", "tests.support.remediation")
 LAYER_NAMES = ("load", "World", "Ec2Script", "Clock", "alarm_event", "env")
-FUNCTION_DIR = REPO_ROOT / "crashcart" / "lambda" / "remediation"
+FUNCTION_DIR = REPO_ROOT / "crashcart" / "functions" / "remediation"
 
 _SERVER = """
 import sys
@@ -178,7 +178,7 @@ def test_layer() -> ModuleType:
     """The remediation runtime's test layer module, or :class:`SkipError` with the reason."""
     if not (FUNCTION_DIR / "handler.py").exists():
         raise SkipError(
-            "the remediation function (crashcart/lambda/remediation/handler.py) is missing"
+            "the remediation function (crashcart/functions/remediation/handler.py) is missing"
         )
     problems = []
     for name in LAYER_MODULES:

@@ -21,11 +21,13 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from benchmarks._aws import FUNCTION_DIR, count_calls, moto_server, test_layer
+from benchmarks._aws import count_calls, moto_server, test_layer
 from benchmarks.common import (
     REPO_ROOT,
     VENV_PYTHON,
@@ -40,6 +42,7 @@ from benchmarks.common import (
     table,
     times,
 )
+from crashcart.functions._asset import handler_of, stage
 
 NAME = "remediation_latency"
 TITLE = "Remediation latency: handler per event (warm) and cold start vs a bare interrupt call"
@@ -49,14 +52,16 @@ WARMUP = 5
 COLD_FULL, COLD_SMOKE = 5, 1
 UNREACHABLE = "1000000"  # breaker thresholds out of reach: every event takes the whole path
 
-#: A fresh interpreter: the function as Lambda loads it, then its first event.
+#: A fresh interpreter: the function as Lambda loads it (its staged asset first on the path),
+#: then its first event.
 _COLD_FUNCTION = r"""
 import json, sys, time
 args = json.loads(sys.argv[1])
 t0 = time.perf_counter()
 before = len(sys.modules)
 sys.path.insert(0, args["folder"])
-import handler
+import importlib
+handler = importlib.import_module(args["handler"].rpartition(".")[0])
 t1 = time.perf_counter()
 modules = len(sys.modules) - before
 clients = handler._clients()
@@ -196,10 +201,12 @@ def run(ctx: Context) -> dict[str, Any]:
         )
         cold: list[dict[str, Any]] = []
         cold_base: list[dict[str, Any]] = []
+        asset = stage("remediation", Path(tempfile.mkdtemp(prefix="crashcart-asset-")))
         for n, instance in enumerate(cold_ids):
             log(f"remediation_latency: cold start {n + 1}/{cold_n}")
             args = {
-                "folder": str(FUNCTION_DIR),
+                "folder": str(asset),
+                "handler": handler_of("remediation"),
                 "layer": layer.__name__,
                 "instance": instance,
                 "at": (cold_clock() - timedelta(seconds=60)).isoformat(),

@@ -16,9 +16,9 @@ from crashcart.opt_in import OptInTag
 
 if TYPE_CHECKING:
     from crashcart.constructs import *  # noqa: F403
-    from crashcart.kdump import KdumpSettings
+    from crashcart.kdump import KdumpSettings, WindowsCrashDumpSettings
 
-__all__ = ["ConfigurationError", "KdumpSettings", "OptInTag"]
+__all__ = ["ConfigurationError", "KdumpSettings", "OptInTag", "WindowsCrashDumpSettings"]
 
 
 def _quiet_jsii() -> None:
@@ -46,7 +46,7 @@ def _quiet_jsii() -> None:
 
 _quiet_jsii()
 
-_LAZY = {"KdumpSettings": "crashcart.kdump"}
+_LAZY = {"KdumpSettings": "crashcart.kdump", "WindowsCrashDumpSettings": "crashcart.kdump"}
 
 
 def __getattr__(name: str) -> Any:

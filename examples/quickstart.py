@@ -47,21 +47,19 @@ def build(app: cdk.App) -> list[cdk.Stack]:
         dry_run=True,  # shadow mode: every guard runs, the interrupt is a DryRun call
         notifications=[subscriptions.EmailSubscription("oncall@example.com")],
     )
-    dumps.notify_incidents(table=remediation.table, topic=remediation.topic)
+    dumps.notify_incidents(incidents=remediation.incidents)
     # triage: a Fargate task per dump writes the full report with the kernel's symbols
     DumpTriageJob(
         workload,
         "Triage",
         dumps=dumps,
-        table=remediation.table,
-        topic=remediation.topic,
+        incidents=remediation.incidents,
         symbols=symbols,
     )
     DumpOverdueSweep(
         workload,
         "OverdueDumps",
-        table=remediation.table,
-        topic=remediation.topic,
+        incidents=remediation.incidents,
         encryption_key=remediation.key,
     )
 

@@ -8,15 +8,16 @@ from crashcart.constructs.crash_dump_bucket import (
     DumpLifecycle,
 )
 from crashcart.constructs.debug_symbol_store import DebugSymbolStore
-from crashcart.constructs.diagnostic_interrupt_access import (
+from crashcart.constructs.diagnostic_interrupt_operator_policy import (
     INTERRUPT_ACTION,
     DiagnosticInterruptOperatorPolicy,
     grant_diagnostic_interrupt,
     interrupt_statement,
     tag_tamper_deny_statements,
 )
+from crashcart.constructs.dump_overdue_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.dump_triage_job import DumpTriageJob, TriageTaskSize
-from crashcart.constructs.incident_sweep import AttestationWatch, DumpOverdueSweep
+from crashcart.constructs.incident_store import IncidentStore
 from crashcart.constructs.kdump_image_pipeline import (
     DistributionTarget,
     Hardening,
@@ -49,6 +50,7 @@ __all__ = [
     "DumpTriageJob",
     "FleetWatch",
     "Hardening",
+    "IncidentStore",
     "InterruptGuards",
     "KdumpImagePipeline",
     "ParentImage",

@@ -9,17 +9,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 
 from crashcart.errors import ConfigurationError
-
-#: Where the agent publishes its kdump attestation (shared contract with the remediation).
-ATTESTATION_TAG_KEY = "crashcart:kdump-attestation"
-#: The SSM parameter the agent reads the bucket name from (shared contract).
-DEFAULT_PARAMETER_NAME = "/crashcart/dump-bucket"
-#: Key prefix of the dumps; each instance writes under ``dumps/<role id>:<instance id>/``.
-DUMPS_PREFIX = "dumps/"
-#: Key prefix of the remediation function's evidence.
-EVIDENCE_PREFIX = "evidence/"
-#: Key prefix of the full triage reports: ``reports/<role id>:<instance id>/<dump id>/``.
-REPORTS_PREFIX = "reports/"
+from crashcart.runtime.dumps import DEFAULT_PARAMETER_NAME
 
 # S3 lifecycle: transitions to the infrequent-access classes need 30 days in STANDARD first.
 _MIN_DAYS_BEFORE_IA = 30

@@ -11,12 +11,10 @@ to a KMS bucket need ``kms:Decrypt``) would otherwise allow reads.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -24,41 +22,46 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.compliance import acknowledge, acknowledge_all
-from crashcart.constructs._access_logs import access_logs_bucket
 from crashcart.constructs._crash_dump_settings import (
-    ATTESTATION_TAG_KEY,
-    DEFAULT_PARAMETER_NAME,
-    DUMPS_PREFIX,
-    EVIDENCE_PREFIX,
-    REPORTS_PREFIX,
     DumpLifecycle,
     check_object_lock,
     check_parameter_name,
 )
-from crashcart.constructs._lambda_functions import (
+from crashcart.constructs._internal.buckets import access_logs_bucket, data_bucket, data_key
+from crashcart.constructs._internal.function_code import DUMP_ARRIVAL
+from crashcart.constructs._internal.lambda_functions import (
     acknowledge_plain_environment,
     acknowledge_unreserved,
     acknowledge_untraced,
     check_reserved_concurrency,
 )
-from crashcart.constructs._service_access import (
+from crashcart.constructs._internal.queues import encrypted_queue
+from crashcart.constructs._internal.secure_function import function_role
+from crashcart.constructs._internal.service_access import (
     allow_rules_on_key,
     failure_queue_alarm,
     undeliverable_events_alarm,
 )
-from crashcart.constructs.diagnostic_interrupt_access import nag_rendering
+from crashcart.constructs.diagnostic_interrupt_operator_policy import nag_rendering
+from crashcart.constructs.incident_store import DUMP_ARRIVAL_ACTIONS, IncidentStore
 from crashcart.errors import ConfigurationError
+from crashcart.runtime import environment as variables
+from crashcart.runtime.attestation import ATTESTATION_TAG_KEY
+from crashcart.runtime.dumps import (
+    DEFAULT_PARAMETER_NAME,
+    DUMPS_PREFIX,
+    EVIDENCE_PREFIX,
+    REPORTS_PREFIX,
+)
 
 __all__ = ["ATTESTATION_TAG_KEY", "CrashDumpBucket", "DumpLifecycle"]
 
-_LAMBDA_ROOT = Path(__file__).resolve().parent.parent / "lambda" / "dump_arrival"
 #: The policy variable that names an instance-profile session: ``<role id>:<instance id>``.
 # aws-assumption: aws-userid-instance-session
 USERID_VARIABLE = "${aws:userid}"
@@ -76,7 +79,7 @@ class CrashDumpBucket(Construct):
         dumps = CrashDumpBucket(self, "Dumps")
         dumps.grant_agent(instance_role)              # the on-instance crashcart agent
         dumps.grant_read(analyst_role)                # people who triage
-        dumps.notify_incidents(table=remediation.table, topic=remediation.topic)
+        dumps.notify_incidents(incidents=remediation.incidents)
     """
 
     def __init__(
@@ -159,11 +162,10 @@ class CrashDumpBucket(Construct):
         self._key_is_ours = encryption_key is None
 
         #: The KMS key dumps are encrypted with.
-        self.encryption_key: kms.IKey = encryption_key or kms.Key(
+        self.encryption_key: kms.IKey = encryption_key or data_key(
             self,
             "Key",
             description="crashcart crash dumps (memory images of instances)",
-            enable_key_rotation=True,
             removal_policy=removal_policy,
         )
 
@@ -173,25 +175,13 @@ class CrashDumpBucket(Construct):
         )
 
         #: The crash-dump bucket.
-        self.bucket = s3.Bucket(
+        self.bucket = data_bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.encryption_key,
-            # Per-object encryption context (the object ARN) lets the KMS grants name the
-            # prefix; S3 Bucket Keys would replace it with the bucket ARN.
-            # aws-assumption: kms-via-s3-encryption-context
-            bucket_key_enabled=False,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            # aws-assumption: tls-only-resource-policies
-            minimum_tls_version=1.2,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=self.access_logs_bucket,
-            server_access_logs_prefix="dump-bucket/",
-            object_lock_enabled=object_lock_retention is not None or None,
-            object_lock_default_retention=object_lock_retention,
+            key=self.encryption_key,
+            access_logs=self.access_logs_bucket,
+            access_logs_prefix="dump-bucket/",
+            object_lock_retention=object_lock_retention,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="dumps-transition-then-expire",
@@ -496,25 +486,25 @@ class CrashDumpBucket(Construct):
     def notify_incidents(
         self,
         *,
-        table: dynamodb.ITable,
-        topic: sns.ITopic,
+        incidents: IncidentStore,
         attach_window: cdk.Duration | None = None,
         reserved_concurrency: int | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
     ) -> lambda_.Function:
         """Create the dump-arrival function: new ``metadata.json`` -> incident + notification.
 
-        Every failure ends in a queue that alarms on ``topic``: events EventBridge could not
-        deliver to the function go to ``dump_arrival_undelivered_queue`` (encrypted with a
+        Every failure ends in a queue that alarms on the incident topic: events EventBridge
+        could not deliver to the function go to ``dump_arrival_undelivered_queue`` (encrypted with a
         key of its own: the dump key never trusts EventBridge), events the function failed
         on after Lambda's retries go to ``dump_arrival_queue``; an alarm on each notifies on
         every new message, and one more notifies when EventBridge could not even put an
         event into the dead-letter queue (``dump_arrival_alarms``).
 
-        :param table: the incident table (remediation construct's ``.table``).
-        :param topic: where "dump received" notifications and the failure alarms go. This
-            account's alarms are allowed to publish to it (and to use its key); a topic or
-            key imported by ARN must allow that itself (a synth warning says so).
+        :param incidents: the incident store (``UnresponsiveInstanceRemediation.incidents``):
+            dumps are attached to its incidents; "dump received" notifications and the
+            failure alarms go to its topic. This account's alarms are allowed to publish to
+            it (and to use its key); a topic or key imported by ARN must allow that itself (a
+            synth warning says so).
         :param attach_window: a dump is linked to the instance's latest incident when that
             incident was opened at most this long before the dump arrived and has no dump
             yet; otherwise the dump opens a new ``spontaneous`` incident. Default: 6 hours
@@ -526,8 +516,8 @@ class CrashDumpBucket(Construct):
         :param log_retention: how long the function's logs are kept. Default: one year.
         """
         owner = "CrashDumpBucket.notify_incidents"
-        props.check(owner, "table", table, dynamodb.ITable, example="remediation.table")
-        props.check(owner, "topic", topic, sns.ITopic, example="remediation.topic")
+        props.check(owner, "incidents", incidents, IncidentStore, example="remediation.incidents")
+        table, topic = incidents.table, incidents.topic
         if self.dump_arrival_function is not None:
             raise ConfigurationError(
                 "notify_incidents() was already called on this CrashDumpBucket: one "
@@ -537,14 +527,7 @@ class CrashDumpBucket(Construct):
         window = attach_window or cdk.Duration.hours(6)
         scope = Construct(self, "DumpArrival")
 
-        queue = sqs.Queue(
-            scope,
-            "FailedEvents",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.encryption_key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
+        queue = encrypted_queue(scope, "FailedEvents", key=self.encryption_key)
         # No SQS3 acknowledgement needed: cdk-nag sees this queue is the function's DLQ.
         # Events EventBridge could not deliver to the function (the rule target's DLQ), with
         # a key of their own: the dump key never trusts EventBridge.
@@ -555,19 +538,12 @@ class CrashDumpBucket(Construct):
             enable_key_rotation=True,
         )
         allow_rules_on_key(scope, queue_key, "EventBridgeRulesOfThisAccount")
-        undelivered = sqs.Queue(
+        undelivered = encrypted_queue(
             scope,
             "Undelivered",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=queue_key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
-        acknowledge(
-            undelivered,
-            "AwsSolutions::AwsSolutions-SQS3",
-            "this queue is itself the dead-letter store of the dump-arrival rule's target; "
-            "an alarm notifies on every message sent to it",
+            key=queue_key,
+            dead_letter_store="this queue is itself the dead-letter store of the dump-arrival "
+            "rule's target; an alarm notifies on every message sent to it",
         )
         log_group = self.log_group(
             scope,
@@ -576,13 +552,7 @@ class CrashDumpBucket(Construct):
             holds="panic summaries, not dump contents",
         )
 
-        role = iam.Role(
-            scope,
-            "Role",
-            # aws-assumption: service-role-trust-principals
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="crashcart dump-arrival function",
-        )
+        role = function_role(scope, "Role", description="crashcart dump-arrival function")
         statements: list[iam.PolicyStatement] = []
         statements.append(
             iam.PolicyStatement(
@@ -604,12 +574,7 @@ class CrashDumpBucket(Construct):
         )
         statements.append(
             iam.PolicyStatement(
-                actions=[
-                    "dynamodb:Query",
-                    "dynamodb:GetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                ],
+                actions=list(DUMP_ARRIVAL_ACTIONS),
                 resources=[table.table_arn],
             )
         )
@@ -649,10 +614,8 @@ class CrashDumpBucket(Construct):
             scope,
             "Function",
             runtime=lambda_.Runtime.PYTHON_3_14,
-            handler="handler.handler",
-            code=lambda_.Code.from_asset(
-                str(_LAMBDA_ROOT), exclude=["__pycache__", "*.pyc", ".mypy_cache"]
-            ),
+            handler=DUMP_ARRIVAL.handler,
+            code=DUMP_ARRIVAL.code(),
             # Every permission is in the managed policy above: CDK's automatic grants (logs,
             # dead-letter queue) would add an inline default policy.
             role=role.without_policy_updates(),
@@ -667,10 +630,10 @@ class CrashDumpBucket(Construct):
             retry_attempts=2,
             log_group=log_group,
             environment={
-                "CRASHCART_TABLE_NAME": table.table_name,
-                "CRASHCART_TOPIC_ARN": topic.topic_arn,
-                "CRASHCART_DUMP_BUCKET": self.bucket.bucket_name,
-                "CRASHCART_ATTACH_WINDOW_SECONDS": str(int(window.to_seconds())),
+                variables.TABLE_NAME: table.table_name,
+                variables.TOPIC_ARN: topic.topic_arn,
+                variables.DUMP_BUCKET: self.bucket.bucket_name,
+                variables.ATTACH_WINDOW_SECONDS: str(int(window.to_seconds())),
             },
         )
         function.node.add_dependency(policy)

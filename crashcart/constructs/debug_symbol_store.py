@@ -31,7 +31,7 @@ from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.compliance import acknowledge, acknowledge_all
-from crashcart.constructs._access_logs import access_logs_bucket
+from crashcart.constructs._internal.buckets import access_logs_bucket, data_bucket, data_key
 from crashcart.errors import ConfigurationError
 from crashcart.symbol_layout import (
     METADATA_NAME,
@@ -152,11 +152,10 @@ class DebugSymbolStore(Construct):
         self._stack = cdk.Stack.of(self)
 
         #: The KMS key symbols are encrypted with.
-        self.encryption_key: kms.IKey = encryption_key or kms.Key(
+        self.encryption_key: kms.IKey = encryption_key or data_key(
             self,
             "Key",
             description="crashcart debug symbols (debug vmlinux files by kernel build id)",
-            enable_key_rotation=True,
             removal_policy=removal_policy,
         )
 
@@ -166,23 +165,12 @@ class DebugSymbolStore(Construct):
         )
 
         #: The symbol bucket.
-        self.bucket = s3.Bucket(
+        self.bucket = data_bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.encryption_key,
-            # Per-object encryption context (the object ARN) lets the KMS grants name the
-            # symbols/ prefix; S3 Bucket Keys would replace it with the bucket ARN.
-            # aws-assumption: kms-via-s3-encryption-context
-            bucket_key_enabled=False,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            # aws-assumption: tls-only-resource-policies
-            minimum_tls_version=1.2,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=self.access_logs_bucket,
-            server_access_logs_prefix="symbol-bucket/",
+            key=self.encryption_key,
+            access_logs=self.access_logs_bucket,
+            access_logs_prefix="symbol-bucket/",
             lifecycle_rules=[
                 # No expiration of current versions: symbols stay while AMIs use them.
                 s3.LifecycleRule(

@@ -33,20 +33,27 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.compliance import acknowledge, acknowledge_all
-from crashcart.constructs._crash_dump_settings import DUMPS_PREFIX
-from crashcart.constructs._service_access import (
+from crashcart.constructs._internal.queues import encrypted_queue
+from crashcart.constructs._internal.service_access import (
     QueueTarget,
     allow_alarm_actions,
     allow_rules_on_key,
     failure_queue_alarm,
     undeliverable_events_alarm,
 )
+from crashcart.constructs.incident_store import (
+    TRIAGE_READ_ACTIONS,
+    TRIAGE_WRITE_ACTIONS,
+    IncidentStore,
+)
 from crashcart.errors import ConfigurationError
+from crashcart.runtime import environment as variables
+from crashcart.runtime.dumps import DUMPS_PREFIX
+from crashcart.runtime.incident import TRIAGE_ATTRIBUTES
 
 if TYPE_CHECKING:
     from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
@@ -65,21 +72,13 @@ _IMAGE_CONTEXT_EXCLUDE = [
     "!py.typed",
     "!triage",
     "triage/__pycache__",
+    "!runtime",
+    "runtime/__pycache__",
     "**/*.pyc",
 ]
 CONTAINER_NAME = "triage"
-#: The incident attributes the job may touch: the key, the dump link its update is
-#: conditional on, and what it writes (``crashcart.triage.job``).
-INCIDENT_ATTRIBUTES = (
-    "pk",
-    "sk",
-    "dump_keys",
-    "report_keys",
-    "report_summary",
-    "report_symbols",
-    "report_error",
-    "triaged_at",
-)
+#: The incident attributes the job may touch (the incident record's triage writer).
+INCIDENT_ATTRIBUTES = TRIAGE_ATTRIBUTES
 SCRATCH_PATH = "/scratch"
 #: Fargate's task sizes: CPU units -> the memory sizes (MiB) it offers with them.
 # aws-assumption: fargate-task-sizes
@@ -162,8 +161,9 @@ def _check_prop_types(**values: object) -> None:
     props.check(
         owner, "dumps", values["dumps"], CrashDumpBucket, example="CrashDumpBucket(self, 'Dumps')"
     )
-    props.check(owner, "table", values["table"], dynamodb.ITable, example="remediation.table")
-    props.check(owner, "topic", values["topic"], sns.ITopic, example="remediation.topic")
+    props.check(
+        owner, "incidents", values["incidents"], IncidentStore, example="remediation.incidents"
+    )
     props.check(
         owner,
         "symbols",
@@ -262,13 +262,12 @@ class DumpTriageJob(Construct):
     Example::
 
         dumps = CrashDumpBucket(self, "Dumps")
-        dumps.notify_incidents(table=remediation.table, topic=remediation.topic)
+        dumps.notify_incidents(incidents=remediation.incidents)
         DumpTriageJob(
             self,
             "Triage",
             dumps=dumps,
-            table=remediation.table,
-            topic=remediation.topic,
+            incidents=remediation.incidents,
             symbols=symbol_store,          # DebugSymbolStore filled by KdumpImagePipeline
         )
     """
@@ -279,8 +278,7 @@ class DumpTriageJob(Construct):
         construct_id: str,
         *,
         dumps: CrashDumpBucket,
-        table: dynamodb.ITable,
-        topic: sns.ITopic,
+        incidents: IncidentStore,
         symbols: DebugSymbolStore | None = None,
         vpc: ec2.IVpc | None = None,
         subnets: ec2.SubnetSelection | None = None,
@@ -291,12 +289,11 @@ class DumpTriageJob(Construct):
         """
         :param dumps: the crash-dump bucket whose dumps are triaged (EventBridge
             notifications are on). Reports go to its ``reports/`` prefix.
-        :param table: the incident table: the report's keys are added to the incident that
-            links the dump.
-        :param topic: where "report ready" and "triage failed" notifications go, and the
-            failure alarms: this account's alarms are allowed to publish to it and to use its
-            key (a topic or key imported by ARN must allow that itself; a synth warning says
-            so).
+        :param incidents: the incident store: the report's keys are added to the incident
+            that links the dump; "report ready" and "triage failed" notifications and the
+            failure alarms go to its topic (this account's alarms are allowed to publish to it
+            and to use its key; a topic or key imported by ARN must allow that itself, and a
+            synth warning says so).
         :param symbols: the debug-symbol store, looked up by the dump's kernel build id.
             Default: none - reports are made from the dump's kernel log (panic string, the
             backtraces the kernel printed) and say that symbols were missing.
@@ -315,9 +312,15 @@ class DumpTriageJob(Construct):
             and never runs in a subnet with a route to an internet gateway).
         """
         _check_prop_types(
-            dumps=dumps, table=table, topic=topic, symbols=symbols, vpc=vpc, size=size, image=image
+            dumps=dumps,
+            incidents=incidents,
+            symbols=symbols,
+            vpc=vpc,
+            size=size,
+            image=image,
         )
         super().__init__(scope, construct_id)
+        table, topic = incidents.table, incidents.topic
         size = size or TriageTaskSize()
         stack = cdk.Stack.of(self)
         self._stack = stack
@@ -403,15 +406,15 @@ class DumpTriageJob(Construct):
             volumes=[ecs.Volume(name="scratch")],
         )
         environment = {
-            "CRASHCART_DUMP_BUCKET": dumps.bucket.bucket_name,
-            "CRASHCART_TABLE_NAME": table.table_name,
-            "CRASHCART_TOPIC_ARN": topic.topic_arn,
-            "CRASHCART_WORK_DIR": SCRATCH_PATH,
-            "CRASHCART_TIMEOUT_SECONDS": str(size.timeout_seconds),
+            variables.DUMP_BUCKET: dumps.bucket.bucket_name,
+            variables.TABLE_NAME: table.table_name,
+            variables.TOPIC_ARN: topic.topic_arn,
+            variables.WORK_DIR: SCRATCH_PATH,
+            variables.TIMEOUT_SECONDS: str(size.timeout_seconds),
             "TMPDIR": SCRATCH_PATH,
         }
         if symbols is not None:
-            environment["CRASHCART_SYMBOL_BUCKET"] = symbols.bucket.bucket_name
+            environment[variables.SYMBOL_BUCKET] = symbols.bucket.bucket_name
         #: The job's container.
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
@@ -429,23 +432,9 @@ class DumpTriageJob(Construct):
 
         queue_key = self._queue_key()
         #: Stopped-task events of failed runs (the event names the dump in its overrides).
-        self.failed_runs = sqs.Queue(
-            self,
-            "FailedRuns",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=queue_key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
+        self.failed_runs = encrypted_queue(self, "FailedRuns", key=queue_key)
         #: Events EventBridge could not deliver (RunTask refused, throttled past retries).
-        self.undelivered = sqs.Queue(
-            self,
-            "Undelivered",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=queue_key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
+        self.undelivered = encrypted_queue(self, "Undelivered", key=queue_key)
         for queue in (self.failed_runs, self.undelivered):
             acknowledge(
                 queue,
@@ -479,7 +468,7 @@ class DumpTriageJob(Construct):
                             container_name=CONTAINER_NAME,
                             environment=[
                                 targets.TaskEnvironmentVariable(
-                                    name="CRASHCART_METADATA_KEY",
+                                    name=variables.METADATA_KEY,
                                     value=events.EventField.from_path("$.detail.object.key"),
                                 )
                             ],
@@ -584,14 +573,14 @@ class DumpTriageJob(Construct):
             ),
             iam.PolicyStatement(
                 sid="TriageFindIncident",
-                actions=["dynamodb:Query"],
+                actions=list(TRIAGE_READ_ACTIONS),
                 resources=[table.table_arn],
             ),
             # The task parses untrusted memory images with C code (drgn, makedumpfile): it
             # may write only the report attributes of an incident, nothing else.
             iam.PolicyStatement(
                 sid="TriageLinkIncident",
-                actions=["dynamodb:UpdateItem"],
+                actions=list(TRIAGE_WRITE_ACTIONS),
                 resources=[table.table_arn],
                 conditions={
                     # aws-assumption: dynamodb-fine-grained-keys

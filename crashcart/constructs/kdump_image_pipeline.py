@@ -154,12 +154,12 @@ class KdumpImagePipeline(Construct):
         set_launch_template_default: bool = False,
         candidate_ami_parameter_name: str | None = None,
         schedule: PipelineSchedule | None = None,
-        deprecate_after_days: int | None = None,
+        deprecate_after: cdk.Duration | None = None,
         component_version: str | None = None,
         working_directory: str | None = None,
         root_volume_gib: int | None = None,
         root_device_name: str | None = None,
-        image_tests_timeout_minutes: int = 90,
+        image_tests_timeout: cdk.Duration = cdk.Duration.minutes(90),  # noqa: B008 - immutable
         debug_symbols: DebugSymbolStore | None = None,
     ) -> None:
         """Create the pipeline.
@@ -196,8 +196,9 @@ class KdumpImagePipeline(Construct):
         :param candidate_ami_parameter_name: the SSM parameter Image Builder writes the new
             AMI id to in each Region. Default: ``/crashcart/ami/<family>/<arch>/candidate``.
         :param schedule: when the pipeline runs. Default: Sundays 03:00 UTC.
-        :param deprecate_after_days: deprecate this pipeline's AMIs after N days (a
-            lifecycle policy; the newest 2 are kept). Default: None (no lifecycle policy).
+        :param deprecate_after: deprecate this pipeline's AMIs older than this, in whole days
+            from 1 to 3,650 (a lifecycle policy; the newest 2 are kept). Default: None (no
+            lifecycle policy).
         :param component_version: a fixed ``x.y.z`` for crashcart's components and the
             recipe. Default: derived from a hash of their content (new content, new version;
             a fixed version must be bumped by you whenever content changes).
@@ -207,7 +208,7 @@ class KdumpImagePipeline(Construct):
         :param root_volume_gib: root volume size. Default: 20 (Linux) / 60 (Windows).
         :param root_device_name: root device of the parent AMI. Default: the family's
             (``/dev/xvda`` for Amazon Linux and Debian, ``/dev/sda1`` otherwise).
-        :param image_tests_timeout_minutes: test-phase timeout. Default: 90.
+        :param image_tests_timeout: test-phase timeout, whole minutes. Default: 90 minutes.
         :param debug_symbols: publish the debug vmlinux of each AMI's kernel to this store,
             by build id (for full triage with drgn): a debug-symbols component right after
             the crash-dump component (after its reboot, so the running kernel is the AMI's)
@@ -316,10 +317,12 @@ class KdumpImagePipeline(Construct):
                 "distribution is empty: give at least one DistributionTarget (the AMI has to "
                 "go somewhere), or leave it unset for the stack's own Region"
             )
-        if deprecate_after_days is not None and not 1 <= deprecate_after_days <= 3650:
-            raise ConfigurationError(
-                f"deprecate_after_days {deprecate_after_days!r}: use 1-3650 days or None"
-            )
+        deprecate_after_days = _whole(
+            "deprecate_after", deprecate_after, unit="days", low=1, high=3650
+        )
+        image_tests_timeout_minutes = _whole(
+            "image_tests_timeout", image_tests_timeout, unit="minutes", low=1, high=None
+        )
 
         # --- Key, bucket, topic -----------------------------------------------------------
         if key is None:
@@ -1017,3 +1020,31 @@ def stack_logical_id(bucket: s3.IBucket) -> str:
     if isinstance(default_child, cdk.CfnElement):
         return cdk.Stack.of(bucket).get_logical_id(default_child)
     return "imported-bucket"
+
+
+def _whole(
+    name: str, value: cdk.Duration | None, *, unit: str, low: int, high: int | None
+) -> float | None:
+    """``value`` in whole ``unit`` (days / minutes), checked; None stays None.
+
+    A token is passed through unresolved (CloudFormation checks it at deployment).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, cdk.Duration):
+        raise ConfigurationError(
+            f"{name}={value!r}: must be a cdk.Duration, e.g. cdk.Duration.{unit}({low})"
+        )
+    if value.is_unresolved():
+        # A token stays a token (a number CloudFormation resolves at deployment).
+        return value.to_days() if unit == "days" else value.to_minutes()
+    try:
+        amount = value.to_days() if unit == "days" else value.to_minutes()
+    except Exception:  # jsii: not a whole number of the unit
+        raise ConfigurationError(
+            f"{name}={value.to_human_string()}: must be a whole number of {unit}"
+        ) from None
+    if amount < low or (high is not None and amount > high):
+        allowed = f"{low}-{high}" if high is not None else f"at least {low}"
+        raise ConfigurationError(f"{name}={value.to_human_string()}: use {allowed} {unit}")
+    return int(amount)

@@ -1,8 +1,8 @@
 """Feed the REAL remediation function a status-check alarm for the drill's guest.
 
-The function (``crashcart/lambda/remediation/``) is loaded the way the Lambda runtime loads it
-(its folder on ``sys.path``) and built with ``handler.build(...)`` over boto3 clients that talk
-to a moto server on 127.0.0.1. Two calls are answered by the drill instead of moto, through
+The function (the package ``crashcart.functions.remediation``, exactly the modules its asset
+ships) is built with ``handler.build(...)`` over boto3 clients that talk to a moto server on
+127.0.0.1. Two calls are answered by the drill instead of moto, through
 botocore ``before-call`` hooks on the EC2 clients handed to the function:
 
 - ``SendDiagnosticInterrupt`` (moto does not implement it) for the drill's instance id:
@@ -20,36 +20,20 @@ instance was "launched" in moto a moment ago; the guard is covered by the unit t
 
 from __future__ import annotations
 
-import importlib
-import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 from crashcart.drill.paths import PACKAGE_DIR
+from crashcart.runtime.incident import INCIDENT_PREFIX, instance_pk
 
-FUNCTION_DIR = PACKAGE_DIR.parent / "lambda" / "remediation"
-MODULES = (
-    "settings",
-    "events",
-    "decision",
-    "telemetry",
-    "notify",
-    "adapter",
-    "claims",
-    "service",
-    "handler",
-)
+FUNCTION_DIR = PACKAGE_DIR.parent / "functions" / "remediation"
 REGION = "eu-west-1"
 #: moto's default account: the alarm, the function and the instance all live in it.
 ACCOUNT = "123456789012"
 ALARM_PREFIX = "crashcart-drill-"
-_LOCK = threading.Lock()
-_LOADED: SimpleNamespace | None = None
 
 
 class RemediationUnavailableError(RuntimeError):
@@ -61,31 +45,14 @@ def available() -> bool:
 
 
 def load_function() -> SimpleNamespace:
-    """The function's modules, imported in isolation (no clash with other ``handler`` modules)."""
-    global _LOADED
-    with _LOCK:
-        if _LOADED is not None:
-            return _LOADED
-        if not available():
-            raise RemediationUnavailableError(f"no remediation function in {FUNCTION_DIR}")
-        saved = {name: sys.modules.pop(name) for name in MODULES if name in sys.modules}
-        sys.path.insert(0, str(FUNCTION_DIR))
-        loaded: dict[str, ModuleType] = {}
-        try:
-            for name in MODULES:
-                module = importlib.import_module(name)
-                if Path(module.__file__ or "").resolve().parent != FUNCTION_DIR:
-                    raise RemediationUnavailableError(f"{name} resolved to {module.__file__}")
-                loaded[name] = module
-        except ImportError as error:
-            raise RemediationUnavailableError(f"remediation function: {error}") from error
-        finally:
-            sys.path.remove(str(FUNCTION_DIR))
-            for name in MODULES:
-                sys.modules.pop(name, None)
-            sys.modules.update(saved)
-        _LOADED = SimpleNamespace(**loaded)
-        return _LOADED
+    """The function's ``settings`` and ``handler`` modules."""
+    if not available():
+        raise RemediationUnavailableError(f"no remediation function in {FUNCTION_DIR}")
+    try:
+        from crashcart.functions.remediation import handler, settings
+    except ImportError as error:
+        raise RemediationUnavailableError(f"remediation function: {error}") from error
+    return SimpleNamespace(settings=settings, handler=handler)
 
 
 class _Context:
@@ -324,8 +291,8 @@ class DrillAccount:
             TableName=self.env["CRASHCART_TABLE_NAME"],
             KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
             ExpressionAttributeValues={
-                ":pk": {"S": f"instance#{self.instance_id}"},
-                ":p": {"S": "incident#"},
+                ":pk": {"S": instance_pk(self.instance_id)},
+                ":p": {"S": INCIDENT_PREFIX},
             },
         )
         return [

@@ -254,7 +254,7 @@ def run_scenario(
             return _finish(
                 result.fail(
                     "remediation",
-                    "the remediation function (crashcart/lambda/remediation/handler.py) is "
+                    "the remediation function (crashcart/functions/remediation/handler.py) is "
                     "missing; run with --direct-nmi to inject the NMI without it",
                 ),
                 scenario,

@@ -7,7 +7,9 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
-from crashcart.constructs.diagnostic_interrupt_access import DiagnosticInterruptOperatorPolicy
+from crashcart.constructs.diagnostic_interrupt_operator_policy import (
+    DiagnosticInterruptOperatorPolicy,
+)
 from crashcart.opt_in import OptInTag
 
 

@@ -30,7 +30,7 @@ class CrashcartImagePipelineStack(cdk.Stack):
         family: Family = "amazon-linux-2023",
         architecture: Architecture = "x86_64",
         kdump: KdumpSettings | None = None,
-        deprecate_after_days: int | None = 90,
+        deprecate_after: cdk.Duration | None = cdk.Duration.days(90),  # noqa: B008 - immutable
         publish_debug_symbols: bool = True,
         **stack_kwargs: Any,
     ) -> None:
@@ -39,7 +39,7 @@ class CrashcartImagePipelineStack(cdk.Stack):
         :param family: the OS family. Default: ``"amazon-linux-2023"``.
         :param architecture: Default: ``"x86_64"`` (the verified interrupt path).
         :param kdump: kdump settings. Default: ``KdumpSettings()``.
-        :param deprecate_after_days: deprecate AMIs older than this. Default: 90.
+        :param deprecate_after: deprecate AMIs older than this. Default: 90 days.
         :param publish_debug_symbols: create a ``DebugSymbolStore`` and publish each AMI's
             debug vmlinux to it (Linux families). Default: True.
         :param stack_kwargs: passed to ``cdk.Stack`` (``env``, ``description``, ...).
@@ -55,7 +55,7 @@ class CrashcartImagePipelineStack(cdk.Stack):
             family=family,
             architecture=architecture,
             kdump=kdump,
-            deprecate_after_days=deprecate_after_days,
+            deprecate_after=deprecate_after,
             debug_symbols=self.debug_symbols,
         )
         cdk.CfnOutput(

@@ -23,8 +23,8 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
+from crashcart.constructs.dump_overdue_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.dump_triage_job import DumpTriageJob
-from crashcart.constructs.incident_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
     AttestationPolicy,
@@ -118,23 +118,19 @@ class CrashcartRemediationStack(cdk.Stack):
             **watch,
         )
         if self.crash_dumps is not None:
-            self.crash_dumps.notify_incidents(
-                table=self.remediation.table, topic=self.remediation.topic
-            )
+            self.crash_dumps.notify_incidents(incidents=self.remediation.incidents)
             if full_triage:
                 self.triage_job = DumpTriageJob(
                     self,
                     "TriageJob",
                     dumps=self.crash_dumps,
-                    table=self.remediation.table,
-                    topic=self.remediation.topic,
+                    incidents=self.remediation.incidents,
                     symbols=symbol_store,
                 )
             self.dump_overdue_sweep = DumpOverdueSweep(
                 self,
                 "DumpOverdueSweep",
-                table=self.remediation.table,
-                topic=self.remediation.topic,
+                incidents=self.remediation.incidents,
                 encryption_key=self.remediation.key,
                 parameter_name=self.crash_dumps.parameter.parameter_name,
                 # the census judges attestations as the remediation's guards do; with

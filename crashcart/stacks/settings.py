@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from crashcart.cli_support import REGION_PATTERN
+from crashcart.cli.support import REGION_PATTERN
 from crashcart.errors import ConfigurationError
 
 PREFIX = "crashcart:"

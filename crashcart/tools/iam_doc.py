@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crashcart.constructs import diagnostic_interrupt_access as access
+from crashcart.constructs import diagnostic_interrupt_operator_policy as access
 from crashcart.guardrails import render_service_control_policies
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ SID_REASONS: dict[str, str] = {
         "EventBridge rules of this account (only) put events into the queues this key "
         "encrypts (a rule's target or dead-letter queue; each queue policy names its rules)."
     ),
-    # Alarms notifying crashcart's topics (crashcart/constructs/_service_access.py)
+    # Alarms notifying crashcart's topics (crashcart/constructs/_internal/service_access.py)
     "CrashcartAlarmsPublish": (
         "CloudWatch alarms of this account (only) notify the topic: failure-queue, "
         "dead-letter and triage alarms (without it SNS refuses every alarm action)."

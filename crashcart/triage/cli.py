@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crashcart.cli_support import add_command, add_version_argument, exit_code_epilog
+from crashcart.cli.support import add_command, add_version_argument, exit_code_epilog
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 3

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from crashcart.triage import dmesg as dmesg_mod
+from crashcart.runtime import kernel_log as dmesg_mod
 from crashcart.triage.report import CpuStack, Report
 
 T = TypeVar("T")

@@ -41,9 +41,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
 
 from crashcart.errors import ConfigurationError
+from crashcart.runtime import environment as variables
+from crashcart.runtime.dumps import BadKeyError, DumpKey, parse_metadata_key
+from crashcart.runtime.incident import INCIDENT_PREFIX, instance_pk, iso
+from crashcart.runtime.notification import subject as sns_subject
+from crashcart.runtime.objects import read_head
 from crashcart.symbol_layout import normalize_build_id, symbol_key
 from crashcart.triage.core import TriageError, triage
 from crashcart.triage.report import Report, render_markdown, to_json
@@ -52,20 +56,9 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 3
 
-# The dump-arrival function's contract, repeated here: the job image carries only
-# crashcart.triage. ``dumps/<instance id>/...`` is accepted too (local drill, hand uploads).
-# Matched with fullmatch after decode_event_key (a test holds the two copies together).
-KEY_PATTERN = re.compile(
-    r"dumps/(?P<owner>(?:[A-Z0-9]{8,128}:)?(?P<instance>i-[0-9a-f]{8,17}))/"
-    r"(?P<dump>[A-Za-z0-9._-]{1,128})/metadata\.json"
-)
-REPORTS_PREFIX = "reports/"
-INSTANCE_PK = "instance#{}"
-INCIDENT_SK_PREFIX = "incident#"
 MAX_METADATA_BYTES = 64 * 1024
 #: Kept free on the scratch disk beyond the files, for drgn's and the OS's own use.
 DISK_HEADROOM_BYTES = 512 * 1024 * 1024
-SUBJECT_LIMIT = 99  # SNS: a subject must be shorter than 100 characters
 FRAMES_IN_NOTIFICATION = 12
 
 
@@ -88,46 +81,28 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         required = (
-            "CRASHCART_METADATA_KEY",
-            "CRASHCART_DUMP_BUCKET",
-            "CRASHCART_TABLE_NAME",
-            "CRASHCART_TOPIC_ARN",
+            variables.METADATA_KEY,
+            variables.DUMP_BUCKET,
+            variables.TABLE_NAME,
+            variables.TOPIC_ARN,
         )
         missing = [name for name in required if not env.get(name)]
         if missing:
             raise BadInputError(f"missing environment variables: {', '.join(missing)}")
-        wait = env.get("CRASHCART_LINK_WAIT_SECONDS", "120")
+        wait = env.get(variables.LINK_WAIT_SECONDS, "120")
         try:
             link_wait = float(wait)
         except ValueError:
             raise BadInputError(f"CRASHCART_LINK_WAIT_SECONDS={wait!r} is not a number") from None
         return cls(
-            metadata_key=env["CRASHCART_METADATA_KEY"],
-            dump_bucket=env["CRASHCART_DUMP_BUCKET"],
-            symbol_bucket=env.get("CRASHCART_SYMBOL_BUCKET") or None,
-            table_name=env["CRASHCART_TABLE_NAME"],
-            topic_arn=env["CRASHCART_TOPIC_ARN"],
-            work_dir=Path(env.get("CRASHCART_WORK_DIR") or tempfile.gettempdir()),
+            metadata_key=env[variables.METADATA_KEY],
+            dump_bucket=env[variables.DUMP_BUCKET],
+            symbol_bucket=env.get(variables.SYMBOL_BUCKET) or None,
+            table_name=env[variables.TABLE_NAME],
+            topic_arn=env[variables.TOPIC_ARN],
+            work_dir=Path(env.get(variables.WORK_DIR) or tempfile.gettempdir()),
             link_wait_seconds=max(0.0, link_wait),
         )
-
-
-@dataclass(frozen=True)
-class DumpRef:
-    """One shipped dump, named by its metadata.json key."""
-
-    key: str
-    owner: str
-    instance_id: str
-    dump_id: str
-
-    @property
-    def prefix(self) -> str:
-        return self.key.rsplit("/", 1)[0] + "/"
-
-    @property
-    def report_prefix(self) -> str:
-        return f"{REPORTS_PREFIX}{self.owner}/{self.dump_id}/"
 
 
 @dataclass(frozen=True)
@@ -159,28 +134,13 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
 
-def decode_event_key(raw: str) -> str:
-    """The object key the S3 event named, URL-decoded exactly once (form encoding).
-
-    ``CRASHCART_METADATA_KEY`` is the event's ``detail.object.key`` (EventBridge input
-    transformer). aws-assumption: s3-event-key-encoding; see the dump-arrival function's
-    ``decode_event_key`` for why one decode is right whether or not the event encoded it.
-    """
+def parse_key(raw: str) -> DumpKey:
+    """The dump ``CRASHCART_METADATA_KEY`` names: the event's ``detail.object.key`` (EventBridge
+    input transformer), decoded once (aws-assumption: s3-event-key-encoding)."""
     try:
-        return unquote_plus(raw, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError as error:
-        raise BadInputError(f"key {raw!r} is not UTF-8 once URL-decoded: {error}") from None
-
-
-def parse_key(raw: str) -> DumpRef:
-    key = decode_event_key(raw)
-    match = KEY_PATTERN.fullmatch(key)
-    if not match or match.group("dump") in (".", ".."):
-        shown = repr(raw) if key == raw else f"{raw!r} (URL-decoded: {key!r})"
-        raise BadInputError(
-            f"key {shown} is not dumps/<role id>:<instance id>/<dump id>/metadata.json"
-        )
-    return DumpRef(key, match.group("owner"), match.group("instance"), match.group("dump"))
+        return parse_metadata_key(raw)
+    except BadKeyError as error:
+        raise BadInputError(str(error)) from None
 
 
 def _shipped(entry: dict[str, Any]) -> ShippedFile:
@@ -193,7 +153,7 @@ def _shipped(entry: dict[str, Any]) -> ShippedFile:
     return ShippedFile(str(entry["name"]), size, digest)
 
 
-def parse_metadata(raw: bytes, dump: DumpRef) -> DumpMetadata:
+def parse_metadata(raw: bytes, dump: DumpKey) -> DumpMetadata:
     """The fields triage needs from the agent's metadata.json, checked."""
     try:
         data = json.loads(raw)
@@ -256,19 +216,10 @@ class Adapter:
         self.sns = sns
 
     def read_small(self, bucket: str, key: str, limit: int) -> bytes | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{limit - 1}")
-        except ClientError as error:
-            # AccessDenied is not "missing": the event just said the object was created, so
-            # a 403 is a deployment fault (KMS, bucket or endpoint policy); it propagates
-            # and the run is kept in the failed-runs queue.
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "InvalidRange"):
-                return None
-            raise
-        data: bytes = response["Body"].read()
-        return data
+        """The first ``limit`` bytes of an object; None when it is missing (AccessDenied is
+        not "missing": the event just said the object was created, so a 403 is a deployment
+        fault; it propagates and the run is kept in the failed-runs queue)."""
+        return read_head(self.s3, bucket, key, limit)
 
     def size_of(self, bucket: str, key: str) -> int | None:
         from botocore.exceptions import ClientError
@@ -292,15 +243,15 @@ class Adapter:
             ContentType=content_type,
         )
 
-    def incident_linking(self, dump: DumpRef) -> str | None:
+    def incident_linking(self, dump: DumpKey) -> str | None:
         """The sort key of the incident whose dump_keys include this metadata.json."""
         response = self.dynamodb.query(
             TableName=self.settings.table_name,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             FilterExpression="contains(dump_keys, :key)",
             ExpressionAttributeValues={
-                ":pk": {"S": INSTANCE_PK.format(dump.instance_id)},
-                ":prefix": {"S": INCIDENT_SK_PREFIX},
+                ":pk": {"S": instance_pk(dump.instance_id)},
+                ":prefix": {"S": INCIDENT_PREFIX},
                 ":key": {"S": dump.key},
             },
             ScanIndexForward=False,
@@ -309,11 +260,11 @@ class Adapter:
         items = response.get("Items") or []
         return str(items[0]["sk"]["S"]) if items else None
 
-    def record(self, dump: DumpRef, sk: str, values: dict[str, Any]) -> None:
+    def record(self, dump: DumpKey, sk: str, values: dict[str, Any]) -> None:
         names = {f"#{name}": name for name in values}
         self.dynamodb.update_item(
             TableName=self.settings.table_name,
-            Key={"pk": {"S": INSTANCE_PK.format(dump.instance_id)}, "sk": {"S": sk}},
+            Key={"pk": {"S": instance_pk(dump.instance_id)}, "sk": {"S": sk}},
             UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in values),
             ConditionExpression="attribute_exists(pk) AND contains(dump_keys, :dump_key)",
             ExpressionAttributeNames=names,
@@ -325,7 +276,7 @@ class Adapter:
 
     def notify(self, subject: str, message: str) -> None:
         self.sns.publish(
-            TopicArn=self.settings.topic_arn, Subject=subject[:SUBJECT_LIMIT], Message=message
+            TopicArn=self.settings.topic_arn, Subject=sns_subject(subject), Message=message
         )
 
 
@@ -362,7 +313,7 @@ def find_vmlinux(
     return target
 
 
-def fetch_dump(adapter: Adapter, dump: DumpRef, metadata: DumpMetadata, scratch: Path) -> Path:
+def fetch_dump(adapter: Adapter, dump: DumpKey, metadata: DumpMetadata, scratch: Path) -> Path:
     """Download the vmcore (and the dmesg beside it); verify the vmcore's checksum."""
     if metadata.vmcore is None:
         raise BadInputError(f"{dump.key}: no vmcore was shipped (only a kernel log)")
@@ -402,7 +353,7 @@ def summary_line(report: Report) -> str:
     return f"{report.reason}: {message}"
 
 
-def notification(dump: DumpRef, report: Report, outcome: Outcome, bucket: str) -> str:
+def notification(dump: DumpKey, report: Report, outcome: Outcome, bucket: str) -> str:
     """The notification body: what crashed, where, and where the report is."""
     lines = [
         f"crashcart: full triage report for {dump.instance_id}",
@@ -428,7 +379,7 @@ def notification(dump: DumpRef, report: Report, outcome: Outcome, bucket: str) -
 
 def link_incident(
     adapter: Adapter,
-    dump: DumpRef,
+    dump: DumpKey,
     values: dict[str, Any],
     *,
     sleep: Callable[[float], None] = time.sleep,
@@ -497,7 +448,7 @@ def process(
             "report_keys": outcome.report_keys,
             "report_summary": outcome.reason,
             "report_symbols": outcome.vmlinux or "none",
-            "triaged_at": now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "triaged_at": iso(now()),
         },
         sleep=sleep,
     )
@@ -557,7 +508,7 @@ class JobTimeoutError(Exception):
 
 
 def _arm_timeout(env: dict[str, str] | os._Environ[str]) -> None:
-    raw = env.get("CRASHCART_TIMEOUT_SECONDS")
+    raw = env.get(variables.TIMEOUT_SECONDS)
     if not raw:
         return
     seconds = int(raw)
@@ -574,7 +525,7 @@ def main(env: dict[str, str] | None = None) -> int:
     import boto3
 
     environ = os.environ if env is None else env
-    key = environ.get("CRASHCART_METADATA_KEY", "")
+    key = environ.get(variables.METADATA_KEY, "")
     try:
         settings = Settings.from_env(env)
         _arm_timeout(environ)

@@ -15,7 +15,7 @@ from crashcart.compliance import add_compliance_checks
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
 from tests.support.cfn_lint import cfn_lint
-from tests.support.incidents import stand_in_incidents
+from tests.support.incidents import stand_in_incidents, store_of
 from tests.support.nag import assert_every_pack_ran_clean, validation_report
 
 STACK = "CrashDumps"
@@ -32,7 +32,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dumps = CrashDumpBucket(stack, "Dumps", instance_roles=[role])
     dumps.grant_read(analyst)
     table, topic, _key = stand_in_incidents(stack)
-    dumps.notify_incidents(table=table, topic=topic)
+    dumps.notify_incidents(incidents=store_of(stack, table, topic))
     app.synth()  # raises ValidationFailed on any unacknowledged finding
     return outdir
 

@@ -55,7 +55,7 @@ def expected_acknowledgements(stack: str) -> set[tuple[str, str]]:
         | _packs("LambdaInsideVPC", _ALL)
         | _packs("LambdaConcurrency", _NIST_HIPAA)
         | {"Serverless::Serverless-LambdaDLQ", "Serverless::Serverless-LambdaTracing"},
-        "Remediation/Incidents": _packs("DynamoDBInBackupPlan", _NIST_HIPAA),
+        "Remediation/Default/Incidents": _packs("DynamoDBInBackupPlan", _NIST_HIPAA),
     }
     if stack == "RemediationFleet":
         entries["Remediation/FleetStatusAlarm"] = _packs("CloudWatchAlarmAction", _NIST_HIPAA)

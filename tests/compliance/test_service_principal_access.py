@@ -18,6 +18,7 @@ import aws_cdk as cdk
 import pytest
 
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
+from tests.support.incidents import store_of
 from tests.support.service_access import Finding, Walker, walk_templates
 
 ENV = cdk.Environment(account=TEST_ACCOUNT, region=TEST_REGION)
@@ -53,7 +54,7 @@ def construct_templates() -> dict[str, dict[str, Any]]:
 
     from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
     from crashcart.constructs.debug_symbol_store import DebugSymbolStore
-    from crashcart.constructs.incident_sweep import DumpOverdueSweep
+    from crashcart.constructs.dump_overdue_sweep import DumpOverdueSweep
     from crashcart.constructs.kdump_image_pipeline import KdumpImagePipeline
     from crashcart.constructs.unresponsive_instance_remediation import (
         FleetWatch,
@@ -74,11 +75,11 @@ def construct_templates() -> dict[str, dict[str, Any]]:
 
     stack = stacks["dump-arrival"] = cdk.Stack(app, "DumpArrival", env=ENV)
     table, topic, _key = stand_in_incidents(stack)
-    CrashDumpBucket(stack, "Dumps").notify_incidents(table=table, topic=topic)
+    CrashDumpBucket(stack, "Dumps").notify_incidents(incidents=store_of(stack, table, topic))
 
     stack = stacks["sweep"] = cdk.Stack(app, "Sweep", env=ENV)
     table, topic, _key = stand_in_incidents(stack)
-    DumpOverdueSweep(stack, "Sweep", table=table, topic=topic)
+    DumpOverdueSweep(stack, "Sweep", incidents=store_of(stack, table, topic))
 
     stacks["triage"] = cdk.Stack.of(triage_job.job_stack(app, "TriageJob"))
 

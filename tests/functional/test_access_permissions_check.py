@@ -11,10 +11,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from crashcart import cli, permissions_check
+from crashcart import cli
+from crashcart.cli import check_permissions as permissions_check
+from crashcart.cli.check_permissions import Outcome, check_permissions, classify_instance_type
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
-from crashcart.permissions_check import Outcome, check_permissions, classify_instance_type
 from tests.conftest import TEST_REGION
 
 INSTANCE = "i-0123456789abcdef0"
@@ -325,14 +326,14 @@ def test_cli_registry_calls_add_parser_of_each_module(monkeypatch: pytest.Monkey
     assert isinstance(
         parser.parse_args(["check-permissions", "--instance-id", INSTANCE]), argparse.Namespace
     )
-    assert "crashcart.permissions_check" in cli.SUBCOMMAND_MODULES
+    assert "crashcart.cli.check_permissions" in cli.SUBCOMMAND_MODULES
     assert permissions_check.COMMAND == "check-permissions"
 
 
 def test_an_unknown_profile_is_a_credentials_error_not_a_traceback(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Exit 3 and the words `crashcart attestation` uses (crashcart/cli_support.py)."""
+    """Exit 3 and the words `crashcart attestation` uses (crashcart/cli/support.py)."""
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     code = cli.main(
         ["check-permissions", "--instance-id", INSTANCE, "--profile", "no-such-profile"]

@@ -22,9 +22,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
-from crashcart import attestation_check as ac
 from crashcart import cli
-from crashcart.attestation_check import ExitCode, Status, scan
+from crashcart.cli import attestation as ac
+from crashcart.cli.attestation import ExitCode, Status, scan
 from crashcart.opt_in import OptInTag
 from tests.conftest import TEST_REGION
 
@@ -519,7 +519,7 @@ def test_cli_in_process(
 
 
 def test_registered_and_cheap_to_import() -> None:
-    assert "crashcart.attestation_check" in cli.SUBCOMMAND_MODULES
+    assert "crashcart.cli.attestation" in cli.SUBCOMMAND_MODULES
     args = cli.build_parser().parse_args(["attestation"])
     assert args.handler is ac.run
     assert (args.regions, args.max_age_seconds, args.json, args.all) == (
@@ -528,7 +528,7 @@ def test_registered_and_cheap_to_import() -> None:
         False,
         False,
     )
-    code = "import sys, crashcart.attestation_check; print('boto3' in sys.modules)"
+    code = "import sys, crashcart.cli.attestation; print('boto3' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )

@@ -1,6 +1,6 @@
 """The ``crashcart`` subcommands agree: --version, plain --help, credentials and regions.
 
-They share crashcart/cli_support.py: the same words and exit codes for missing or unusable
+They share crashcart/cli/support.py: the same words and exit codes for missing or unusable
 credentials (3) and for a missing or malformed region (2), plain-text help, and --version.
 Every AWS endpoint here is 127.0.0.1 (nothing listens on port 9): no request leaves the
 machine, and none is needed to fail these ways.
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from crashcart import cli
-from crashcart.cli_support import version
+from crashcart.cli.support import version
 from tests.conftest import TEST_REGION
 from tests.support.dumps import NMI_PANIC_DMESG, vmcore_bytes
 

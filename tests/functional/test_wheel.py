@@ -69,7 +69,9 @@ def test_wheel_ships_lambda_code_and_components(wheel: Path) -> None:
     import zipfile
 
     names = zipfile.ZipFile(wheel).namelist()
-    assert any(n.startswith("crashcart/lambda/") and n.endswith(".py") for n in names), names
+    for function in ("remediation", "dump_arrival", "incident_sweep"):
+        assert f"crashcart/functions/{function}/handler.py" in names, names
+    assert "crashcart/runtime/incident.py" in names
     assert "crashcart/py.typed" in names
     assert not any("__pycache__" in n for n in names)
 
@@ -104,5 +106,5 @@ def test_installed_wheel_synthesizes_the_reference_app(fresh_venv: Path, tmp_pat
     assert str(tmp_path) not in summary["file"]
     assert summary["stacks"]
     # Every Lambda asset was staged from the installed package and carries its handler.
-    handlers = sorted((tmp_path / "out").glob("asset.*/handler.py"))
+    handlers = sorted((tmp_path / "out").glob("asset.*/crashcart/functions/*/handler.py"))
     assert handlers, sorted(p.name for p in (tmp_path / "out").iterdir())

@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
 from crashcart.constructs import grant_diagnostic_interrupt
-from crashcart.constructs.diagnostic_interrupt_access import (
+from crashcart.constructs.diagnostic_interrupt_operator_policy import (
     SID_DENY_DELETE_ALL_TAGS,
     SID_DENY_TAG_AT_LAUNCH,
     SID_DENY_TAG_KEY,

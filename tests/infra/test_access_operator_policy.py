@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
 from crashcart.constructs import DiagnosticInterruptOperatorPolicy
-from crashcart.constructs.diagnostic_interrupt_access import (
+from crashcart.constructs.diagnostic_interrupt_operator_policy import (
     OPERATOR_DESCRIBE_ACTIONS,
     SID_INTERRUPT,
     SID_OPERATOR_CONSOLE,

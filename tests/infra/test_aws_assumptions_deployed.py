@@ -18,7 +18,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_iam as iam
 
-from crashcart.constructs.diagnostic_interrupt_access import (
+from crashcart.constructs.diagnostic_interrupt_operator_policy import (
     DiagnosticInterruptOperatorPolicy,
     grant_diagnostic_interrupt,
 )

@@ -19,6 +19,7 @@ from aws_cdk.assertions import Match, Template
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket, DumpLifecycle
 from crashcart.errors import ConfigurationError
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
+from tests.support.incidents import store_of
 
 ENV = cdk.Environment(account=TEST_ACCOUNT, region=TEST_REGION)
 BUCKET_ARN = "arn:aws:s3:::DUMPS"
@@ -71,7 +72,9 @@ def full() -> Template:
     )
     topic = sns.Topic(stack, "Topic")
     dumps.notify_incidents(
-        table=table, topic=topic, attach_window=cdk.Duration.hours(3), reserved_concurrency=3
+        incidents=store_of(stack, table, topic),
+        attach_window=cdk.Duration.hours(3),
+        reserved_concurrency=3,
     )
     return Template.from_stack(stack)
 
@@ -593,7 +596,7 @@ def test_dump_arrival_function(full: Template) -> None:
         "AWS::Lambda::Function",
         {
             "Runtime": "python3.14",
-            "Handler": "handler.handler",
+            "Handler": "crashcart.functions.dump_arrival.handler.handler",
             "ReservedConcurrentExecutions": 3,
             "DeadLetterConfig": {
                 "TargetArn": {"Fn::GetAtt": [Match.string_like_regexp("FailedEvents"), "Arn"]}
@@ -846,9 +849,9 @@ def test_fails_on_second_notify_and_bad_concurrency() -> None:
     table = dynamodb.Table(
         stack, "T", partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING)
     )
-    topic = sns.Topic(stack, "Topic")
+    incidents = store_of(stack, table, sns.Topic(stack, "Topic"))
     with pytest.raises(ConfigurationError, match="reserved_concurrency=0"):
-        dumps.notify_incidents(table=table, topic=topic, reserved_concurrency=0)
-    dumps.notify_incidents(table=table, topic=topic)
+        dumps.notify_incidents(incidents=incidents, reserved_concurrency=0)
+    dumps.notify_incidents(incidents=incidents)
     with pytest.raises(ConfigurationError, match="already called"):
-        dumps.notify_incidents(table=table, topic=topic)
+        dumps.notify_incidents(incidents=incidents)

@@ -31,13 +31,14 @@ from crashcart.constructs import (
     DumpOverdueSweep,
     DumpTriageJob,
     FleetWatch,
+    IncidentStore,
     KdumpImagePipeline,
     UnresponsiveInstanceRemediation,
     grant_diagnostic_interrupt,
 )
 from crashcart.errors import ConfigurationError
 from tests.support import triage_job as triage_support
-from tests.support.incidents import stand_in_incidents
+from tests.support.incidents import stand_in_incidents, store_of
 from tests.support.remediation import env, evidence_bucket, new_app
 
 # -- type checks ---------------------------------------------------------------------------
@@ -56,13 +57,13 @@ def _remediation(stack: cdk.Stack, **props: Any) -> UnresponsiveInstanceRemediat
 def _triage(stack: cdk.Stack, **props: Any) -> DumpTriageJob:
     dumps = CrashDumpBucket(stack, "Dumps")
     table, topic, _key = stand_in_incidents(stack)
-    kwargs: dict[str, Any] = {"dumps": dumps, "table": table, "topic": topic}
+    kwargs: dict[str, Any] = {"dumps": dumps, "incidents": store_of(stack, table, topic)}
     return DumpTriageJob(stack, "Triage", **{**kwargs, **props})
 
 
 def _sweep(stack: cdk.Stack, **props: Any) -> DumpOverdueSweep:
     table, topic, key = stand_in_incidents(stack)
-    kwargs: dict[str, Any] = {"table": table, "topic": topic, "encryption_key": key}
+    kwargs: dict[str, Any] = {"incidents": store_of(stack, table, topic), "encryption_key": key}
     return DumpOverdueSweep(stack, "Sweep", **{**kwargs, **props})
 
 
@@ -97,13 +98,24 @@ WRONG_TYPES: list[tuple[str, Build, str]] = [
     ("bucket-lifecycle", lambda s: CrashDumpBucket(s, "D", lifecycle=365), "DumpLifecycle"),
     ("bucket-roles", lambda s: CrashDumpBucket(s, "D", instance_roles=["role"]), "iam.IRole"),
     ("symbols-key", lambda s: DebugSymbolStore(s, "S", encryption_key="k"), "kms.IKey"),
-    ("triage-table", lambda s: _triage(s, table="crashcart-incidents"), "dynamodb.ITable"),
-    ("triage-topic", lambda s: _triage(s, topic="topic"), "sns.ITopic"),
+    ("triage-incidents", lambda s: _triage(s, incidents="crashcart-incidents"), "IncidentStore"),
     ("triage-dumps", lambda s: _triage(s, dumps="bucket-name"), "CrashDumpBucket"),
     ("triage-size", lambda s: _triage(s, size={"cpu": 2048}), "TriageTaskSize"),
     ("triage-vpc", lambda s: _triage(s, vpc="vpc-1"), "ec2.IVpc"),
-    ("sweep-topic", lambda s: _sweep(s, topic="arn:aws:sns:x"), "sns.ITopic"),
-    ("sweep-table", lambda s: _sweep(s, table="incidents"), "dynamodb.ITable"),
+    ("sweep-incidents", lambda s: _sweep(s, incidents="incidents"), "IncidentStore"),
+    ("store-table", lambda s: IncidentStore(s, "I", table="incidents"), "dynamodb.ITable"),
+    ("store-topic", lambda s: IncidentStore(s, "I", topic="arn:aws:sns:x"), "sns.ITopic"),
+    ("store-key", lambda s: IncidentStore(s, "I", encryption_key="alias/x"), "kms.IKey"),
+    (
+        "remediation-incidents",
+        lambda s: _remediation(s, incidents="crashcart-incidents"),
+        "IncidentStore",
+    ),
+    (
+        "arrival-incidents",
+        lambda s: CrashDumpBucket(s, "D").notify_incidents(incidents="t"),
+        "IncidentStore",
+    ),
     (
         "pipeline-kdump",
         lambda s: KdumpImagePipeline(s, "P", architecture="x86_64", kdump="256M"),

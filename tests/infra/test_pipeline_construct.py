@@ -70,11 +70,11 @@ class Built:
             set_launch_template_default=True,
             candidate_ami_parameter_name="/team/ami/rhel9",
             schedule=PipelineSchedule.cron("cron(0 4 ? * mon *)", on_parent_update=True),
-            deprecate_after_days=30,
+            deprecate_after=cdk.Duration.days(30),
             component_version="2.3.4",
             working_directory="/var/lib/build",
             root_volume_gib=40,
-            image_tests_timeout_minutes=120,
+            image_tests_timeout=cdk.Duration.minutes(120),
         )
         windows_stack = cdk.Stack(self.app, "Windows", env=ENV)
         self.windows = KdumpImagePipeline(
@@ -588,6 +588,12 @@ def test_fails_noexec_working_directory() -> None:
         _make(working_directory="/tmp/imagebuilder")
 
 
-def test_fails_deprecate_after_days_out_of_range() -> None:
-    with pytest.raises(ConfigurationError, match="deprecate_after_days 0"):
-        _make(deprecate_after_days=0)
+def test_fails_deprecate_after_out_of_range_or_not_a_duration() -> None:
+    with pytest.raises(ConfigurationError, match=r"deprecate_after=0 days: use 1-3650 days"):
+        _make(deprecate_after=cdk.Duration.days(0))
+    with pytest.raises(ConfigurationError, match=r"deprecate_after=30: must be a cdk.Duration"):
+        _make(deprecate_after=30)
+    with pytest.raises(
+        ConfigurationError, match="image_tests_timeout=1 minute 30 seconds: must be a whole"
+    ):
+        _make(image_tests_timeout=cdk.Duration.seconds(90))

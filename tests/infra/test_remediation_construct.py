@@ -437,7 +437,7 @@ def test_function_runtime_concurrency_timeout_memory_logs(explicit: Synth) -> No
         "AWS::Lambda::Function",
         {
             "Runtime": "python3.14",
-            "Handler": "handler.handler",
+            "Handler": "crashcart.functions.remediation.handler.handler",
             "ReservedConcurrentExecutions": Match.absent(),  # issue 14: no default reservation
             "Timeout": 60,
             "MemorySize": 256,

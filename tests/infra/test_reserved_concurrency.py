@@ -20,9 +20,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
-from crashcart.constructs.incident_sweep import DumpOverdueSweep
+from crashcart.constructs.dump_overdue_sweep import DumpOverdueSweep
 from crashcart.constructs.unresponsive_instance_remediation import UnresponsiveInstanceRemediation
 from crashcart.errors import ConfigurationError
+from tests.support.incidents import store_of
 from tests.support.reference import reference_templates_without_nag
 from tests.support.remediation import INSTANCE_IDS, env, evidence_bucket, new_app
 
@@ -47,13 +48,16 @@ def _remediation(stack: cdk.Stack, **reservation: Any) -> lambda_.Function:
 def _dump_arrival(stack: cdk.Stack, **reservation: Any) -> lambda_.Function:
     dumps = CrashDumpBucket(stack, "Dumps")
     return dumps.notify_incidents(
-        table=_table(stack), topic=sns.Topic(stack, "Topic"), **reservation
+        incidents=store_of(stack, _table(stack), sns.Topic(stack, "Topic")), **reservation
     )
 
 
 def _sweep(stack: cdk.Stack, **reservation: Any) -> lambda_.Function:
     sweep = DumpOverdueSweep(
-        stack, "Sweep", table=_table(stack), topic=sns.Topic(stack, "Topic"), **reservation
+        stack,
+        "Sweep",
+        incidents=store_of(stack, _table(stack), sns.Topic(stack, "Topic")),
+        **reservation,
     )
     return sweep.function
 

@@ -12,12 +12,15 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
-from crashcart.constructs.incident_sweep import CENSUS_METRICS, AttestationWatch, DumpOverdueSweep
+from crashcart.constructs.dump_overdue_sweep import (
+    CENSUS_METRICS,
+    AttestationWatch,
+    DumpOverdueSweep,
+)
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
-from tests.support.dumps import load_module
-from tests.support.sweep import SWEEP_DIR
+from tests.support.incidents import store_of
 
 ENV = cdk.Environment(account=TEST_ACCOUNT, region=TEST_REGION)
 
@@ -44,15 +47,14 @@ def stacks() -> dict[str, Any]:
     minimal = cdk.Stack(app, "Minimal", env=ENV)
     table = _table(minimal)
     topic = sns.Topic(minimal, "Topic")
-    minimal_sweep = DumpOverdueSweep(minimal, "Sweep", table=table, topic=topic)
+    minimal_sweep = DumpOverdueSweep(minimal, "Sweep", incidents=store_of(minimal, table, topic))
 
     full = cdk.Stack(app, "Full", env=ENV)
     key = kms.Key(full, "IncidentKey", enable_key_rotation=True)
     full_sweep = DumpOverdueSweep(
         full,
         "Sweep",
-        table=_table(full, key),
-        topic=sns.Topic(full, "Topic", master_key=key),
+        incidents=store_of(full, _table(full, key), sns.Topic(full, "Topic", master_key=key)),
         schedule=cdk.Duration.minutes(15),
         encryption_key=key,
         parameter_name="/team/dump-bucket",
@@ -67,8 +69,7 @@ def stacks() -> dict[str, Any]:
     unwatched_sweep = DumpOverdueSweep(
         unwatched,
         "Sweep",
-        table=_table(unwatched),
-        topic=sns.Topic(unwatched, "Topic"),
+        incidents=store_of(unwatched, _table(unwatched), sns.Topic(unwatched, "Topic")),
         attestation_watch=None,
     )
     return {
@@ -191,7 +192,7 @@ def test_function_settings(stacks: dict[str, Any]) -> None:
         "AWS::Lambda::Function",
         {
             "Runtime": "python3.14",
-            "Handler": "handler.handler",
+            "Handler": "crashcart.functions.incident_sweep.handler.handler",
             "ReservedConcurrentExecutions": Match.absent(),  # issue 14: no default reservation
             "LoggingConfig": {"LogGroup": {"Ref": ids["logs"]}},
             "Environment": {
@@ -333,7 +334,8 @@ def test_attestation_alarm_fires_when_opted_in_instances_ran_a_day_unattested(
 
 
 def test_census_metric_names_are_the_runtimes() -> None:
-    runtime = load_module(SWEEP_DIR / "attestation.py", "crashcart_incident_sweep_attestation")
+    from crashcart.functions.incident_sweep import attestation as runtime
+
     assert dict(runtime.METRICS) == CENSUS_METRICS
     assert runtime.METRIC_NAMESPACE == "crashcart" and runtime.METRIC_DIMENSION == "FunctionName"
 
@@ -431,7 +433,10 @@ def test_fails_on_schedule_outside_1_to_60_minutes(schedule: cdk.Duration) -> No
     stack = cdk.Stack(cdk.App(), "Bad", env=ENV)
     with pytest.raises(ConfigurationError, match=r"schedule=.*whole minutes from 1 to 60"):
         DumpOverdueSweep(
-            stack, "Sweep", table=_table(stack), topic=sns.Topic(stack, "T"), schedule=schedule
+            stack,
+            "Sweep",
+            incidents=store_of(stack, _table(stack), sns.Topic(stack, "T")),
+            schedule=schedule,
         )
 
 
@@ -441,8 +446,7 @@ def test_fails_on_relative_parameter_name() -> None:
         DumpOverdueSweep(
             stack,
             "Sweep",
-            table=_table(stack),
-            topic=sns.Topic(stack, "T"),
+            incidents=store_of(stack, _table(stack), sns.Topic(stack, "T")),
             parameter_name="crashcart/dump-bucket",
         )
 
@@ -454,8 +458,7 @@ def test_unresolved_schedule_and_parameter_name_are_not_validated() -> None:
     DumpOverdueSweep(
         stack,
         "Sweep",
-        table=_table(stack),
-        topic=sns.Topic(stack, "T"),
+        incidents=store_of(stack, _table(stack), sns.Topic(stack, "T")),
         schedule=cdk.Duration.minutes(minutes),
         parameter_name=name,
     )

@@ -19,10 +19,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 
 from crashcart.compliance import add_compliance_checks
-from crashcart.constructs.incident_sweep import DumpOverdueSweep
+from crashcart.constructs.dump_overdue_sweep import DumpOverdueSweep
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
 from tests.support.cfn_lint import cfn_lint
-from tests.support.incidents import stand_in_incidents
+from tests.support.incidents import stand_in_incidents, store_of
 from tests.support.nag import assert_every_pack_ran_clean, validation_report
 
 STACKS = ("SweepOwnKey", "SweepSharedKey")
@@ -51,11 +51,13 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
         topic_arn=f"arn:aws:sns:{ARN}:crashcart",
         key_arn=f"arn:aws:kms:{ARN}:key/22222222-2222-4222-8222-222222222222",
     )
-    DumpOverdueSweep(own, "Sweep", table=table, topic=topic)
+    DumpOverdueSweep(own, "Sweep", incidents=store_of(own, table, topic))
 
     shared = cdk.Stack(app, STACKS[1], env=env)
     stand_in, stand_in_topic, key = stand_in_incidents(shared)
-    DumpOverdueSweep(shared, "Sweep", table=stand_in, topic=stand_in_topic, encryption_key=key)
+    DumpOverdueSweep(
+        shared, "Sweep", incidents=store_of(shared, stand_in, stand_in_topic), encryption_key=key
+    )
     app.synth()  # raises ValidationFailed on any unacknowledged finding
     return outdir
 

@@ -11,12 +11,12 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT = REPO / "crashcart" / "components" / "agent" / "crashcart-agent.py"
-ARRIVAL_DIR = REPO / "crashcart" / "lambda" / "dump_arrival"
+ARRIVAL_DIR = REPO / "crashcart" / "functions" / "dump_arrival"
 AWS_CLI = Path(sys.executable).parent / "aws"
 INSTANCE_ID = "i-0123456789abcdef0"
 BUILD_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6"
@@ -178,7 +178,7 @@ def run_agent(
 
 
 def load_module(path: Path, name: str) -> ModuleType:
-    """Import a file under a unique module name (Lambda folders each have handler.py)."""
+    """Import a script file (the agent, the symbol publisher) under a unique module name."""
     folder = str(path.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
@@ -190,8 +190,21 @@ def load_module(path: Path, name: str) -> ModuleType:
     return module
 
 
-def load_arrival_handler() -> ModuleType:
-    return load_module(ARRIVAL_DIR / "handler.py", "crashcart_dump_arrival_handler")
+def load_arrival_handler() -> SimpleNamespace:
+    """The names of the dump-arrival package the tests use, from the modules that own them."""
+    from crashcart.functions.dump_arrival import adapter, events, handler, service, settings
+
+    return SimpleNamespace(
+        Adapter=adapter.Adapter,
+        Settings=settings.Settings,
+        BadEventError=events.BadEventError,
+        parse_event=events.parse_event,
+        parse_key=events.parse_key,
+        parse_metadata_key=events.parse_metadata_key,
+        process=service.process,
+        build=handler.build,
+        handler=handler.handler,
+    )
 
 
 def object_created_event(bucket: str, key: str) -> dict[str, Any]:

@@ -61,3 +61,10 @@ def stand_in_incidents(stack: Any) -> tuple[Any, Any, Any]:
     )
     topic = sns.Topic(stack, "Topic", master_key=key, enforce_ssl=True)
     return table, topic, key
+
+
+def store_of(scope: Any, table: Any, topic: Any) -> Any:
+    """An ``IncidentStore`` over a table and topic of the test's own (bring-your-own)."""
+    from crashcart.constructs.incident_store import IncidentStore
+
+    return IncidentStore(scope, "IncidentStore", table=table, topic=topic)

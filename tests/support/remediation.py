@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from types import ModuleType
 from typing import Any
 
@@ -61,17 +59,10 @@ def imported_vpc(stack: cdk.Stack) -> ec2.IVpc:
 
 
 def load_runtime_settings() -> ModuleType:
-    """crashcart/lambda/remediation/settings.py, loaded by path under a unique name."""
-    path = REPO_ROOT / "crashcart" / "lambda" / "remediation" / "settings.py"
-    name = "remediation_settings_under_test"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The remediation function's settings module."""
+    from crashcart.functions.remediation import settings
+
+    return settings
 
 
 def resources_of(template: dict[str, Any], resource_type: str) -> dict[str, Any]:

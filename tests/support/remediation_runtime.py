@@ -1,12 +1,10 @@
-"""Test helpers for the remediation function's RUNTIME (``crashcart/lambda/remediation``).
+"""Test helpers for the remediation function's RUNTIME (``crashcart.functions.remediation``).
 
 (The construct's infra helpers live in ``tests/support/remediation.py``; this module imports
 no CDK, so runtime tests stay fast.)
 
-- :func:`load` imports the function's modules the way the Lambda runtime does (its folder on
-  ``sys.path``), in isolation: names that other Lambda folders also use (``handler``,
-  ``settings``, ...) are taken out of ``sys.modules`` first and put back afterwards, so two
-  folders can be tested in one pytest process.
+- :func:`load` gives the function's modules as attributes (``R.decision``, ``R.handler``):
+  they are an ordinary package, imported like any other.
 - :class:`Ec2Script` is THE TEST LAYER'S ADDITION to moto: moto 5.2.5 does not implement
   ``SendDiagnosticInterrupt`` and its ``DescribeInstanceStatus`` always answers ok. Installed
   on a boto3 EC2 client through botocore event hooks (``before-parameter-build`` to see the
@@ -26,14 +24,13 @@ import importlib
 import io
 import json
 import os
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -43,7 +40,8 @@ from botocore.config import Config
 from tests.support.incidents import create_incident_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FOLDER = REPO_ROOT / "crashcart" / "lambda" / "remediation"
+FUNCTIONS = REPO_ROOT / "crashcart" / "functions"
+FOLDER = FUNCTIONS / "remediation"
 #: The function's modules, in dependency order.
 MODULES = (
     "settings",
@@ -61,43 +59,21 @@ TEST_REGION = "eu-west-1"
 PREFIX = "crashcart-test-"
 FIXTURE_INSTANCE = "i-0123456789abcdef0"
 
-_LOADED: SimpleNamespace | None = None
-_LOCK = threading.Lock()
-
 
 def load() -> SimpleNamespace:
-    """The remediation modules as attributes (``R.decision``, ``R.handler``, ...), loaded once.
-
-    Robust against other Lambda folders with the same module names: the clashing entries of
-    ``sys.modules`` are saved, removed, and restored after the import; our modules keep
-    references to each other, so they work without being in ``sys.modules``.
-    """
-    global _LOADED
-    with _LOCK:
-        if _LOADED is not None:
-            return _LOADED
-        saved = {name: sys.modules.pop(name) for name in MODULES if name in sys.modules}
-        folder = str(FOLDER)
-        sys.path.insert(0, folder)
-        loaded: dict[str, ModuleType] = {}
-        try:
-            for name in MODULES:
-                module = importlib.import_module(name)
-                if Path(module.__file__ or "").resolve().parent != FOLDER:
-                    raise ImportError(f"{name} resolved to {module.__file__}, not {FOLDER}")
-                loaded[name] = module
-        finally:
-            sys.path.remove(folder)
-            for name in MODULES:
-                sys.modules.pop(name, None)
-            sys.modules.update(saved)
-        _LOADED = SimpleNamespace(**loaded)
-        return _LOADED
+    """The remediation modules as attributes (``R.decision``, ``R.handler``, ...)."""
+    package = "crashcart.functions.remediation"
+    return SimpleNamespace(
+        **{name: importlib.import_module(f"{package}.{name}") for name in MODULES}
+    )
 
 
 def runtime_sources() -> dict[str, str]:
-    """File name -> text of every runtime source file of the function."""
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(FOLDER.glob("*.py"))}
+    """``<function>/<file>`` -> text of every source file of every function package."""
+    return {
+        p.relative_to(FUNCTIONS).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted(FUNCTIONS.glob("*/*.py"))
+    }
 
 
 # ------------------------------------------------------------------------------------------

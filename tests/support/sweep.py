@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from types import ModuleType
+from types import SimpleNamespace
 from typing import Any
 
-from tests.support.dumps import load_module
 from tests.support.incidents import create_incident_table
 
 REPO = Path(__file__).resolve().parents[2]
-SWEEP_DIR = REPO / "crashcart" / "lambda" / "incident_sweep"
+SWEEP_DIR = REPO / "crashcart" / "functions" / "incident_sweep"
 INSTANCE_ID = "i-0123456789abcdef0"
 OTHER_INSTANCE_ID = "i-0fedcba9876543210"
 TABLE = "crashcart-incidents"
 
 
-def load_sweep() -> ModuleType:
-    """The sweep's handler.py under a unique module name (its folder goes on sys.path)."""
-    name = "crashcart_incident_sweep_handler"
-    if name in sys.modules:
-        return sys.modules[name]
-    return load_module(SWEEP_DIR / "handler.py", name)
+def load_sweep() -> SimpleNamespace:
+    """The names of the sweep package the tests use, from the modules that own them."""
+    from crashcart.functions.incident_sweep import adapter, handler, overdue, service, settings
+
+    return SimpleNamespace(
+        Settings=settings.Settings,
+        SettingsError=settings.SettingsError,
+        DEFAULT_ATTESTATION_MAX_AGE_SECONDS=settings.DEFAULT_ATTESTATION_MAX_AGE_SECONDS,
+        DEFAULT_OPT_IN_TAG_KEY=settings.DEFAULT_OPT_IN_TAG_KEY,
+        DEFAULT_OPT_IN_TAG_VALUE=settings.DEFAULT_OPT_IN_TAG_VALUE,
+        **{name: getattr(adapter, name) for name in ("Store", "Fleet", "sns_publisher")},
+        StoreUnavailableError=adapter.StoreUnavailableError,
+        CensusFailedError=adapter.CensusFailedError,
+        SweepFailedError=service.SweepFailedError,
+        sweep=service.sweep,
+        census=service.census,
+        from_item=overdue.from_item,
+        message=overdue.message,
+        handler=handler.handler,
+    )
 
 
 def create_table(client: Any, name: str = TABLE) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.incidents import create_incident_table, stand_in_incidents
+from tests.support.incidents import create_incident_table, stand_in_incidents, store_of
 
 REGION = "eu-west-1"
 DUMP_BUCKET = "crashcart-test-dumps"
@@ -243,7 +243,9 @@ def job_stack(
     stack = cdk.Stack(app, stack_id, env=env)
     dumps = CrashDumpBucket(stack, "Dumps")
     table, topic, _key = stand_in_incidents(stack)
-    return DumpTriageJob(stack, "Triage", dumps=dumps, table=table, topic=topic, **job_kwargs)
+    return DumpTriageJob(
+        stack, "Triage", dumps=dumps, incidents=store_of(stack, table, topic), **job_kwargs
+    )
 
 
 # ---------------------------------------------------------------- the drill's dump, in AWS form

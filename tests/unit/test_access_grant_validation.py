@@ -9,7 +9,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 
 from crashcart.constructs import grant_diagnostic_interrupt, interrupt_statement
-from crashcart.constructs.diagnostic_interrupt_access import (
+from crashcart.constructs.diagnostic_interrupt_operator_policy import (
     SID_DENY_TAG_KEY,
     nag_rendering,
     statement_id,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crashcart.triage import dmesg
-from tests.support.dumps import ARRIVAL_DIR, HUNG_TASK_DMESG, NMI_PANIC_DMESG, REPO
+from crashcart.runtime import kernel_log as dmesg
+from tests.support.dumps import HUNG_TASK_DMESG, NMI_PANIC_DMESG
 
 
 def test_prefixes_are_stripped_and_timestamps_kept() -> None:
@@ -83,9 +83,3 @@ def test_tail_keeps_the_last_lines_with_timestamps() -> None:
     tail = dmesg.tail(lines, 2)
     assert len(tail) == 2
     assert tail[-1].startswith("[   85.100150] Kernel Offset")
-
-
-def test_lambda_copy_is_identical() -> None:
-    """The dump-arrival function ships a verbatim copy (an asset cannot import the package)."""
-    source = (REPO / "crashcart" / "triage" / "dmesg.py").read_bytes()
-    assert (ARRIVAL_DIR / "panic_summary.py").read_bytes() == source

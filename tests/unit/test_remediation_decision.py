@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from crashcart.runtime.attestation import parse_attestation
 from tests.support.remediation_runtime import load, settings
 
 R = load()
@@ -390,7 +391,7 @@ def test_first_failing_guard_wins() -> None:
     ],
 )
 def test_parse_attestation(value: str | None, armed: bool | None) -> None:
-    parsed = D.parse_attestation(value)
+    parsed = parse_attestation(value)
     if armed is None:
         assert parsed is None
     else:

@@ -1,0 +1,233 @@
+"""Synth-time checks of the remediation construct's props, and its environment values.
+
+Every bad prop fails here with what was given, what is allowed and why; the stack's
+resource budget (CloudFormation's 500) is checked when the props are read and again when
+the whole stack is known.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from constructs import Construct, IValidation
+
+from crashcart import _props as props
+from crashcart.constructs.remediation_settings import (
+    AlarmWindow,
+    CircuitBreaker,
+    FleetWatch,
+    InterruptGuards,
+    _unresolved,
+)
+from crashcart.errors import ConfigurationError
+from crashcart.opt_in import OptInTag
+from crashcart.runtime import environment as variables
+
+if TYPE_CHECKING:
+    from crashcart.constructs.unresponsive_instance_remediation import (
+        UnresponsiveInstanceRemediation,
+    )
+
+#: CloudFormation's hard limit of resources per stack.
+MAX_STACK_RESOURCES: Final = 500
+#: Template resources each explicitly listed instance adds (its status-check alarm).
+RESOURCES_PER_INSTANCE: Final = 1
+
+_INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})\Z")
+
+
+def env_seconds(duration: cdk.Duration) -> str:
+    return env_number(duration.to_seconds())
+
+
+def env_number(value: float) -> str:
+    if _unresolved(value):
+        return cdk.Token.as_string(value)
+    return str(int(value))
+
+
+def check_int(name: str, value: object, low: int, high: int) -> None:
+    if _unresolved(value):
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigurationError(f"{name}={value!r}: must be a whole number from {low} to {high}")
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def check_prop_types(
+    *,
+    evidence_bucket: object,
+    evidence_key: object,
+    tag: object,
+    alarm_window: object,
+    guards: object,
+    breaker: object,
+    topic: object,
+    notifications: object,
+    encryption_key: object,
+    vpc: object,
+) -> list[sns.ITopicSubscription]:
+    """A prop of the wrong type fails here, naming it, not as an AttributeError later."""
+    owner = "UnresponsiveInstanceRemediation"
+    props.check(owner, "evidence_bucket", evidence_bucket, s3.IBucket, example="dumps.bucket")
+    props.check(
+        owner, "evidence_key", evidence_key, kms.IKey, example="dumps.encryption_key", optional=True
+    )
+    props.check(owner, "tag", tag, OptInTag, example="OptInTag(key='team:nmi', value='yes')")
+    props.check(
+        owner,
+        "alarm_window",
+        alarm_window,
+        AlarmWindow,
+        example="AlarmWindow(evaluation_periods=3, datapoints_to_alarm=3)",
+    )
+    props.check(owner, "guards", guards, InterruptGuards, example="InterruptGuards(daily_budget=1)")
+    props.check(
+        owner, "breaker", breaker, CircuitBreaker, example="CircuitBreaker(fleet_threshold=5)"
+    )
+    props.check(
+        owner, "topic", topic, sns.ITopic, example="sns.Topic(self, 'Topic')", optional=True
+    )
+    props.check(
+        owner,
+        "encryption_key",
+        encryption_key,
+        kms.IKey,
+        example="kms.Key(self, 'Key', enable_key_rotation=True)",
+        optional=True,
+    )
+    props.check(owner, "vpc", vpc, ec2.IVpc, example="ec2.Vpc(self, 'Vpc')", optional=True)
+
+    def subscription(name: str, item: object) -> None:
+        props.check(
+            owner,
+            name,
+            item,
+            sns.ITopicSubscription,
+            example="sns_subscriptions.EmailSubscription('oncall@example.com')",
+        )
+
+    return props.check_sequence(
+        owner, "notifications", notifications, subscription, what="sns.ITopicSubscription"
+    )
+
+
+def check_mode(
+    instances: Sequence[ec2.IInstance | str] | None, fleet: FleetWatch | None
+) -> list[ec2.IInstance | str]:
+    if instances is not None and fleet is not None:
+        raise ConfigurationError(
+            "both instances and fleet were given: choose one. fleet=FleetWatch() watches "
+            "every instance (the function checks the tag); instances=[...] watches only "
+            "those, with one alarm each. Both would announce one hang twice"
+        )
+    if fleet is not None:
+        if not isinstance(fleet, FleetWatch):
+            raise ConfigurationError(f"fleet={fleet!r}: must be a FleetWatch")
+        return []
+    if instances is None or isinstance(instances, str) or len(instances) == 0:
+        raise ConfigurationError(
+            f"instances={instances!r}: give a non-empty list of ec2.IInstance objects or "
+            "instance ids, or fleet=FleetWatch() to watch every instance of the region"
+        )
+    seen: set[str] = set()
+    for instance in instances:
+        if isinstance(instance, str):
+            if not _unresolved(instance) and not _INSTANCE_ID.match(instance):
+                raise ConfigurationError(
+                    f"instance id {instance!r} is not an EC2 instance id (i- followed by 8 or "
+                    "17 lower-case hex digits)"
+                )
+            key = instance
+        elif hasattr(instance, "instance_id") and hasattr(instance, "node"):
+            key = cdk.Names.node_unique_id(instance.node)
+        else:
+            raise ConfigurationError(
+                f"instances entry {instance!r}: must be an ec2.IInstance or an instance id"
+            )
+        if key in seen:
+            raise ConfigurationError(
+                f"instance {key!r} is listed twice: it would get two alarms and two events "
+                "for one hang"
+            )
+        seen.add(key)
+    return list(instances)
+
+
+def alarm_name_prefix(scope: Construct) -> str:
+    """``crashcart-<stack name>-<8 hex of the construct path>-``: unique per deployment."""
+    stack = cdk.Stack.of(scope)
+    name = stack.stack_name if not _unresolved(stack.stack_name) else "stack"
+    digest = hashlib.sha256(scope.node.path.encode()).hexdigest()[:8]
+    return f"crashcart-{name[:60]}-{digest}-"
+
+
+def count_resources(stack: cdk.Stack) -> int:
+    return sum(1 for child in stack.node.find_all() if isinstance(child, cdk.CfnResource))
+
+
+@jsii.implements(IValidation)
+class StackResourceBudget:
+    """Synth-time check: the finished stack still fits CloudFormation's resource limit."""
+
+    def __init__(self, remediation: UnresponsiveInstanceRemediation, instances: int) -> None:
+        self._stack = cdk.Stack.of(remediation)
+        self._instances = instances
+
+    def validate(self) -> list[str]:
+        # +1: the CDK metadata resource the synthesizer adds to the template.
+        total = count_resources(self._stack) + 1
+        if total <= MAX_STACK_RESOURCES:
+            return []
+        return [
+            f"stack {self._stack.stack_name!r} would have {total} resources, more than the "
+            f"{MAX_STACK_RESOURCES} CloudFormation allows; its {self._instances} explicitly "
+            f"listed instances use {self._instances * RESOURCES_PER_INSTANCE} of them (one "
+            "alarm each). Use fleet=FleetWatch() instead: one Metrics Insights alarm watches "
+            "any number of instances, or list fewer instances per stack"
+        ]
+
+
+def function_environment(
+    remediation: UnresponsiveInstanceRemediation,
+    guards: InterruptGuards,
+    breaker: CircuitBreaker,
+    max_event_age: cdk.Duration,
+) -> dict[str, str]:
+    return {
+        variables.TABLE_NAME: remediation.table.table_name,
+        variables.TOPIC_ARN: remediation.topic.topic_arn,
+        variables.EVIDENCE_BUCKET: remediation.evidence_bucket.bucket_name,
+        variables.REJECTED_QUEUE_URL: remediation.rejected_queue.queue_url,
+        variables.KILL_SWITCH_PARAMETER: remediation.kill_switch.parameter_name,
+        variables.OPT_IN_TAG_KEY: remediation.tag.key,
+        variables.OPT_IN_TAG_VALUE: remediation.tag.value,
+        variables.ALARM_NAME_PREFIX: remediation.alarm_name_prefix,
+        variables.DRY_RUN: "true" if remediation.dry_run else "false",
+        variables.BOOT_GRACE_SECONDS: env_seconds(guards.boot_grace),
+        variables.COOLDOWN_SECONDS: env_seconds(guards.cooldown),
+        variables.DAILY_BUDGET: env_number(guards.daily_budget),
+        variables.BREAKER_FLEET_THRESHOLD: env_number(breaker.fleet_threshold),
+        variables.BREAKER_AZ_THRESHOLD: env_number(breaker.az_threshold),
+        variables.BREAKER_WINDOW_SECONDS: env_seconds(breaker.window),
+        variables.BREAKER_QUIET_SECONDS: env_seconds(breaker.quiet),
+        variables.ATTESTATION_POLICY: guards.attestation.value,
+        variables.ATTESTATION_MAX_AGE_SECONDS: env_seconds(guards.attestation_max_age),
+        variables.ALLOW_UNVERIFIED_ARCH: "true" if guards.allow_unverified_arch else "false",
+        variables.DUMP_DEADLINE_SECONDS: env_seconds(guards.dump_deadline),
+        # The function rejects state changes older than twice this (EventBridge's
+        # retries, then Lambda's queue): stale or forged timestamps.
+        variables.MAX_EVENT_AGE_SECONDS: env_seconds(max_event_age),
+    }

@@ -1,0 +1,222 @@
+"""The remediation function's rights, and the managed policies of the operator grants.
+
+One statement per right, each with a Sid, on the function's own role: exactly the calls the
+function makes (``crashcart.functions.remediation.handler`` lists them). The operator grants
+(reset the breaker, set the kill switch) are customer managed policies, so that packs that
+forbid inline policies pass in the grantee's stack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any, Final
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from crashcart import _props as props
+from crashcart.constructs._internal.remediation_checks import snake
+from crashcart.constructs.diagnostic_interrupt_operator_policy import grant_diagnostic_interrupt
+from crashcart.constructs.incident_store import BREAKER_RESET_ACTIONS, REMEDIATION_ACTIONS
+from crashcart.errors import ConfigurationError
+from crashcart.runtime import dumps
+from crashcart.runtime.incident import BREAKER_PREFIX
+
+if TYPE_CHECKING:
+    from crashcart.constructs.unresponsive_instance_remediation import (
+        UnresponsiveInstanceRemediation,
+    )
+
+#: Read-only EC2 calls the function makes; EC2 supports no resource scoping for them.
+DESCRIBE_ACTIONS: Final = (
+    "ec2:DescribeInstanceStatus",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeInstances",
+)
+#: Incident table calls (the incident store's remediation writer).
+TABLE_ACTIONS: Final = REMEDIATION_ACTIONS
+#: What the function needs of the deployment's key (table, topic, queues).
+KEY_ACTIONS: Final = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+#: What a single-part PutObject needs of an SSE-KMS evidence bucket's key.
+EVIDENCE_KEY_ACTIONS: Final = ("kms:Encrypt", "kms:GenerateDataKey")
+#: The S3 prefix the function writes console-output evidence under.
+EVIDENCE_PREFIX: Final = dumps.EVIDENCE_PREFIX
+
+
+def grant_function_rights(
+    remediation: UnresponsiveInstanceRemediation, evidence_key: kms.IKey | None
+) -> None:
+    """Exactly the rights the function uses (brief: 'Permissions the function uses')."""
+    stack = cdk.Stack.of(remediation)
+    role = remediation.role
+    instance_arn = f"arn:{stack.partition}:ec2:{stack.region}:{stack.account}:instance/*"
+    statements = [
+        iam.PolicyStatement(
+            sid="Logs",
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[remediation.log_group.log_group_arn],
+        ),
+        iam.PolicyStatement(
+            sid="DescribeInstances",
+            actions=list(DESCRIBE_ACTIONS),
+            resources=["*"],
+        ),
+        iam.PolicyStatement(
+            # aws-assumption: ec2-tag-condition-keys
+            sid="ConsoleOutputOptedIn",
+            actions=["ec2:GetConsoleOutput"],
+            resources=[instance_arn],
+            conditions={"StringEquals": {remediation.tag.condition_key: remediation.tag.value}},
+        ),
+        iam.PolicyStatement(
+            sid="KillSwitch",
+            actions=["ssm:GetParameter"],
+            resources=[remediation.kill_switch.parameter_arn],
+        ),
+        iam.PolicyStatement(
+            sid="IncidentTable",
+            actions=list(TABLE_ACTIONS),
+            resources=[remediation.table.table_arn],
+        ),
+        iam.PolicyStatement(
+            sid="Notify",
+            actions=["sns:Publish"],
+            resources=[remediation.topic.topic_arn],
+        ),
+        iam.PolicyStatement(
+            sid="Evidence",
+            actions=["s3:PutObject"],
+            resources=[remediation.evidence_bucket.arn_for_objects(f"{EVIDENCE_PREFIX}*")],
+        ),
+        iam.PolicyStatement(
+            sid="Queues",
+            actions=["sqs:SendMessage"],
+            resources=[remediation.rejected_queue.queue_arn, remediation.failure_queue.queue_arn],
+        ),
+        iam.PolicyStatement(
+            sid="DeploymentKey",
+            actions=list(KEY_ACTIONS),
+            resources=[remediation.key.key_arn],
+        ),
+    ]
+    topic_key = getattr(remediation.topic, "master_key", None)
+    if topic_key is not None and topic_key is not remediation.key:
+        statements.append(
+            iam.PolicyStatement(
+                sid="TopicKey",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[topic_key.key_arn],
+            )
+        )
+    if evidence_key is not None:
+        statements.append(
+            iam.PolicyStatement(
+                sid="EvidenceKey",
+                actions=list(EVIDENCE_KEY_ACTIONS),
+                resources=[evidence_key.key_arn],
+            )
+        )
+    if remediation.function.is_bound_to_vpc:
+        statements.append(
+            iam.PolicyStatement(
+                sid="VpcNetworkInterfaces",
+                actions=[
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                resources=["*"],
+            )
+        )
+    for statement in statements:
+        role.add_to_principal_policy(statement)
+    grant_diagnostic_interrupt(remediation.function, tag=remediation.tag).assert_success()
+
+
+def grant_policy(
+    remediation: UnresponsiveInstanceRemediation,
+    grantee: iam.IGrantable,
+    what: str,
+    statements: list[iam.PolicyStatement],
+    description: str,
+) -> iam.ManagedPolicy:
+    owner = f"UnresponsiveInstanceRemediation.grant_{snake(what)}"
+    props.check(owner, "grantee", grantee, iam.IGrantable, example="an iam.Role")
+    principal = grantee.grant_principal
+    attach: dict[str, list[Any]] = {"roles": [], "users": [], "groups": []}
+    for kind, interface in (("roles", iam.IRole), ("users", iam.IUser), ("groups", iam.IGroup)):
+        if props.implements(principal, interface):
+            attach[kind].append(principal)
+            break
+    else:
+        raise ConfigurationError(
+            f"{owner}: the grantee's principal (a {type(principal).__name__}) is not "
+            "an IAM role, user or group, so no customer managed policy can be attached "
+            "to it; put "
+            f"{snake(what)}_statements() in a policy of your own instead"
+        )
+    digest = hashlib.sha256(remediation.node.path.encode()).hexdigest()[:8]
+    if isinstance(principal, Construct):
+        # In the grantee's own stack, as an inline grant would be.
+        scope: Construct = principal
+        policy_id = f"Crashcart{what}{digest}"
+    else:
+        # An imported role (a jsii interface proxy, not a construct): here.
+        node = getattr(principal, "node", None)
+        name = node.path if node is not None else repr(principal)
+        scope = remediation
+        policy_id = f"{what}Grant{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    existing = scope.node.try_find_child(policy_id)
+    if isinstance(existing, iam.ManagedPolicy):
+        return existing
+    return iam.ManagedPolicy(
+        scope,
+        policy_id,
+        description=f"{description} ({remediation.node.path})",
+        statements=statements,
+        roles=attach["roles"],
+        users=attach["users"],
+        groups=attach["groups"],
+    )
+
+
+# -- building blocks -----------------------------------------------------------------
+
+
+def reset_breaker_statements(
+    remediation: UnresponsiveInstanceRemediation,
+) -> list[iam.PolicyStatement]:
+    """The statements :meth:`grant_reset_breaker` grants, for a policy of your own."""
+    return [
+        iam.PolicyStatement(
+            sid="CrashcartResetBreaker",
+            actions=list(BREAKER_RESET_ACTIONS),
+            resources=[remediation.table.table_arn],
+            conditions={
+                # aws-assumption: dynamodb-fine-grained-keys
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{BREAKER_PREFIX}*"]},
+            },
+        ),
+        iam.PolicyStatement(
+            sid="CrashcartResetBreakerKey",
+            actions=list(KEY_ACTIONS),
+            resources=[remediation.key.key_arn],
+        ),
+    ]
+
+
+def kill_switch_statements(
+    remediation: UnresponsiveInstanceRemediation,
+) -> list[iam.PolicyStatement]:
+    """The statements :meth:`grant_kill_switch` grants, for a policy of your own."""
+    return [
+        iam.PolicyStatement(
+            sid="CrashcartKillSwitch",
+            actions=["ssm:GetParameter", "ssm:PutParameter"],
+            resources=[remediation.kill_switch.parameter_arn],
+        )
+    ]

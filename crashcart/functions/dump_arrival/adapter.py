@@ -1,0 +1,119 @@
+"""The dump-arrival function's AWS calls (S3, DynamoDB, SNS) over injected clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from crashcart.runtime import notification
+from crashcart.runtime.incident import (
+    INCIDENT_PREFIX,
+    Origin,
+    State,
+    instance_pk,
+    parse_time,
+)
+from crashcart.runtime.objects import read_head
+
+from .decision import Incident
+from .settings import Settings
+
+
+class Adapter:
+    """AWS calls, with injected clients."""
+
+    def __init__(self, settings: Settings, s3: Any, dynamodb: Any, sns: Any) -> None:
+        self.settings = settings
+        self.s3 = s3
+        self.dynamodb = dynamodb
+        self.sns = sns
+
+    def read(self, bucket: str, key: str, limit: int) -> bytes | None:
+        """The first ``limit`` bytes of an object; None when it is missing."""
+        return read_head(self.s3, bucket, key, limit)
+
+    def latest_incident(self, instance_id: str) -> Incident | None:
+        response = self.dynamodb.query(
+            TableName=self.settings.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": {"S": instance_pk(instance_id)},
+                ":prefix": {"S": INCIDENT_PREFIX},
+            },
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        items = response.get("Items") or []
+        if not items:
+            return None
+        item = items[0]
+        sk = item["sk"]["S"]
+        opened = item.get("opened_at", {}).get("S") or sk.removeprefix(INCIDENT_PREFIX)
+        keys = tuple(value["S"] for value in item.get("dump_keys", {}).get("L", []))
+        return Incident(sk, parse_time(opened), item.get("state", {}).get("S", ""), keys)
+
+    def attach(self, instance_id: str, sk: str, keys: list[str], summary: str, now: str) -> bool:
+        try:
+            self.dynamodb.update_item(
+                TableName=self.settings.table_name,
+                Key={"pk": {"S": instance_pk(instance_id)}, "sk": {"S": sk}},
+                UpdateExpression=(
+                    "SET #state = :state, dump_keys = :keys, summary = :summary, updated_at = :now"
+                ),
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(dump_keys)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":state": {"S": State.DUMP_RECEIVED},
+                    ":keys": {"L": [{"S": key} for key in keys]},
+                    ":summary": {"S": summary},
+                    ":now": {"S": now},
+                },
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def open(
+        self,
+        instance_id: str,
+        sk: str,
+        keys: list[str],
+        summary: str,
+        reason: str,
+        request_id: str,
+    ) -> bool:
+        opened = sk.removeprefix(INCIDENT_PREFIX)
+        try:
+            self.dynamodb.put_item(
+                TableName=self.settings.table_name,
+                Item={
+                    "pk": {"S": instance_pk(instance_id)},
+                    "sk": {"S": sk},
+                    "instance_id": {"S": instance_id},
+                    "state": {"S": State.DUMP_RECEIVED},
+                    "origin": {"S": Origin.SPONTANEOUS},
+                    "opened_at": {"S": opened},
+                    "updated_at": {"S": opened},
+                    "reason": {"S": reason},
+                    "request_id": {"S": request_id},
+                    "dump_keys": {"L": [{"S": key} for key in keys]},
+                    "summary": {"S": summary},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def notify(self, subject: str, message: str) -> None:
+        # The subject quotes the kernel's panic line (from the instance): SNS refuses control
+        # and non-ASCII characters there, and a refused publish after the incident was
+        # written would lose the notification on the retry (it finds a duplicate).
+        safe = notification.subject(subject, fallback="crashcart: dump")
+        self.sns.publish(TopicArn=self.settings.topic_arn, Subject=safe, Message=message)

@@ -1,0 +1,109 @@
+"""Dump arrival: a crash dump's metadata.json was written -> incident update + notification.
+
+Flow: EventBridge "Object Created" (S3) -> parse (the key URL-decoded once, then checked
+against the key grammar; bad event: reason logged, raised, so the
+event ends in the dead-letter queue after Lambda's retries; nothing is changed) -> read
+metadata.json and dmesg.txt -> first summary from the kernel log (panic string, reason, the
+backtrace the kernel printed) -> decide: attach to the instance's latest incident, or open a
+``spontaneous`` one -> write (conditional) -> SNS notification.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from crashcart.runtime.incident import Origin, iso
+from crashcart.runtime.kernel_log import summarize
+
+from .adapter import Adapter
+from .decision import decide
+from .events import BadEventError, parse_event, parse_metadata
+
+LOG = logging.getLogger("crashcart.dump_arrival")
+LOG.setLevel(logging.INFO)
+
+MAX_METADATA_BYTES = 64 * 1024
+MAX_DMESG_BYTES = 4 * 1024 * 1024
+
+
+def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> dict[str, Any]:
+    arrival = parse_event(event)
+    raw = adapter.read(arrival.bucket, arrival.key, MAX_METADATA_BYTES)
+    if raw is None:
+        raise BadEventError(f"{arrival.key} does not exist (deleted, or a replayed event)")
+    metadata = parse_metadata(raw, arrival)
+    names = [str(f["name"]) for f in metadata["files"]]
+    keys = [arrival.prefix + name for name in names] + [arrival.key]
+    dmesg_name = next((n for n in names if n.startswith("dmesg")), None)
+    dmesg = (
+        adapter.read(arrival.bucket, arrival.prefix + dmesg_name, MAX_DMESG_BYTES)
+        if dmesg_name
+        else None
+    )
+    if dmesg is not None:
+        panic = summarize(dmesg.decode("utf-8", errors="replace"))
+        summary = panic.one_line()
+        trace = panic.panic_backtrace
+        backtrace_text = "\n".join(trace.frames) if trace else "(no backtrace in the log)"
+    else:
+        summary = "no dmesg file was shipped with this dump: run triage on the vmcore"
+        backtrace_text = "(no kernel log)"
+
+    for _attempt in range(3):
+        latest = adapter.latest_incident(arrival.instance_id)
+        decision = decide(latest, arrival.key, now, adapter.settings.attach_window)
+        if decision.action == "duplicate":
+            LOG.info(json.dumps({"outcome": "duplicate", "key": arrival.key}))
+            return {"outcome": "duplicate", "incident": decision.incident_sk}
+        if decision.action == "attach":
+            done = adapter.attach(
+                arrival.instance_id, decision.incident_sk, keys, summary, iso(now)
+            )
+        else:
+            done = adapter.open(
+                arrival.instance_id,
+                decision.incident_sk,
+                keys,
+                summary,
+                f"dump arrived: {decision.reason}",
+                request_id,
+            )
+        if done:
+            break
+        now = now + timedelta(seconds=1)  # lost a race: decide again on fresh facts
+    else:
+        raise RuntimeError(f"could not record the dump {arrival.key} after 3 attempts")
+
+    origin = Origin.SPONTANEOUS if decision.action == "open" else Origin.REMEDIATION
+    message = "\n".join(
+        [
+            f"crashcart: crash dump received from {arrival.instance_id}",
+            "",
+            f"incident:  {decision.incident_sk} ({origin}; {decision.reason})",
+            f"kernel:    {metadata.get('kernel_release', '?')} "
+            f"(build id {metadata.get('build_id', '?')})",
+            f"dump time: {metadata.get('dump_time', '?')}",
+            f"summary:   {summary}",
+            "",
+            "backtrace printed by the kernel:",
+            backtrace_text,
+            "",
+            "objects:",
+            *[f"  s3://{arrival.bucket}/{key}" for key in keys],
+            "",
+            f"full report: crashcart triage <vmcore> --vmlinux <debug vmlinux of "
+            f"{metadata.get('kernel_release', 'the kernel')}>",
+        ]
+    )
+    adapter.notify(f"crashcart: dump from {arrival.instance_id}: {summary}", message)
+    result = {
+        "outcome": decision.action,
+        "incident": decision.incident_sk,
+        "instance_id": arrival.instance_id,
+        "summary": summary,
+    }
+    LOG.info(json.dumps(result))
+    return result

@@ -1,0 +1,40 @@
+"""The dump-arrival function's configuration: environment variables -> one typed object.
+
+``CRASHCART_TABLE_NAME`` and ``CRASHCART_TOPIC_ARN`` (required), ``CRASHCART_ATTACH_WINDOW_SECONDS``
+(default 6 hours); the names are :mod:`crashcart.runtime.environment`'s. Read per call, never
+at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+from crashcart.runtime import environment as variables
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    topic_arn: str
+    attach_window: timedelta
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        missing = [
+            name for name in (variables.TABLE_NAME, variables.TOPIC_ARN) if not env.get(name)
+        ]
+        if missing:
+            raise RuntimeError(f"missing environment variables: {', '.join(missing)}")
+        raw = env.get(variables.ATTACH_WINDOW_SECONDS, "21600")
+        try:
+            seconds = int(raw)
+        except ValueError:
+            raise RuntimeError(
+                f"CRASHCART_ATTACH_WINDOW_SECONDS={raw!r} is not an integer"
+            ) from None
+        if seconds <= 0:
+            raise RuntimeError(f"CRASHCART_ATTACH_WINDOW_SECONDS={seconds} must be positive")
+        return cls(env[variables.TABLE_NAME], env[variables.TOPIC_ARN], timedelta(seconds=seconds))

@@ -1,0 +1,109 @@
+"""Lambda entry point of the remediation function (``handler.handler``): thin on purpose.
+
+It reads the settings from the environment (per call), builds the service over boto3 clients
+(created once per container and reused), and hands the event over. See ``service.py`` for
+what raises and what returns, ``decision.py`` for the guards, ``settings.py`` for the
+configuration contract.
+
+AWS calls made (the role needs exactly these): ``ec2:DescribeInstances``,
+``ec2:DescribeInstanceStatus``, ``ec2:DescribeInstanceTypes``, ``ec2:GetConsoleOutput``,
+``ec2:SendDiagnosticInterrupt``, ``ssm:GetParameter`` (kill switch), ``dynamodb:GetItem``
+(the duplicate check, and through TransactGetItems), ``dynamodb:PutItem`` (through
+TransactWriteItems: puts only), ``dynamodb:UpdateItem``, ``dynamodb:Query``, ``sns:Publish``,
+``s3:PutObject`` (``evidence/*``), ``sqs:SendMessage`` (rejected queue), plus KMS rights on
+the keys of the table, topic, bucket and queue. Metrics are embedded-metric-format log lines (no
+``cloudwatch:PutMetricData``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from .adapter import Ec2Facts, Evidence, Interrupter, KillSwitch, Notifier, RejectedQueue, TypeCache
+from .claims import IncidentStore
+from .service import Remediation, Where
+from .settings import Settings
+from .telemetry import Log
+
+#: Describe / table / notification calls: botocore's standard retries (idempotent or harmless).
+DEFAULT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=3, read_timeout=10
+)
+#: SendDiagnosticInterrupt has no client token: botocore must never resend it by itself.
+INTERRUPT_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=3, read_timeout=15)
+
+#: Per-container state: boto3 clients and the instance-type cache survive warm invocations.
+_CONTAINER: dict[str, Any] = {}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _clients() -> dict[str, Any]:
+    if not _CONTAINER:
+        _CONTAINER.update(
+            ec2=boto3.client("ec2", config=DEFAULT_CONFIG),
+            ec2_interrupt=boto3.client("ec2", config=INTERRUPT_CONFIG),
+            ssm=boto3.client("ssm", config=DEFAULT_CONFIG),
+            dynamodb=boto3.client("dynamodb", config=DEFAULT_CONFIG),
+            sns=boto3.client("sns", config=DEFAULT_CONFIG),
+            s3=boto3.client("s3", config=DEFAULT_CONFIG),
+            sqs=boto3.client("sqs", config=DEFAULT_CONFIG),
+            type_cache=TypeCache(),
+        )
+    return _CONTAINER
+
+
+def where_from(context: Any) -> Where:
+    """The function's account and region, from its ARN (``arn:aws:lambda:<r>:<a>:function:...``)."""
+    arn = str(getattr(context, "invoked_function_arn", ""))
+    parts = arn.split(":")
+    if len(parts) >= 5 and parts[3] and parts[4]:
+        return Where(account=parts[4], region=parts[3])
+    return Where(account="", region=os.environ.get("AWS_REGION", ""))
+
+
+def build(
+    settings: Settings,
+    context: Any,
+    *,
+    clients: dict[str, Any],
+    clock: Callable[[], datetime] = utc_now,
+    sleep: Callable[[float], None] = time.sleep,
+    log: Log | None = None,
+) -> Remediation:
+    """The service over the given clients (what tests, the drill and benchmarks call)."""
+    request_id = str(getattr(context, "aws_request_id", ""))
+    return Remediation(
+        settings=settings,
+        where=where_from(context),
+        ec2=Ec2Facts(clients["ec2"], clients.get("type_cache") or TypeCache()),
+        interrupter=Interrupter(clients.get("ec2_interrupt", clients["ec2"]), sleep),
+        evidence=Evidence(clients["ec2"], clients["s3"], settings.evidence_bucket),
+        kill_switch=KillSwitch(clients["ssm"], settings.kill_switch_parameter),
+        notifier=Notifier(clients["sns"], settings.topic_arn),
+        rejected=RejectedQueue(clients["sqs"], settings.rejected_queue_url),
+        store=IncidentStore(clients["dynamodb"], settings.table_name),
+        clock=clock,
+        sleep=sleep,
+        log=log
+        or Log(
+            clock=clock,
+            function_name=str(getattr(context, "function_name", "")),
+            request_id=request_id,
+        ),
+        request_id=request_id,
+    )
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = Settings.from_env(os.environ)
+    return build(settings, context, clients=_clients()).handle(event)

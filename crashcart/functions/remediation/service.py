@@ -1,0 +1,684 @@
+"""Applies the remediation decision: duplicate check -> gather facts -> decide -> claim ->
+evidence -> interrupt.
+
+What raises and what returns (the handler does not catch anything):
+
+- returns normally: rejected events (after they are kept in the rejected queue), ignored
+  events, duplicates, every recorded decision (skipped / escalated / interrupted / dry run /
+  failed), recoveries;
+- raises (Lambda retries, then the event lands in the on-failure queue; nothing interrupted):
+  invalid settings, a missing kill-switch parameter, SSM / EC2 describe calls failing, the
+  incident table unreachable, the rejected queue unreachable, a claim still contended after
+  :data:`CLAIM_ATTEMPTS` tries, or the incident record that cannot be written after an
+  interrupt (the claim then stays in place: the cooldown holds).
+- degrades (logged with everything needed to act, still recorded): console-output evidence
+  (EC2 or S3), SNS notifications, and the first-attestation-skip marker (then notified
+  anyway).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from crashcart.runtime.dumps import EVIDENCE_PREFIX
+from crashcart.runtime.incident import (
+    FLEET_BREAKER_PK,
+    NOTIFY_RECOVERY_FROM,
+    Origin,
+    State,
+    az_breaker_pk,
+    incident_sk,
+    instance_pk,
+)
+
+from . import notify
+from .adapter import (
+    Ec2Facts,
+    Evidence,
+    Interrupter,
+    InterruptOutcome,
+    KillSwitch,
+    Notifier,
+    RejectedQueue,
+)
+from .claims import (
+    IncidentStore,
+    StoreUnavailableError,
+    claim_transaction,
+    to_attributes,
+)
+from .decision import ClaimPlan, Decision, Facts, Guard, Verdict, decide, plan_claim
+from .events import AlarmEvent, Ignored, Rejected, Transition, iso, parse, show
+from .settings import Settings
+from .telemetry import Log, encode_bounded
+
+CLAIM_ATTEMPTS = 12
+#: The most a rejected-queue message body may be. SQS refuses bodies over the queue's
+#: MaximumMessageSize (256 KiB unless configured; aws-assumption: sqs-message-size); the
+#: body is ASCII (JSON with every other character escaped), so characters = bytes.
+MAX_REJECTED_BYTES = 250_000
+#: A kept event nested deeper than this is kept as JSON *text*, so that a reader of the queue
+#: does not hit its own parser's recursion limit (Python's json stops near 1,000 levels).
+MAX_KEPT_DEPTH = 64
+
+
+class ClaimContentionError(Exception):
+    """The claim transaction kept being cancelled by concurrent writers: retry later."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    outcome: str
+    reason: str
+    instance_id: str | None = None
+    incident: str | None = None
+    guard: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Where:
+    """The function's own account and region (guard 3 compares the alarm's with these)."""
+
+    account: str
+    region: str
+
+
+class Remediation:
+    """One invocation's worth of remediation, with every dependency injected."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        where: Where,
+        ec2: Ec2Facts,
+        interrupter: Interrupter,
+        evidence: Evidence,
+        kill_switch: KillSwitch,
+        notifier: Notifier,
+        rejected: RejectedQueue,
+        store: IncidentStore,
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], None],
+        log: Log,
+        request_id: str = "",
+    ) -> None:
+        self.settings = settings
+        self.where = where
+        self.ec2 = ec2
+        self.interrupter = interrupter
+        self.evidence = evidence
+        self.kill_switch = kill_switch
+        self.notifier = notifier
+        self.rejected = rejected
+        self.store = store
+        self.clock = clock
+        self.sleep = sleep
+        self.log = log
+        self.request_id = request_id
+
+    # -- entry point -----------------------------------------------------------------------
+
+    def handle(self, event: object) -> dict[str, Any]:
+        parsed = parse(
+            event,
+            alarm_name_prefix=self.settings.alarm_name_prefix,
+            account=self.where.account,
+            region=self.where.region,
+            now=self.clock(),
+            max_age=self.settings.oldest_event_age,
+        )
+        if isinstance(parsed, Rejected):
+            return self._reject(event, parsed).as_dict()
+        if isinstance(parsed, Ignored):
+            self.log.info(
+                "event ignored",
+                outcome="ignored",
+                reason=parsed.reason,
+                alarm_name=parsed.alarm_name,
+                instance_id=parsed.instance_id,
+            )
+            return Outcome(
+                outcome="ignored", reason=parsed.reason, instance_id=parsed.instance_id
+            ).as_dict()
+        if parsed.transition is Transition.RECOVERED:
+            return self._recover(parsed).as_dict()
+        return self._remediate(parsed).as_dict()
+
+    # -- guard 1 ---------------------------------------------------------------------------
+
+    def _reject(self, event: object, rejected: Rejected) -> Outcome:
+        """Keep the event in the rejected queue (bounded), log why; nothing else is touched.
+
+        A rejected event never reaches the incident table, a breaker, EC2 or the kill switch.
+        See :func:`rejected_message` for what is kept. Raises when the queue cannot be written
+        (Lambda retries; the event is not lost).
+        """
+        body, cut = rejected_message(
+            event,
+            reason=rejected.reason,
+            received_at=iso(self.clock()),
+            request_id=self.request_id,
+        )
+        self.rejected.keep(body)
+        event_id = event.get("id") if isinstance(event, dict) else None
+        self.log.warning(
+            "event rejected",
+            metric="rejected",
+            outcome="rejected",
+            reason=rejected.reason,
+            event_id=show(event_id) if event_id is not None else None,
+            kept="whole" if cut is None else "cut",
+            event_cut=cut,
+        )
+        return Outcome(outcome="rejected", reason=rejected.reason)
+
+    # -- guards 2-8 ------------------------------------------------------------------------
+
+    def _gather(self, event: AlarmEvent) -> Facts:
+        kill = self.kill_switch.value()
+        # Guard 1 already rejected events of another account or region (they never reach
+        # the table); this second check keeps decide() safe on its own.
+        location_matches = (event.account, event.region) == (
+            self.where.account,
+            self.where.region,
+        )
+        detail = (
+            ""
+            if location_matches
+            else (
+                f"alarm is in {event.account}/{event.region}, this function in "
+                f"{self.where.account}/{self.where.region}"
+            )
+        )
+        instance = status = types = None
+        if location_matches:
+            instance = self.ec2.instance(event.instance_id)
+            if instance is not None and instance.state == "running":
+                status = self.ec2.status(event.instance_id)
+                types = self.ec2.instance_type(instance.instance_type)
+        return Facts(
+            kill_switch=kill,
+            location_matches=location_matches,
+            location_detail=detail,
+            instance=instance,
+            status=status,
+            type_facts=types,
+        )
+
+    def _duplicate(self, event: AlarmEvent, sk: str, incident: dict[str, Any]) -> Outcome:
+        state = incident.get("state", {}).get("S", "?")
+        reason = f"duplicate delivery: incident {sk} already exists ({state})"
+        self.log.info(
+            "duplicate event",
+            outcome="duplicate",
+            reason=reason,
+            instance_id=event.instance_id,
+            incident=sk,
+        )
+        return Outcome(
+            outcome="duplicate", reason=reason, instance_id=event.instance_id, incident=sk
+        )
+
+    def _remediate(self, event: AlarmEvent) -> Outcome:
+        now = self.clock()
+        now_epoch = int(now.timestamp())
+        now_iso = iso(now)
+        sk = incident_sk(event.opened_at)
+        # A copy of an ALARM that already has its incident is answered before any other
+        # call (kill switch, EC2 describes): it can only ever be a duplicate. Seeing no
+        # incident here decides nothing: the snapshot below reads it again, and the
+        # claim's put requires its absence.
+        existing = self.store.incident(event.instance_id, sk)
+        if existing is not None:
+            return self._duplicate(event, sk, existing)
+        facts = self._gather(event)
+        pre = decide(facts, self.settings, now)
+        instance = facts.instance
+        az = (
+            instance.availability_zone
+            if instance is not None and instance.availability_zone
+            else None
+        )
+        plan: ClaimPlan | None = None
+        for attempt in range(1, CLAIM_ATTEMPTS + 1):
+            snapshot = self.store.snapshot(event.instance_id, sk, az)
+            if snapshot.incident is not None:
+                return self._duplicate(event, sk, snapshot.incident)
+            plan = plan_claim(
+                pre,
+                limits=snapshot.limits,
+                fleet=snapshot.fleet,
+                az=snapshot.az,
+                settings=self.settings,
+                now_epoch=now_epoch,
+                incident_sk=sk,
+            )
+            item = self._incident_item(event, facts, plan.decision, sk, now_iso)
+            transaction = claim_transaction(
+                table=self.store.table,
+                instance_id=event.instance_id,
+                availability_zone=az,
+                incident_item=item,
+                snapshot=snapshot,
+                plan=plan,
+                cooldown_seconds=self.settings.cooldown_seconds,
+                daily_budget=self.settings.daily_budget,
+                now_epoch=now_epoch,
+                now_iso=now_iso,
+                iso=lambda epoch: iso(datetime.fromtimestamp(epoch, tz=now.tzinfo)),
+            )
+            if self.store.commit(transaction):
+                break
+            self.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not crypto
+        else:
+            raise ClaimContentionError(
+                f"claim for {event.instance_id} cancelled {CLAIM_ATTEMPTS} times by concurrent "
+                "writers"
+            )
+        assert plan is not None
+        self._announce_breaker(plan, az)
+        decision = plan.decision
+        if decision.verdict is Verdict.SKIP:
+            self.log.info(
+                "not interrupting",
+                metric="skipped",
+                outcome="skipped",
+                guard=decision.guard,
+                reason=decision.reason,
+                instance_id=event.instance_id,
+                alarm_name=event.alarm_name,
+                incident=sk,
+                warnings=list(decision.warnings),
+            )
+            if decision.guard is Guard.ATTESTATION:
+                self._announce_unattested(event, decision, sk, now_iso)
+            return Outcome(
+                outcome="skipped",
+                reason=decision.reason,
+                instance_id=event.instance_id,
+                incident=sk,
+                guard=decision.guard,
+            )
+        if decision.verdict is Verdict.ESCALATE:
+            subject, message = notify.escalated(
+                instance_id=event.instance_id, alarm_name=event.alarm_name, reason=decision.reason
+            )
+            self._notify(subject, message, instance_id=event.instance_id)
+            self.log.warning(
+                "escalated to a human",
+                metric="escalated",
+                outcome="escalated",
+                guard=decision.guard,
+                reason=decision.reason,
+                instance_id=event.instance_id,
+                incident=sk,
+            )
+            return Outcome(
+                outcome="escalated",
+                reason=decision.reason,
+                instance_id=event.instance_id,
+                incident=sk,
+                guard=decision.guard,
+            )
+        return self._interrupt(event, facts, plan, sk, now)
+
+    def _incident_item(
+        self, event: AlarmEvent, facts: Facts, decision: Decision, sk: str, now_iso: str
+    ) -> dict[str, Any]:
+        state = {
+            Verdict.INTERRUPT: State.CLAIMED,
+            Verdict.SKIP: State.SKIPPED,
+            Verdict.ESCALATE: State.ESCALATED,
+        }[decision.verdict]
+        instance = facts.instance
+        status = facts.status
+        values: dict[str, object] = {
+            "instance_id": event.instance_id,
+            "state": state,
+            "alarm_name": event.alarm_name,
+            "alarm_arn": event.alarm_arn,
+            "opened_at": event.opened_at,
+            "updated_at": now_iso,
+            "reason": decision.reason,
+            "decision": decision.verdict.value,
+            "guard": decision.guard.value if decision.guard is not None else None,
+            "warnings": list(decision.warnings) or None,
+            "origin": Origin.REMEDIATION,
+            "event_id": event.event_id,
+            "lambda_request_id": self.request_id or None,
+            "dry_run": self.settings.dry_run,
+            "availability_zone": instance.availability_zone if instance else None,
+            "instance_type": instance.instance_type if instance else None,
+            "impaired_since": (
+                iso(status.impaired_since) if status and status.impaired_since else None
+            ),
+        }
+        return {
+            "pk": {"S": instance_pk(event.instance_id)},
+            "sk": {"S": sk},
+            **to_attributes(values),
+        }
+
+    def _announce_breaker(self, plan: ClaimPlan, az: str | None) -> None:
+        for scope in plan.opened_scopes:
+            step = plan.fleet if scope == "fleet" else plan.az
+            assert step is not None
+            name = "fleet" if scope == "fleet" else f"availability zone {az}"
+            pk = FLEET_BREAKER_PK if scope == "fleet" else az_breaker_pk(az or "")
+            subject, message = notify.breaker_opened(
+                scope=name,
+                count=step.after.count,
+                window_seconds=self.settings.breaker_window_seconds,
+                quiet_seconds=self.settings.breaker_quiet_seconds,
+                reset=(f"delete the item pk={pk}, sk=state from table {self.store.table}"),
+            )
+            self._notify(subject, message, breaker=pk)
+            self.log.warning(
+                "circuit breaker opened",
+                metric="breaker_opened",
+                outcome="breaker-opened",
+                breaker=pk,
+                count=step.after.count,
+            )
+
+    def _announce_unattested(
+        self, event: AlarmEvent, decision: Decision, sk: str, now_iso: str
+    ) -> None:
+        """The first skip of an instance for its attestation is notified and counted.
+
+        Attestation rests on an IAM condition (docs/aws-assumptions.md, attestation-self-tag);
+        if it never held, every real alarm would be skipped without a word. When the table
+        cannot tell whether this is the first skip, the notification goes out anyway.
+        """
+        try:
+            first = self.store.note_attestation_skip(
+                event.instance_id, incident=sk, reason=decision.reason, now_iso=now_iso
+            )
+        except StoreUnavailableError as error:
+            self.log.error(
+                "attestation skip not recorded (notifying anyway)",
+                instance_id=event.instance_id,
+                incident=sk,
+                error=str(error),
+            )
+            first = True
+        if not first:
+            return
+        subject, message = notify.unattested(
+            instance_id=event.instance_id, alarm_name=event.alarm_name, reason=decision.reason
+        )
+        self._notify(subject, message, instance_id=event.instance_id)
+        self.log.warning(
+            "first skip of this instance for its kdump attestation",
+            metric="unattested_first_skip",
+            outcome="skipped",
+            guard=decision.guard,
+            reason=decision.reason,
+            instance_id=event.instance_id,
+            incident=sk,
+        )
+
+    def _interrupt(
+        self, event: AlarmEvent, facts: Facts, plan: ClaimPlan, sk: str, now: datetime
+    ) -> Outcome:
+        instance_id = event.instance_id
+        decision = plan.decision
+        key = f"{EVIDENCE_PREFIX}{instance_id}/{event.opened_at}/console-output.txt"
+        evidence_key, evidence_error = self.evidence.capture(instance_id, key)
+        if evidence_error is not None:
+            self.log.warning(
+                "evidence not saved (continuing)", instance_id=instance_id, error=evidence_error
+            )
+        result = self.interrupter.send(instance_id, dry_run=self.settings.dry_run)
+        done_iso = iso(self.clock())
+        common: dict[str, object] = {
+            "updated_at": done_iso,
+            "evidence_key": evidence_key,
+            "evidence_error": evidence_error,
+            "interrupt_outcome": result.outcome.value,
+            "interrupt_code": result.code or None,
+            "interrupt_attempts": result.attempts,
+            "request_id": result.request_id or None,
+        }
+        if result.outcome in (InterruptOutcome.SENT, InterruptOutcome.UNKNOWN):
+            deadline = iso(now + timedelta(seconds=self.settings.dump_deadline_seconds))
+            values = {
+                **common,
+                "state": State.INTERRUPTED,
+                "interrupted_at": done_iso,
+                "dump_deadline": deadline,
+            }
+            self._record(instance_id, sk, values)
+            subject, message = notify.interrupted(
+                instance_id=instance_id,
+                alarm_name=event.alarm_name,
+                reason=decision.reason,
+                outcome=result.outcome.value,
+                dump_deadline=deadline,
+                evidence=(
+                    f"s3://{self.evidence.bucket}/{evidence_key}"
+                    if evidence_key
+                    else f"not saved ({evidence_error})"
+                ),
+                warnings=decision.warnings,
+            )
+            self._notify(subject, message, instance_id=instance_id)
+            self.log.info(
+                "diagnostic interrupt sent",
+                metric="interrupted",
+                outcome="interrupted",
+                interrupt_outcome=result.outcome.value,
+                reason=decision.reason,
+                instance_id=instance_id,
+                incident=sk,
+                ec2_request_id=result.request_id,
+                warnings=list(decision.warnings),
+            )
+            return Outcome(
+                outcome="interrupted", reason=decision.reason, instance_id=instance_id, incident=sk
+            )
+        if result.outcome is InterruptOutcome.DRY_RUN_OK:
+            reason = (
+                "dry run: EC2 answered DryRunOperation, the interrupt was not sent "
+                f"({decision.reason})"
+            )
+            self._record(instance_id, sk, {**common, "state": State.SKIPPED, "reason": reason})
+            subject, message = notify.dry_run(
+                instance_id=instance_id, alarm_name=event.alarm_name, reason=decision.reason
+            )
+            self._notify(subject, message, instance_id=instance_id)
+            self.log.info(
+                "dry run: interrupt not sent",
+                metric="dry_run",
+                outcome="dry-run",
+                reason=reason,
+                instance_id=instance_id,
+                incident=sk,
+            )
+            return Outcome(outcome="dry-run", reason=reason, instance_id=instance_id, incident=sk)
+        # A definite refusal: nothing happened, so the claim is given back.
+        reason = f"SendDiagnosticInterrupt refused: {result.code} {result.message}".strip()
+        # aws-assumption: diagnostic-interrupt-error-codes
+        if result.code == "UnsupportedOperation" and facts.instance is not None:
+            self.ec2.mark_unsupported(
+                facts.type_facts, facts.instance.instance_type, result.message or result.code
+            )
+        self._record(instance_id, sk, {**common, "state": State.FAILED, "reason": reason})
+        if plan.limits_after is not None and not self.store.release(instance_id, plan.limits_after):
+            self.log.warning("claim was not released (changed meanwhile)", instance_id=instance_id)
+        subject, message = notify.failed(
+            instance_id=instance_id,
+            alarm_name=event.alarm_name,
+            code=result.code,
+            message=result.message,
+        )
+        self._notify(subject, message, instance_id=instance_id)
+        self.log.error(
+            "diagnostic interrupt failed",
+            metric="failed",
+            outcome="failed",
+            reason=reason,
+            code=result.code,
+            instance_id=instance_id,
+            incident=sk,
+        )
+        return Outcome(outcome="failed", reason=reason, instance_id=instance_id, incident=sk)
+
+    def _record(self, instance_id: str, sk: str, values: dict[str, object]) -> None:
+        """Move the incident on from ``claimed``; if an OK got there first, keep its state."""
+        try:
+            if self.store.update_incident(instance_id, sk, values, expected_state=State.CLAIMED):
+                return
+            rest = {k: v for k, v in values.items() if k != "state"}
+            self.store.update_incident(instance_id, sk, {**rest, "final_state": values["state"]})
+        except StoreUnavailableError:
+            self.log.error(
+                "incident record not written after the interrupt decision",
+                instance_id=instance_id,
+                incident=sk,
+                values=values,
+            )
+            raise
+
+    def _notify(
+        self,
+        subject: str,
+        message: str,
+        *,
+        instance_id: str | None = None,
+        breaker: str | None = None,
+    ) -> None:
+        problem = self.notifier.publish(subject, message)
+        if problem is not None:
+            self.log.error(
+                "notification not sent (continuing)",
+                error=problem,
+                subject=subject,
+                notification=message,
+                instance_id=instance_id,
+                breaker=breaker,
+            )
+
+    # -- ALARM -> OK -----------------------------------------------------------------------
+
+    def _recover(self, event: AlarmEvent) -> Outcome:
+        now_iso = iso(self.clock())
+        latest = self.store.latest_incident(event.instance_id)
+        if latest is None:
+            reason = "alarm is OK and the instance has no incident"
+            self.log.info(
+                "nothing to recover",
+                outcome="ignored",
+                reason=reason,
+                instance_id=event.instance_id,
+            )
+            return Outcome(outcome="ignored", reason=reason, instance_id=event.instance_id)
+        sk = str(latest["sk"]["S"])
+        state = str(latest.get("state", {}).get("S", ""))
+        opened_at = str(latest.get("opened_at", {}).get("S", ""))
+        if state == State.RECOVERED or (opened_at and opened_at > event.opened_at):
+            reason = (
+                f"latest incident {sk} is already recovered"
+                if state == State.RECOVERED
+                else f"latest incident {sk} opened after this OK: an out-of-order delivery"
+            )
+            self.log.info(
+                "nothing to recover",
+                outcome="ignored",
+                reason=reason,
+                instance_id=event.instance_id,
+            )
+            return Outcome(
+                outcome="ignored", reason=reason, instance_id=event.instance_id, incident=sk
+            )
+        if not self.store.mark_recovered(event.instance_id, sk, now_iso):
+            reason = f"incident {sk} changed meanwhile (already recovered)"
+            return Outcome(
+                outcome="ignored", reason=reason, instance_id=event.instance_id, incident=sk
+            )
+        if state in NOTIFY_RECOVERY_FROM:
+            subject, message = notify.recovered(
+                instance_id=event.instance_id, alarm_name=event.alarm_name, previous_state=state
+            )
+            self._notify(subject, message, instance_id=event.instance_id)
+        reason = f"alarm is OK: incident was {state}, now recovered"
+        self.log.info(
+            "incident recovered",
+            metric="recovered",
+            outcome="recovered",
+            reason=reason,
+            instance_id=event.instance_id,
+            incident=sk,
+        )
+        return Outcome(
+            outcome="recovered", reason=reason, instance_id=event.instance_id, incident=sk
+        )
+
+
+def rejected_message(
+    event: object, *, reason: str, received_at: str, request_id: str
+) -> tuple[str, dict[str, object] | None]:
+    """The rejected-queue message body for ``event`` (at most :data:`MAX_REJECTED_BYTES`),
+    and what was cut (None when the event is kept whole).
+
+    The body is ``{"reason", "received_at", "request_id", "event"}`` with the event as it
+    came, when its JSON fits and is at most :data:`MAX_KEPT_DEPTH` deep. Otherwise
+    ``"event"`` is replaced by ``"event_text"``, the first part of the event's JSON as a
+    string, and ``"event_cut"``: why, the size and SHA-256 of the whole JSON encoding (so a
+    copy found elsewhere can be matched), the depth and how much was kept. Truncating (not
+    storing the whole elsewhere) is deliberate: the function may write only evidence objects,
+    and a hostile payload has no place next to evidence.
+    """
+    envelope: dict[str, object] = {
+        "reason": reason,
+        "received_at": received_at,
+        "request_id": request_id,
+    }
+    head = json.dumps(envelope)
+    encoded = encode_bounded(event, limit=MAX_REJECTED_BYTES - len(head) - len(', "event": '))
+    if not encoded.cut and encoded.depth <= MAX_KEPT_DEPTH:
+        return f'{head[:-1]}, "event": {encoded.text}}}', None
+    reasons: list[str] = []
+    if encoded.depth > MAX_KEPT_DEPTH:
+        reasons.append(
+            f"it is nested {encoded.depth} levels deep (kept as text beyond {MAX_KEPT_DEPTH})"
+        )
+    cut: dict[str, object] = {
+        "why": "",
+        "bytes": encoded.total,
+        "sha256": encoded.sha256,
+        "depth": encoded.depth,
+        "encoding": "json.dumps defaults: ASCII, ', ' and ': ', keys as received",
+    }
+
+    def render(kept: str) -> str:
+        info = {**cut, "kept_bytes": len(kept)}
+        return json.dumps({**envelope, "event_cut": info, "event_text": kept})
+
+    text = encoded.text
+    cut["why"] = "; ".join(reasons)
+    if encoded.cut or len(render(text)) > MAX_REJECTED_BYTES:
+        reasons.append(
+            f"its JSON is {encoded.total} bytes and the rejected queue keeps at most "
+            f"{MAX_REJECTED_BYTES} per message (the first part is kept)"
+        )
+        cut["why"] = "; ".join(reasons)
+    # The longest prefix whose message fits (escaping as a string can double a character).
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(render(text[:middle])) <= MAX_REJECTED_BYTES:
+            low = middle
+        else:
+            high = middle - 1
+    cut["kept_bytes"] = low
+    return render(text[:low]), cut

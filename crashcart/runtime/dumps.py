@@ -1,0 +1,86 @@
+"""The crash-dump bucket's object layout and the key grammar of a shipped dump.
+
+The agent writes ``dumps/<role id>:<instance id>/<dump id>/`` (``<role id>:<instance id>``
+is the ``${aws:userid}`` of the instance-profile session: each instance can write only
+there) and puts ``metadata.json`` last, so its arrival means the dump is complete. The
+dump-arrival function and the triage job read that key from the S3 event; the constructs
+build their IAM resources and event patterns from the same prefixes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import unquote_plus
+
+#: Key prefix of the dumps.
+DUMPS_PREFIX: Final = "dumps/"
+#: Key prefix of the remediation function's evidence (console output before an interrupt).
+EVIDENCE_PREFIX: Final = "evidence/"
+#: Key prefix of the full triage reports: ``reports/<role id>:<instance id>/<dump id>/``.
+REPORTS_PREFIX: Final = "reports/"
+#: The SSM parameter the agent reads the bucket name from.
+DEFAULT_PARAMETER_NAME: Final = "/crashcart/dump-bucket"
+#: The object whose arrival means a dump is complete.
+METADATA_NAME: Final = "metadata.json"
+
+#: ``dumps/<role id>:<instance id>/<dump id>/metadata.json``; ``dumps/<instance id>/...`` is
+#: accepted too (the local drill, hand uploads). Matched whole (``fullmatch``: a trailing
+#: newline is not a key), after :func:`decode_event_key`.
+METADATA_KEY: Final = re.compile(
+    r"dumps/(?P<owner>(?:[A-Z0-9]{8,128}:)?(?P<instance>i-[0-9a-f]{8,17}))/"
+    r"(?P<dump>[A-Za-z0-9._-]{1,128})/metadata\.json"
+)
+
+
+class BadKeyError(ValueError):
+    """The key is not a dump's metadata.json; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class DumpKey:
+    """One shipped dump, named by its metadata.json key."""
+
+    key: str
+    owner: str
+    instance_id: str
+    dump_id: str
+
+    @property
+    def prefix(self) -> str:
+        """The dump's folder: ``dumps/<owner>/<dump id>/``."""
+        return self.key.rsplit("/", 1)[0] + "/"
+
+    @property
+    def report_prefix(self) -> str:
+        """Where the dump's full report goes: ``reports/<owner>/<dump id>/``."""
+        return f"{REPORTS_PREFIX}{self.owner}/{self.dump_id}/"
+
+
+def decode_event_key(raw: str) -> str:
+    """The object key an S3 event names, URL-decoded exactly once (form encoding).
+
+    aws-assumption: s3-event-key-encoding. S3 documents its event keys as
+    ``application/x-www-form-urlencoded`` (``:`` -> ``%3A``, space -> ``+``). Every character
+    of the key grammar (letters, digits, ``. _ - / :``) reads the same encoded or not, and the
+    grammar has no ``%``, ``+`` or space: one decode gives the right key whether or not the
+    event encoded it, and a ``+``, a ``%`` or a second layer of encoding never survives the
+    grammar check that follows.
+    """
+    try:
+        return unquote_plus(raw, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as error:
+        raise BadKeyError(f"key {raw!r} is not UTF-8 once URL-decoded: {error}") from None
+
+
+def parse_metadata_key(raw: str) -> DumpKey:
+    """The dump an event's key names (decoded once, then checked against the grammar)."""
+    key = decode_event_key(raw)
+    match = METADATA_KEY.fullmatch(key)
+    if not match or match.group("dump") in (".", ".."):
+        shown = repr(raw) if key == raw else f"{raw!r} (URL-decoded: {key!r})"
+        raise BadKeyError(
+            f"key {shown} is not dumps/<role id>:<instance id>/<dump id>/metadata.json"
+        )
+    return DumpKey(key, match.group("owner"), match.group("instance"), match.group("dump"))

@@ -1,0 +1,106 @@
+"""The environment contract between the constructs and the code they deploy.
+
+Every variable a construct sets and a function (or the triage job) reads is named here once:
+the constructs build their ``environment`` from these names, the runtimes parse them, and a
+test synthesizes each construct and compares what it sets with the unit's table below. All
+values are strings; a unit's table maps each variable to its default (``None``: required).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+# -- shared by several units ---------------------------------------------------------------
+TABLE_NAME: Final = "CRASHCART_TABLE_NAME"
+TOPIC_ARN: Final = "CRASHCART_TOPIC_ARN"
+DUMP_BUCKET: Final = "CRASHCART_DUMP_BUCKET"
+# -- remediation function ------------------------------------------------------------------
+EVIDENCE_BUCKET: Final = "CRASHCART_EVIDENCE_BUCKET"
+REJECTED_QUEUE_URL: Final = "CRASHCART_REJECTED_QUEUE_URL"
+KILL_SWITCH_PARAMETER: Final = "CRASHCART_KILL_SWITCH_PARAMETER"
+ALARM_NAME_PREFIX: Final = "CRASHCART_ALARM_NAME_PREFIX"
+OPT_IN_TAG_KEY: Final = "CRASHCART_OPT_IN_TAG_KEY"
+OPT_IN_TAG_VALUE: Final = "CRASHCART_OPT_IN_TAG_VALUE"
+DRY_RUN: Final = "CRASHCART_DRY_RUN"
+BOOT_GRACE_SECONDS: Final = "CRASHCART_BOOT_GRACE_SECONDS"
+COOLDOWN_SECONDS: Final = "CRASHCART_COOLDOWN_SECONDS"
+DAILY_BUDGET: Final = "CRASHCART_DAILY_BUDGET"
+BREAKER_FLEET_THRESHOLD: Final = "CRASHCART_BREAKER_FLEET_THRESHOLD"
+BREAKER_AZ_THRESHOLD: Final = "CRASHCART_BREAKER_AZ_THRESHOLD"
+BREAKER_WINDOW_SECONDS: Final = "CRASHCART_BREAKER_WINDOW_SECONDS"
+BREAKER_QUIET_SECONDS: Final = "CRASHCART_BREAKER_QUIET_SECONDS"
+ATTESTATION_POLICY: Final = "CRASHCART_ATTESTATION_POLICY"
+ATTESTATION_MAX_AGE_SECONDS: Final = "CRASHCART_ATTESTATION_MAX_AGE_SECONDS"
+ALLOW_UNVERIFIED_ARCH: Final = "CRASHCART_ALLOW_UNVERIFIED_ARCH"
+DUMP_DEADLINE_SECONDS: Final = "CRASHCART_DUMP_DEADLINE_SECONDS"
+MAX_EVENT_AGE_SECONDS: Final = "CRASHCART_MAX_EVENT_AGE_SECONDS"
+# -- dump-arrival function -----------------------------------------------------------------
+ATTACH_WINDOW_SECONDS: Final = "CRASHCART_ATTACH_WINDOW_SECONDS"
+# -- overdue sweep -------------------------------------------------------------------------
+DUMP_BUCKET_PARAMETER: Final = "CRASHCART_DUMP_BUCKET_PARAMETER"
+SWEEP_MAX_PAGES: Final = "CRASHCART_SWEEP_MAX_PAGES"
+ATTESTATION_CENSUS: Final = "CRASHCART_ATTESTATION_CENSUS"
+# -- triage job ----------------------------------------------------------------------------
+METADATA_KEY: Final = "CRASHCART_METADATA_KEY"
+SYMBOL_BUCKET: Final = "CRASHCART_SYMBOL_BUCKET"
+WORK_DIR: Final = "CRASHCART_WORK_DIR"
+TIMEOUT_SECONDS: Final = "CRASHCART_TIMEOUT_SECONDS"
+LINK_WAIT_SECONDS: Final = "CRASHCART_LINK_WAIT_SECONDS"
+
+#: The remediation function (``UnresponsiveInstanceRemediation``).
+REMEDIATION: Final[Mapping[str, str | None]] = {
+    TABLE_NAME: None,
+    TOPIC_ARN: None,
+    EVIDENCE_BUCKET: None,
+    REJECTED_QUEUE_URL: None,
+    KILL_SWITCH_PARAMETER: None,
+    ALARM_NAME_PREFIX: None,
+    OPT_IN_TAG_KEY: "crashcart:diagnostic-interrupt",
+    OPT_IN_TAG_VALUE: "enabled",
+    DRY_RUN: "false",
+    BOOT_GRACE_SECONDS: "900",
+    COOLDOWN_SECONDS: "21600",
+    DAILY_BUDGET: "1",
+    BREAKER_FLEET_THRESHOLD: "5",
+    BREAKER_AZ_THRESHOLD: "3",
+    BREAKER_WINDOW_SECONDS: "900",
+    BREAKER_QUIET_SECONDS: "3600",
+    ATTESTATION_POLICY: "require",
+    ATTESTATION_MAX_AGE_SECONDS: "604800",
+    ALLOW_UNVERIFIED_ARCH: "false",
+    DUMP_DEADLINE_SECONDS: "1800",
+    MAX_EVENT_AGE_SECONDS: "3600",
+}
+
+#: The dump-arrival function (``CrashDumpBucket.notify_incidents``).
+DUMP_ARRIVAL: Final[Mapping[str, str | None]] = {
+    TABLE_NAME: None,
+    TOPIC_ARN: None,
+    DUMP_BUCKET: None,
+    ATTACH_WINDOW_SECONDS: "21600",
+}
+
+#: The overdue sweep (``DumpOverdueSweep``); the construct leaves the page bound at its default.
+INCIDENT_SWEEP: Final[Mapping[str, str | None]] = {
+    TABLE_NAME: None,
+    TOPIC_ARN: None,
+    DUMP_BUCKET_PARAMETER: "/crashcart/dump-bucket",
+    SWEEP_MAX_PAGES: "100",
+    ATTESTATION_CENSUS: "false",
+    OPT_IN_TAG_KEY: "crashcart:diagnostic-interrupt",
+    OPT_IN_TAG_VALUE: "enabled",
+    ATTESTATION_MAX_AGE_SECONDS: "604800",
+}
+
+#: The triage job (``DumpTriageJob``); EventBridge sets the metadata key per run.
+TRIAGE_JOB: Final[Mapping[str, str | None]] = {
+    METADATA_KEY: None,
+    DUMP_BUCKET: None,
+    TABLE_NAME: None,
+    TOPIC_ARN: None,
+    SYMBOL_BUCKET: "",
+    WORK_DIR: "",
+    TIMEOUT_SECONDS: "",
+    LINK_WAIT_SECONDS: "120",
+}

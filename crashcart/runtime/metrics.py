@@ -1,0 +1,39 @@
+"""The metrics crashcart's functions emit, and the names the constructs read them by.
+
+The functions write CloudWatch embedded-metric-format records (log lines: no
+``cloudwatch:PutMetricData`` right is needed) in namespace :data:`NAMESPACE` with the one
+dimension :data:`DIMENSION` (value: the function's name). The constructs' ``metric_*``
+methods and alarms name the same metrics from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+#: CloudWatch namespace of every crashcart metric.
+NAMESPACE: Final = "crashcart"
+#: The metric dimension (value: the Lambda function name).
+DIMENSION: Final = "FunctionName"
+
+#: The remediation function's outcomes -> metric names; each data point is a Count of 1.
+REMEDIATION_OUTCOMES: Final[Mapping[str, str]] = {
+    "interrupted": "InterruptsSent",
+    "dry_run": "InterruptsDryRun",
+    "skipped": "InterruptsSkipped",
+    "failed": "InterruptsFailed",
+    "escalated": "Escalations",
+    "breaker_opened": "BreakerOpened",
+    "rejected": "EventsRejected",
+    "recovered": "Recoveries",
+    #: the first skip of an instance for its kdump attestation (one per instance, not per
+    #: alarm: the incident record and InterruptsSkipped count every one)
+    "unattested_first_skip": "FirstUnattestedSkips",
+}
+
+#: The overdue sweep's attestation census: running opted-in instances, and those of them
+#: attested armed (one data point each per sweep).
+SWEEP_CENSUS: Final[Mapping[str, str]] = {
+    "opted_in": "OptedInInstances",
+    "attested": "AttestedInstances",
+}
