@@ -584,6 +584,10 @@ def prepare(
         saved = ensure_snapshot(prepared, progress=progress)
         return dataclasses.replace(prepared, snapshot=saved)
     check_host()
+    # a fresh machine: the triage's debug symbols download while the guest boots
+    from crashcart.drill.triage_bridge import prefetch_debug_vmlinux
+
+    prefetch_debug_vmlinux(base.kernel_release, progress=progress)
     started = time.monotonic()
     before = round(started - entered, 1)
     shutil.rmtree(folder, ignore_errors=True)
@@ -591,6 +595,7 @@ def prepare(
     work.mkdir(parents=True)
     progress(f"drill: applying the {FAMILY} component {document.name}")
     # -- the host side: the build steps that need no running kernel ----------------------
+    host_started = time.monotonic()
     module = build_hang_module(base.kernel_release)
     overlay = Overlay.create(base.rootfs, work)
     install_steps(overlay, document, text, hang_module=module)
@@ -604,7 +609,6 @@ def prepare(
         progress(f"  {step_key} and what follows run in the guest: {why}")
     log = BootLog.empty()
     where: dict[str, str] = {}
-    host_started = time.monotonic()
     try:
         results, requeued = run_host_steps(
             overlay, split.host, default_timeout=HOST_STEP_TIMEOUT, progress=progress
