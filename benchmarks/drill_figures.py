@@ -126,6 +126,11 @@ def _known(value: Any) -> str:
     return "?" if value is None else str(value)
 
 
+def _load(data: dict[str, Any], when: str) -> str:
+    values = (data.get("load_average") or {}).get(when)
+    return " / ".join(str(v) for v in values) if values else "?"
+
+
 def _age(written_at: str) -> str:
     try:
         then = datetime.strptime(written_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
@@ -198,6 +203,7 @@ def run(ctx: Context) -> dict[str, Any]:
         "written_at": written_at,
         "age_at_this_run": _age(written_at),
         "drill_started_at": data.get("started_at"),
+        "drill_load_average": data.get("load_average"),
         "image": data.get("image", {}),
         "considered": [
             {k: v for k, v in c.items() if k not in ("data", "mtime")} for c in considered
@@ -380,11 +386,15 @@ def run(ctx: Context) -> dict[str, Any]:
                 f"taken from the drill cache (its base build took "
                 f"{_known(image.get('base_build_s'))} s when it was made)."
                 if image.get("cached")
-                else f"built in that run (base build {_known(image.get('base_build_s'))} s, "
-                f"component applied in {_known(image.get('prepare_s'))} s: host side "
+                else f"the component applied in that run (the base image took "
+                f"{_known(image.get('base_build_s'))} s when it was built; applying the "
+                f"component {_known(image.get('prepare_s'))} s: host side "
                 f"{_known(image.get('prepare_host_s'))} s, guest "
                 f"{_known(image.get('prepare_guest_s'))} s)."
             ),
+            f"The drill ran with the machine's load average (1/5/15 min) at "
+            f"{_load(data, 'start')} when it started and {_load(data, 'end')} when it ended: "
+            "absolute times grow with it; ratios of steps of the same run much less.",
             "A plain boot: boot to ready (validated, the agent's attestation done) of the "
             "first positive scenario, which boots cold; the positive scenarios after it start "
             "from the image's saved guest (restored, validated again), and what they cost "

@@ -129,6 +129,7 @@ def run(
     started = time.monotonic()
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "load_average": {"start": load_average()},
         "scenarios": [],
     }
     restore = restores(names, boot)
@@ -173,6 +174,7 @@ def run(
             )
             results["scenarios"].append(result.as_dict())
     results["wall_s"] = round(time.monotonic() - started, 1)
+    results["load_average"]["end"] = load_average()
     results["timings"] = summarize(results)
     path = json_path or cache_dir() / "drill-results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -181,6 +183,11 @@ def run(
     print(f"drill: results written to {path}")
     print(f"drill: {len(names) - failures} passed, {failures} failed")
     return 1 if failures else 0
+
+
+def load_average() -> list[float]:
+    """The machine's 1/5/15-minute load averages (the drill's times depend on them)."""
+    return [round(value, 2) for value in os.getloadavg()]
 
 
 def summarize(results: dict[str, Any]) -> dict[str, Any]:

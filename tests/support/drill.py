@@ -49,16 +49,20 @@ def record(name: str, result: Any) -> None:
 
 
 def record_image(info: dict[str, Any]) -> None:
+    from crashcart.drill.cli import load_average
+
     _RESULTS["image"] = info
+    _RESULTS["load_average"] = {"start": load_average()}
 
 
 def write_results() -> Path | None:
     if not _RESULTS["scenarios"]:
         return None
-    from crashcart.drill.cli import summarize
+    from crashcart.drill.cli import load_average, summarize
     from crashcart.drill.paths import cache_dir
 
     _RESULTS["written_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    _RESULTS.setdefault("load_average", {})["end"] = load_average()
     flat = {
         "image": _RESULTS.get("image", {}),
         "scenarios": list(_RESULTS["scenarios"].values()),
