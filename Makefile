@@ -1,6 +1,7 @@
 # crashcart: every job is a make target; each one sets up what it needs first.
 #   make synth   synthesize the reference app with the real CDK CLI (no AWS credentials)
-#   make test    lint + the whole test suite (what CI runs)
+#   make check   lint + every test but the QEMU drill (the everyday loop; no root, no QEMU)
+#   make test    lint + the whole test suite, the QEMU drill included (what CI runs)
 #   make lint    ruff + mypy --strict
 #   make drill   the local NMI drill under QEMU
 #   make bench   benchmarks -> benchmarks/results.json, docs/benchmarks.md
@@ -25,13 +26,17 @@ export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 # Two workers (2 cores); a module stays on one worker so its synthesized stacks are shared.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: help setup synth test lint fmt drill bench docs clean
+.PHONY: help setup setup-drill synth check test lint fmt drill bench docs clean
 
 help:
 	@sed -n '2,8p' Makefile
 
 setup:
 	@scripts/setup.sh
+
+# The Debian packages of the QEMU drill too (root or sudo): only the targets that run it.
+setup-drill:
+	@scripts/setup.sh --drill
 
 synth: setup
 	@rm -rf cdk.out
@@ -47,13 +52,16 @@ fmt: setup
 	$(PY) -m ruff format crashcart tests benchmarks examples app.py
 	$(PY) -m ruff check --fix crashcart tests benchmarks examples app.py
 
-test: setup lint
+check: setup lint
+	$(PY) -m pytest $(PYTEST_ARGS) -m "not e2e"
+
+test: setup-drill lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-drill: setup
+drill: setup-drill
 	$(PY) -m crashcart.drill $(DRILL_ARGS)
 
-bench: setup
+bench: setup-drill
 	$(PY) -m benchmarks
 
 docs: setup

@@ -1,24 +1,37 @@
 #!/usr/bin/env bash
-# Idempotent set-up for every make target: Debian packages, the Python venv, checkov's own
-# venv, the CDK CLI.
-# Fresh Debian 12 with python3, node and npm is enough; a second run takes about a second.
+# Idempotent set-up for every make target: the Python venv, checkov's own venv, the CDK CLI
+# and, for the targets that run the QEMU drill, its Debian packages. Fresh Debian 12 with
+# python3, node and npm is enough; a second run takes about a second.
 #
-# usage: scripts/setup.sh [--system-only]
+# usage: scripts/setup.sh [--drill] [--system-only]
+#   (none)         the venv and the CDK CLI (make synth, make check, make lint): no root
+#                  needed; shellcheck (the compliance tests lint every bash step with it) is
+#                  installed when missing and root or password-less sudo is at hand
+#   --drill        also the drill's Debian packages (make test, make drill, make bench):
+#                  needs root or sudo; a fresh Debian 12 with python3, node and npm is enough
+#   --system-only  the Debian packages only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the test suite runs for real. shellcheck lints component and agent
-# scripts; the rest is the QEMU drill (see docs/drill.md).
-DEBIAN_PACKAGES=(
+# Debian packages the QEMU drill needs (see docs/drill.md).
+DRILL_PACKAGES=(
   shellcheck
   qemu-system-x86 qemu-utils e2fsprogs debootstrap busybox-static
   kexec-tools makedumpfile cpio zstd
   gcc make  # the drill builds its hung-CPU test module against the guest kernel headers
 )
+# Wanted by the everyday loop (make check): the compliance tests run shellcheck on every bash
+# step. Installed when root is at hand; without it those tests skip, except under CI.
+CHECK_PACKAGES=(shellcheck)
+DEBIAN_PACKAGES=()
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
     echo "setup: need root (or sudo) to run: $*" >&2; return 1; fi
+}
+
+can_be_root() {
+  [ "$(id -u)" -eq 0 ] || { command -v sudo >/dev/null && sudo -n true 2>/dev/null; }
 }
 
 missing_debian_packages() {
@@ -87,8 +100,27 @@ setup_node() {
   fi
 }
 
-install_debian_packages
-[ "${1:-}" = "--system-only" ] && exit 0
+drill=false system_only=false
+for arg in "$@"; do
+  case "$arg" in
+    --drill) drill=true ;;
+    --system-only) system_only=true ;;
+    *) echo "usage: scripts/setup.sh [--drill] [--system-only]" >&2; exit 2 ;;
+  esac
+done
+if $drill || $system_only; then
+  DEBIAN_PACKAGES=("${DRILL_PACKAGES[@]}")
+  install_debian_packages
+elif [ -n "$(missing_debian_packages "${CHECK_PACKAGES[@]}")" ]; then
+  if can_be_root; then
+    DEBIAN_PACKAGES=("${CHECK_PACKAGES[@]}")
+    install_debian_packages
+  else
+    echo "setup: note: shellcheck is not installed and there is no root: the compliance" \
+      "tests that run it will skip (apt-get install shellcheck to run them)" >&2
+  fi
+fi
+$system_only && exit 0
 setup_python
 setup_checkov
 setup_node

@@ -9,7 +9,6 @@ only when a pipeline is given a DebugSymbolStore.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from crashcart.components.debug_symbols import (
 from crashcart.components.families import FAMILIES
 from crashcart.errors import ConfigurationError
 from tests.compliance.test_pipeline_documents import KNOWN_INPUTS, PLATFORM_ACTIONS, _shellcheck
+from tests.support.tools import require_shellcheck
 
 LINUX = [f for f, info in FAMILIES.items() if info.platform == "Linux"]
 STEPS = ["InstallDebugSymbols", "PublishDebugSymbols", "RemoveDebugSymbols"]
@@ -90,8 +90,7 @@ def test_every_linux_family_has_a_document_and_windows_none() -> None:
 
 @pytest.fixture(scope="module")
 def shellcheck_available() -> None:
-    if shutil.which("shellcheck") is None:
-        pytest.fail("shellcheck is not installed: scripts/setup.sh installs it")
+    require_shellcheck()
 
 
 @pytest.mark.parametrize(("name", "script"), BASH_STEPS, ids=[n for n, _ in BASH_STEPS])

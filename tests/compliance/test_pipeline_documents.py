@@ -8,7 +8,6 @@ PowerShell's own parser, so a structural check runs as well.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import yaml
 
 from crashcart.components.families import FAMILIES
 from crashcart.components.render import DocumentSpec, list_documents, render_component
+from tests.support.tools import require_shellcheck
 
 KNOWN_INPUTS = {
     "ExecuteBash": {"commands"},
@@ -112,8 +112,7 @@ def _shellcheck(script: str, tmp_path: Path, name: str) -> subprocess.CompletedP
 
 @pytest.fixture(scope="module")
 def shellcheck_available() -> None:
-    if shutil.which("shellcheck") is None:
-        pytest.fail("shellcheck is not installed: scripts/setup.sh installs it")
+    require_shellcheck()
 
 
 @pytest.mark.parametrize(("name", "script"), BASH_STEPS, ids=[n for n, _ in BASH_STEPS])
