@@ -113,8 +113,11 @@ if $drill || $system_only; then
   install_debian_packages
 elif [ -n "$(missing_debian_packages "${CHECK_PACKAGES[@]}")" ]; then
   if can_be_root; then
+    # Best effort: synth and lint do not need it, so a machine that cannot install packages
+    # (no registry) still synthesizes; the tests that need it say so.
     DEBIAN_PACKAGES=("${CHECK_PACKAGES[@]}")
-    install_debian_packages
+    install_debian_packages || echo "setup: note: could not install shellcheck: the" \
+      "compliance tests that run it will skip (fail under CI)" >&2
   else
     echo "setup: note: shellcheck is not installed and there is no root: the compliance" \
       "tests that run it will skip (apt-get install shellcheck to run them)" >&2
