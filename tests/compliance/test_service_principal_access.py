@@ -9,9 +9,7 @@ without cdk-nag: only the templates are read) and over each construct with minim
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -28,16 +26,10 @@ ENV = cdk.Environment(account=TEST_ACCOUNT, region=TEST_REGION)
 
 
 @pytest.fixture(scope="module")
-def reference_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    from crashcart.tools.reference_synth import synthesize_reference_app
-    from crashcart.tools.synth_summary import stack_templates
+def reference_templates() -> dict[str, dict[str, Any]]:
+    from tests.support.reference import reference_templates_without_nag
 
-    outdir = tmp_path_factory.mktemp("reference-no-nag")
-    synthesize_reference_app(outdir, with_compliance=False)
-    return {
-        name: json.loads(Path(path).read_text(encoding="utf-8"))
-        for name, path in stack_templates(outdir).items()
-    }
+    return reference_templates_without_nag()
 
 
 def _template(stack: cdk.Stack) -> dict[str, Any]:

@@ -9,7 +9,6 @@ would), each distinct context synthesized once per test session.
 
 from __future__ import annotations
 
-import functools
 import json
 import tempfile
 from dataclasses import dataclass
@@ -19,28 +18,8 @@ from typing import Any
 
 import aws_cdk as cdk
 
-from crashcart.stacks import build_reference_app
-from crashcart.tools.reference_synth import cdk_json_context
-
-
-@functools.cache
-def reference_template_files_without_nag() -> dict[str, Path]:
-    """Stack name -> template file of the reference app, with cdk.json's context."""
-    from crashcart.tools.reference_synth import synthesize_reference_app
-    from crashcart.tools.synth_summary import stack_templates
-
-    outdir = Path(tempfile.mkdtemp(prefix="crashcart-reference-"))
-    synthesize_reference_app(outdir, with_compliance=False)
-    return stack_templates(outdir)
-
-
-@functools.cache
-def reference_templates_without_nag() -> dict[str, dict[str, Any]]:
-    """Stack name -> template (parsed JSON) of the reference app, with cdk.json's context."""
-    return {
-        name: json.loads(path.read_text(encoding="utf-8"))
-        for name, path in reference_template_files_without_nag().items()
-    }
+from crashcart.tools.reference_synth import synthesize_reference_app
+from crashcart.tools.synth_summary import stack_templates
 
 
 @dataclass(frozen=True)
@@ -50,6 +29,7 @@ class Synthesized:
     templates: dict[str, dict[str, Any]]
     environments: dict[str, str]
     app: cdk.App
+    outdir: Path
 
     def resources(self, stack: str, kind: str) -> dict[str, Any]:
         return {
@@ -76,15 +56,24 @@ def synthesize(context: dict[str, Any] | None = None) -> Synthesized:
 @lru_cache(maxsize=16)
 def _synthesize(key: str) -> Synthesized:
     outdir = Path(tempfile.mkdtemp(prefix="crashcart-reference-"))
-    app = cdk.App(outdir=str(outdir), context={**cdk_json_context(), **json.loads(key)})
-    build_reference_app(app)
+    app = synthesize_reference_app(outdir, with_compliance=False, context=json.loads(key))
     assembly = app.synth()
     templates = {stack.stack_name: stack.template for stack in assembly.stacks}
     environments = {
         stack.stack_name: f"aws://{stack.environment.account}/{stack.environment.region}"
         for stack in assembly.stacks
     }
-    return Synthesized(templates=templates, environments=environments, app=app)
+    return Synthesized(templates=templates, environments=environments, app=app, outdir=outdir)
+
+
+def reference_template_files_without_nag() -> dict[str, Path]:
+    """Stack name -> template file of the reference app, with cdk.json's context."""
+    return stack_templates(synthesize().outdir)
+
+
+def reference_templates_without_nag() -> dict[str, dict[str, Any]]:
+    """Stack name -> template (parsed JSON) of the reference app, with cdk.json's context."""
+    return synthesize().templates
 
 
 def construct_paths(app: cdk.App) -> dict[tuple[str, str], str]:
