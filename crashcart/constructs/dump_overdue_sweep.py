@@ -56,6 +56,7 @@ from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
 from crashcart.runtime import dumps, metrics
 from crashcart.runtime import environment as variables
+from crashcart.runtime.attestation import MIN_MAX_AGE_SECONDS
 
 __all__ = ["CENSUS_METRICS", "DEFAULT_PARAMETER_NAME", "AttestationWatch", "DumpOverdueSweep"]
 
@@ -105,10 +106,11 @@ class AttestationWatch:
             raise ConfigurationError(
                 f"AttestationWatch tag={self.tag!r}: give an OptInTag (the remediation's)"
             )
-        if not self.max_age.is_unresolved() and self.max_age.to_seconds() < 60:
+        if not self.max_age.is_unresolved() and self.max_age.to_seconds() < MIN_MAX_AGE_SECONDS:
             raise ConfigurationError(
                 f"AttestationWatch max_age={self.max_age.to_human_string()}: give at least "
-                "1 minute (the agent attests hourly)"
+                f"{MIN_MAX_AGE_SECONDS // 3600} hours: the agent attests hourly (plus up to 5 "
+                "minutes of timer jitter), so a shorter age counts healthy instances as stale"
             )
         if self.silent_for.is_unresolved():
             return

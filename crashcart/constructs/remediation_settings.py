@@ -14,6 +14,7 @@ from typing import Final
 import aws_cdk as cdk
 
 from crashcart.errors import ConfigurationError
+from crashcart.runtime.attestation import MIN_MAX_AGE_SECONDS
 
 #: Metrics Insights returns at most this many time series (contributors) per query.
 # aws-assumption: metrics-insights-fleet-query
@@ -187,7 +188,17 @@ class InterruptGuards:
         _seconds("InterruptGuards boot_grace", self.boot_grace, minimum=0)
         cooldown = _seconds("InterruptGuards cooldown", self.cooldown, minimum=60)
         deadline = _seconds("InterruptGuards dump_deadline", self.dump_deadline, minimum=60)
-        _seconds("InterruptGuards attestation_max_age", self.attestation_max_age, minimum=60)
+        max_age = _seconds(
+            "InterruptGuards attestation_max_age", self.attestation_max_age, minimum=60
+        )
+        if max_age is not None and max_age < MIN_MAX_AGE_SECONDS:
+            raise ConfigurationError(
+                f"InterruptGuards attestation_max_age={max_age}s: must be at least "
+                f"{MIN_MAX_AGE_SECONDS}s (3 hours). The agent re-attests hourly (plus up to 5 "
+                "minutes of timer jitter), so a shorter maximum age makes healthy instances "
+                "count as stale after one failed re-attestation, and a stale instance is never "
+                "interrupted under AttestationPolicy.REQUIRE"
+            )
         attestation: object = self.attestation  # callers may pass anything at run time
         if not isinstance(attestation, AttestationPolicy):
             allowed = ", ".join(f"AttestationPolicy.{p.name}" for p in AttestationPolicy)

@@ -20,6 +20,15 @@ ATTESTATION_TAG_KEY: Final = "crashcart:kdump-attestation"
 ATTESTATION_SKEW: Final = timedelta(minutes=5)
 #: Default maximum age of an attestation (``InterruptGuards.attestation_max_age``: 7 days).
 DEFAULT_MAX_AGE_SECONDS: Final = 604_800
+#: The agent re-attests this often, plus up to its timer's randomized delay
+#: (``crashcart-agent.timer``: ``OnUnitActiveSec=1h``, ``RandomizedDelaySec=5min``).
+AGENT_REATTEST_SECONDS: Final = 3600
+AGENT_REATTEST_JITTER_SECONDS: Final = 300
+#: The smallest maximum age a deployment may set: 3 hours, longer than two of the agent's
+#: intervals with their jitter (130 minutes), so one failed re-attestation does not make a
+#: healthy instance count as "stale" (under the default REQUIRE policy a stale instance is
+#: never interrupted).
+MIN_MAX_AGE_SECONDS: Final = 3 * AGENT_REATTEST_SECONDS
 
 
 class Status(enum.StrEnum):

@@ -149,6 +149,36 @@ def test_fails_attestation_max_age_below_a_minute() -> None:
     )
 
 
+def test_fails_attestation_max_age_within_the_agents_interval() -> None:
+    # The agent re-attests hourly: an hour's maximum age would skip healthy instances.
+    fails(
+        r"attestation_max_age=3600s: must be at least 10800s .* re-attests hourly",
+        lambda: InterruptGuards(attestation_max_age=cdk.Duration.hours(1)),
+    )
+    assert InterruptGuards(attestation_max_age=cdk.Duration.hours(3)).attestation_max_age
+
+
+def test_minimum_attestation_max_age_covers_the_agents_timer() -> None:
+    """The minimum follows the agent's timer: one failed re-attestation is tolerated."""
+    import re
+    from pathlib import Path
+
+    from crashcart.runtime import attestation as judge
+
+    timer = Path("crashcart/components/agent/crashcart-agent.timer").read_text()
+    units = {"h": 3600, "min": 60, "s": 1}
+
+    def seconds(setting: str) -> int:
+        match = re.search(rf"^{setting}=(\d+)(h|min|s)$", timer, re.MULTILINE)
+        assert match, f"{setting} not found in the agent's timer"
+        return int(match[1]) * units[match[2]]
+
+    assert seconds("OnUnitActiveSec") == judge.AGENT_REATTEST_SECONDS
+    assert seconds("RandomizedDelaySec") == judge.AGENT_REATTEST_JITTER_SECONDS
+    interval = judge.AGENT_REATTEST_SECONDS + judge.AGENT_REATTEST_JITTER_SECONDS
+    assert 2 * interval < judge.MIN_MAX_AGE_SECONDS
+
+
 # -- CircuitBreaker --------------------------------------------------------------------
 
 

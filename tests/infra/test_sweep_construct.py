@@ -378,7 +378,8 @@ def test_custom_attestation_watch_and_none(stacks: dict[str, Any]) -> None:
         ({"silent_for": cdk.Duration.minutes(30)}, r"silent_for=30 minutes: give whole hours"),
         ({"silent_for": cdk.Duration.minutes(90)}, r"silent_for=.*: give whole hours"),
         ({"silent_for": cdk.Duration.days(8)}, r"silent_for=8 days: give whole hours"),
-        ({"max_age": cdk.Duration.seconds(30)}, r"max_age=30 seconds: give at least 1 minute"),
+        ({"max_age": cdk.Duration.seconds(30)}, r"max_age=30 seconds: give at least 3 hours"),
+        ({"max_age": cdk.Duration.minutes(90)}, r"max_age=.*: give at least 3 hours"),
         ({"tag": "crashcart:diagnostic-interrupt"}, r"tag='crashcart:.*': give an OptInTag"),
     ],
 )
