@@ -102,6 +102,19 @@ def test_cli_synthesizes_every_reference_stack(
     assert (outdir / "validation-report.json").is_file()
 
 
+def test_cli_templates_carry_no_version_reporting(
+    cli_synth: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """cdk.json turns version reporting off: no AWS::CDK::Metadata (library usage) resource."""
+    outdir, result = cli_synth
+    assert result.returncode == 0, result.stderr
+    templates = list(outdir.glob("*.template.json"))
+    assert templates
+    for path in templates:
+        types = {r["Type"] for r in json.loads(path.read_text())["Resources"].values()}
+        assert "AWS::CDK::Metadata" not in types, path.name
+
+
 def test_cli_makes_no_network_request(
     cli_synth: tuple[Path, subprocess.CompletedProcess[str]], proxy: _RecordingProxy
 ) -> None:
@@ -121,6 +134,7 @@ def test_cdk_json_turns_telemetry_and_notices_off() -> None:
     config = json.loads((REPO_ROOT / "cdk.json").read_text())
     assert config["notices"] is False
     assert config["context"]["cli-telemetry"] is False
+    assert config["versionReporting"] is False
 
 
 def test_synth_summary_names_templates_and_reports(
