@@ -15,6 +15,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from crashcart.cli import attestation as ac
+from crashcart.cli import attestation_report
 from crashcart.cli.attestation import Status, judge_attestation
 from crashcart.functions.incident_sweep import attestation as census_module
 from crashcart.runtime.attestation import human_age
@@ -180,7 +181,7 @@ def test_constants_are_the_functions_and_the_constructs(agent: ModuleType) -> No
     assert max_age == ac.DEFAULT_MAX_AGE_SECONDS
     assert int(R.settings.ENVIRONMENT["CRASHCART_ATTESTATION_MAX_AGE_SECONDS"]) == max_age
     assert InterruptGuards().attestation_max_age.to_seconds() == ac.DEFAULT_MAX_AGE_SECONDS
-    assert function_defaults["boot_grace_seconds"].default == ac.BOOT_GRACE_SECONDS
+    assert function_defaults["boot_grace_seconds"].default == attestation_report.BOOT_GRACE_SECONDS
 
 
 def test_details_say_what_to_do() -> None:
