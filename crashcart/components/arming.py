@@ -80,6 +80,7 @@ OS_RELEASE: dict[str, tuple[str, str]] = {
 }
 
 #: What to check when a family's package repositories are unreachable.
+# aws-assumption: al2023-repositories-in-s3
 _REPOSITORY_HINTS: dict[str, str] = {
     "amazon-linux-2023": "Amazon Linux 2023 repositories are served from Amazon S3: in a "
     "private subnet, add an S3 gateway endpoint (com.amazonaws.<region>.s3) to the "

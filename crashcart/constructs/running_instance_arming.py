@@ -40,6 +40,7 @@ _OWNER = "RunningInstanceArming"
 _CONCURRENCY_RE = re.compile(r"^([1-9][0-9]{0,5}|[1-9][0-9]?%|100%)\Z")
 _ERRORS_RE = re.compile(r"^([0-9]{1,6}|[0-9]{1,2}%|100%)\Z")
 _SCHEDULE_RE = re.compile(r"^(cron|rate)\(.+\)\Z")
+_TARGET_KEY_LIMIT = 128
 _SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNSPECIFIED")
 
 
@@ -178,8 +179,15 @@ class RunningInstanceArming(Construct):
                 f"{_OWNER} compliance_severity {compliance_severity!r} is not one of "
                 f"{', '.join(_SEVERITIES)}"
             )
-        super().__init__(scope, construct_id)
         tag = opt_in or OptInTag()
+        # aws-assumption: ssm-association-tag-targets
+        if len(f"tag:{tag.key}") > _TARGET_KEY_LIMIT:
+            raise ConfigurationError(
+                f"{_OWNER} opt_in key {tag.key[:40]!r}... is {len(tag.key)} characters: a "
+                f"State Manager target 'tag:<key>' allows at most {_TARGET_KEY_LIMIT} "
+                f"characters, so the key at most {_TARGET_KEY_LIMIT - 4}"
+            )
+        super().__init__(scope, construct_id)
         self.opt_in = tag
         self.document_content = render_arming_document(
             kdump, min_memory_mib=min_memory_mib, include_agent=install_agent

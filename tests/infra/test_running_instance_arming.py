@@ -157,6 +157,7 @@ def test_no_permissions_of_its_own() -> None:
         ({"min_memory_mib": 100}, "min_memory_mib 100"),
         ({"opt_in": "crashcart:diagnostic-interrupt"}, "opt_in"),
         ({"kdump": {"crashkernel": "256M"}}, "kdump"),
+        ({"opt_in": OptInTag(key="k" * 125)}, "at most 124"),
     ],
 )
 def test_fails_on_bad_props(props: dict[str, Any], message: str) -> None:
