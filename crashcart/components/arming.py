@@ -111,7 +111,8 @@ def _function_name(prefix: str, family: str) -> str:
 def _render(name: str, fields: dict[str, str], settings: KdumpSettings) -> str:
     text = _substitute(_fragment_text(name), fields, settings, [])
     # The architecture is the instance's, known only when the script runs.
-    text = text.replace(f"'{_MACHINE_MARK}'", '"${crashcart_machine}"')
+    # validate.sh compares with it in single quotes; the settings heredoc expands it as is.
+    text = text.replace(f"= '{_MACHINE_MARK}' ]", '= "${crashcart_machine}" ]')
     return text.replace(_MACHINE_MARK, "${crashcart_machine}")
 
 

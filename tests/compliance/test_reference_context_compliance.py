@@ -1,8 +1,9 @@
 """The reference app passes every compliance pack with its non-default settings too.
 
 The default app is checked in test_reference_app_compliance.py; these settings add topic
-subscriptions and per-instance alarms, arm the function and running instances, or drop the triage job (and with
-it the cross-stack symbol-store references). Synth raises on any unacknowledged finding.
+subscriptions and per-instance alarms, arm the function and running instances, or drop the
+triage job (and with it the cross-stack symbol-store references). Synth raises on any
+unacknowledged finding.
 """
 
 from __future__ import annotations

@@ -137,3 +137,35 @@ def test_fails_on_a_bad_memory_floor(value: object) -> None:
 def test_fails_on_windows_settings() -> None:
     with pytest.raises(ConfigurationError, match="Linux-only"):
         render_arming_script(WindowsCrashDumpSettings())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("family", "function"),
+    [
+        ("debian-12", "configure_debian_12"),
+        ("ubuntu-24.04", "configure_debian_12"),  # the same steps, its own package list
+        ("amazon-linux-2023", "configure_amazon_linux_2023"),
+        ("rhel-9", "configure_rhel_9"),
+    ],
+)
+def test_each_family_runs_exactly_its_image_components_kdump_step(
+    family: str, function: str
+) -> None:
+    """The function is the component's EnableKdump step, but for two runtime values: the
+    package list (set per family) and the architecture (the instance's)."""
+    import yaml
+
+    script = render_arming_script()
+    match = re.search(rf"^{function}\(\) \(\n(.*?)\n\)$", script, re.S | re.M)
+    assert match is not None
+    document = yaml.safe_load(render.render_component(family, "crash-dump"))
+    (step,) = [s for p in document["phases"] for s in p["steps"] if s["name"] == "EnableKdump"]
+    packages = " ".join(FAMILIES[family].kdump_packages)
+    expected = (
+        "\n".join(step["inputs"]["commands"])
+        .rstrip("\n")
+        .replace(f"packages=({packages})", 'packages=("${kdump_packages[@]}")')
+        .replace("CRASHCART_ARCHITECTURE='x86_64'", "CRASHCART_ARCHITECTURE='${crashcart_machine}'")
+    )
+    assert match.group(1) == expected
+    assert f"kdump_packages=({packages})" in script
