@@ -308,3 +308,56 @@ def render_arming_document(
             "limit for document content"
         )
     return document
+
+
+def render_arming_drill_document(
+    settings: KdumpSettings | None = None,
+    *,
+    min_memory_mib: int = DEFAULT_MIN_MEMORY_MIB,
+    reboot_if_pending: str = "no",
+) -> str:
+    """The running-instance path for the local drill's component runner (YAML text).
+
+    :mod:`crashcart.drill.component` runs Image Builder-style documents (``ExecuteBash``,
+    ``Reboot``, exit 194) inside a QEMU guest. This wraps :func:`render_arming_script` (with
+    ``RebootIfPending`` filled in, as Run Command would) for a guest the pipeline did not
+    build: the build phase runs it (expected ``RESULT reboot-pending``), reboots as the
+    operator would, and runs it again (expected ``RESULT armed``); the validate phase is the
+    Debian 12 image component's own validate step. See docs/running-instances.md.
+    """
+    import yaml
+
+    from crashcart.components.render import render_component
+
+    if reboot_if_pending not in ("no", "yes"):
+        raise ConfigurationError(
+            f"reboot_if_pending {reboot_if_pending!r} is not 'no' or 'yes' (the document's "
+            f"{REBOOT_PARAMETER} parameter)"
+        )
+    script = render_arming_script(settings, min_memory_mib=min_memory_mib).replace(
+        f"{{{{ {REBOOT_PARAMETER} }}}}", reboot_if_pending
+    )
+    component = yaml.safe_load(render_component("debian-12", "crash-dump", settings))
+    (validate,) = [phase for phase in component["phases"] if phase["name"] == "validate"]
+
+    def arm(name: str) -> dict[str, Any]:
+        return {"name": name, "action": "ExecuteBash", "inputs": {"commands": [script]}}
+
+    document = {
+        "name": "crashcart-running-instance-drill",
+        "description": "crashcart: the running-instance arming script on a guest the "
+        "pipeline did not build: pending, reboot, armed",
+        "schemaVersion": "1.0",
+        "phases": [
+            {
+                "name": "build",
+                "steps": [
+                    arm("ArmRunningInstance"),
+                    {"name": "RebootByTheOperator", "action": "Reboot"},
+                    arm("ArmRunningInstanceAfterReboot"),
+                ],
+            },
+            validate,
+        ],
+    }
+    return str(yaml.safe_dump(document, sort_keys=False, width=1_000_000))

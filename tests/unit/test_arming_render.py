@@ -169,3 +169,27 @@ def test_each_family_runs_exactly_its_image_components_kdump_step(
     )
     assert match.group(1) == expected
     assert f"kdump_packages=({packages})" in script
+
+
+def test_the_drill_runner_accepts_the_running_instance_path() -> None:
+    """The local drill's runner (which refuses what it does not implement) can run it."""
+    from crashcart.components.arming import render_arming_drill_document
+    from crashcart.drill.component import parse_document
+
+    text = render_arming_drill_document(min_memory_mib=768)
+    document = parse_document(text)
+    build = document.steps("build")
+    assert [(s.name, s.action) for s in build] == [
+        ("ArmRunningInstance", "ExecuteBash"),
+        ("RebootByTheOperator", "Reboot"),
+        ("ArmRunningInstanceAfterReboot", "ExecuteBash"),
+    ]
+    expected = render_arming_script(min_memory_mib=768).replace(
+        f"{{{{ {REBOOT_PARAMETER} }}}}", "no"
+    )
+    assert build[0].script.rstrip("\n") == expected.rstrip("\n")
+    assert build[2].script == build[0].script
+    (validate,) = document.steps("validate")
+    assert "crashcart-validate: kdump armed" in validate.script
+    with pytest.raises(ConfigurationError, match="reboot_if_pending 'maybe'"):
+        render_arming_drill_document(reboot_if_pending="maybe")
