@@ -26,6 +26,8 @@ warning).
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import json
 import re
@@ -193,10 +195,17 @@ def agent_files(agent_dir: Path | None = None) -> list[AgentFile]:
     return files
 
 
-def agent_step_lines(files: list[AgentFile], prerequisites: str = "") -> list[str]:
-    """The ``InstallCrashcartAgent`` step (YAML lines at column 0), or [] without files.
+def agent_script_lines(
+    files: list[AgentFile], prerequisites: str = "", *, compress: bool = False
+) -> list[str]:
+    """The bash that installs the agent (one line per item), or [] without files.
+
+    Shared by the Image Builder step (:func:`agent_step_lines`) and the running-instance
+    document (:mod:`crashcart.components.arming`).
 
     :param prerequisites: bash run first (the agent's runtime needs: an AWS CLI).
+    :param compress: embed each file gzip-compressed and base64-encoded (the SSM document
+        has a 64 KB limit); the installed files are byte-for-byte the same.
     """
     if not files:
         return []
@@ -214,8 +223,13 @@ def agent_step_lines(files: list[AgentFile], prerequisites: str = "") -> list[st
         delimiter = f"CRASHCART_AGENT_{digest}_EOF"
         staged = f"/etc/crashcart/.staged-{agent_file.source.name}"
         script.append("install -d -m 0755 /etc/crashcart")
-        script.append(f"cat >'{staged}' <<'{delimiter}'")
-        script.extend(content.splitlines())
+        if compress:
+            packed = base64.b64encode(gzip.compress(content.encode(), mtime=0)).decode()
+            script.append(f"base64 -d <<'{delimiter}' | gzip -dc >'{staged}'")
+            script.extend(packed[i : i + 76] for i in range(0, len(packed), 76))
+        else:
+            script.append(f"cat >'{staged}' <<'{delimiter}'")
+            script.extend(content.splitlines())
         script.append(delimiter)
         script.append(f"install -D -m {agent_file.mode} '{staged}' '{agent_file.destination}'")
         script.append(f"rm -f '{staged}'")
@@ -225,6 +239,17 @@ def agent_step_lines(files: list[AgentFile], prerequisites: str = "") -> list[st
         script.append("# Reload only where systemd runs (not in a chroot); enabling works in both.")
         script.append("if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi")
         script.append(f"systemctl enable {' '.join(units)}")
+    return script
+
+
+def agent_step_lines(files: list[AgentFile], prerequisites: str = "") -> list[str]:
+    """The ``InstallCrashcartAgent`` step (YAML lines at column 0), or [] without files.
+
+    :param prerequisites: bash run first (the agent's runtime needs: an AWS CLI).
+    """
+    script = agent_script_lines(files, prerequisites)
+    if not script:
+        return []
     lines = [
         "      - name: InstallCrashcartAgent",
         "        action: ExecuteBash",

@@ -25,6 +25,7 @@ from crashcart.constructs.kdump_image_pipeline import (
     ParentImage,
     PipelineSchedule,
 )
+from crashcart.constructs.running_instance_arming import RebootWindow, RunningInstanceArming
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
     AttestationPolicy,
@@ -55,6 +56,8 @@ __all__ = [
     "KdumpImagePipeline",
     "ParentImage",
     "PipelineSchedule",
+    "RebootWindow",
+    "RunningInstanceArming",
     "TriageTaskSize",
     "UnresponsiveInstanceRemediation",
     "grant_diagnostic_interrupt",

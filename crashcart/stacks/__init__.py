@@ -79,6 +79,7 @@ def build_reference_app(app: cdk.App) -> list[cdk.Stack]:
         full_triage=settings.triage,
         symbol_store=images.debug_symbols if settings.triage else None,
         notifications=notifications,
+        arm_running_instances=settings.arm_running_instances,
         env=env,
         description=f"crashcart: status-check alarms -> guarded diagnostic interrupts ({mode})",
     )

@@ -25,6 +25,7 @@ from constructs import Construct
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
 from crashcart.constructs.dump_overdue_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.dump_triage_job import DumpTriageJob
+from crashcart.constructs.running_instance_arming import RunningInstanceArming
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
     AttestationPolicy,
@@ -60,6 +61,7 @@ class CrashcartRemediationStack(cdk.Stack):
         full_triage: bool = True,
         symbol_store: DebugSymbolStore | None = None,
         notifications: Sequence[sns.ITopicSubscription] = (),
+        arm_running_instances: bool = False,
         **stack_kwargs: Any,
     ) -> None:
         """Create the stack.
@@ -84,6 +86,9 @@ class CrashcartRemediationStack(cdk.Stack):
             dump's kernel log only.
         :param notifications: subscriptions to the notification topic (e-mail, HTTPS).
             Default: none - subscribe to the ``TopicArn`` output yourself.
+        :param arm_running_instances: a :class:`RunningInstanceArming` for the opt-in tag
+            (``self.arming``): running opted-in instances get kdump and the agent through a
+            State Manager association, never a reboot. Default: False.
         :param stack_kwargs: passed to ``cdk.Stack`` (``env``, ``description``, ...).
         """
         super().__init__(scope, construct_id, **stack_kwargs)
@@ -116,6 +121,11 @@ class CrashcartRemediationStack(cdk.Stack):
             breaker=breaker,
             notifications=notifications,
             **watch,
+        )
+        self.arming: RunningInstanceArming | None = (
+            RunningInstanceArming(self, "RunningInstanceArming", opt_in=tag)
+            if arm_running_instances
+            else None
         )
         if self.crash_dumps is not None:
             self.crash_dumps.notify_incidents(incidents=self.remediation.incidents)

@@ -63,6 +63,12 @@ CONTEXT_KEYS: dict[str, tuple[str, str, str]] = {
         "subscribe these HTTPS endpoints (a chat relay, an incident tool) to the topic; each "
         "must confirm the subscription",
     ),
+    "crashcart:arm-running-instances": (
+        "false",
+        "true or false",
+        "arm kdump and install the agent on running opted-in instances with a State Manager "
+        "association (never reboots them; docs/running-instances.md)",
+    ),
 }
 
 _ACCOUNT = re.compile(r"^[0-9]{12}\Z")
@@ -82,6 +88,7 @@ class ReferenceSettings:
     triage: bool = True
     notify_emails: tuple[str, ...] = ()
     notify_urls: tuple[str, ...] = ()
+    arm_running_instances: bool = False
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> ReferenceSettings:
@@ -107,6 +114,9 @@ class ReferenceSettings:
                 context, "crashcart:notify-email", _EMAIL, "e-mail addresses separated by commas"
             ),
             notify_urls=_urls(context),
+            arm_running_instances=_boolean(
+                context, "crashcart:arm-running-instances", default=False
+            ),
         )
 
 

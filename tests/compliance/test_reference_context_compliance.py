@@ -1,8 +1,9 @@
 """The reference app passes every compliance pack with its non-default settings too.
 
 The default app is checked in test_reference_app_compliance.py; these settings add topic
-subscriptions and per-instance alarms, arm the function, or drop the triage job (and with
-it the cross-stack symbol-store references). Synth raises on any unacknowledged finding.
+subscriptions and per-instance alarms, arm the function and running instances, or drop the
+triage job (and with it the cross-stack symbol-store references). Synth raises on any
+unacknowledged finding.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "crashcart:instance-ids": "i-0123456789abcdef0,i-0fedcba9876543210",
         "crashcart:notify-email": "oncall@example.com",
         "crashcart:notify-url": "https://hooks.example.com/crashcart",
+        "crashcart:arm-running-instances": "true",
     },
     "without-triage": {"crashcart:triage": "false"},
 }

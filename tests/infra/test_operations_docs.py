@@ -131,6 +131,13 @@ def _effect(key: str, app: Synthesized, default: Synthesized) -> None:
         )
         assert {s["Properties"]["Protocol"] for s in subscriptions.values()} == {protocol}
         assert not default.resources("CrashcartRemediation", "AWS::SNS::Subscription")
+    elif key == "crashcart:arm-running-instances":
+        (association,) = app.resources("CrashcartRemediation", "AWS::SSM::Association").values()
+        assert association["Properties"]["Targets"] == [
+            {"Key": "tag:crashcart:diagnostic-interrupt", "Values": ["enabled"]}
+        ]
+        assert app.resources("CrashcartRemediation", "AWS::SSM::Document")
+        assert not default.resources("CrashcartRemediation", "AWS::SSM::Association")
     else:  # pragma: no cover - a new key needs its check here
         raise AssertionError(f"no synth check for {key}")
 

@@ -28,17 +28,31 @@ set_kv /etc/default/kdump-tools KDUMP_SYSCTL '"kernel.panic_on_oops=@@PANIC_ON_O
 
 # 3. The crashkernel reservation, replacing any other crashkernel= (kdump-tools' own
 #    /etc/default/grub.d/kdump-tools.cfg adds one): this file sorts after it.
+#    Written, and the boot configuration regenerated, only when something differs (a
+#    rerun changes nothing; drift is repaired).
 install -d -m 0755 /etc/default/grub.d
-cat >/etc/default/grub.d/zz-crashcart-kdump.cfg <<'CRASHCART_GRUB_EOF'
+grub_snippet=/etc/default/grub.d/zz-crashcart-kdump.cfg
+cat >"${grub_snippet}.new" <<'CRASHCART_GRUB_EOF'
 # Written by crashcart: the capture kernel's memory reservation (replaces any other).
 GRUB_CMDLINE_LINUX="$(printf '%s' "${GRUB_CMDLINE_LINUX:-}" | sed -E 's/(^|[[:space:]])crashkernel=[^[:space:]]*//g')"
 GRUB_CMDLINE_LINUX_DEFAULT="$(printf '%s' "${GRUB_CMDLINE_LINUX_DEFAULT:-}" | sed -E 's/(^|[[:space:]])crashkernel=[^[:space:]]*//g') crashkernel=@@CRASHKERNEL@@"
 CRASHCART_GRUB_EOF
-if command -v update-grub >/dev/null 2>&1; then
-  update-grub
+grub_changed=0
+if cmp -s "${grub_snippet}.new" "$grub_snippet"; then
+  rm -f "${grub_snippet}.new"
 else
-  echo "crashcart: NOTE: update-grub not found: the boot configuration was not regenerated" \
-    "(crashkernel=@@CRASHKERNEL@@ is in /etc/default/grub.d/zz-crashcart-kdump.cfg)" >&2
+  mv -f "${grub_snippet}.new" "$grub_snippet"
+  grub_changed=1
+fi
+if [ "$grub_changed" = 1 ] || ! grep -qs -- 'crashkernel=@@CRASHKERNEL@@' /boot/grub/grub.cfg; then
+  if command -v update-grub >/dev/null 2>&1; then
+    update-grub
+  else
+    echo "crashcart: NOTE: update-grub not found: the boot configuration was not regenerated" \
+      "(crashkernel=@@CRASHKERNEL@@ is in ${grub_snippet})" >&2
+  fi
+else
+  echo "crashcart: boot configuration already has crashkernel=@@CRASHKERNEL@@"
 fi
 
 # 4. Sysctls, undo hardening that blocks kexec, unmask (STIG masks kdump) and enable.

@@ -25,8 +25,26 @@ if ! rpm -q kexec-tools >/dev/null 2>&1; then
 fi
 
 # 2. The crashkernel reservation on every installed kernel, and for kernels installed later.
-grubby --update-kernel=ALL --remove-args=crashkernel
-grubby --update-kernel=ALL --args='crashkernel=@@CRASHKERNEL@@'
+#    grubby runs only when some boot entry lacks exactly our crashkernel= (a rerun changes
+#    nothing; drift is repaired).
+if grubby --info=ALL | awk -v want='crashkernel=@@CRASHKERNEL@@' '
+  /^args=/ {
+    found = 0
+    for (i = 1; i <= NF; i++) {
+      word = $i
+      sub(/^args=/, "", word)
+      gsub(/"/, "", word)
+      if (word ~ /^crashkernel=/) { found++; if (word != want) bad = 1 }
+    }
+    if (found != 1) bad = 1
+    entries++
+  }
+  END { exit !(bad || entries == 0) }'; then
+  grubby --update-kernel=ALL --remove-args=crashkernel
+  grubby --update-kernel=ALL --args='crashkernel=@@CRASHKERNEL@@'
+else
+  echo "crashcart: every boot entry already has crashkernel=@@CRASHKERNEL@@"
+fi
 set_grub_default_crashkernel /etc/default/grub
 if [ -f /etc/kernel/cmdline ]; then
   sed -i -E 's/[[:space:]]*crashkernel=[^[:space:]]*//g; s/$/ crashkernel=@@CRASHKERNEL@@/' /etc/kernel/cmdline
