@@ -100,6 +100,10 @@ _COMPARED = (
     "TreatMissingData",
 )
 
+#: DescribeAlarms leaves these out when they are unset (and some emulators always do):
+#: compared only when present.
+_OPTIONAL_IN_ANSWER = frozenset({"DatapointsToAlarm", "TreatMissingData"})
+
 
 def drifted(settings: Settings, existing: Mapping[str, Any]) -> bool:
     """True when an existing managed alarm (``DescribeAlarms`` shape) differs from its spec.
@@ -113,6 +117,8 @@ def drifted(settings: Settings, existing: Mapping[str, Any]) -> bool:
         return False
     spec = alarm_spec(settings, instance_id)
     for key in _COMPARED:
+        if key in _OPTIONAL_IN_ANSWER and key not in existing:
+            continue
         have = existing.get(key)
         want = spec[key]
         if key == "Threshold":
