@@ -1,3 +1,4 @@
+# ruff: noqa: S608 - Metrics Insights query text, checked against its grammar; no database
 """Watching past 10,000 instances: per-instance alarms managed at run time.
 
 One Metrics Insights alarm (``FleetWatch``, the default fleet mode) scans at most 10,000
@@ -15,6 +16,8 @@ design: docs/fleet-scale.md.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -82,4 +85,84 @@ class ManagedAlarms:
         return instances / self.puts_per_second / 3600
 
 
-__all__ = ["DEFAULT_PUT_METRIC_ALARM_QUOTA", "ManagedAlarms"]
+# --------------------------------------------------------------------------------------
+# The shard route (a documented design, docs/fleet-scale.md): the pure parts, tested
+# --------------------------------------------------------------------------------------
+
+#: The tag a shard setter would put on each opted-in instance (value: the shard, 2 digits).
+SHARD_TAG_KEY: Final = "crashcart:shard"
+#: Metrics Insights returns at most 500 series and scans at most 10,000 metrics per query:
+#: a shard must stay under the smaller of the two with room to grow (aws-assumption:
+#: metrics-insights-fleet-query).
+MAX_INSTANCES_PER_SHARD: Final = 500
+_LABEL: Final = r'(?:[A-Za-z_][A-Za-z0-9_]*|"[^"\\]{1,256}")'
+_VALUE: Final = r"'[^'\\]{1,256}'"
+#: The documented grammar, restricted to what crashcart generates: MAX of the status metric
+#: from SCHEMA("AWS/EC2", InstanceId), WHERE of ``label = 'value'`` / ``!=`` joined by AND,
+#: GROUP BY InstanceId, ORDER BY MAX() DESC, LIMIT (aws-assumption: metrics-insights-where-grammar).
+_QUERY: Final = re.compile(
+    r"SELECT MAX\(StatusCheckFailed_Instance\) FROM SCHEMA\(\"AWS/EC2\", InstanceId\)"
+    rf"(?: WHERE {_LABEL} (?:=|!=) {_VALUE}(?: AND {_LABEL} (?:=|!=) {_VALUE})*)?"
+    r" GROUP BY InstanceId ORDER BY MAX\(\) DESC LIMIT (?:[1-9][0-9]{0,2})"
+)
+
+
+def shard_of(instance_id: str, shards: int) -> str:
+    """The shard an instance belongs to: a stable hash of its id, as two digits."""
+    digest = hashlib.sha256(instance_id.encode()).digest()
+    return f"{int.from_bytes(digest[:8], 'big') % shards:02d}"
+
+
+def shard_query(
+    *, opt_in_key: str, opt_in_value: str, shard: str, tag_label: str = "tag.{key}"
+) -> str:
+    """The Metrics Insights query of one shard alarm (the documented shard design).
+
+    Filters on the opt-in tag and the shard tag, which needs resource tags for telemetry on
+    the account (aws-assumption: resource-tags-for-telemetry). ``tag_label`` is how a tag key
+    is written as a label: unverified (docs/aws-assumptions.md), hence a parameter.
+    """
+
+    def label(key: str) -> str:
+        return '"' + tag_label.format(key=key) + '"'
+
+    # Values are checked against the grammar below (no quote can slip in): not SQL.
+    query = (
+        'SELECT MAX(StatusCheckFailed_Instance) FROM SCHEMA("AWS/EC2", InstanceId) '
+        f"WHERE {label(opt_in_key)} = '{opt_in_value}' AND {label(SHARD_TAG_KEY)} = '{shard}' "
+        f"GROUP BY InstanceId ORDER BY MAX() DESC LIMIT {MAX_INSTANCES_PER_SHARD}"
+    )
+    check_query(query)
+    return query
+
+
+def check_query(query: str) -> None:
+    """Raise ConfigurationError unless ``query`` is in the documented grammar (as restricted)."""
+    if not _QUERY.fullmatch(query):
+        raise ConfigurationError(
+            f"Metrics Insights query {query[:200]!r} is not in the documented grammar crashcart "
+            "generates (SELECT MAX(...) FROM SCHEMA(...) [WHERE label = 'value' [AND ...]] "
+            "GROUP BY InstanceId ORDER BY MAX() DESC LIMIT n; operators =, != and AND only)"
+        )
+
+
+def shards_needed(instances: int, *, headroom: float = 0.5) -> int:
+    """How many shards keep every shard under its limit with ``headroom`` to grow."""
+    if instances < 0 or not 0 <= headroom < 1:
+        raise ConfigurationError(
+            f"instances={instances}, headroom={headroom}: need instances >= 0, 0 <= headroom < 1"
+        )
+    per_shard = int(MAX_INSTANCES_PER_SHARD * (1 - headroom))
+    return max(1, -(-instances // per_shard))
+
+
+__all__ = [
+    "DEFAULT_PUT_METRIC_ALARM_QUOTA",
+    "MAX_INSTANCES_PER_SHARD",
+    "SHARD_TAG_KEY",
+    "ManagedAlarms",
+    "check_query",
+    "shard_of",
+    "shard_query",
+    "shards_needed",
+]
