@@ -50,7 +50,7 @@ class CrashcartRemediationStack(cdk.Stack):
         *,
         tag: OptInTag = OptInTag(),  # noqa: B008 - frozen value
         instance_ids: Sequence[str] = (),
-        fleet: FleetWatch | None = None,
+        fleet: FleetWatch | ManagedAlarms | None = None,
         dry_run: bool = True,
         alarm_window: AlarmWindow = AlarmWindow(),  # noqa: B008 - frozen value
         guards: InterruptGuards = InterruptGuards(),  # noqa: B008 - frozen value
