@@ -25,6 +25,7 @@ from constructs import Construct
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
 from crashcart.constructs.dump_overdue_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.dump_triage_job import DumpTriageJob
+from crashcart.constructs.fleet_scale import ManagedAlarms
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
     AttestationPolicy,

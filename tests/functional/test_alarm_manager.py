@@ -228,8 +228,9 @@ def test_stack_deletion_removes_every_managed_alarm_and_nothing_else(aws: dict[s
     for instance in instances:
         run(state_change(instance))
     # Same prefix, not a managed name (e.g. an alarm the construct declares): kept.
-    cloudwatch.put_metric_alarm(**{**alarm_spec(settings(PREFIX_A), instances[0]),
-                                   "AlarmName": f"{PREFIX_A}fleet"})
+    cloudwatch.put_metric_alarm(
+        **{**alarm_spec(settings(PREFIX_A), instances[0]), "AlarmName": f"{PREFIX_A}fleet"}
+    )
     responses = Responses()
     result = run(load_event("alarm_manager_stack_delete"), responses)
     assert result["deleted"] == 3
@@ -246,7 +247,8 @@ def test_stack_deletion_that_runs_out_of_time_answers_failed(aws: dict[str, Any]
     run(state_change(instance))
     responses = Responses()
     manager.handler(
-        load_event("alarm_manager_stack_delete"), FakeLambdaContext(remaining_ms=5_000),
+        load_event("alarm_manager_stack_delete"),
+        FakeLambdaContext(remaining_ms=5_000),
         respond=responses,
     )
     body = responses.sent[0][1]

@@ -167,9 +167,7 @@ def test_partial_data_of_the_fleet_alarm_notifies_the_topic(fleet: Synth) -> Non
             "state": {"evaluationState": ["PARTIAL_DATA"]},
         },
     }
-    assert rule["Targets"][0]["Arn"] == {
-        "Fn::GetAtt": [fleet.logical(c.partial_data_queue), "Arn"]
-    }
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": [fleet.logical(c.partial_data_queue), "Arn"]}
     alarm = fleet.json["Resources"][fleet.logical(c.partial_data_alarm)]["Properties"]
     assert alarm["AlarmActions"] == [{"Ref": fleet.logical(c.topic)}]
     assert alarm["MetricName"] == "NumberOfMessagesSent"
@@ -180,6 +178,10 @@ def test_the_fleet_alarm_name_matches_the_partial_data_rule(fleet: Synth) -> Non
         "AlarmName"
     ]
     assert name.startswith(fleet.construct.alarm_name_prefix)
+    # ... and ends with exactly what the function expects after the prefix
+    from crashcart.functions.remediation.events import FLEET_SUFFIX
+
+    assert name == f"{fleet.construct.alarm_name_prefix}{FLEET_SUFFIX}"
 
 
 # -- Metrics Insights alarm quota ----------------------------------------------------------------

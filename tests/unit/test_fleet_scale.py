@@ -202,3 +202,19 @@ def test_the_function_rejects_another_deployments_fleet_contributors() -> None:
     parsed = parse(event)
     assert isinstance(parsed, E.Rejected)
     assert "name does not start with" in parsed.reason
+
+
+def test_a_deployment_whose_prefix_extends_ours_is_still_foreign() -> None:
+    """Stack ``test-1a2b3c4d-x`` names its alarms ``crashcart-test-1a2b3c4d-x-<8 hex>-...``,
+    which start with *our* prefix ``crashcart-test-``: the alarm is still not ours."""
+    nested = f"{PREFIX}1a2b3c4d-x-5e6f7a8b-"
+    parsed = parse(managed_alarm_event(nested))
+    assert isinstance(parsed, E.Rejected)
+    assert "not a name crashcart gives" in parsed.reason
+    contributor = copy.deepcopy(load_event("remediation_contributor_alarm"))
+    name = f"{nested}fleet"
+    contributor["detail"]["alarmName"] = name
+    contributor["resources"] = [f"arn:aws:cloudwatch:{TEST_REGION}:{TEST_ACCOUNT}:alarm:{name}"]
+    parsed = parse(contributor)
+    assert isinstance(parsed, E.Rejected)
+    assert "not a name crashcart gives" in parsed.reason
