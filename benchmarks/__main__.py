@@ -41,6 +41,7 @@ from benchmarks.common import (
 MODULES = (
     "synth_cost",
     "template_scale",
+    "fleet_scale",
     "detection_latency",
     "remediation_latency",
     "burst",

@@ -17,6 +17,7 @@ from crashcart.constructs.diagnostic_interrupt_operator_policy import (
 )
 from crashcart.constructs.dump_overdue_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.dump_triage_job import DumpTriageJob, TriageTaskSize
+from crashcart.constructs.fleet_scale import ManagedAlarms
 from crashcart.constructs.incident_store import IncidentStore
 from crashcart.constructs.kdump_image_pipeline import (
     DistributionTarget,
@@ -54,6 +55,7 @@ __all__ = [
     "IncidentStore",
     "InterruptGuards",
     "KdumpImagePipeline",
+    "ManagedAlarms",
     "ParentImage",
     "PipelineSchedule",
     "RebootWindow",

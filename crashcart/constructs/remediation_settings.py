@@ -115,9 +115,14 @@ class FleetWatch:
 
     :param max_contributors: the query's ``LIMIT``: how many failing instances one
         evaluation can report at once. Default: 500 (the most a query returns).
+    :param alarm_quota: the account's quota of Metrics Insights alarms in this Region; synth
+        fails when the stack's Metrics Insights alarms would exceed it. Default: 200, AWS's
+        default (raise it only after raising the quota). Past 10,000 instances use
+        ``ManagedAlarms`` instead (:mod:`crashcart.constructs.fleet_scale`).
     """
 
     max_contributors: int = MAX_CONTRIBUTORS
+    alarm_quota: int = 200
 
     def __post_init__(self) -> None:
         value = self.max_contributors
@@ -132,6 +137,15 @@ class FleetWatch:
                 f"FleetWatch max_contributors={value!r}: must be a whole number from 1 to "
                 f"{MAX_CONTRIBUTORS} (a Metrics Insights query returns at most "
                 f"{MAX_CONTRIBUTORS} time series)"
+            )
+
+        quota = self.alarm_quota
+        if not _unresolved(quota) and (
+            not isinstance(quota, int) or isinstance(quota, bool) or quota < 1
+        ):
+            raise ConfigurationError(
+                f"FleetWatch alarm_quota={quota!r}: must be a whole number of at least 1 (the "
+                "account's Metrics Insights alarm quota in this Region; AWS's default is 200)"
             )
 
     @property

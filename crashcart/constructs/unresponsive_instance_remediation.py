@@ -64,6 +64,11 @@ from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.constructs._internal.acknowledgements import acknowledge_finding
+from crashcart.constructs._internal.fleet_shards import (
+    AlarmManager,
+    check_insights_alarm_quota,
+    partial_data_watch,
+)
 from crashcart.constructs._internal.function_code import REMEDIATION as REMEDIATION_FUNCTION
 from crashcart.constructs._internal.lambda_functions import (
     acknowledge_plain_environment,
@@ -113,6 +118,7 @@ from crashcart.constructs._internal.service_access import (
     undeliverable_events_alarm,
 )
 from crashcart.constructs._internal.service_key import allow_logs_on_key
+from crashcart.constructs.fleet_scale import ManagedAlarms
 from crashcart.constructs.incident_store import (
     IncidentStore,
 )
@@ -169,7 +175,7 @@ class UnresponsiveInstanceRemediation(Construct):
         evidence_bucket: s3.IBucket,
         evidence_key: kms.IKey | None = None,
         instances: Sequence[ec2.IInstance | str] | None = None,
-        fleet: FleetWatch | None = None,
+        fleet: FleetWatch | ManagedAlarms | None = None,
         tag: OptInTag = OptInTag(),  # noqa: B008 - frozen value
         alarm_window: AlarmWindow = AlarmWindow(),  # noqa: B008 - frozen value
         guards: InterruptGuards = InterruptGuards(),  # noqa: B008 - frozen value
@@ -199,9 +205,13 @@ class UnresponsiveInstanceRemediation(Construct):
         :param instances: the instances to watch: ``ec2.IInstance`` objects (tagged here
             with the opt-in tag) or instance ids (``i-...``) that must carry the tag
             already. One alarm each. Default: none; then ``fleet`` is required.
-        :param fleet: watch every instance of the account and region with one Metrics
-            Insights alarm (template size independent of the fleet). Default: None
-            (``instances`` is required). Exactly one of ``instances`` and ``fleet``.
+        :param fleet: watch every instance of the account and region: ``FleetWatch()``,
+            one Metrics Insights alarm (up to 10,000 instances; a partial-data evaluation
+            notifies the topic), or ``ManagedAlarms()``, one ordinary alarm per opted-in
+            instance kept at run time by the alarm manager (past 10,000 instances; no
+            account-wide setting). Either way the template size is independent of the fleet.
+            Default: None (``instances`` is required). Exactly one of ``instances`` and
+            ``fleet``.
         :param tag: the opt-in tag. Default: ``crashcart:diagnostic-interrupt=enabled``.
         :param alarm_window: the alarm window. Default: 3 of 3 one-minute periods.
         :param guards: per-instance guards. Default: ``InterruptGuards()`` (see there).
@@ -288,7 +298,7 @@ class UnresponsiveInstanceRemediation(Construct):
             raise ConfigurationError(f"dry_run={dry_run!r}: must be True or False")
         periods = alarm_window.evaluation_periods
         if (
-            fleet is not None
+            isinstance(fleet, FleetWatch)
             and not _unresolved(periods)
             and periods > MAX_INSIGHTS_EVALUATION_MINUTES
         ):
@@ -423,7 +433,9 @@ class UnresponsiveInstanceRemediation(Construct):
         grant_function_rights(self, evidence_key or evidence_bucket.encryption_key)
 
         # -- delivery -------------------------------------------------------------------
-        detail_type = CONTRIBUTOR_STATE_CHANGE if fleet is not None else ALARM_STATE_CHANGE
+        detail_type = (
+            CONTRIBUTOR_STATE_CHANGE if isinstance(fleet, FleetWatch) else ALARM_STATE_CHANGE
+        )
         self.rule = events.Rule(
             self,
             "AlarmRule",
@@ -468,8 +480,25 @@ class UnresponsiveInstanceRemediation(Construct):
 
         # -- status-check alarms (last: the resource budget is what is left) -------------
         self.alarms: list[cloudwatch.Alarm] = []
-        if fleet is not None:
+        #: ``fleet=FleetWatch()``: the queue and rule of partial-data evaluations, and the
+        #: alarm that notifies the topic of each (None in the other modes).
+        self.partial_data_queue: sqs.Queue | None = None
+        self.partial_data_rule: events.Rule | None = None
+        self.partial_data_alarm: cloudwatch.Alarm | None = None
+        #: ``fleet=ManagedAlarms()``: the alarm manager (None in the other modes).
+        self.alarm_manager: AlarmManager | None = None
+        if isinstance(fleet, FleetWatch):
+            check_insights_alarm_quota(self, fleet.alarm_quota, adding=1)
             self.alarms.append(fleet_alarm(self, fleet, alarm_window))
+            self.partial_data_alarm = partial_data_watch(self)
+        elif isinstance(fleet, ManagedAlarms):
+            self.alarm_manager = AlarmManager(
+                self,
+                "AlarmManager",
+                managed=fleet,
+                window=alarm_window,
+                log_retention=log_retention,
+            )
         else:
             self._check_resource_budget(len(watched))
             for instance in watched:
@@ -633,5 +662,6 @@ __all__ = [
     "CircuitBreaker",
     "FleetWatch",
     "InterruptGuards",
+    "ManagedAlarms",
     "UnresponsiveInstanceRemediation",
 ]

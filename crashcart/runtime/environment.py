@@ -41,6 +41,11 @@ ATTACH_WINDOW_SECONDS: Final = "CRASHCART_ATTACH_WINDOW_SECONDS"
 DUMP_BUCKET_PARAMETER: Final = "CRASHCART_DUMP_BUCKET_PARAMETER"
 SWEEP_MAX_PAGES: Final = "CRASHCART_SWEEP_MAX_PAGES"
 ATTESTATION_CENSUS: Final = "CRASHCART_ATTESTATION_CENSUS"
+# -- alarm manager (managed per-instance alarms) ------------------------------------------
+MANAGED_DEPLOYMENT: Final = "CRASHCART_MANAGED_DEPLOYMENT"
+MANAGED_EVALUATION_PERIODS: Final = "CRASHCART_MANAGED_EVALUATION_PERIODS"
+MANAGED_DATAPOINTS_TO_ALARM: Final = "CRASHCART_MANAGED_DATAPOINTS_TO_ALARM"
+MANAGED_PUTS_PER_SECOND: Final = "CRASHCART_MANAGED_PUTS_PER_SECOND"
 # -- triage job ----------------------------------------------------------------------------
 METADATA_KEY: Final = "CRASHCART_METADATA_KEY"
 SYMBOL_BUCKET: Final = "CRASHCART_SYMBOL_BUCKET"
@@ -103,4 +108,16 @@ TRIAGE_JOB: Final[Mapping[str, str | None]] = {
     WORK_DIR: "",
     TIMEOUT_SECONDS: "",
     LINK_WAIT_SECONDS: "120",
+}
+
+#: The alarm manager (``UnresponsiveInstanceRemediation(fleet=ManagedAlarms())``).
+ALARM_MANAGER: Final[Mapping[str, str | None]] = {
+    ALARM_NAME_PREFIX: None,
+    MANAGED_DEPLOYMENT: None,
+    REJECTED_QUEUE_URL: None,
+    OPT_IN_TAG_KEY: "crashcart:diagnostic-interrupt",
+    OPT_IN_TAG_VALUE: "enabled",
+    MANAGED_EVALUATION_PERIODS: "3",
+    MANAGED_DATAPOINTS_TO_ALARM: "3",
+    MANAGED_PUTS_PER_SECOND: "2",
 }

@@ -25,6 +25,7 @@ from constructs import Construct
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
 from crashcart.constructs.dump_overdue_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.dump_triage_job import DumpTriageJob
+from crashcart.constructs.fleet_scale import ManagedAlarms
 from crashcart.constructs.running_instance_arming import RunningInstanceArming
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
@@ -51,7 +52,7 @@ class CrashcartRemediationStack(cdk.Stack):
         *,
         tag: OptInTag = OptInTag(),  # noqa: B008 - frozen value
         instance_ids: Sequence[str] = (),
-        fleet: FleetWatch | None = None,
+        fleet: FleetWatch | ManagedAlarms | None = None,
         dry_run: bool = True,
         alarm_window: AlarmWindow = AlarmWindow(),  # noqa: B008 - frozen value
         guards: InterruptGuards = InterruptGuards(),  # noqa: B008 - frozen value

@@ -59,6 +59,8 @@ def expected_acknowledgements(stack: str) -> set[tuple[str, str]]:
     }
     if stack == "RemediationFleet":
         entries["Remediation/FleetStatusAlarm"] = _packs("CloudWatchAlarmAction", _NIST_HIPAA)
+        # the fleet alarm's partial-data events are kept here (an alarm on every message)
+        entries["Remediation/PartialDataQueue"] = _DEAD_LETTER_STORE
     else:
         for instance_id in INSTANCE_IDS:
             entries[f"Remediation/StatusAlarm-{instance_id}"] = _packs(
@@ -161,7 +163,9 @@ def test_reference_stack_defaults(assembly: Path) -> None:
     # dead-letter queue, one on events that queue refused. Remediation 3 + 1, dump arrival
     # 2 + 1, triage job 2 + 2, dump-overdue sweep 1 + 1, plus the sweep's attestation alarm.
     failure_alarms = (3 + 1) + (2 + 1) + (2 + 2) + (1 + 1) + 1
-    assert count(fleet, "AWS::CloudWatch::Alarm") == 1 + failure_alarms
+    # fleet mode also watches its alarm's partial data: the queue's alarm, and one on events
+    # its rule could not deliver
+    assert count(fleet, "AWS::CloudWatch::Alarm") == 1 + failure_alarms + 2
     assert count(explicit, "AWS::CloudWatch::Alarm") == len(INSTANCE_IDS) + failure_alarms
     assert count(fleet, "AWS::ECS::TaskDefinition") == 1  # full triage is on by default
     assert count(fleet, "AWS::EC2::Instance") == 0  # no real instances by default

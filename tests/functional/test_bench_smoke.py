@@ -107,6 +107,7 @@ def test_smoke_run_exits_zero_and_runs_every_benchmark(
     assert list(data["benchmarks"]) == [
         "synth_cost",
         "template_scale",
+        "fleet_scale",
         "detection_latency",
         "remediation_latency",
         "burst",
@@ -125,6 +126,16 @@ def test_synth_cost_compares_the_reference_app_with_an_empty_app(
     assert figures["reference"]["resources"] > figures["empty"]["resources"]
     assert figures["ratios"]["wall"] is not None and figures["ratios"]["cpu"] is not None
     assert figures["reference"]["peak_process_rss_mib"] > 0
+
+
+def test_fleet_scale_templates_do_not_grow_with_the_declared_fleet(
+    smoke: tuple[Any, dict[str, Any], str],
+) -> None:
+    figures = _bench(smoke, "fleet_scale")["figures"]
+    first = figures["sizes"]["1000"]
+    assert first["fleet"]["declared_capacity"] == 1000
+    assert first["managed"]["resources"] > first["fleet"]["resources"]
+    assert first["explicit"]["refused"] is True
 
 
 def test_template_scale_dynamic_is_constant_and_explicit_is_bounded(

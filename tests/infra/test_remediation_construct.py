@@ -187,6 +187,16 @@ def test_minimal_props_resource_counts(
     synth: Synth = request.getfixturevalue(mode)
     # + 3 queue alarms + 1 alarm on events the rule could not put into its dead-letter queue
     expected = dict(COMMON_COUNTS, **{"AWS::CloudWatch::Alarm": status_alarms + 4})
+    if mode == "fleet":
+        # + the partial-data watch: its queue (and policy), rule, and two alarms (messages
+        # sent to the queue; events its rule could not deliver)
+        for kind, more in (
+            ("AWS::SQS::Queue", 1),
+            ("AWS::SQS::QueuePolicy", 1),
+            ("AWS::Events::Rule", 1),
+            ("AWS::CloudWatch::Alarm", 2),
+        ):
+            expected[kind] += more
     actual: dict[str, int] = {}
     for resource in synth.json["Resources"].values():
         actual[resource["Type"]] = actual.get(resource["Type"], 0) + 1
@@ -306,7 +316,7 @@ def test_rule_matches_only_this_deployments_alarms(
     mode: str, detail_type: str, request: pytest.FixtureRequest
 ) -> None:
     synth: Synth = request.getfixturevalue(mode)
-    _, rule = only(synth.json, "AWS::Events::Rule")
+    rule = synth.json["Resources"][synth.logical(synth.construct.rule)]
     assert rule["Properties"]["EventPattern"] == {
         "source": ["aws.cloudwatch"],
         "detail-type": [detail_type],

@@ -87,6 +87,7 @@ PINNED: dict[str, dict[str, tuple[str, str | None]]] = {
         "RemediationDeadLetterQueueC293EC72": ("AWS::SQS::Queue", DELETE),
         "RemediationFailureQueue99EB40F6": ("AWS::SQS::Queue", DELETE),
         "RemediationRejectedQueueEF6EF951": ("AWS::SQS::Queue", DELETE),
+        "RemediationPartialDataQueueFE34EF0C": ("AWS::SQS::Queue", DELETE),
         "RemediationLogs288CA192": ("AWS::Logs::LogGroup", RETAIN),
         "TriageJobLogs9A335AD4": ("AWS::Logs::LogGroup", RETAIN),
         "TriageJobQueueKey7C2E2A13": ("AWS::KMS::Key", RETAIN),

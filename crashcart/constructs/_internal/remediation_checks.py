@@ -21,6 +21,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct, IValidation
 
 from crashcart import _props as props
+from crashcart.constructs.fleet_scale import ManagedAlarms
 from crashcart.constructs.remediation_settings import (
     AlarmWindow,
     CircuitBreaker,
@@ -125,7 +126,7 @@ def check_prop_types(
 
 
 def check_mode(
-    instances: Sequence[ec2.IInstance | str] | None, fleet: FleetWatch | None
+    instances: Sequence[ec2.IInstance | str] | None, fleet: FleetWatch | ManagedAlarms | None
 ) -> list[ec2.IInstance | str]:
     if instances is not None and fleet is not None:
         raise ConfigurationError(
@@ -134,8 +135,11 @@ def check_mode(
             "those, with one alarm each. Both would announce one hang twice"
         )
     if fleet is not None:
-        if not isinstance(fleet, FleetWatch):
-            raise ConfigurationError(f"fleet={fleet!r}: must be a FleetWatch")
+        if not isinstance(fleet, FleetWatch | ManagedAlarms):
+            raise ConfigurationError(
+                f"fleet={fleet!r}: must be a FleetWatch (one Metrics Insights alarm, up to "
+                "10,000 instances) or ManagedAlarms (one alarm per instance, kept at run time)"
+            )
         return []
     if instances is None or isinstance(instances, str) or len(instances) == 0:
         raise ConfigurationError(

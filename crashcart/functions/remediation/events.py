@@ -78,6 +78,8 @@ _FLEET_QUERY = re.compile(
     r"(?:\s+(?i:LIMIT)\s+[0-9]{1,3})?\s*"
 )
 _STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
+#: What follows the prefix in the name of the construct's fleet alarm.
+FLEET_SUFFIX = "fleet"
 _SHOWN = 80
 
 
@@ -304,11 +306,14 @@ def _parse(event: object, expected: Expected) -> ParsedEvent:
 
     contributor_id: str | None = None
     previous: str | None
+    suffix = alarm_name[len(prefix) :]
     if detail_type == CONTRIBUTOR_STATE_CHANGE:
         instance_id, contributor_id = _contributor_instance(detail, metrics, alarm_name)
         previous = None
+        _check_suffix(alarm_name, suffix, FLEET_SUFFIX)
     else:
         instance_id = _single_metric_instance(metrics, alarm_name)
+        _check_suffix(alarm_name, suffix, instance_id)
         previous_state = _field(detail, "previousState", dict, "detail")
         previous = _field(previous_state, "value", str, "detail.previousState")
         if previous not in _STATES:
@@ -351,6 +356,22 @@ def _parse(event: object, expected: Expected) -> ParsedEvent:
         changed_at=changed_at,
         contributor_id=contributor_id,
     )
+
+
+def _check_suffix(alarm_name: str, suffix: str, head: str) -> None:
+    """The name after the prefix begins with what crashcart puts there: the alarm's instance
+    id (a per-instance or managed alarm) or ``fleet`` (the fleet alarm).
+
+    A prefix check alone is not enough: another deployment whose stack name begins with ours
+    and our digest has a longer prefix that starts with ours (``crashcart-a-1a2b3c4d-`` and
+    ``crashcart-a-1a2b3c4d-x-5e6f7a8b-``); its alarms' suffixes, seen from ours, begin with
+    its stack name instead.
+    """
+    if suffix != head and not suffix.startswith(f"{head}-"):
+        raise _BadEventError(
+            f"foreign alarm {show(alarm_name)}: not a name crashcart gives (after the prefix "
+            f"it must begin with {head!r})"
+        )
 
 
 def _check_time(text: str, where: str, expected: Expected) -> datetime:
