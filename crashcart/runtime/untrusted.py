@@ -10,9 +10,9 @@ subject one line), each value goes through :func:`line`:
   characters, and the Unicode format characters that reorder or hide text (bidirectional
   overrides, zero-width characters) become a visible ``\\xNN`` / ``\\uNNNN`` escape, so a
   kernel log cannot start a new paragraph ("Action required: ...") or a mail header;
-- **no links**: a URL scheme ``xxx://`` becomes ``xxx[:]//`` and ``www.`` becomes
-  ``www[.]`` (defanged, as incident responders write them), so a mail client shows no
-  clickable link that an instance put there;
+- **no links**: a URL scheme ``xxx://`` (other than ``s3://``) becomes ``xxx[:]//`` and
+  ``www.`` becomes ``www[.]`` (defanged, as incident responders write them), so a mail
+  client shows no clickable link that an instance put there;
 - **bounded**: at most ``limit`` characters, with how much was cut said at the end.
 
 :func:`lines` does the same for a list (a backtrace), bounded in count too. These bounds are
@@ -31,7 +31,9 @@ from typing import Final
 DEFAULT_LIMIT: Final = 400
 #: The most lines (stack frames, log lines) quoted from an untrusted list.
 DEFAULT_LINES: Final = 40
-_SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]{0,30}):(/{1,2}|\\{1,2})")
+#: ``s3://`` is left as it is: no mail client opens it, and crashcart's own messages name
+#: objects that way.
+_SCHEME: Final = re.compile(r"\b(?!s3:)([A-Za-z][A-Za-z0-9+.\-]{0,30}):(/{1,2}|\\{1,2})")
 _WWW: Final = re.compile(r"\b(www)\.", re.IGNORECASE)
 _MAILTO: Final = re.compile(r"\b(mailto|tel|sms|data|javascript):", re.IGNORECASE)
 
