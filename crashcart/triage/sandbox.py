@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import crashcart
 
@@ -250,21 +251,13 @@ def run_parser(
     """
     started = time.monotonic()
     with tempfile.TemporaryFile(dir=workspace.root) as log:
-        process = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            cwd=str(workspace.output),
-            env=parser_environment(workspace.output),
-            close_fds=True,
-            start_new_session=True,
-            umask=0o077,
-            user=user.uid,
-            group=user.gid,
-            extra_groups=[] if user.isolated else None,
-            preexec_fn=_limiter(limits),
-        )
+        try:
+            process = _start(argv, log, workspace, user, limits)
+        except PermissionError as error:
+            raise SandboxError(
+                f"the parser's user (uid {user.uid}) may not run {argv[0]} ({error.strerror}): "
+                "the interpreter and crashcart must be readable by every user"
+            ) from None
         try:
             code: int | None = process.wait(timeout=limits.wall_seconds)
         except subprocess.TimeoutExpired:
@@ -276,6 +269,26 @@ def run_parser(
         log.seek(max(0, size - log_bytes))
         tail = log.read().decode("utf-8", errors="replace")
     return ParserRun(code, round(time.monotonic() - started, 3), tail)
+
+
+def _start(
+    argv: Sequence[str], log: Any, workspace: Workspace, user: ParserUser, limits: Limits
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        cwd=str(workspace.output),
+        env=parser_environment(workspace.output),
+        close_fds=True,
+        start_new_session=True,
+        umask=0o077,
+        user=user.uid,
+        group=user.gid,
+        extra_groups=[] if user.isolated else None,
+        preexec_fn=_limiter(limits),
+    )
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
