@@ -48,7 +48,7 @@ WORK_DIR: Final = "CRASHCART_WORK_DIR"
 TIMEOUT_SECONDS: Final = "CRASHCART_TIMEOUT_SECONDS"
 LINK_WAIT_SECONDS: Final = "CRASHCART_LINK_WAIT_SECONDS"
 PARSER_USER: Final = "CRASHCART_PARSER_USER"
-PARSER_MEMORY_MIB: Final = "CRASHCART_PARSER_MEMORY_MIB"
+TASK_MEMORY_MIB: Final = "CRASHCART_TASK_MEMORY_MIB"
 
 #: The remediation function (``UnresponsiveInstanceRemediation``).
 REMEDIATION: Final[Mapping[str, str | None]] = {
@@ -106,5 +106,5 @@ TRIAGE_JOB: Final[Mapping[str, str | None]] = {
     TIMEOUT_SECONDS: "",
     LINK_WAIT_SECONDS: "120",
     PARSER_USER: "",
-    PARSER_MEMORY_MIB: "",
+    TASK_MEMORY_MIB: "",
 }

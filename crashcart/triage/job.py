@@ -14,8 +14,8 @@ environment names the dump and where things go:
 - ``CRASHCART_WORK_DIR``: scratch space for the dump and the vmlinux (the task's ephemeral
   storage). Default: the system's temporary directory.
 
-- ``CRASHCART_PARSER_USER``, ``CRASHCART_PARSER_MEMORY_MIB``: who the parser runs as and
-  the memory it may map (:mod:`crashcart.triage.sandbox`).
+- ``CRASHCART_PARSER_USER``, ``CRASHCART_TASK_MEMORY_MIB``: who the parser runs as and
+  the task's memory, which sizes the parser's limits (:mod:`crashcart.triage.sandbox`).
 
 Two parts (``docs/threat-model.md``). The **supervisor** (this module, root in the
 container, holding the task role's credentials) checks the key -> reads and checks
@@ -165,7 +165,7 @@ def run_sandboxed(
     )
     limits = sandbox.limits_for(
         input_bytes=sum(path.stat().st_size for path in inputs),
-        memory_mib=settings.parser_memory_mib,
+        memory_mib=settings.task_memory_mib,
         deadline_seconds=remaining,
     )
     report_path = workspace.output / "report.json"

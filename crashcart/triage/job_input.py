@@ -25,8 +25,8 @@ from crashcart.symbol_layout import normalize_build_id
 MAX_METADATA_BYTES = 64 * 1024
 #: Kept free on the scratch disk beyond the files, for drgn's and the OS's own use.
 DISK_HEADROOM_BYTES = 512 * 1024 * 1024
-#: The task's memory when ``CRASHCART_PARSER_MEMORY_MIB`` is not set (the construct sets it).
-DEFAULT_PARSER_MEMORY_MIB = 3584
+#: The task's memory when ``CRASHCART_TASK_MEMORY_MIB`` is not set (the construct sets it).
+DEFAULT_TASK_MEMORY_MIB = 4096
 
 
 class BadInputError(ValueError):
@@ -45,8 +45,8 @@ class Settings:
     link_wait_seconds: float = 120.0
     #: Who the parser runs as (``CRASHCART_PARSER_USER``; see crashcart.triage.sandbox).
     parser_user: str | None = None
-    #: The memory the parser may map (``CRASHCART_PARSER_MEMORY_MIB``).
-    parser_memory_mib: int = DEFAULT_PARSER_MEMORY_MIB
+    #: The task's memory (``CRASHCART_TASK_MEMORY_MIB``); the parser may map it less a reserve.
+    task_memory_mib: int = DEFAULT_TASK_MEMORY_MIB
     #: The job's own deadline (``CRASHCART_TIMEOUT_SECONDS``); the parser ends before it.
     timeout_seconds: int | None = None
 
@@ -68,7 +68,7 @@ class Settings:
         except ValueError:
             raise BadInputError(f"CRASHCART_LINK_WAIT_SECONDS={wait!r} is not a number") from None
         numbers = {}
-        for name in (variables.PARSER_MEMORY_MIB, variables.TIMEOUT_SECONDS):
+        for name in (variables.TASK_MEMORY_MIB, variables.TIMEOUT_SECONDS):
             raw = env.get(name)
             if raw:
                 if not raw.isdigit() or int(raw) <= 0:
@@ -83,7 +83,7 @@ class Settings:
             work_dir=Path(env.get(variables.WORK_DIR) or tempfile.gettempdir()),
             link_wait_seconds=max(0.0, link_wait),
             parser_user=env.get(variables.PARSER_USER) or None,
-            parser_memory_mib=numbers.get(variables.PARSER_MEMORY_MIB, DEFAULT_PARSER_MEMORY_MIB),
+            task_memory_mib=numbers.get(variables.TASK_MEMORY_MIB, DEFAULT_TASK_MEMORY_MIB),
             timeout_seconds=numbers.get(variables.TIMEOUT_SECONDS),
         )
 

@@ -195,7 +195,7 @@ def _supervisor_env(world: dict[str, Any], moto: str) -> dict[str, str]:
         "AWS_EC2_METADATA_DISABLED": "true",
         "HOME": str(world["work"]),
         **world["account"].env(world["ours"], world["work"] / "scratch", symbols=False),
-        "CRASHCART_PARSER_MEMORY_MIB": "2048",
+        "CRASHCART_TASK_MEMORY_MIB": "2048",
     }
 
 
