@@ -95,10 +95,10 @@ FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
 }
 _EPHEMERAL_GIB = (21, 200)
 #: The supervisor is root in the container, to start the parser as uid 65534 with no
-#: credentials; it keeps only the capabilities that needs (aws-assumption:
-#: fargate-linux-capabilities): CHOWN (the parser's output folder), DAC_OVERRIDE and FOWNER
-#: (reading and removing what the parser wrote), SETUID / SETGID (the switch), KILL (its
-#: process group at the time limit).
+#: credentials; it keeps only the capabilities that needs: CHOWN (the parser's output
+#: folder), DAC_OVERRIDE and FOWNER (reading and removing what the parser wrote), SETUID /
+#: SETGID (the switch), KILL (its process group at the time limit).
+# aws-assumption: fargate-linux-capabilities
 DROPPED_CAPABILITIES = (
     ecs.Capability.AUDIT_WRITE,
     ecs.Capability.FSETID,

@@ -16,7 +16,8 @@ The triage job's container has two parts (``docs/threat-model.md``):
     endpoint at 169.254.170.2 gives nothing; aws-assumption: fargate-task-role-credentials);
   - no capabilities and no way to gain any (``no_new_privs``; the image has no setuid files);
     the supervisor's ``/proc/<pid>/environ`` and memory are root's, mode 0400, so another
-    uid cannot read them (aws-assumption: fargate-container-pid-namespace);
+    uid cannot read them; Fargate has no instance metadata service to fall back on
+    (aws-assumption: fargate-no-instance-metadata);
   - resource limits (:class:`Limits`, sized by :func:`limits_for`): address space,
     CPU seconds, largest file, open files, processes, no core file;
   - a wall-clock timeout after which its whole process group is killed;
