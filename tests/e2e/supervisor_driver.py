@@ -16,16 +16,26 @@ import boto3
 from crashcart.triage import job
 
 HOSTILE = Path(__file__).resolve().parent / "hostile_parser.py"
+#: The real parser module, run by an interpreter the parser's user may run (the job image's
+#: /usr/local/bin/python is one; a pyenv interpreter under /root is not) with the test's
+#: site-packages for drgn.
+REAL = (
+    "import runpy, sys; sys.path.append(sys.argv.pop(1)); "
+    "runpy.run_module('crashcart.triage.parser', run_name='__main__')"
+)
 
 
 def main() -> int:
     moto, credentials_host, other_dump, findings, interpreter, site = sys.argv[1:7]
+    real = sys.argv[7:] == ["real"]
     settings = job.Settings.from_env()
     adapter = job.Adapter(
         settings, boto3.client("s3"), boto3.client("dynamodb"), boto3.client("sns")
     )
 
     def hostile(*args: str) -> list[str]:
+        if real:
+            return [interpreter, "-s", "-c", REAL, site, *args]
         return [
             interpreter,
             "-s",

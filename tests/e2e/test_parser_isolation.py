@@ -331,3 +331,37 @@ def _notes(world: dict[str, Any], moto: str) -> list[str]:
         "Messages", []
     )
     return [json.loads(message["Body"])["Message"] for message in messages]
+
+
+def test_the_real_parser_runs_as_its_own_user_and_its_failure_is_recorded(
+    world: dict[str, Any], moto: str
+) -> None:
+    """The real parser (drgn) through the same launch path: it reads its one dump as uid
+    65534 under the limits, writes its verdict, and the supervisor records it."""
+    scratch = world["work"] / "scratch"
+    scratch.mkdir(exist_ok=True)
+    scratch.chmod(0o755)
+    supervisor = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "supervisor_driver.py"),
+            moto,
+            world["host"],
+            world["other"],
+            str(world["work"] / "findings"),
+            _interpreter(),
+            SITE,
+            "real",
+        ],
+        env=_supervisor_env(world, moto),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert supervisor.returncode == 2, supervisor.stdout + supervisor.stderr
+    outcome = support.outcome(supervisor)
+    # drgn opened the file as the parser's user and refused it (the filler is no dump)
+    assert outcome["outcome"] == "rejected"
+    assert "cannot open it as a crash dump" in outcome["reason"], outcome
+    assert not list(scratch.iterdir()), "the workspace is removed"
