@@ -129,19 +129,35 @@ def find_vmlinux(
 
 
 def fetch_dump(adapter: Adapter, dump: DumpKey, metadata: DumpMetadata, scratch: Path) -> Path:
-    """Download the vmcore (and the dmesg beside it); verify the vmcore's checksum."""
+    """Download the vmcore (and the dmesg beside it); verify sizes and the vmcore's checksum.
+
+    The sizes metadata.json claims are checked against what S3 holds before anything is
+    downloaded: a dump that claims less than it has would otherwise fill the scratch disk.
+    """
     if metadata.vmcore is None:
         raise BadInputError(f"{dump.key}: no vmcore was shipped (only a kernel log)")
-    check_room(metadata.vmcore.size + (metadata.dmesg.size if metadata.dmesg else 0), scratch)
+    bucket = adapter.settings.dump_bucket
+    shipped = [("vmcore", metadata.vmcore, scratch / "vmcore")]
+    if metadata.dmesg is not None:
+        shipped.append(("dmesg.txt", metadata.dmesg, scratch / "dmesg"))
+    for name, claimed, _target in shipped:
+        held = adapter.size_of(bucket, dump.prefix + name)
+        if held is None:
+            raise BadInputError(f"{dump.prefix}{name} is named in metadata.json but not in S3")
+        if held != claimed.size:
+            raise BadInputError(
+                f"{dump.prefix}{name}: metadata.json claims {claimed.size} bytes, S3 holds "
+                f"{held}: the upload is incomplete or was replaced"
+            )
+    check_room(sum(claimed.size for _name, claimed, _target in shipped), scratch)
+    for name, _claimed, target in shipped:
+        adapter.download(bucket, dump.prefix + name, target)
     vmcore = scratch / "vmcore"
-    adapter.download(adapter.settings.dump_bucket, dump.prefix + "vmcore", vmcore)
     if metadata.vmcore.sha256 and sha256_of(vmcore) != metadata.vmcore.sha256:
         raise BadInputError(
             f"{dump.prefix}vmcore does not match the sha256 in its metadata.json: the upload "
             "is damaged or was replaced"
         )
-    if metadata.dmesg is not None:
-        adapter.download(adapter.settings.dump_bucket, dump.prefix + "dmesg.txt", scratch / "dmesg")
     return vmcore
 
 

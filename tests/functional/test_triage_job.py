@@ -190,8 +190,9 @@ def _hostile_metadata(account: support.Account, key: str, **changes: object) -> 
     ("case", "expected"),
     [
         ("not-a-dump", "not a crash dump"),
-        ("claims-a-petabyte", "the dump needs 1048576.0 GiB"),
+        ("claims-a-petabyte", "metadata.json claims 1125899906842624 bytes, S3 holds 4144"),
         ("claims-a-negative-size", "has no valid size"),
+        ("claims-less-than-it-has", "metadata.json claims 100 bytes, S3 holds 4144"),
     ],
 )
 def test_crafted_dumps_end_in_a_bounded_record_and_a_clean_failure(
@@ -206,6 +207,8 @@ def test_crafted_dumps_end_in_a_bounded_record_and_a_clean_failure(
     release = "6.1\r\nBcc: all@example.com\r\n\r\nsee https://evil.example " + "K" * 30_000
     if case == "claims-a-petabyte":
         _hostile_metadata(account, key, kernel_release=release, vmcore_size=2**50)
+    elif case == "claims-less-than-it-has":
+        _hostile_metadata(account, key, kernel_release=release, vmcore_size=100)
     elif case == "claims-a-negative-size":
         _hostile_metadata(account, key, kernel_release=release, vmcore_size=-1)
     else:
