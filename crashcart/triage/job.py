@@ -197,10 +197,15 @@ def run_sandboxed(
         outcome.notes.append(
             "the parser ran as the job's own user (CRASHCART_PARSER_USER=current): not isolated"
         )
-    if run.returncode is None:
+    if run.stopped == "time":
         raise BadInputError(
             f"the parser did not finish within {limits.wall_seconds} s (its limit for a dump "
             "this size) and was stopped: a crafted or damaged dump?"
+        )
+    if run.stopped == "disk":
+        raise BadInputError(
+            f"the parser wrote more than {limits.output_bytes // sandbox.MIB} MiB and was "
+            "stopped: a crafted or damaged dump?"
         )
     try:
         report, vmlinux_used, notes, error = parse_parser_output(

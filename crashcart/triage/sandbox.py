@@ -63,6 +63,10 @@ MAX_REPORT_BYTES = 4 * MIB
 #: Largest file the parser may write: the report, and makedumpfile's copy of the kernel log
 #: (the kernel's log buffer is at most 32 MiB).
 MAX_FILE_BYTES = 64 * MIB
+#: All the parser may write together: the report, makedumpfile's kernel log, drgn's temporaries.
+MAX_OUTPUT_BYTES = 256 * MIB
+#: How often the supervisor looks at the parser's output folder.
+WATCH_SECONDS = 1.0
 #: Open files: the dump, the vmlinux, Python's imports, makedumpfile's pipes.
 MAX_OPEN_FILES = 64
 #: Processes of the parser's user: the parser and makedumpfile, never a fork bomb.
@@ -89,6 +93,8 @@ class Limits:
     file_bytes: int = MAX_FILE_BYTES
     open_files: int = MAX_OPEN_FILES
     processes: int = MAX_PROCESSES
+    #: All the parser may write in ``out/`` (watched by the supervisor: no rlimit covers it).
+    output_bytes: int = MAX_OUTPUT_BYTES
 
 
 def limits_for(*, input_bytes: int, memory_mib: int, deadline_seconds: float | None) -> Limits:
@@ -230,11 +236,13 @@ def _limiter(limits: Limits) -> Callable[[], None]:
 
 @dataclass(frozen=True)
 class ParserRun:
-    """How the parser ended: its exit status (None: killed at the wall clock), its log tail."""
+    """How the parser ended: its exit status (None: stopped by the supervisor, ``stopped``
+    says why: ``"time"`` or ``"disk"``), how long it ran, the tail of its output."""
 
     returncode: int | None
     seconds: float
     log_tail: str
+    stopped: str | None = None
 
 
 def run_parser(
@@ -259,17 +267,55 @@ def run_parser(
                 f"the parser's user (uid {user.uid}) may not run {argv[0]} ({error.strerror}): "
                 "the interpreter and crashcart must be readable by every user"
             ) from None
-        try:
-            code: int | None = process.wait(timeout=limits.wall_seconds)
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            code = None
+        code, stopped = _watch(process, workspace.output, limits, started)
         _kill_group(process)  # anything it left running in its session
         log.seek(0, os.SEEK_END)
         size = log.tell()
         log.seek(max(0, size - log_bytes))
         tail = log.read().decode("utf-8", errors="replace")
-    return ParserRun(code, round(time.monotonic() - started, 3), tail)
+    return ParserRun(code, round(time.monotonic() - started, 3), tail, stopped)
+
+
+def _watch(
+    process: subprocess.Popen[bytes], output: Path, limits: Limits, started: float
+) -> tuple[int | None, str | None]:
+    """Wait for the parser; stop it at the wall clock or when ``out/`` grows past its bound."""
+    while True:
+        left = limits.wall_seconds - (time.monotonic() - started)
+        if left <= 0:
+            _kill_group(process)
+            return None, "time"
+        try:
+            return process.wait(timeout=min(WATCH_SECONDS, left)), None
+        except subprocess.TimeoutExpired:
+            pass
+        if folder_bytes(output, limit=limits.output_bytes) > limits.output_bytes:
+            _kill_group(process)
+            return None, "disk"
+
+
+def folder_bytes(folder: Path, *, limit: int, max_entries: int = 100_000) -> int:
+    """Bytes under ``folder`` (not following links), counted until past ``limit``; a folder
+    with more than ``max_entries`` entries counts as past it."""
+    total = 0
+    entries = 0
+    pending = [str(folder)]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as listing:
+                for entry in listing:
+                    entries += 1
+                    if entries > max_entries:
+                        return limit + 1
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    if total > limit:
+                        return total
+        except OSError:
+            continue
+    return total
 
 
 def _start(
