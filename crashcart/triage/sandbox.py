@@ -20,7 +20,8 @@ The triage job's container has two parts (``docs/threat-model.md``):
     (aws-assumption: fargate-no-instance-metadata);
   - resource limits (:class:`Limits`, sized by :func:`limits_for`): address space,
     CPU seconds, largest file, open files, processes, no core file;
-  - a wall-clock timeout after which its whole process group is killed;
+  - a wall-clock timeout after which its whole process group is killed, and a bound on all
+    it writes (``out/`` is watched; no rlimit covers the total);
   - read access to ``in/`` and write access to ``out/`` only (the rest of the root file
     system is read-only, ``/scratch`` is root's).
 
