@@ -298,6 +298,10 @@ def test_a_taken_over_parser_has_no_credentials_and_cannot_read_another_dump(
     assert limits["RLIMIT_CORE"] == (0, 0)
     assert 0 < limits["RLIMIT_CPU"][0] == limits["RLIMIT_CPU"][1] <= 600 - 60
 
+    # What it left running outside its session was killed when the parser ended.
+    time.sleep(4)
+    assert not (world["work"] / "findings" / "escaped").exists()
+
     # What the hostile parser wrote reached S3, the incident and on-call only as data.
     assert "\n" not in report["panic_message"] and len(report["panic_message"]) <= 400
     assert "https://" not in json.dumps(report)
