@@ -428,3 +428,23 @@ def test_a_callers_image_is_pulled_only_from_this_accounts_repositories() -> Non
         image = next(s for s in policies[name] if s["Sid"] == "CrashcartImage")
         assert image["Resource"] == _arn(":ecr:eu-west-1:111111111111:repository/*")
         assert image["Condition"] == {"StringEquals": {"aws:PrincipalAccount": "111111111111"}}
+
+
+def test_the_parsing_stage_has_no_role_of_its_own(template: Template) -> None:
+    """Issue 22: the task role is the supervisor's; the parser is a child process started
+    without credentials (crashcart.triage.sandbox, shown in tests/e2e/test_parser_isolation.py).
+    The template has one task, one container, two roles ECS may use: no second role that a
+    parsing stage could hold, no secrets handed to the container."""
+    (task,) = template.find_resources("AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    assert "Secrets" not in container
+    trusted_by_ecs = [
+        name
+        for name, role in template.find_resources("AWS::IAM::Role").items()
+        if "ecs-tasks.amazonaws.com" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+    ]
+    assert sorted(name[: -len("XXXXXXXX")] for name in trusted_by_ecs) == [
+        "TriageExecutionRole",
+        "TriageTaskRole",
+    ]
+    assert task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("TriageTaskRole")
