@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
@@ -32,11 +31,9 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from crashcart import _props as props
-from crashcart.compliance import acknowledge, acknowledge_all
+from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.queues import encrypted_queue
 from crashcart.constructs._internal.service_access import (
     QueueTarget,
@@ -45,15 +42,25 @@ from crashcart.constructs._internal.service_access import (
     failure_queue_alarm,
     undeliverable_events_alarm,
 )
-from crashcart.constructs.incident_store import (
-    TRIAGE_READ_ACTIONS,
-    TRIAGE_WRITE_ACTIONS,
-    IncidentStore,
+from crashcart.constructs._internal.triage_iam import (
+    events_role,
+    execution_role,
+    task_policy,
 )
+from crashcart.constructs._internal.triage_network import (
+    TriageEndpoints,
+    add_endpoints,
+    isolated_vpc,
+    refuse_public_subnets,
+)
+from crashcart.constructs._triage_job_props import (
+    TriageTaskSize,
+    _check_prop_types,
+)
+from crashcart.constructs.incident_store import IncidentStore
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
 from crashcart.runtime.dumps import DUMPS_PREFIX
-from crashcart.runtime.incident import TRIAGE_ATTRIBUTES
 
 if TYPE_CHECKING:
     from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
@@ -77,183 +84,22 @@ _IMAGE_CONTEXT_EXCLUDE = [
     "**/*.pyc",
 ]
 CONTAINER_NAME = "triage"
-#: The incident attributes the job may touch (the incident record's triage writer).
-INCIDENT_ATTRIBUTES = TRIAGE_ATTRIBUTES
 SCRATCH_PATH = "/scratch"
-#: Fargate's task sizes: CPU units -> the memory sizes (MiB) it offers with them.
-# aws-assumption: fargate-task-sizes
-FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
-    256: (512, 1024, 2048),
-    512: tuple(range(1024, 4096 + 1, 1024)),
-    1024: tuple(range(2048, 8192 + 1, 1024)),
-    2048: tuple(range(4096, 16384 + 1, 1024)),
-    4096: tuple(range(8192, 30720 + 1, 1024)),
-    8192: tuple(range(16384, 61440 + 1, 4096)),
-    16384: tuple(range(32768, 122880 + 1, 8192)),
-}
-_EPHEMERAL_GIB = (21, 200)
-_ENDPOINT_SERVICES = {
-    "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
-    "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
-    "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
-    "Sns": ec2.InterfaceVpcEndpointAwsService.SNS,
-}
-_NAG_PACKS_WITH_VPC_RULES = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
-
-
-class TriageTaskSize:
-    """The triage task's size, checked against what Fargate offers.
-
-    :param cpu: CPU units (1024 = 1 vCPU). Default: 1024.
-    :param memory_mib: memory. Default: 4096 (drgn needs about 300 MB for a 6.1 kernel's
-        debug info; large dumps with many tasks need more).
-    :param ephemeral_storage_gib: scratch disk for the vmcore plus the vmlinux, 21-200.
-        Default: 100 (a job refuses a dump that does not fit, with this setting's name).
-    :param timeout: the job gives up after this long. Default: 1 hour.
-    """
-
-    def __init__(
-        self,
-        *,
-        cpu: int = 1024,
-        memory_mib: int = 4096,
-        ephemeral_storage_gib: int = 100,
-        timeout: cdk.Duration | None = None,
-    ) -> None:
-        if cpu not in FARGATE_MEMORY:
-            raise ConfigurationError(
-                f"cpu={cpu}: Fargate tasks take one of {sorted(FARGATE_MEMORY)} CPU units"
-            )
-        allowed = FARGATE_MEMORY[cpu]
-        if memory_mib not in allowed:
-            step = allowed[1] - allowed[0]
-            raise ConfigurationError(
-                f"memory_mib={memory_mib}: with cpu={cpu} Fargate allows {allowed[0]}-"
-                f"{allowed[-1]} MiB ({', '.join(map(str, allowed))})"
-                if len(allowed) <= 4
-                else f"memory_mib={memory_mib}: with cpu={cpu} Fargate allows {allowed[0]}-"
-                f"{allowed[-1]} MiB in steps of {step}"
-            )
-        if not _EPHEMERAL_GIB[0] <= ephemeral_storage_gib <= _EPHEMERAL_GIB[1]:
-            raise ConfigurationError(
-                f"ephemeral_storage_gib={ephemeral_storage_gib}: Fargate gives "
-                f"{_EPHEMERAL_GIB[0]}-{_EPHEMERAL_GIB[1]} GiB; the dump and the debug vmlinux "
-                "(~0.6 GiB) must fit"
-            )
-        timeout = timeout or cdk.Duration.hours(1)
-        seconds = timeout.to_seconds()
-        if not 60 <= seconds <= 24 * 3600:
-            raise ConfigurationError(
-                f"timeout={timeout.to_human_string()}: give 1 minute to 24 hours"
-            )
-        self.cpu = cpu
-        self.memory_mib = memory_mib
-        self.ephemeral_storage_gib = ephemeral_storage_gib
-        self.timeout_seconds = int(seconds)
-
-
-def _check_prop_types(**values: object) -> None:
-    """A prop of the wrong type fails here, naming it, not as an AttributeError later."""
-    from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
-    from crashcart.constructs.debug_symbol_store import DebugSymbolStore
-
-    owner = "DumpTriageJob"
-    props.check(
-        owner, "dumps", values["dumps"], CrashDumpBucket, example="CrashDumpBucket(self, 'Dumps')"
-    )
-    props.check(
-        owner, "incidents", values["incidents"], IncidentStore, example="remediation.incidents"
-    )
-    props.check(
-        owner,
-        "symbols",
-        values["symbols"],
-        DebugSymbolStore,
-        example="DebugSymbolStore(self, 'Symbols')",
-        optional=True,
-    )
-    props.check(
-        owner,
-        "vpc",
-        values["vpc"],
-        ec2.IVpc,
-        example="ec2.Vpc.from_lookup(self, 'Vpc', vpc_id='vpc-...')",
-        optional=True,
-    )
-    props.check(
-        owner,
-        "size",
-        values["size"],
-        TriageTaskSize,
-        example="TriageTaskSize(memory_mib=8192)",
-        optional=True,
-    )
-    props.check(
-        owner,
-        "image",
-        values["image"],
-        ecs.ContainerImage,
-        example="ecs.ContainerImage.from_ecr_repository(repo, 'v1')",
-        optional=True,
-    )
-
-
-def _refuse_public_subnets(vpc: ec2.IVpc, selection: ec2.SubnetSelection) -> None:
-    """The task parses untrusted memory images: never in a public subnet, where knowable.
-
-    A selection by type ``PUBLIC``, or one that resolves to any of the VPC's known public
-    subnets (by group name, or by listing them), is refused. Subnets the VPC does not
-    describe (imported by id alone) cannot be judged at synth: the task still gets no public
-    IP (``assign_public_ip=False``), and without one a public subnet gives it no route out
-    (aws-assumption: fargate-public-subnet-no-public-ip).
-    """
-    if selection.subnet_type == ec2.SubnetType.PUBLIC:
-        raise ConfigurationError(
-            "DumpTriageJob subnets=SubnetSelection(subnet_type=PUBLIC): the triage task reads "
-            "crash dumps (memory images holding keys, secrets and personal data) with C "
-            "parsers; it runs only in private subnets. Use PRIVATE_WITH_EGRESS (NAT) or "
-            "PRIVATE_ISOLATED subnets with VPC endpoints for S3, DynamoDB, ECR, CloudWatch "
-            "Logs and SNS"
-        )
-    try:
-        chosen = vpc.select_subnets(
-            availability_zones=selection.availability_zones,
-            one_per_az=selection.one_per_az,
-            subnet_filters=selection.subnet_filters,
-            subnet_group_name=selection.subnet_group_name,
-            subnet_type=selection.subnet_type,
-            subnets=selection.subnets,
-        ).subnets
-    except Exception as error:  # jsii raises RuntimeError("There are no 'Private' subnet ...")
-        hint = ""
-        if "subnet groups" in str(error):
-            hint = (
-                ". By default the task runs in the VPC's PRIVATE_WITH_EGRESS subnets; for a VPC "
-                "with isolated subnets and VPC endpoints pass subnets=ec2.SubnetSelection("
-                "subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)"
-            )
-        raise ConfigurationError(f"DumpTriageJob subnets: {_first_line(error)}{hint}") from None
-    public = {subnet.node.path for subnet in vpc.public_subnets}
-    public_ids = {
-        subnet.subnet_id
-        for subnet in vpc.public_subnets
-        if not cdk.Token.is_unresolved(subnet.subnet_id)
-    }
-    for subnet in chosen:
-        if subnet.node.path in public or subnet.subnet_id in public_ids:
-            shown = (
-                subnet.node.path if cdk.Token.is_unresolved(subnet.subnet_id) else subnet.subnet_id
-            )
-            raise ConfigurationError(
-                f"DumpTriageJob subnets: {shown} "
-                "is a public subnet of the VPC: the triage task reads crash dumps (memory "
-                "images) and runs only in private subnets; select PRIVATE_WITH_EGRESS or "
-                "PRIVATE_ISOLATED subnets"
-            )
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+#: The supervisor is root in the container, to start the parser as uid 65534 with no
+#: credentials; it keeps only the capabilities that needs: CHOWN (the parser's output
+#: folder), DAC_OVERRIDE and FOWNER (reading and removing what the parser wrote), SETUID /
+#: SETGID (the switch), KILL (its process group at the time limit).
+# aws-assumption: fargate-linux-capabilities
+DROPPED_CAPABILITIES = (
+    ecs.Capability.AUDIT_WRITE,
+    ecs.Capability.FSETID,
+    ecs.Capability.MKNOD,
+    ecs.Capability.NET_BIND_SERVICE,
+    ecs.Capability.NET_RAW,
+    ecs.Capability.SETFCAP,
+    ecs.Capability.SETPCAP,
+    ecs.Capability.SYS_CHROOT,
+)
 
 
 class DumpTriageJob(Construct):
@@ -328,7 +174,7 @@ class DumpTriageJob(Construct):
             raise ConfigurationError(
                 "subnets was given without vpc: subnets select from the VPC you pass"
             )
-        own_vpc = self._isolated_vpc(dumps) if vpc is None else None
+        own_vpc = isolated_vpc(self, dumps.access_logs_bucket) if vpc is None else None
         #: The VPC the task runs in.
         self.vpc: ec2.IVpc = vpc or own_vpc  # type: ignore[assignment]
         self._subnets = subnets or ec2.SubnetSelection(
@@ -339,7 +185,7 @@ class DumpTriageJob(Construct):
             )
         )
         if vpc is not None:
-            _refuse_public_subnets(vpc, self._subnets)
+            refuse_public_subnets(vpc, self._subnets)
         #: The ECS cluster (Container Insights on).
         self.cluster = ecs.Cluster(
             self,
@@ -358,8 +204,10 @@ class DumpTriageJob(Construct):
         self.security_group.add_egress_rule(
             ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs (endpoints)"
         )
-        if own_vpc is not None:
-            self._endpoints(own_vpc)
+        #: The endpoints of the job's own VPC, each with a policy (None with a given ``vpc``).
+        self.endpoints: TriageEndpoints | None = (
+            add_endpoints(self, own_vpc, self.security_group) if own_vpc is not None else None
+        )
 
         log_group = dumps.log_group(
             self, "Logs", retention=log_retention, holds="triage outcomes and panic summaries"
@@ -372,7 +220,7 @@ class DumpTriageJob(Construct):
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description="crashcart triage job: read a dump, write its report",
         )
-        self.policy = self._task_policy(dumps, table, topic)
+        self.policy = task_policy(self, dumps, table, topic)
         if symbols is not None:
             symbols.grant_read(self.task_role)
         #: The image asset built from crashcart/triage/Dockerfile (None with ``image``).
@@ -389,7 +237,7 @@ class DumpTriageJob(Construct):
             else None
         )
         #: The role ECS uses to pull the image and write the logs.
-        self.execution_role = self._execution_role(log_group)
+        self.execution_role = execution_role(self, log_group)
         #: The Fargate task definition.
         self.task_definition = ecs.FargateTaskDefinition(
             self,
@@ -411,6 +259,7 @@ class DumpTriageJob(Construct):
             variables.TOPIC_ARN: topic.topic_arn,
             variables.WORK_DIR: SCRATCH_PATH,
             variables.TIMEOUT_SECONDS: str(size.timeout_seconds),
+            variables.TASK_MEMORY_MIB: str(size.memory_mib),
             "TMPDIR": SCRATCH_PATH,
         }
         if symbols is not None:
@@ -423,12 +272,31 @@ class DumpTriageJob(Construct):
             logging=ecs.LogDrivers.aws_logs(stream_prefix="triage", log_group=log_group),
             environment=environment,
             readonly_root_filesystem=True,
-            user="10001:10001",
+            # root for the supervisor only: the parser runs as 65534 (crashcart.triage.sandbox)
+            user="0:0",
+            linux_parameters=ecs.LinuxParameters(self, "LinuxParameters"),
         )
+        assert self.container.linux_parameters is not None
+        self.container.linux_parameters.drop_capabilities(*DROPPED_CAPABILITIES)
         self.container.add_mount_points(
             ecs.MountPoint(container_path=SCRATCH_PATH, source_volume="scratch", read_only=False)
         )
         self._acknowledge_task_definition()
+        if self.endpoints is not None:
+            self.endpoints.restrict(
+                stack,
+                s3_reads=[
+                    dumps.dumps_arn_pattern,
+                    *([symbols.bucket.arn_for_objects("*")] if symbols is not None else []),
+                ],
+                s3_writes=[dumps.reports_arn_pattern],
+                table_arns=[table.table_arn],
+                topic_arns=[topic.topic_arn],
+                log_group_arns=[log_group.log_group_arn],
+                repository_arns=(
+                    [self.image_asset.repository.repository_arn] if self.image_asset else None
+                ),
+            )
 
         queue_key = self._queue_key()
         #: Stopped-task events of failed runs (the event names the dump in its overrides).
@@ -474,7 +342,7 @@ class DumpTriageJob(Construct):
                             ],
                         )
                     ],
-                    role=self._events_role(),
+                    role=events_role(self),
                     dead_letter_queue=self.undelivered,
                     retry_attempts=8,
                     max_event_age=cdk.Duration.hours(6),
@@ -549,247 +417,12 @@ class DumpTriageJob(Construct):
         allow_rules_on_key(self, self.queue_key, "EventBridgeRulesOfThisAccount")
         return kms.Key.from_key_arn(self, "QueueKeyReference", self.queue_key.key_arn)
 
-    def _task_policy(
-        self, dumps: CrashDumpBucket, table: dynamodb.ITable, topic: sns.ITopic
-    ) -> iam.ManagedPolicy:
-        # aws-assumption: kms-via-s3-encryption-context
-        via_s3 = {"kms:ViaService": f"s3.{self._stack.region}.{self._stack.url_suffix}"}
-        statements = [
-            iam.PolicyStatement(
-                sid="TriageReadDumps",
-                actions=["s3:GetObject"],
-                resources=[dumps.dumps_arn_pattern],
-            ),
-            iam.PolicyStatement(
-                sid="TriageWriteReports",
-                actions=["s3:PutObject"],
-                resources=[dumps.reports_arn_pattern],
-            ),
-            iam.PolicyStatement(
-                sid="TriageDumpKeyThroughS3",
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=[dumps.encryption_key.key_arn],
-                conditions={"StringEquals": via_s3},
-            ),
-            iam.PolicyStatement(
-                sid="TriageFindIncident",
-                actions=list(TRIAGE_READ_ACTIONS),
-                resources=[table.table_arn],
-            ),
-            # The task parses untrusted memory images with C code (drgn, makedumpfile): it
-            # may write only the report attributes of an incident, nothing else.
-            iam.PolicyStatement(
-                sid="TriageLinkIncident",
-                actions=list(TRIAGE_WRITE_ACTIONS),
-                resources=[table.table_arn],
-                conditions={
-                    # aws-assumption: dynamodb-fine-grained-keys
-                    "ForAllValues:StringEquals": {"dynamodb:Attributes": list(INCIDENT_ATTRIBUTES)}
-                },
-            ),
-            iam.PolicyStatement(
-                sid="TriageNotify", actions=["sns:Publish"], resources=[topic.topic_arn]
-            ),
-        ]
-        if table.encryption_key is not None:
-            statements.append(
-                iam.PolicyStatement(
-                    sid="TriageIncidentTableKey",
-                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-                    resources=[table.encryption_key.key_arn],
-                )
-            )
-        if topic.master_key is not None:
-            statements.append(
-                iam.PolicyStatement(
-                    sid="TriageTopicKey",
-                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                    resources=[topic.master_key.key_arn],
-                )
-            )
-        policy = iam.ManagedPolicy(
-            self,
-            "TaskPolicy",
-            description="crashcart triage job: read a dump, write its report, update the incident",
-            statements=statements,
-            roles=[self.task_role],
-        )
-        bucket_ref = self._ref(dumps.bucket)
-        acknowledge_all(
-            policy,
-            {
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::<{bucket_ref}.Arn>/dumps/*]": (
-                    "the job reads the dump whichever instance shipped it: any key under "
-                    "dumps/ (read only)"
-                ),
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::<{bucket_ref}.Arn>/reports/*]": (
-                    "the job writes reports/<instance>/<dump id>/report.{md,json} for "
-                    "whichever dump it triaged; instances cannot write reports/"
-                ),
-            },
-        )
-        return policy
-
-    def _execution_role(self, log_group: logs.ILogGroup) -> iam.Role:
-        """Pull the job's image and write its logs. With a caller's image, CDK grants the pull."""
-        role = iam.Role(
-            self,
-            "ExecutionRole",
-            # aws-assumption: service-role-trust-principals
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="crashcart triage job: ECS pulls the image and writes the logs",
-        )
-        if self.image_asset is None:
-            acknowledge_all(
-                role,
-                {
-                    f"{pack}::{pack}-IAMNoInlinePolicy": "the caller's container image: CDK "
-                    "grants its pull (registry, secret) in the role's default policy"
-                    for pack in _NAG_PACKS_WITH_VPC_RULES
-                },
-            )
-            acknowledge(
-                role,
-                "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                "the caller's ECR image: ecr:GetAuthorizationToken has no resource-level "
-                "permissions (CDK scopes the pull to the repository)",
-            )
-            return role
-        policy = iam.ManagedPolicy(
-            self,
-            "ExecutionPolicy",
-            description="crashcart triage job: pull the job image, write the job logs",
-            statements=[
-                iam.PolicyStatement(
-                    sid="TriagePullImage",
-                    actions=[
-                        "ecr:BatchCheckLayerAvailability",
-                        "ecr:GetDownloadUrlForLayer",
-                        "ecr:BatchGetImage",
-                    ],
-                    resources=[self.image_asset.repository.repository_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="TriageRegistryLogin",
-                    actions=["ecr:GetAuthorizationToken"],
-                    resources=["*"],
-                ),
-                iam.PolicyStatement(
-                    sid="TriageWriteLogs",
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[log_group.log_group_arn],
-                ),
-            ],
-            roles=[role],
-        )
-        acknowledge(
-            policy,
-            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken has no resource-level permissions; the pull itself "
-            "is scoped to the asset repository",
-        )
-        # Every permission is in the managed policy: CDK's own grants would add an inline one.
-        return role.without_policy_updates()  # type: ignore[return-value]
-
-    def _events_role(self) -> iam.IRole:
-        """EventBridge runs this task definition on this cluster, passing its two roles.
-
-        CDK's own grants for the target are dropped (``without_policy_updates``): they would
-        go to an inline policy. They include ``ecs:TagResource``, which RunTask needs only
-        when the target sets tags or ``propagate_tags`` - add it here if you do.
-        """
-        role = iam.Role(
-            self,
-            "EventsRole",
-            # aws-assumption: service-role-trust-principals
-            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
-            description="crashcart triage job: EventBridge starts the task",
-        )
-        iam.ManagedPolicy(
-            self,
-            "EventsPolicy",
-            description="crashcart triage job: run the triage task on its cluster",
-            statements=[
-                iam.PolicyStatement(
-                    sid="TriageRunTask",
-                    actions=["ecs:RunTask"],
-                    resources=[self.task_definition.task_definition_arn],
-                    # aws-assumption: ecs-runtask-conditions
-                    conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
-                ),
-                iam.PolicyStatement(
-                    sid="TriagePassTaskRoles",
-                    actions=["iam:PassRole"],
-                    resources=[self.task_role.role_arn, self.execution_role.role_arn],
-                    conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-                ),
-            ],
-            roles=[role],
-        )
-        return role.without_policy_updates()
-
     def _acknowledge_task_definition(self) -> None:
         acknowledge(
             self.task_definition,
             "AwsSolutions::AwsSolutions-ECS2",
             "the environment holds resource names (bucket, table, topic ARN) and sizes, no secrets",
         )
-
-    def _isolated_vpc(self, dumps: CrashDumpBucket) -> ec2.Vpc:
-        """Two private isolated subnets; flow logs go to the dump bucket's access-log bucket."""
-        vpc = ec2.Vpc(
-            self,
-            "Vpc",
-            max_azs=2,
-            nat_gateways=0,
-            subnet_configuration=[
-                ec2.SubnetConfiguration(
-                    name="triage", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
-                )
-            ],
-            restrict_default_security_group=False,
-            # aws-assumption: vpc-flow-logs-to-s3
-            flow_logs={
-                "all": ec2.FlowLogOptions(
-                    destination=ec2.FlowLogDestination.to_s3(
-                        dumps.access_logs_bucket, "triage-vpc-flow-logs/"
-                    ),
-                    traffic_type=ec2.FlowLogTrafficType.ALL,
-                )
-            },
-        )
-        for pack in _NAG_PACKS_WITH_VPC_RULES:
-            acknowledge(
-                vpc,
-                f"{pack}::{pack}-VPCDefaultSecurityGroupClosed",
-                "nothing in this VPC uses its default security group (the task and the "
-                "endpoints have their own); closing it needs a custom-resource Lambda",
-            )
-        return vpc
-
-    # aws-assumption: fargate-isolated-subnet-endpoints
-    def _endpoints(self, vpc: ec2.Vpc) -> None:
-        """Gateway endpoints for S3 and DynamoDB; interface endpoints open to the task only."""
-        vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
-        vpc.add_gateway_endpoint("DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB)
-        endpoints = ec2.SecurityGroup(
-            self,
-            "EndpointSecurityGroup",
-            vpc=vpc,
-            description="crashcart triage VPC endpoints: HTTPS from the triage task only",
-            allow_all_outbound=False,
-        )
-        endpoints.add_ingress_rule(
-            self.security_group, ec2.Port.tcp(443), "HTTPS from the triage task"
-        )
-        for name, service in _ENDPOINT_SERVICES.items():
-            vpc.add_interface_endpoint(
-                name,
-                service=service,
-                private_dns_enabled=True,
-                security_groups=[endpoints],
-                open=False,
-            )
 
     def _ref(self, construct: Construct) -> str:
         child = construct.node.default_child

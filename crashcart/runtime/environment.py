@@ -52,6 +52,8 @@ SYMBOL_BUCKET: Final = "CRASHCART_SYMBOL_BUCKET"
 WORK_DIR: Final = "CRASHCART_WORK_DIR"
 TIMEOUT_SECONDS: Final = "CRASHCART_TIMEOUT_SECONDS"
 LINK_WAIT_SECONDS: Final = "CRASHCART_LINK_WAIT_SECONDS"
+PARSER_USER: Final = "CRASHCART_PARSER_USER"
+TASK_MEMORY_MIB: Final = "CRASHCART_TASK_MEMORY_MIB"
 
 #: The remediation function (``UnresponsiveInstanceRemediation``).
 REMEDIATION: Final[Mapping[str, str | None]] = {
@@ -108,6 +110,8 @@ TRIAGE_JOB: Final[Mapping[str, str | None]] = {
     WORK_DIR: "",
     TIMEOUT_SECONDS: "",
     LINK_WAIT_SECONDS: "120",
+    PARSER_USER: "",
+    TASK_MEMORY_MIB: "",
 }
 
 #: The alarm manager (``UnresponsiveInstanceRemediation(fleet=ManagedAlarms())``).

@@ -14,276 +14,91 @@ environment names the dump and where things go:
 - ``CRASHCART_WORK_DIR``: scratch space for the dump and the vmlinux (the task's ephemeral
   storage). Default: the system's temporary directory.
 
-Flow: check the key -> read and check metadata.json -> room on disk for the dump (and the
-symbols) -> download the vmcore (checksum verified) and dmesg -> look the debug vmlinux up by
-build id -> ``triage`` (a vmlinux that does not match is dropped, not fatal) -> write the
-report under ``reports/<owner>/<dump id>/`` -> add its keys to the incident that links the
-dump (waiting for the dump-arrival function to link it) -> notify.
+- ``CRASHCART_PARSER_USER``, ``CRASHCART_TASK_MEMORY_MIB``: who the parser runs as and
+  the task's memory, which sizes the parser's limits (:mod:`crashcart.triage.sandbox`).
 
-Exit codes: 0 a report was written; 2 bad input (the key, the metadata, the dump itself), the
-reason logged and, where the instance is known, recorded on its incident and notified;
-3 an unexpected failure (AWS errors after retries). The dump is never modified or deleted.
+Two parts (``docs/threat-model.md``). The **supervisor** (this module, root in the
+container, holding the task role's credentials) checks the key -> reads and checks
+metadata.json -> makes sure the dump (and the symbols) fit on disk -> downloads exactly that
+vmcore (checksum verified) and dmesg, and the debug vmlinux of its build id -> starts the
+**parser** (:mod:`crashcart.triage.parser`: drgn, as uid 65534, no credentials, resource
+limits, :mod:`crashcart.triage.sandbox`) -> reads its report as untrusted data
+(:mod:`crashcart.triage.report_check`) -> writes the report under
+``reports/<owner>/<dump id>/`` -> adds its keys to the incident that links the dump (waiting
+for the dump-arrival function to link it) -> notifies. A vmlinux that does not match the
+dump is dropped by the parser, not fatal.
+
+Exit codes: 0 a report was written; 2 bad input (the key, the metadata, the dump itself, a
+parser that failed, overran its limits or wrote no valid report), the reason logged and,
+where the instance is known, recorded on its incident and notified; 3 an unexpected failure
+(AWS errors after retries, a parser that could not be started). The dump is never modified
+or deleted.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
-import shutil
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
-from crashcart.runtime.dumps import BadKeyError, DumpKey, parse_metadata_key
-from crashcart.runtime.incident import INCIDENT_PREFIX, instance_pk, iso
-from crashcart.runtime.notification import subject as sns_subject
-from crashcart.runtime.objects import read_head
-from crashcart.symbol_layout import normalize_build_id, symbol_key
-from crashcart.triage.core import TriageError, triage
+from crashcart.runtime import untrusted
+from crashcart.runtime.dumps import DumpKey
+from crashcart.runtime.incident import iso
+from crashcart.symbol_layout import symbol_key
+from crashcart.triage import sandbox
+from crashcart.triage.job_aws import Adapter
+from crashcart.triage.job_input import (
+    DISK_HEADROOM_BYTES,
+    MAX_METADATA_BYTES,
+    BadInputError,
+    DumpMetadata,
+    Outcome,
+    Settings,
+    ShippedFile,
+    check_room,
+    parse_key,
+    parse_metadata,
+    sha256_of,
+)
 from crashcart.triage.report import Report, render_markdown, to_json
+from crashcart.triage.report_check import BadReportError, parse_parser_output
+
+__all__ = [
+    "DISK_HEADROOM_BYTES",
+    "MAX_METADATA_BYTES",
+    "Adapter",
+    "BadInputError",
+    "DumpMetadata",
+    "Outcome",
+    "Settings",
+    "ShippedFile",
+    "check_room",
+    "link_incident",
+    "main",
+    "parse_key",
+    "parse_metadata",
+    "process",
+    "record_failure",
+]
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 3
 
-MAX_METADATA_BYTES = 64 * 1024
-#: Kept free on the scratch disk beyond the files, for drgn's and the OS's own use.
-DISK_HEADROOM_BYTES = 512 * 1024 * 1024
 FRAMES_IN_NOTIFICATION = 12
+#: The most an incident's ``report_summary`` / ``report_error`` quotes.
+SUMMARY_CHARS = 400
+ERROR_CHARS = 1000
 
-
-class BadInputError(ValueError):
-    """The dump cannot be triaged as shipped; the message says why."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    metadata_key: str
-    dump_bucket: str
-    symbol_bucket: str | None
-    table_name: str
-    topic_arn: str
-    work_dir: Path
-    #: How long to wait for the dump-arrival function to link the dump to an incident.
-    link_wait_seconds: float = 120.0
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        required = (
-            variables.METADATA_KEY,
-            variables.DUMP_BUCKET,
-            variables.TABLE_NAME,
-            variables.TOPIC_ARN,
-        )
-        missing = [name for name in required if not env.get(name)]
-        if missing:
-            raise BadInputError(f"missing environment variables: {', '.join(missing)}")
-        wait = env.get(variables.LINK_WAIT_SECONDS, "120")
-        try:
-            link_wait = float(wait)
-        except ValueError:
-            raise BadInputError(f"CRASHCART_LINK_WAIT_SECONDS={wait!r} is not a number") from None
-        return cls(
-            metadata_key=env[variables.METADATA_KEY],
-            dump_bucket=env[variables.DUMP_BUCKET],
-            symbol_bucket=env.get(variables.SYMBOL_BUCKET) or None,
-            table_name=env[variables.TABLE_NAME],
-            topic_arn=env[variables.TOPIC_ARN],
-            work_dir=Path(env.get(variables.WORK_DIR) or tempfile.gettempdir()),
-            link_wait_seconds=max(0.0, link_wait),
-        )
-
-
-@dataclass(frozen=True)
-class ShippedFile:
-    name: str
-    size: int
-    sha256: str | None
-
-
-@dataclass(frozen=True)
-class DumpMetadata:
-    kernel_release: str | None
-    build_id: str | None
-    vmcore: ShippedFile | None
-    dmesg: ShippedFile | None
-
-
-@dataclass
-class Outcome:
-    """What the job did; logged as one JSON line and returned by :func:`process`."""
-
-    outcome: str
-    key: str
-    instance_id: str | None = None
-    reason: str | None = None
-    report_keys: list[str] = field(default_factory=list)
-    vmlinux: str | None = None
-    incident: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-def parse_key(raw: str) -> DumpKey:
-    """The dump ``CRASHCART_METADATA_KEY`` names: the event's ``detail.object.key`` (EventBridge
-    input transformer), decoded once (aws-assumption: s3-event-key-encoding)."""
-    try:
-        return parse_metadata_key(raw)
-    except BadKeyError as error:
-        raise BadInputError(str(error)) from None
-
-
-def _shipped(entry: dict[str, Any]) -> ShippedFile:
-    size = entry.get("size")
-    digest = entry.get("sha256")
-    if not isinstance(size, int) or size < 0:
-        raise BadInputError(f"metadata.json: file {entry.get('name')!r} has no valid size")
-    if digest is not None and not re.fullmatch(r"[0-9a-f]{64}", str(digest)):
-        raise BadInputError(f"metadata.json: file {entry.get('name')!r} has a bad sha256")
-    return ShippedFile(str(entry["name"]), size, digest)
-
-
-def parse_metadata(raw: bytes, dump: DumpKey) -> DumpMetadata:
-    """The fields triage needs from the agent's metadata.json, checked."""
-    try:
-        data = json.loads(raw)
-    except ValueError as error:
-        raise BadInputError(f"{dump.key} is not JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise BadInputError(f"{dump.key} is not a JSON object")
-    if data.get("instance_id") != dump.instance_id:
-        raise BadInputError(
-            f"{dump.key} names instance {data.get('instance_id')!r}, but was written under "
-            f"the prefix of {dump.instance_id}"
-        )
-    files = data.get("files")
-    if not isinstance(files, list) or not all(
-        isinstance(entry, dict) and isinstance(entry.get("name"), str) for entry in files
-    ):
-        raise BadInputError(f"{dump.key} has no valid 'files' list")
-    by_name = {entry["name"]: entry for entry in files}
-    build_id = data.get("build_id")
-    if build_id is not None:
-        try:
-            build_id = normalize_build_id(str(build_id))
-        except ConfigurationError as error:
-            raise BadInputError(f"{dump.key}: {error}") from None
-    release = data.get("kernel_release")
-    return DumpMetadata(
-        kernel_release=str(release) if release else None,
-        build_id=build_id,
-        vmcore=_shipped(by_name["vmcore"]) if "vmcore" in by_name else None,
-        dmesg=_shipped(by_name["dmesg.txt"]) if "dmesg.txt" in by_name else None,
-    )
-
-
-def check_room(needed: int, work_dir: Path) -> None:
-    """Refuse before downloading when the scratch disk cannot hold ``needed`` bytes."""
-    free = shutil.disk_usage(work_dir).free
-    if needed + DISK_HEADROOM_BYTES > free:
-        raise BadInputError(
-            f"the dump needs {needed / 2**30:.1f} GiB plus {DISK_HEADROOM_BYTES / 2**30:.1f} "
-            f"GiB of headroom in {work_dir}, which has {free / 2**30:.1f} GiB free: raise "
-            "the job's ephemeral_storage_gib (up to 200)"
-        )
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class Adapter:
-    """AWS calls, with injected clients (boto3's, or Stubbers' in tests)."""
-
-    def __init__(self, settings: Settings, s3: Any, dynamodb: Any, sns: Any) -> None:
-        self.settings = settings
-        self.s3 = s3
-        self.dynamodb = dynamodb
-        self.sns = sns
-
-    def read_small(self, bucket: str, key: str, limit: int) -> bytes | None:
-        """The first ``limit`` bytes of an object; None when it is missing (AccessDenied is
-        not "missing": the event just said the object was created, so a 403 is a deployment
-        fault; it propagates and the run is kept in the failed-runs queue)."""
-        return read_head(self.s3, bucket, key, limit)
-
-    def size_of(self, bucket: str, key: str) -> int | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self.s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
-                return None
-            raise
-        return int(response["ContentLength"])
-
-    def download(self, bucket: str, key: str, target: Path) -> None:
-        self.s3.download_file(bucket, key, str(target))
-
-    def put_report(self, key: str, body: str, content_type: str) -> None:
-        self.s3.put_object(
-            Bucket=self.settings.dump_bucket,
-            Key=key,
-            Body=body.encode("utf-8"),
-            ContentType=content_type,
-        )
-
-    def incident_linking(self, dump: DumpKey) -> str | None:
-        """The sort key of the incident whose dump_keys include this metadata.json."""
-        response = self.dynamodb.query(
-            TableName=self.settings.table_name,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            FilterExpression="contains(dump_keys, :key)",
-            ExpressionAttributeValues={
-                ":pk": {"S": instance_pk(dump.instance_id)},
-                ":prefix": {"S": INCIDENT_PREFIX},
-                ":key": {"S": dump.key},
-            },
-            ScanIndexForward=False,
-            ConsistentRead=True,
-        )
-        items = response.get("Items") or []
-        return str(items[0]["sk"]["S"]) if items else None
-
-    def record(self, dump: DumpKey, sk: str, values: dict[str, Any]) -> None:
-        names = {f"#{name}": name for name in values}
-        self.dynamodb.update_item(
-            TableName=self.settings.table_name,
-            Key={"pk": {"S": instance_pk(dump.instance_id)}, "sk": {"S": sk}},
-            UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in values),
-            ConditionExpression="attribute_exists(pk) AND contains(dump_keys, :dump_key)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues={
-                **{f":{name}": _attribute(value) for name, value in values.items()},
-                ":dump_key": {"S": dump.key},
-            },
-        )
-
-    def notify(self, subject: str, message: str) -> None:
-        self.sns.publish(
-            TopicArn=self.settings.topic_arn, Subject=sns_subject(subject), Message=message
-        )
-
-
-def _attribute(value: Any) -> dict[str, Any]:
-    if isinstance(value, list):
-        return {"L": [{"S": str(item)} for item in value]}
-    return {"S": str(value)}
+ParserCommand = Callable[..., Sequence[str]]
 
 
 def find_vmlinux(
@@ -314,43 +129,105 @@ def find_vmlinux(
 
 
 def fetch_dump(adapter: Adapter, dump: DumpKey, metadata: DumpMetadata, scratch: Path) -> Path:
-    """Download the vmcore (and the dmesg beside it); verify the vmcore's checksum."""
+    """Download the vmcore (and the dmesg beside it); verify sizes and the vmcore's checksum.
+
+    The sizes metadata.json claims are checked against what S3 holds before anything is
+    downloaded: a dump that claims less than it has would otherwise fill the scratch disk.
+    """
     if metadata.vmcore is None:
         raise BadInputError(f"{dump.key}: no vmcore was shipped (only a kernel log)")
-    check_room(metadata.vmcore.size + (metadata.dmesg.size if metadata.dmesg else 0), scratch)
+    bucket = adapter.settings.dump_bucket
+    shipped = [("vmcore", metadata.vmcore, scratch / "vmcore")]
+    if metadata.dmesg is not None:
+        shipped.append(("dmesg.txt", metadata.dmesg, scratch / "dmesg"))
+    for name, claimed, _target in shipped:
+        held = adapter.size_of(bucket, dump.prefix + name)
+        if held is None:
+            raise BadInputError(f"{dump.prefix}{name} is named in metadata.json but not in S3")
+        if held != claimed.size:
+            raise BadInputError(
+                f"{dump.prefix}{name}: metadata.json claims {claimed.size} bytes, S3 holds "
+                f"{held}: the upload is incomplete or was replaced"
+            )
+    check_room(sum(claimed.size for _name, claimed, _target in shipped), scratch)
+    for name, _claimed, target in shipped:
+        adapter.download(bucket, dump.prefix + name, target)
     vmcore = scratch / "vmcore"
-    adapter.download(adapter.settings.dump_bucket, dump.prefix + "vmcore", vmcore)
     if metadata.vmcore.sha256 and sha256_of(vmcore) != metadata.vmcore.sha256:
         raise BadInputError(
             f"{dump.prefix}vmcore does not match the sha256 in its metadata.json: the upload "
             "is damaged or was replaced"
         )
-    if metadata.dmesg is not None:
-        adapter.download(adapter.settings.dump_bucket, dump.prefix + "dmesg.txt", scratch / "dmesg")
     return vmcore
 
 
-def run_triage(vmcore: Path, vmlinux: Path | None, outcome: Outcome) -> Report:
-    """Triage with the vmlinux; if it does not fit the dump, again from the log alone."""
-    dmesg = vmcore.parent / "dmesg"
-    dmesg_path = dmesg if dmesg.is_file() else None
+def run_sandboxed(
+    settings: Settings,
+    workspace: sandbox.Workspace,
+    user: sandbox.ParserUser,
+    vmcore: Path,
+    vmlinux: Path | None,
+    outcome: Outcome,
+    *,
+    started: float,
+    command: ParserCommand = sandbox.parser_command,
+) -> Report:
+    """Run the parser on the downloaded files; its report, checked as untrusted data."""
+    inputs = [vmcore, *([vmlinux] if vmlinux else [])]
+    remaining = (
+        settings.timeout_seconds - (time.monotonic() - started)
+        if settings.timeout_seconds
+        else None
+    )
+    limits = sandbox.limits_for(
+        input_bytes=sum(path.stat().st_size for path in inputs),
+        memory_mib=settings.task_memory_mib,
+        deadline_seconds=remaining,
+    )
+    report_path = workspace.output / "report.json"
+    args = ["--vmcore", str(vmcore), "--report", str(report_path)]
+    if vmlinux is not None:
+        args += ["--vmlinux", str(vmlinux)]
+    dmesg = workspace.inputs / "dmesg"
+    if dmesg.is_file():
+        args += ["--dmesg", str(dmesg)]
+    workspace.seal_inputs()
+    run = sandbox.run_parser(command(*args), workspace=workspace, user=user, limits=limits)
+    if not user.isolated:
+        outcome.notes.append(
+            "the parser ran as the job's own user (CRASHCART_PARSER_USER=current): not isolated"
+        )
+    if run.stopped == "time":
+        raise BadInputError(
+            f"the parser did not finish within {limits.wall_seconds} s (its limit for a dump "
+            "this size) and was stopped: a crafted or damaged dump?"
+        )
+    if run.stopped == "disk":
+        raise BadInputError(
+            f"the parser wrote more than {limits.output_bytes // sandbox.MIB} MiB and was "
+            "stopped: a crafted or damaged dump?"
+        )
     try:
-        return triage(vmcore, vmlinux, dmesg=dmesg_path)
-    except TriageError as error:
-        if vmlinux is None:
-            raise BadInputError(str(error)) from None
-        outcome.notes.append(f"the symbol store's vmlinux was not used: {error}")
+        report, vmlinux_used, notes, error = parse_parser_output(
+            sandbox.read_report_file(report_path, user)
+        )
+    except (BadReportError, ValueError) as failure:
+        raise BadInputError(
+            f"{failure} (parser exit status {run.returncode}; its last words: "
+            f"{untrusted.line(run.log_tail[-300:], 300)})"
+        ) from None
+    if error is not None or report is None:
+        raise BadInputError(error or "the parser gave no report")
+    outcome.notes.extend(notes)
+    if not vmlinux_used:
         outcome.vmlinux = None
-    try:
-        report = triage(vmcore, None, dmesg=dmesg_path)
-    except TriageError as error:
-        raise BadInputError(str(error)) from None
     return report
 
 
 def summary_line(report: Report) -> str:
+    """One line for the incident and the subject (the report's fields are already checked)."""
     message = report.panic_message or "no panic message found"
-    return f"{report.reason}: {message}"
+    return untrusted.line(f"{report.reason}: {message}", SUMMARY_CHARS)
 
 
 def notification(dump: DumpKey, report: Report, outcome: Outcome, bucket: str) -> str:
@@ -414,9 +291,16 @@ def process(
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
+    command: ParserCommand = sandbox.parser_command,
 ) -> Outcome:
-    """Triage the dump the settings name; raises BadInputError for a dump it cannot triage."""
+    """Triage the dump the settings name; raises BadInputError for a dump it cannot triage.
+
+    ``command`` builds the parser's command line from its arguments (the real parser unless
+    a test substitutes one); it always runs through :func:`crashcart.triage.sandbox.run_parser`.
+    """
+    started = time.monotonic()
     settings = adapter.settings
+    user = sandbox.ParserUser.resolve(settings.parser_user)
     dump = parse_key(settings.metadata_key)
     outcome = Outcome("reported", dump.key, dump.instance_id)
     raw = adapter.read_small(settings.dump_bucket, dump.key, MAX_METADATA_BYTES)
@@ -428,10 +312,12 @@ def process(
     metadata = parse_metadata(raw, dump)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="crashcart-triage-", dir=settings.work_dir) as tmp:
-        scratch = Path(tmp)
-        vmcore = fetch_dump(adapter, dump, metadata, scratch)
-        vmlinux = find_vmlinux(adapter, metadata, scratch, outcome)
-        report = run_triage(vmcore, vmlinux, outcome)
+        workspace = sandbox.Workspace.create(Path(tmp), user)
+        vmcore = fetch_dump(adapter, dump, metadata, workspace.inputs)
+        vmlinux = find_vmlinux(adapter, metadata, workspace.inputs, outcome)
+        report = run_sandboxed(
+            settings, workspace, user, vmcore, vmlinux, outcome, started=started, command=command
+        )
     report.vmcore = f"s3://{settings.dump_bucket}/{dump.prefix}vmcore"
     report.vmlinux = outcome.vmlinux
     report.missing.extend(outcome.notes)
@@ -466,6 +352,7 @@ def process(
 
 def record_failure(adapter: Adapter, key: str, reason: str) -> Outcome:
     """A dump that cannot be triaged: say so on its incident (if any) and to on-call."""
+    reason = untrusted.line(reason, ERROR_CHARS)
     outcome = Outcome("rejected", key, reason=reason)
     try:
         dump = parse_key(key)
@@ -542,6 +429,9 @@ def main(env: dict[str, str] | None = None) -> int:
         except Exception as failure:  # the reason still reaches the log
             log(Outcome("rejected", key, reason=str(error), notes=[f"not recorded: {failure}"]))
         return EXIT_BAD_INPUT
+    except sandbox.SandboxError as error:  # a deployment fault: the parser never started
+        log(Outcome("failed", key, reason=f"parser not started: {error}"))
+        return EXIT_FAILURE
     except Exception as error:  # one line in the log, never a traceback
         log(Outcome("failed", key, reason=f"{type(error).__name__}: {error}"))
         return EXIT_FAILURE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -56,23 +57,42 @@ def to_json(report: Report) -> str:
     return json.dumps(to_dict(report), indent=2, sort_keys=False)
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
+
+
+def escape_markdown(text: object) -> str:
+    """``text`` shown literally in Markdown: no link, image, HTML tag or table cell from it.
+
+    The report quotes a crashed kernel's memory (task names, the kernel log), which whoever
+    controlled the instance could fill: every such value is escaped where it is rendered.
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def _fence(lines: list[str]) -> str:
+    """A code fence longer than any run of backticks inside, so no line can close it."""
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def _stack_md(stack: CpuStack, title: str) -> list[str]:
     who = []
     if stack.cpu is not None:
         who.append(f"CPU {stack.cpu}")
     if stack.comm:
-        who.append(f"{stack.comm} (pid {stack.pid})")
+        who.append(f"{escape_markdown(stack.comm)} (pid {stack.pid})")
     heading = f"{title}: {', '.join(who)}" if who else title
-    lines = [f"### {heading}", "", f"_source: {stack.source}_", "", "```"]
-    lines += [f"#{i:<2} {frame}" for i, frame in enumerate(stack.frames)] or ["(no frames)"]
-    return [*lines, "```", ""]
+    body = [f"#{i:<2} {frame}" for i, frame in enumerate(stack.frames)] or ["(no frames)"]
+    fence = _fence(body)
+    lines = [f"### {heading}", "", f"_source: {escape_markdown(stack.source)}_", "", fence]
+    return [*lines, *body, fence, ""]
 
 
 def render_markdown(report: Report) -> str:
     """The report as Markdown: summary table first, then stacks, tasks, memory, log tail."""
 
     def cell(value: object) -> str:
-        return "-" if value in (None, "", []) else str(value).replace("|", "\\|")
+        return "-" if value in (None, "", []) else escape_markdown(value)
 
     uptime = f"{report.uptime_seconds:.0f} s" if report.uptime_seconds is not None else None
     load = (
@@ -97,7 +117,7 @@ def render_markdown(report: Report) -> str:
     ]
     if report.missing:
         out += ["## Not in this report", ""]
-        out += [f"- {item}" for item in report.missing]
+        out += [f"- {escape_markdown(item)}" for item in report.missing]
         out.append("")
     out += ["## Crashing CPU", ""]
     if report.crashing_cpu is not None:
@@ -116,11 +136,15 @@ def render_markdown(report: Report) -> str:
         out += ["(none found)" if "tasks" not in " ".join(report.missing) else "(not read)", ""]
     if report.hung_tasks_reported:
         out += ["Hung-task detector reports in the log:", ""]
-        out += [f"- {task}" for task in report.hung_tasks_reported]
+        out += [f"- {escape_markdown(task)}" for task in report.hung_tasks_reported]
         out.append("")
     if report.memory:
         out += ["## Memory", "", "| counter | MiB |", "|---|---|"]
-        out += [f"| {name} | {value / 1048576:.1f} |" for name, value in report.memory.items()]
+        out += [
+            f"| {escape_markdown(name)} | {value / 1048576:.1f} |"
+            for name, value in report.memory.items()
+        ]
         out.append("")
-    out += ["## Kernel log (tail)", "", "```", *report.dmesg_tail, "```", ""]
+    fence = _fence(report.dmesg_tail)
+    out += ["## Kernel log (tail)", "", fence, *report.dmesg_tail, fence, ""]
     return "\n".join(out)

@@ -135,3 +135,46 @@ def test_a_hostile_panic_line_cannot_break_the_notification_subject(
     assert subject.startswith("crashcart: dump from i-")
     (item,) = items(aws)
     assert item["state"]["S"] == "dump-received"
+
+
+HEADER_INJECTION = (
+    "6.1.0\r\nBcc: everyone@example.com\r\n\r\nAction required: https://evil.example/login"
+)
+
+
+def test_markup_links_and_oversize_fields_end_as_bounded_escaped_text(
+    arrival: ModuleType, aws: dict[str, Any]
+) -> None:
+    """Issue 22: metadata.json and the kernel log carry header injection, links, markup and
+    a 300 KB field; the record and the e-mail quote each as one bounded, link-free line."""
+    doc = json.loads(metadata_document())
+    doc["kernel_release"] = HEADER_INJECTION
+    doc["build_id"] = "<a href='http://evil.example'>click</a>"
+    doc["dump_time"] = "x" * 40_000  # the whole metadata.json stays under the 64 KB read
+    hostile_log = NMI_PANIC_DMESG.replace(
+        "Kernel panic - not syncing:",
+        "Kernel panic - not syncing: \u202egnp.exe see www.evil.example/reset "
+        + "A" * 300_000
+        + "\u2028Subject: x",
+    )
+    key = ship(aws, metadata=json.dumps(doc).encode(), dmesg=hostile_log)
+    recorder = RecordingSns(aws["sns"])
+    used = adapter(arrival, aws)
+    used.sns = recorder
+
+    result = process(arrival, aws, key, adapter=used)
+
+    assert result["outcome"] == "open"
+    (call,) = recorder.calls
+    message = call["Message"]
+    assert "\r" not in message and "\u2028" not in message and "\u202e" not in message
+    assert not [row for row in message.split("\n") if row.startswith(("Bcc:", "Subject:"))]
+    assert "https://" not in message and "http://" not in message
+    assert "www.evil" not in message
+    assert "https[:]//evil.example" in message and "www[.]evil" in message
+    assert len(message) < 8_000, len(message)
+    (item,) = items(aws)
+    summary = item["summary"]["S"]
+    assert len(summary) <= 400 and "\u2028" not in summary and "www[.]evil" in summary
+    assert "cut]" in summary
+    assert call["Subject"].isascii() and len(call["Subject"]) < 100

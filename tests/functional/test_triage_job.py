@@ -9,6 +9,7 @@ makes one.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -172,3 +173,57 @@ def test_missing_settings_are_named(context: Path, tmp_path: Path) -> None:
     assert result.returncode == 2
     reason = support.outcome(result)["reason"]
     assert "CRASHCART_DUMP_BUCKET" in reason and "CRASHCART_TOPIC_ARN" in reason
+
+
+def _hostile_metadata(account: support.Account, key: str, **changes: object) -> None:
+    s3 = support.client(account.url, "s3")
+    doc = json.loads(s3.get_object(Bucket=support.DUMP_BUCKET, Key=key)["Body"].read())
+    for name, value in changes.items():
+        if name == "vmcore_size":
+            doc["files"][0]["size"] = value
+        else:
+            doc[name] = value
+    s3.put_object(Bucket=support.DUMP_BUCKET, Key=key, Body=json.dumps(doc).encode())
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("not-a-dump", "not a crash dump"),
+        ("claims-a-petabyte", "metadata.json claims 1125899906842624 bytes, S3 holds 4144"),
+        ("claims-a-negative-size", "has no valid size"),
+        ("claims-less-than-it-has", "metadata.json claims 100 bytes, S3 holds 4144"),
+    ],
+)
+def test_crafted_dumps_end_in_a_bounded_record_and_a_clean_failure(
+    account: support.Account, context: Path, tmp_path: Path, case: str, expected: str
+) -> None:
+    """Issue 22: a "dump" that is not one, or that claims sizes it does not have, with
+    markup, header injection and an oversize field in its metadata: the job fails cleanly
+    (exit 2, one JSON line, no traceback), the incident and the e-mail quote it bounded and
+    escaped, and nothing is written under reports/."""
+    vmcore = b"GIF89a<html><a href='https://evil.example'>x</a>" + b"\0" * 4096
+    key = support.ship(account, vmcore=vmcore, dmesg=dump_support.NMI_PANIC_DMESG, build_id=None)
+    release = "6.1\r\nBcc: all@example.com\r\n\r\nsee https://evil.example " + "K" * 30_000
+    if case == "claims-a-petabyte":
+        _hostile_metadata(account, key, kernel_release=release, vmcore_size=2**50)
+    elif case == "claims-less-than-it-has":
+        _hostile_metadata(account, key, kernel_release=release, vmcore_size=100)
+    elif case == "claims-a-negative-size":
+        _hostile_metadata(account, key, kernel_release=release, vmcore_size=-1)
+    else:
+        _hostile_metadata(account, key, kernel_release=release)
+    sk = account.open_incident([key])
+
+    result = support.run_job(context, account.env(key, tmp_path), account.url)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    outcome = support.outcome(result)
+    assert outcome["outcome"] == "rejected" and expected in outcome["reason"]
+    recorded = account.incident(sk)["report_error"]["S"]
+    assert expected in recorded and len(recorded) <= 1000 and "\n" not in recorded
+    (note,) = account.notifications()
+    assert not [row for row in note["message"].split("\n") if row.startswith("Bcc:")]
+    assert "https://" not in note["message"]
+    assert account.keys(support.DUMP_BUCKET, "reports/") == []

@@ -35,7 +35,9 @@ def _policy(template: Template, description_start: str) -> list[dict[str, Any]]:
     raise AssertionError(f"no managed policy described {description_start!r}")
 
 
-def test_the_task_is_sized_for_a_dump_and_runs_read_only_as_a_user(template: Template) -> None:
+def test_the_task_is_sized_for_a_dump_and_runs_read_only_with_few_capabilities(
+    template: Template,
+) -> None:
     task = _one(template, "AWS::ECS::TaskDefinition")
     assert (task["Cpu"], task["Memory"]) == ("1024", "4096")
     assert task["EphemeralStorage"] == {"SizeInGiB": 100}
@@ -46,13 +48,29 @@ def test_the_task_is_sized_for_a_dump_and_runs_read_only_as_a_user(template: Tem
     }
     (container,) = task["ContainerDefinitions"]
     assert container["ReadonlyRootFilesystem"] is True
-    assert container["User"] == "10001:10001"
+    # root for the supervisor, which starts the parser as uid 65534 without credentials
+    # (issue 22); every capability that switch does not need is dropped
+    assert container["User"] == "0:0"
+    assert sorted(container["LinuxParameters"]["Capabilities"]["Drop"]) == [
+        "AUDIT_WRITE",
+        "FSETID",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "NET_RAW",
+        "SETFCAP",
+        "SETPCAP",
+        "SYS_CHROOT",
+    ]
+    assert "Add" not in container["LinuxParameters"]["Capabilities"]
     assert container["MountPoints"] == [
         {"ContainerPath": "/scratch", "ReadOnly": False, "SourceVolume": "scratch"}
     ]
     env = {item["Name"]: item["Value"] for item in container["Environment"]}
     assert env["CRASHCART_WORK_DIR"] == env["TMPDIR"] == "/scratch"
     assert env["CRASHCART_TIMEOUT_SECONDS"] == "3600"
+    assert env["CRASHCART_TASK_MEMORY_MIB"] == "4096"  # sizes the parser's memory limit
+    assert "CRASHCART_PARSER_USER" not in env  # the parser runs as 65534, isolated
+    assert not [name for name in env if name.startswith("AWS_")]
     assert "CRASHCART_SYMBOL_BUCKET" not in env  # no store given
     assert "CRASHCART_METADATA_KEY" not in env  # comes from each event
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
@@ -339,3 +357,94 @@ def test_a_symbol_store_is_read_by_build_id() -> None:
     (policy,) = read.values()
     sids = {s["Sid"] for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     assert sids == {"ReadSymbols", "MissingSymbolsAre404", "DecryptSymbolsThroughS3"}
+
+
+def _endpoint_policies(template: Template) -> dict[str, list[dict[str, Any]]]:
+    found = {}
+    for endpoint in template.find_resources("AWS::EC2::VPCEndpoint").values():
+        name = json.dumps(endpoint["Properties"]["ServiceName"]).split(".")[-1].strip('"]}')
+        document = endpoint["Properties"].get("PolicyDocument")
+        assert document is not None, f"the {name} endpoint has no policy: it would allow anything"
+        found[name] = list(document["Statement"])
+    return found
+
+
+def _arn(rest: str) -> dict[str, Any]:
+    return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, rest]]}
+
+
+def test_every_endpoint_allows_only_crashcarts_own_resources(template: Template) -> None:
+    """Issue 22: no way out. A request through the triage VPC's endpoints to any bucket,
+    table, topic, log group or repository but crashcart's is refused at the endpoint."""
+    policies = _endpoint_policies(template)
+    assert sorted(policies) == ["api", "dkr", "dynamodb", "logs", "s3", "sns"]
+    account = {"StringEquals": {"aws:PrincipalAccount": "111111111111"}}
+    for name, statements in policies.items():
+        for statement in statements:
+            assert statement["Effect"] == "Allow" and statement["Principal"] == {"AWS": "*"}
+            actions = _list(statement["Action"])
+            assert not [a for a in actions if "*" in a], (name, actions)
+            resources = _list(statement["Resource"])
+            if statement["Sid"] == "RegistryLogin":  # no resource-level permissions
+                assert actions == ["ecr:GetAuthorizationToken"] and resources == ["*"]
+            else:
+                assert "*" not in resources, (name, statement)
+            if statement["Sid"] != "EcrImageLayers":  # ECR signs layer fetches itself
+                assert statement["Condition"] == account, (name, statement)
+    s3 = {s["Sid"]: s for s in policies["s3"]}
+    reads = s3["CrashcartReads"]["Resource"]["Fn::Join"][1]
+    assert reads[1] == "/dumps/*" and s3["CrashcartReads"]["Action"] == "s3:GetObject"
+    writes = s3["CrashcartReports"]["Resource"]["Fn::Join"][1]
+    assert writes[1] == "/reports/*" and s3["CrashcartReports"]["Action"] == "s3:PutObject"
+    assert s3["EcrImageLayers"]["Resource"] == _arn(":s3:::prod-eu-west-1-starport-layer-bucket/*")
+    (table,) = template.find_resources("AWS::DynamoDB::Table")
+    (dynamo,) = policies["dynamodb"]
+    assert dynamo["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
+    (topic,) = template.find_resources("AWS::SNS::Topic")
+    (sns,) = policies["sns"]
+    assert sns["Action"] == "sns:Publish" and sns["Resource"] == {"Ref": topic}
+    (logs,) = policies["logs"]
+    assert list(logs["Resource"]) == ["Fn::GetAtt"]
+    for name in ("api", "dkr"):
+        image = next(s for s in policies[name] if s["Sid"] == "CrashcartImage")
+        assert "repository/" in json.dumps(image["Resource"]) or "Fn::Join" in json.dumps(
+            image["Resource"]
+        )
+        assert "repository/*" not in json.dumps(image["Resource"])  # the asset's repository
+
+
+def test_a_callers_image_is_pulled_only_from_this_accounts_repositories() -> None:
+    from aws_cdk import aws_ecr as ecr
+    from aws_cdk import aws_ecs as ecs
+
+    app = cdk.App()
+    registry = cdk.Stack(
+        app, "Registry", env=cdk.Environment(account="111111111111", region=support.REGION)
+    )
+    repository = ecr.Repository.from_repository_name(registry, "Repo", "crashcart-triage")
+    job = support.job_stack(app, image=ecs.ContainerImage.from_ecr_repository(repository, "1.0"))
+    policies = _endpoint_policies(Template.from_stack(cdk.Stack.of(job)))
+    for name in ("api", "dkr"):
+        image = next(s for s in policies[name] if s["Sid"] == "CrashcartImage")
+        assert image["Resource"] == _arn(":ecr:eu-west-1:111111111111:repository/*")
+        assert image["Condition"] == {"StringEquals": {"aws:PrincipalAccount": "111111111111"}}
+
+
+def test_the_parsing_stage_has_no_role_of_its_own(template: Template) -> None:
+    """Issue 22: the task role is the supervisor's; the parser is a child process started
+    without credentials (crashcart.triage.sandbox, shown in tests/e2e/test_parser_isolation.py).
+    The template has one task, one container, two roles ECS may use: no second role that a
+    parsing stage could hold, no secrets handed to the container."""
+    (task,) = template.find_resources("AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    assert "Secrets" not in container
+    trusted_by_ecs = [
+        name
+        for name, role in template.find_resources("AWS::IAM::Role").items()
+        if "ecs-tasks.amazonaws.com" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+    ]
+    assert sorted(name[: -len("XXXXXXXX")] for name in trusted_by_ecs) == [
+        "TriageExecutionRole",
+        "TriageTaskRole",
+    ]
+    assert task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0].startswith("TriageTaskRole")

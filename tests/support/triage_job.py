@@ -203,6 +203,9 @@ def run_job(
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_MAX_ATTEMPTS": "2",
+        # The parser as the job's own user: the work and image folders here are pytest's
+        # (root-only); the uid drop runs in tests/e2e/test_parser_isolation.py.
+        "CRASHCART_PARSER_USER": "current",
         **env,
     }
     return subprocess.run(

@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from crashcart.runtime.dumps import REPORTS_PREFIX
-from crashcart.triage import job
+from crashcart.triage import job, job_input
 from tests.conftest import REPO_ROOT
 from tests.support import dumps as dump_support
 
@@ -99,7 +99,7 @@ def test_both_parsers_decode_the_event_key_once_and_agree(raw: str, expected: st
 def test_the_key_contract_is_the_dump_arrival_functions() -> None:
     arrival = dump_support.load_arrival_handler()
     # Both parse with the shared runtime's grammar (no copy to keep equal).
-    assert arrival.parse_metadata_key is job.parse_metadata_key
+    assert arrival.parse_metadata_key is job_input.parse_metadata_key
     assert job.parse_key(KEY).report_prefix.startswith(REPORTS_PREFIX)
 
 
@@ -210,9 +210,9 @@ def test_the_dockerfile_installs_the_versions_crashcart_is_tested_with() -> None
     assert f'"drgn=={pins["DRGN"]}"' in pyproject
     assert f'"boto3=={pins["BOTO3"]}"' in pyproject
     assert 'ENTRYPOINT ["python", "-m", "crashcart.triage.job"]' in dockerfile
-    assert re.search(r"^USER 10001:10001$", dockerfile, re.MULTILINE)
-    # a read-only root file system: the scratch volume must exist, owned by the job's user,
-    # and be declared a VOLUME, or ECS mounts it owned by root and every write fails
-    assert "RUN mkdir /scratch && chown 10001:10001 /scratch" in dockerfile
+    # The supervisor is root (to start the parser as uid 65534, issue 22); the scratch
+    # volume is root's and declared a VOLUME; no file keeps a setuid / setgid bit.
+    assert re.search(r"^USER 0:0$", dockerfile, re.MULTILINE)
+    assert "RUN mkdir /scratch && chmod 0755 /scratch" in dockerfile
     assert 'VOLUME ["/scratch"]' in dockerfile
-    assert dockerfile.index("chown 10001:10001 /scratch") < dockerfile.index("USER 10001")
+    assert "-perm /6000 -exec chmod a-s" in dockerfile

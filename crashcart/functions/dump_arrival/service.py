@@ -15,6 +15,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from crashcart.runtime import untrusted
 from crashcart.runtime.incident import Origin, iso
 from crashcart.runtime.kernel_log import summarize
 
@@ -27,6 +28,11 @@ LOG.setLevel(logging.INFO)
 
 MAX_METADATA_BYTES = 64 * 1024
 MAX_DMESG_BYTES = 4 * 1024 * 1024
+#: Bounds on what the instance wrote, as quoted in the incident and the notification.
+SUMMARY_CHARS = 400
+FIELD_CHARS = 100
+FRAME_CHARS = 200
+FRAMES_QUOTED = 24
 
 
 def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> dict[str, Any]:
@@ -43,11 +49,20 @@ def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> 
         if dmesg_name
         else None
     )
+    # Everything below that comes from the instance (the kernel log, metadata.json) is
+    # untrusted: one escaped, link-free, bounded line per value (crashcart.runtime.untrusted).
     if dmesg is not None:
         panic = summarize(dmesg.decode("utf-8", errors="replace"))
-        summary = panic.one_line()
+        summary = untrusted.line(panic.one_line(SUMMARY_CHARS), SUMMARY_CHARS)
         trace = panic.panic_backtrace
-        backtrace_text = "\n".join(trace.frames) if trace else "(no backtrace in the log)"
+        backtrace_text = (
+            "\n".join(
+                "  " + frame
+                for frame in untrusted.lines(trace.frames, limit=FRAME_CHARS, count=FRAMES_QUOTED)
+            )
+            if trace
+            else "(no backtrace in the log)"
+        )
     else:
         summary = "no dmesg file was shipped with this dump: run triage on the vmcore"
         backtrace_text = "(no kernel log)"
@@ -78,14 +93,18 @@ def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> 
         raise RuntimeError(f"could not record the dump {arrival.key} after 3 attempts")
 
     origin = Origin.SPONTANEOUS if decision.action == "open" else Origin.REMEDIATION
+
+    def quoted(name: str) -> str:
+        return untrusted.line(metadata.get(name), FIELD_CHARS)
+
+    release = quoted("kernel_release")
     message = "\n".join(
         [
             f"crashcart: crash dump received from {arrival.instance_id}",
             "",
             f"incident:  {decision.incident_sk} ({origin}; {decision.reason})",
-            f"kernel:    {metadata.get('kernel_release', '?')} "
-            f"(build id {metadata.get('build_id', '?')})",
-            f"dump time: {metadata.get('dump_time', '?')}",
+            f"kernel:    {release} (build id {quoted('build_id')})",
+            f"dump time: {quoted('dump_time')}",
             f"summary:   {summary}",
             "",
             "backtrace printed by the kernel:",
@@ -94,8 +113,7 @@ def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> 
             "objects:",
             *[f"  s3://{arrival.bucket}/{key}" for key in keys],
             "",
-            f"full report: crashcart triage <vmcore> --vmlinux <debug vmlinux of "
-            f"{metadata.get('kernel_release', 'the kernel')}>",
+            f"full report: crashcart triage <vmcore> --vmlinux <debug vmlinux of {release}>",
         ]
     )
     adapter.notify(f"crashcart: dump from {arrival.instance_id}: {summary}", message)
