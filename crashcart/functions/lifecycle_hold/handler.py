@@ -69,8 +69,10 @@ def build(
         metrics=metrics.HOLD_OUTCOMES,
         request_id=request_id,
     )
+    # The remediation's own log: its outcomes count under its metric names (InterruptsSent,
+    # ...), with this function's name as the dimension.
     remediation = remediation_handler.build(
-        settings.remediation, context, clients=clients, clock=clock, log=log
+        settings.remediation, context, clients=clients, clock=clock
     )
     r = settings.remediation
     ec2 = clients["ec2"]
