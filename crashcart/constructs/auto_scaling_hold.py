@@ -30,7 +30,6 @@ from typing import Final
 import aws_cdk as cdk
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -516,10 +515,14 @@ class AutoScalingHold(Construct):
             datapoints_to_alarm=periods,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        # aws-assumption: metrics-insights-alarm-contributor-ec2-actions
-        alarm.add_alarm_action(
-            cloudwatch_actions.Ec2Action(cloudwatch_actions.Ec2InstanceAction.REBOOT)
-        )
+        # The native reboot action, per contributor (aws-assumption:
+        # metrics-insights-alarm-contributor-ec2-actions). CDK's Ec2Action refuses a metric
+        # without an InstanceId dimension (it predates Metrics Insights alarms), so the
+        # action is written on the resource.
+        stack = cdk.Stack.of(self)
+        cfn = alarm.node.default_child
+        assert isinstance(cfn, cloudwatch.CfnAlarm)
+        cfn.alarm_actions = [f"arn:{stack.partition}:automate:{stack.region}:ec2:reboot"]
         return alarm
 
 
