@@ -228,6 +228,13 @@ class AutoScalingHold(Construct):
         self.hook_name = f"crashcart-dump-hold-{cdk.Names.unique_id(self)[-12:]}"
 
         # -- hooks (one per given group) ------------------------------------------------
+        # A termination hook applies to health-check replacement too; the group deregisters
+        # the instance from its load balancers before the hook holds it; "launch before
+        # terminating" keeps capacity while one is held (recommended in the docs, not set
+        # here: the group is the user's).
+        # aws-assumption: lifecycle-hooks-cover-health-replacement
+        # aws-assumption: asg-deregisters-before-terminate-wait
+        # aws-assumption: asg-launch-before-terminating
         self.hooks: list[autoscaling.LifecycleHook] = [
             autoscaling.LifecycleHook(
                 self,
