@@ -24,7 +24,6 @@ from crashcart.runtime import environment as variables
 from crashcart.stacks.remediation import CrashcartRemediationStack
 from tests.support.remediation import env, new_app
 
-
 #: Function -> the other function packages its asset carries (and nothing else does).
 INCLUDES = {LIFECYCLE_HOLD.name: LIFECYCLE_HOLD.includes}
 
