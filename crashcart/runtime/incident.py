@@ -91,8 +91,10 @@ NOTIFY_RECOVERY_FROM: Final = frozenset(
 
 
 #: States in which an interrupted incident may still need an escalation reboot (the
-#: instance never came back: no OK, no dump).
-ESCALATION_CANDIDATES: Final = (State.INTERRUPTED,)
+#: instance never came back: no OK, no dump): ``interrupted``, or ``dump-overdue`` flagged
+#: while it was ``interrupted`` (``state_before_overdue``; the sweep's fixed deadline can
+#: pass before the memory-sized one of a large instance).
+ESCALATION_CANDIDATES: Final = (State.INTERRUPTED, State.DUMP_OVERDUE)
 
 
 class HoldState(StrEnum):

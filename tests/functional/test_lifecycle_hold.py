@@ -369,3 +369,44 @@ def test_escalation_can_notify_without_rebooting(
     )
     assert reboots.calls == []
     assert incident(world, instance, sk)["escalation_outcome"]["S"] == "notify"
+
+
+def test_a_large_instance_flagged_overdue_by_the_sweep_is_still_held_and_escalated(
+    world: World, clock: Clock, lifecycle: Lifecycle
+) -> None:
+    """The sweep's fixed 30-minute deadline passes before the memory-sized one of a 128 GiB
+    instance (15 min + 128 x 30 s): the incident is ``dump-overdue``, and still waits."""
+    (instance,) = world.instances(clock=clock, instance_type="m5.8xlarge")  # 128 GiB
+    sk = interrupt(world, clock, instance)
+    world.client("dynamodb").update_item(
+        TableName=world.env["CRASHCART_TABLE_NAME"],
+        Key={"pk": {"S": f"instance#{instance}"}, "sk": {"S": sk}},
+        UpdateExpression="SET #s = :overdue, state_before_overdue = :interrupted",
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues={
+            ":overdue": {"S": "dump-overdue"},
+            ":interrupted": {"S": "interrupted"},
+        },
+    )
+    interrupted = datetime.strptime(
+        incident(world, instance, sk)["interrupted_at"]["S"], "%Y-%m-%dT%H:%M:%SZ"
+    ).replace(tzinfo=UTC)
+    deadline = interrupted + timedelta(seconds=900 + 128 * 30)
+    clock.now = interrupted + timedelta(minutes=31)
+    result = build_hold(world, clock, lifecycle).handle(lifecycle_event(instance, clock()))
+    assert result["outcome"] == "held" and result["deadline"] == deadline.strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    holds_before = len(holds(world))
+    # an instance outside any group: the same incident escalates at the same deadline
+    world.client("dynamodb").delete_item(
+        TableName=world.env["CRASHCART_TABLE_NAME"],
+        Key={"pk": {"S": "hold#active"}, "sk": {"S": f"instance#{instance}"}},
+    )
+    reboots = Reboots()
+    clock.now = deadline - timedelta(seconds=1)
+    build_hold(world, clock, lifecycle, reboots).handle(tick_event(clock()))
+    assert reboots.calls == []
+    clock.now = deadline
+    build_hold(world, clock, lifecycle, reboots).handle(tick_event(clock()))
+    assert reboots.calls == [[instance]] and holds_before == 1

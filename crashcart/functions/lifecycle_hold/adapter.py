@@ -198,19 +198,22 @@ class HoldStore:
 
     def escalation_candidates(self) -> Iterator[Item]:
         """Interrupted incidents without an escalation outcome (a filtered Scan)."""
+        interrupted, overdue = ESCALATION_CANDIDATES
         arguments: dict[str, Any] = {
             "TableName": self.table,
             "FilterExpression": (
-                "begins_with(sk, :incident) AND #state IN (:interrupted) "
-                "AND attribute_not_exists(#outcome)"
+                "begins_with(sk, :incident) AND attribute_not_exists(#outcome) AND "
+                "(#state = :interrupted OR (#state = :overdue AND #before = :interrupted))"
             ),
             "ExpressionAttributeNames": {
                 "#state": Attribute.STATE.value,
                 "#outcome": Attribute.ESCALATION_OUTCOME.value,
+                "#before": Attribute.STATE_BEFORE_OVERDUE.value,
             },
             "ExpressionAttributeValues": {
                 ":incident": {"S": INCIDENT_PREFIX},
-                ":interrupted": {"S": ESCALATION_CANDIDATES[0].value},
+                ":interrupted": {"S": interrupted.value},
+                ":overdue": {"S": overdue.value},
             },
         }
         for _page in range(self.max_pages):

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from crashcart.functions.remediation.decision import StatusFacts
-from crashcart.runtime.incident import WAITING_FOR_DUMP
+from crashcart.runtime.incident import WAITING_FOR_DUMP, State
 
 from .settings import HoldSettings
 
@@ -54,11 +54,12 @@ class IncidentView:
     @property
     def waiting_for_dump(self) -> bool:
         """Interrupted, and no dump yet (``recovered`` counts: the kdump reboot clears the
-        check before the dump ships)."""
+        check before the dump ships; so does ``dump-overdue``: the sweep's fixed deadline can
+        pass before the memory-sized one, and a late dump is still attached)."""
         return (
             self.interrupted_at is not None
             and not self.dump_received
-            and self.state in WAITING_FOR_DUMP
+            and (self.state in WAITING_FOR_DUMP or self.state == State.DUMP_OVERDUE)
         )
 
 

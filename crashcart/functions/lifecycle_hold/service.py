@@ -30,7 +30,7 @@ from crashcart.functions.remediation.claims import IncidentStore
 from crashcart.functions.remediation.events import AlarmEvent, Transition, iso
 from crashcart.functions.remediation.service import Remediation, rejected_message
 from crashcart.functions.remediation.telemetry import Log
-from crashcart.runtime.incident import Attribute, HoldState, State, parse_time
+from crashcart.runtime.incident import Attribute, HoldState, parse_time
 
 from .adapter import HoldStore, Lifecycle, Machines
 from .decision import (
@@ -383,7 +383,7 @@ class Hold:
             values[Attribute.ESCALATED_AT] = now_iso
         # Recorded first, conditionally: of two overlapping ticks only one reboots.
         recorded = self.aws.holds.record_escalation(
-            instance_id, incident.sk, values, State.INTERRUPTED
+            instance_id, incident.sk, values, incident.state
         )
         if not recorded:
             return None
