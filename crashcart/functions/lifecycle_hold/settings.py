@@ -1,8 +1,8 @@
 """The lifecycle-hold function's configuration: environment variables -> one validated object.
 
 The function is configured with every variable of the remediation function (its own
-interrupt of an impaired terminating instance goes through the remediation's guards, read
-from the same variables) plus these:
+interrupt of an impaired terminating instance goes through the remediation's guards, which
+read the same variables) plus these:
 
 =====================================  ========  ==================================================
 variable                               default   meaning
