@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from crashcart.constructs.auto_scaling_hold import AutoScalingHold, DumpDeadline
 from crashcart.constructs.crash_dump_bucket import (
     ATTESTATION_TAG_KEY,
     CrashDumpBucket,
@@ -42,11 +43,13 @@ __all__ = [
     "AlarmWindow",
     "AttestationPolicy",
     "AttestationWatch",
+    "AutoScalingHold",
     "CircuitBreaker",
     "CrashDumpBucket",
     "DebugSymbolStore",
     "DiagnosticInterruptOperatorPolicy",
     "DistributionTarget",
+    "DumpDeadline",
     "DumpLifecycle",
     "DumpOverdueSweep",
     "DumpTriageJob",

@@ -395,6 +395,10 @@ class UnresponsiveInstanceRemediation(Construct):
         self.role = function_role(
             self, "Role", description="crashcart remediation function: exactly the rights it uses"
         )
+        #: The function's environment (the runtime contract; the lifecycle hold reuses it).
+        self.function_environment: dict[str, str] = function_environment(
+            self, guards, breaker, max_event_age
+        )
         self.function = lambda_.Function(
             self,
             "Function",
@@ -412,7 +416,7 @@ class UnresponsiveInstanceRemediation(Construct):
             logging_format=lambda_.LoggingFormat.TEXT,
             vpc=vpc,
             vpc_subnets=vpc_subnets,
-            environment=function_environment(self, guards, breaker, max_event_age),
+            environment=self.function_environment,
         )
         acknowledge_untraced(self.function)
         acknowledge_plain_environment(self.function)

@@ -6,8 +6,9 @@ by the benchmarks, which stage an asset to measure the function as Lambda loads 
 
 An asset holds ``crashcart/__init__.py`` (a stub: the library's API is not there),
 ``crashcart/runtime/`` (the shared runtime), ``crashcart/functions/__init__.py`` and
-``crashcart/functions/<name>/``; its Lambda handler is
-``crashcart.functions.<name>.handler.handler``.
+``crashcart/functions/<name>/`` (plus the function packages it imports, ``includes``: the
+lifecycle-hold function decides its own interrupt with the remediation package's guards);
+its Lambda handler is ``crashcart.functions.<name>.handler.handler``.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ def handler_of(name: str) -> str:
     return f"crashcart.functions.{name}.handler.handler"
 
 
-def stage(name: str, out: Path) -> Path:
-    """Copy function ``name``'s asset into ``out`` (new or empty); return ``out``."""
+def stage(name: str, out: Path, includes: tuple[str, ...] = ()) -> Path:
+    """Copy function ``name``'s asset (and the function packages in ``includes``) into
+    ``out`` (new or empty); return ``out``."""
     package = out / "crashcart"
     ignore = shutil.ignore_patterns(*IGNORED)
-    shutil.copytree(FUNCTIONS_ROOT / name, package / "functions" / name, ignore=ignore)
+    for folder in (name, *includes):
+        shutil.copytree(FUNCTIONS_ROOT / folder, package / "functions" / folder, ignore=ignore)
     shutil.copy2(FUNCTIONS_ROOT / "__init__.py", package / "functions" / "__init__.py")
     shutil.copytree(RUNTIME_ROOT, package / "runtime", ignore=ignore)
     (package / "__init__.py").write_text(STUB_INIT, encoding="utf-8")

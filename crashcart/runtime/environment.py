@@ -46,6 +46,15 @@ MANAGED_DEPLOYMENT: Final = "CRASHCART_MANAGED_DEPLOYMENT"
 MANAGED_EVALUATION_PERIODS: Final = "CRASHCART_MANAGED_EVALUATION_PERIODS"
 MANAGED_DATAPOINTS_TO_ALARM: Final = "CRASHCART_MANAGED_DATAPOINTS_TO_ALARM"
 MANAGED_PUTS_PER_SECOND: Final = "CRASHCART_MANAGED_PUTS_PER_SECOND"
+
+# -- lifecycle hold and escalation ---------------------------------------------------------
+HOLD_GROUPS: Final = "CRASHCART_HOLD_GROUPS"
+HOLD_HOOK_NAME: Final = "CRASHCART_HOLD_HOOK_NAME"
+HOLD_HEARTBEAT_SECONDS: Final = "CRASHCART_HOLD_HEARTBEAT_SECONDS"
+DUMP_BASE_SECONDS: Final = "CRASHCART_DUMP_BASE_SECONDS"
+DUMP_SECONDS_PER_GIB: Final = "CRASHCART_DUMP_SECONDS_PER_GIB"
+DUMP_MAX_SECONDS: Final = "CRASHCART_DUMP_MAX_SECONDS"
+ESCALATION_REBOOT: Final = "CRASHCART_ESCALATION_REBOOT"
 # -- triage job ----------------------------------------------------------------------------
 METADATA_KEY: Final = "CRASHCART_METADATA_KEY"
 SYMBOL_BUCKET: Final = "CRASHCART_SYMBOL_BUCKET"
@@ -98,6 +107,19 @@ INCIDENT_SWEEP: Final[Mapping[str, str | None]] = {
     OPT_IN_TAG_KEY: "crashcart:diagnostic-interrupt",
     OPT_IN_TAG_VALUE: "enabled",
     ATTESTATION_MAX_AGE_SECONDS: "604800",
+}
+
+#: The lifecycle-hold and escalation function (``AutoScalingHold``): the remediation's
+#: variables (its guards decide the hold's own interrupt) plus its own.
+LIFECYCLE_HOLD: Final[Mapping[str, str | None]] = {
+    **REMEDIATION,
+    HOLD_GROUPS: "",
+    HOLD_HOOK_NAME: None,
+    HOLD_HEARTBEAT_SECONDS: "600",
+    DUMP_BASE_SECONDS: "900",
+    DUMP_SECONDS_PER_GIB: "30",
+    DUMP_MAX_SECONDS: "7200",
+    ESCALATION_REBOOT: "true",
 }
 
 #: The triage job (``DumpTriageJob``); EventBridge sets the metadata key per run.

@@ -17,6 +17,10 @@ limits ``pk=instance#<id>``             ``limits``   ``last_interrupt_epoch``, `
                                                      ``version``
 attestation skips ``pk=instance#<id>``  ``attesta-   ``first_skipped_at``, ``last_skipped_at``,
                                         tion-skip``  ``last_incident``, ``last_reason``, ``skips``
+hold ``pk=hold#active``                 ``instance#  one per instance held in a termination
+                                        <id>``       lifecycle hook: ``group``, ``hook``,
+                                                     ``token``, ``incident``, ``held_at``,
+                                                     ``hold_deadline``; deleted on release
 breaker ``pk=breaker#fleet`` /          ``state``    ``window_start_epoch``, ``count``,
 ``breaker#az#<az>``                                  ``opened_epoch``, ``last_alarm_epoch``,
                                                      ``version``
@@ -46,6 +50,9 @@ LIMITS_SK: Final = "limits"
 ATTESTATION_SKIP_SK: Final = "attestation-skip"
 #: ``sk`` of a circuit-breaker item.
 BREAKER_SK: Final = "state"
+#: ``pk`` of the active lifecycle holds: one small partition the hold function's schedule
+#: reads (a Query, not a Scan); ``sk`` is :func:`instance_pk` of the held instance.
+HOLDS_PK: Final = "hold#active"
 #: ``pk`` of the fleet breaker.
 FLEET_BREAKER_PK: Final = f"{BREAKER_PREFIX}fleet"
 
@@ -81,6 +88,22 @@ WAITING_FOR_DUMP: Final = (State.INTERRUPTED, State.RECOVERED)
 NOTIFY_RECOVERY_FROM: Final = frozenset(
     {State.INTERRUPTED, State.ESCALATED, State.FAILED, State.DUMP_RECEIVED, State.DUMP_OVERDUE}
 )
+
+
+#: States in which an interrupted incident may still need an escalation reboot (the
+#: instance never came back: no OK, no dump): ``interrupted``, or ``dump-overdue`` flagged
+#: while it was ``interrupted`` (``state_before_overdue``; the sweep's fixed deadline can
+#: pass before the memory-sized one of a large instance).
+ESCALATION_CANDIDATES: Final = (State.INTERRUPTED, State.DUMP_OVERDUE)
+
+
+class HoldState(StrEnum):
+    """``hold_state`` of an incident whose instance a termination lifecycle hook held."""
+
+    #: the hold function keeps the instance in ``Terminating:Wait`` with heartbeats.
+    HELD = "held"
+    #: the hold function completed the lifecycle action (``hold_result``, ``hold_reason``).
+    RELEASED = "released"
 
 
 class Origin(StrEnum):
@@ -133,6 +156,21 @@ class Attribute(StrEnum):
     OVERDUE_AT = "overdue_at"
     OVERDUE_NOTIFIED_AT = "overdue_notified_at"
     STATE_BEFORE_OVERDUE = "state_before_overdue"
+    # -- lifecycle hold (the termination hook of an Auto Scaling group)
+    HOLD_STATE = "hold_state"
+    HOLD_GROUP = "hold_group"
+    HOLD_HOOK = "hold_hook"
+    HELD_AT = "held_at"
+    HOLD_DEADLINE = "hold_deadline"
+    HOLD_HEARTBEATS = "hold_heartbeats"
+    HOLD_RELEASED_AT = "hold_released_at"
+    HOLD_RESULT = "hold_result"
+    HOLD_REASON = "hold_reason"
+    # -- escalation (a reboot when the dump deadline passes and the instance is still hung)
+    ESCALATION_DEADLINE = "escalation_deadline"
+    ESCALATED_AT = "escalated_at"
+    ESCALATION_OUTCOME = "escalation_outcome"
+    ESCALATION_REASON = "escalation_reason"
     # -- triage job
     REPORT_KEYS = "report_keys"
     REPORT_SUMMARY = "report_summary"

@@ -31,6 +31,16 @@ REMEDIATION_OUTCOMES: Final[Mapping[str, str]] = {
     "unattested_first_skip": "FirstUnattestedSkips",
 }
 
+#: The lifecycle-hold and escalation function's outcomes (one count each).
+HOLD_OUTCOMES: Final[Mapping[str, str]] = {
+    "held": "LifecycleHolds",
+    "continued": "LifecycleContinues",
+    "heartbeat": "LifecycleHeartbeats",
+    "escalation_reboot": "EscalationReboots",
+    "escalation_recovered": "EscalationsNotNeeded",
+    "rejected": "HoldEventsRejected",
+}
+
 #: The overdue sweep's attestation census: running opted-in instances, and those of them
 #: attested armed (one data point each per sweep).
 SWEEP_CENSUS: Final[Mapping[str, str]] = {

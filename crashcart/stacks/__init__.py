@@ -76,6 +76,7 @@ def build_reference_app(app: cdk.App) -> list[cdk.Stack]:
         tag=tag,
         dry_run=settings.dry_run,
         instance_ids=settings.instance_ids,
+        auto_scaling_group_names=settings.auto_scaling_groups,
         full_triage=settings.triage,
         symbol_store=images.debug_symbols if settings.triage else None,
         notifications=notifications,

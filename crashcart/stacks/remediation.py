@@ -13,15 +13,18 @@ vmlinux from the symbol store the image pipeline fills when one is given.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from crashcart.constructs.auto_scaling_hold import AutoScalingHold
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
 from crashcart.constructs.dump_overdue_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.dump_triage_job import DumpTriageJob
@@ -52,6 +55,7 @@ class CrashcartRemediationStack(cdk.Stack):
         *,
         tag: OptInTag = OptInTag(),  # noqa: B008 - frozen value
         instance_ids: Sequence[str] = (),
+        auto_scaling_group_names: Sequence[str] = (),
         fleet: FleetWatch | ManagedAlarms | None = None,
         dry_run: bool = True,
         alarm_window: AlarmWindow = AlarmWindow(),  # noqa: B008 - frozen value
@@ -70,6 +74,10 @@ class CrashcartRemediationStack(cdk.Stack):
         :param tag: the opt-in tag. Default: ``crashcart:diagnostic-interrupt=enabled``.
         :param instance_ids: watch exactly these instances (they must carry the tag), one
             alarm each. Default: empty: watch the fleet (``fleet``).
+        :param auto_scaling_group_names: Auto Scaling groups whose terminating instances
+            are held for their crash dump (``AutoScalingHold``, one termination hook each).
+            Default: none. The escalation of hung interrupted instances runs either way; its
+            backstop alarm (a native reboot) only when armed (``dry_run=False``).
         :param fleet: the fleet alarm's settings when ``instance_ids`` is empty.
             Default: ``FleetWatch()`` (500 contributors).
         :param dry_run: shadow mode (``DryRun=True``). Default: True.
@@ -127,6 +135,24 @@ class CrashcartRemediationStack(cdk.Stack):
             RunningInstanceArming(self, "RunningInstanceArming", opt_in=tag)
             if arm_running_instances
             else None
+        )
+        #: Termination hooks for the given groups, escalation, and (armed) the backstop.
+        self.hold = AutoScalingHold(
+            self,
+            "Hold",
+            remediation=self.remediation,
+            groups=[
+                autoscaling.AutoScalingGroup.from_auto_scaling_group_name(
+                    # ids are a contract: derived from the name, not the list position
+                    self,
+                    f"Group-{hashlib.sha256(name.encode()).hexdigest()[:12]}",
+                    name,
+                )
+                for name in auto_scaling_group_names
+            ],
+            evidence_key=evidence_key,
+            # a shadow-mode deployment never interrupts, so it must never reboot either
+            backstop=not dry_run,
         )
         if self.crash_dumps is not None:
             self.crash_dumps.notify_incidents(incidents=self.remediation.incidents)

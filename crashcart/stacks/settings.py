@@ -46,6 +46,12 @@ CONTEXT_KEYS: dict[str, tuple[str, str, str]] = {
         "instance ids separated by commas",
         "watch only these instances, one alarm each (they must carry the opt-in tag)",
     ),
+    "crashcart:auto-scaling-groups": (
+        "none",
+        "Auto Scaling group names separated by commas",
+        "add a termination lifecycle hook to each: a terminating instance is held until its "
+        "crash dump ships or its memory-sized deadline passes",
+    ),
     "crashcart:triage": (
         "true",
         "true or false",
@@ -73,6 +79,8 @@ CONTEXT_KEYS: dict[str, tuple[str, str, str]] = {
 
 _ACCOUNT = re.compile(r"^[0-9]{12}\Z")
 _INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})\Z")
+#: An Auto Scaling group name: 1-255 printable characters, no comma (the list separator).
+_GROUP_NAME = re.compile(r"^[\x20-\x2b\x2d-\x7e]{1,255}\Z")
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+\Z")
 _URL = re.compile(r"^https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/\S*)?\Z")
 
@@ -85,6 +93,7 @@ class ReferenceSettings:
     region: str | None = None
     dry_run: bool = True
     instance_ids: tuple[str, ...] = ()
+    auto_scaling_groups: tuple[str, ...] = ()
     triage: bool = True
     notify_emails: tuple[str, ...] = ()
     notify_urls: tuple[str, ...] = ()
@@ -108,6 +117,12 @@ class ReferenceSettings:
                 "crashcart:instance-ids",
                 _INSTANCE_ID,
                 "instance ids (i- and 8 or 17 lower-case hex digits) separated by commas",
+            ),
+            auto_scaling_groups=_listed(
+                context,
+                "crashcart:auto-scaling-groups",
+                _GROUP_NAME,
+                "Auto Scaling group names (1-255 printable characters) separated by commas",
             ),
             triage=_boolean(context, "crashcart:triage", default=True),
             notify_emails=_listed(

@@ -161,8 +161,9 @@ def test_reference_stack_defaults(assembly: Path) -> None:
 
     # status alarm(s), then failure alarms: a queue alarm per queue and, per rule with a
     # dead-letter queue, one on events that queue refused. Remediation 3 + 1, dump arrival
-    # 2 + 1, triage job 2 + 2, dump-overdue sweep 1 + 1, plus the sweep's attestation alarm.
-    failure_alarms = (3 + 1) + (2 + 1) + (2 + 2) + (1 + 1) + 1
+    # 2 + 1, triage job 2 + 2, dump-overdue sweep 1 + 1, plus the sweep's attestation alarm,
+    # lifecycle hold 1 + 1 (no group given: its schedule rule only; dry run: no backstop).
+    failure_alarms = (3 + 1) + (2 + 1) + (2 + 2) + (1 + 1) + 1 + (1 + 1)
     # fleet mode also watches its alarm's partial data: the queue's alarm, and one on events
     # its rule could not deliver
     assert count(fleet, "AWS::CloudWatch::Alarm") == 1 + failure_alarms + 2

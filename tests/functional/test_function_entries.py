@@ -48,7 +48,7 @@ def aws(moto_reset: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
 
 
 def test_every_function_has_event_fixtures() -> None:
-    for function in ("remediation", "dump_arrival", "incident_sweep"):
+    for function in ("remediation", "dump_arrival", "incident_sweep", "lifecycle_hold"):
         assert sorted(EVENTS_DIR.glob(f"{function}_*.json")), function
 
 
@@ -91,3 +91,31 @@ def test_sweep_entry_flags_an_overdue_incident_on_its_schedule(aws: dict[str, An
     assert result["flagged"] == [f"{INSTANCE_ID} incident#2026-11-26T05:19:49Z"]
     assert result["notified"] == result["flagged"]
     assert "attestation" not in result  # the census is off unless the construct turns it on
+
+
+def test_lifecycle_hold_entry_ticks_on_the_scheduled_fixture(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thin entry reads the remediation's variables and its own, builds the clients
+    (the remediation's and Auto Scaling's) once, and runs a tick: nothing held, nothing due."""
+    from crashcart.functions.lifecycle_hold import handler as hold_handler
+    from crashcart.functions.remediation import handler as remediation_handler
+
+    for module in (hold_handler, remediation_handler):
+        monkeypatch.setattr(module, "_CONTAINER", {})
+    endpoint = aws["ddb"].meta.endpoint_url
+    ssm = boto3.client("ssm", endpoint_url=endpoint, region_name=TEST_REGION)
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=TEST_REGION)
+    ssm.put_parameter(Name="/crashcart/entry/kill-switch", Value="off", Type="String")
+    for name, value in {
+        "CRASHCART_EVIDENCE_BUCKET": BUCKET,
+        "CRASHCART_REJECTED_QUEUE_URL": sqs.create_queue(QueueName="rejected")["QueueUrl"],
+        "CRASHCART_KILL_SWITCH_PARAMETER": "/crashcart/entry/kill-switch",
+        "CRASHCART_ALARM_NAME_PREFIX": "crashcart-entry-",
+        "CRASHCART_HOLD_GROUPS": "web",
+        "CRASHCART_HOLD_HOOK_NAME": "crashcart-dump-hold-test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    result = hold_handler.handler(load_event("lifecycle_hold_scheduled"), FakeLambdaContext())
+    assert result == {"outcome": "tick"}
+    assert "autoscaling" in hold_handler._CONTAINER

@@ -18,10 +18,14 @@ from typing import Any
 
 import pytest
 
+from crashcart.constructs._internal.function_code import LIFECYCLE_HOLD
 from crashcart.functions._asset import RUNTIME_ROOT, STUB_INIT
 from crashcart.runtime import environment as variables
 from crashcart.stacks.remediation import CrashcartRemediationStack
 from tests.support.remediation import env, new_app
+
+#: Function -> the other function packages its asset carries (and nothing else does).
+INCLUDES = {LIFECYCLE_HOLD.name: LIFECYCLE_HOLD.includes}
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +64,8 @@ def assets(outdir: Path, template: dict[str, Any]) -> dict[str, tuple[str, Path]
     return found
 
 
-def test_the_stack_has_three_crashcart_functions(assets: dict[str, tuple[str, Path]]) -> None:
-    assert len(assets) == 3, sorted(assets)
+def test_the_stack_has_four_crashcart_functions(assets: dict[str, tuple[str, Path]]) -> None:
+    assert len(assets) == 4, sorted(assets)
 
 
 def test_every_asset_carries_the_shared_runtime_and_a_stub_package(
@@ -79,12 +83,14 @@ def test_every_asset_carries_the_shared_runtime_and_a_stub_package(
         for name in expected:
             assert (runtime / name).read_bytes() == (RUNTIME_ROOT / name).read_bytes()
         assert (folder / "crashcart" / "__init__.py").read_text() == STUB_INIT
-        # Exactly: the stub, the runtime, the functions package's __init__ and one function.
+        # Exactly: the stub, the runtime, the functions package's __init__ and one function
+        # (plus the function packages it declares it imports: the lifecycle hold's guards).
         top = sorted(p.relative_to(folder).as_posix() for p in (folder / "crashcart").iterdir())
         assert top == ["crashcart/__init__.py", "crashcart/functions", "crashcart/runtime"]
         functions = sorted(p.name for p in (folder / "crashcart" / "functions").iterdir())
         name = handler.split(".")[2]
-        assert functions == ["__init__.py", name], (logical_id, functions)
+        included = list(INCLUDES.get(name, ()))
+        assert functions == sorted(["__init__.py", name, *included]), (logical_id, functions)
         assert sorted(p.name for p in folder.iterdir()) == ["crashcart"], logical_id
         junk = [p for p in folder.rglob("*") if p.name in ("__pycache__", "tests", ".mypy_cache")]
         assert not junk, (logical_id, junk)
@@ -123,6 +129,7 @@ UNITS = {
     "RemediationFunction": variables.REMEDIATION,
     "CrashDumpsDumpArrivalFunction": variables.DUMP_ARRIVAL,
     "DumpOverdueSweepFunction": variables.INCIDENT_SWEEP,
+    "HoldFunction": variables.LIFECYCLE_HOLD,
 }
 
 

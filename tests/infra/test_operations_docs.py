@@ -45,6 +45,8 @@ VARIANTS: list[dict[str, Any]] = [
         "crashcart:notify-url": "https://hooks.example.com/crashcart",
     },
     {"crashcart:triage": "false"},
+    # armed, with a held group: the lifecycle hook, its rule and the backstop alarm
+    {"crashcart:auto-scaling-groups": "web,workers", "crashcart:dry-run": "false"},
 ]
 
 
@@ -106,7 +108,8 @@ def _effect(key: str, app: Synthesized, default: Synthesized) -> None:
     elif key == "crashcart:region":
         assert set(app.environments.values()) == {"aws://unknown-account/eu-west-1"}
     elif key == "crashcart:dry-run":
-        assert [e["CRASHCART_DRY_RUN"] for e in env] == ["false"]
+        # the remediation and the lifecycle hold (which decides with the remediation's guards)
+        assert [e["CRASHCART_DRY_RUN"] for e in env] == ["false", "false"]
         assert remediation["Description"].endswith("(armed)")
     elif key == "crashcart:instance-ids":
         watched = sorted(
@@ -116,7 +119,19 @@ def _effect(key: str, app: Synthesized, default: Synthesized) -> None:
             if d["Name"] == "InstanceId"
         )
         assert watched == sorted(INSTANCES.split(","))
-        assert "SELECT MAX(StatusCheckFailed_Instance)" not in json.dumps(alarms)
+        # no fleet alarm (the armed backstop of AutoScalingHold is a query too, by tag)
+        fleet = {k: a for k, a in alarms.items() if not k.startswith("HoldBackstop")}
+        assert "SELECT MAX(StatusCheckFailed_Instance)" not in json.dumps(fleet)
+    elif key == "crashcart:auto-scaling-groups":
+        hooks = app.resources("CrashcartRemediation", "AWS::AutoScaling::LifecycleHook")
+        expected = [_code(row[4]).partition("=")[2] for row in _settings_rows() if key in row[0]]
+        assert sorted(h["Properties"]["AutoScalingGroupName"] for h in hooks.values()) == sorted(
+            expected[0].split(",")
+        )
+        assert {h["Properties"]["LifecycleTransition"] for h in hooks.values()} == {
+            "autoscaling:EC2_INSTANCE_TERMINATING"
+        }
+        assert not default.resources("CrashcartRemediation", "AWS::AutoScaling::LifecycleHook")
     elif key == "crashcart:triage":
         assert not app.resources("CrashcartRemediation", "AWS::ECS::TaskDefinition")
         assert not app.resources("CrashcartRemediation", "AWS::EC2::VPCEndpoint")

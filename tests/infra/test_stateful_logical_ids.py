@@ -95,6 +95,8 @@ PINNED: dict[str, dict[str, tuple[str, str | None]]] = {
         "TriageJobUndeliveredEE76A6D0": ("AWS::SQS::Queue", DELETE),
         "DumpOverdueSweepDeadLetterQueue57157874": ("AWS::SQS::Queue", DELETE),
         "DumpOverdueSweepLogs5F157C5E": ("AWS::Logs::LogGroup", RETAIN),
+        "HoldDeadLetterQueue946B154F": ("AWS::SQS::Queue", DELETE),
+        "HoldLogs2D63A6D5": ("AWS::Logs::LogGroup", RETAIN),
     },
 }
 

@@ -43,16 +43,30 @@ def test_only_stdlib_and_boto3_are_imported() -> None:
         "mypy_boto3_sqs",
         "mypy_boto3_ssm",
         "mypy_boto3_dynamodb",
+        "mypy_boto3_autoscaling",
     }
     import sys
+
+    from crashcart.constructs._internal import function_code
+
+    #: function -> the other function packages its asset carries (it may import those only)
+    includes = {
+        package.name: package.includes
+        for package in vars(function_code).values()
+        if isinstance(package, function_code.FunctionPackage)
+    }
 
     for name, text in runtime_sources().items():
         pattern = r"^\s*(?:from|import) ([a-zA-Z_][\w.]*)"
         for match in re.finditer(pattern, text, re.MULTILINE):
             module = match.group(1)
             top = module.split(".")[0]
+            own = name.split("/")[0]
+            carried = tuple(f"crashcart.functions.{i}" for i in includes.get(own, ()))
             assert (
                 module == "crashcart.runtime"  # the shared runtime, shipped in every asset
+                or module in carried  # a declared include
+                or module.startswith(tuple(f"{c}." for c in carried))
                 or module.startswith("crashcart.runtime.")
                 or top in allowed_third_party
                 or top in sys.stdlib_module_names

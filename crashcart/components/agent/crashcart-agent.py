@@ -9,6 +9,8 @@ crashcart-agent.service at boot and hourly by crashcart-agent.timer:
   crashcart-agent run       attest, then ship (what the unit runs)
   crashcart-agent attest    attest only (--print: print, do not tag)
   crashcart-agent ship      ship only
+  crashcart-agent gate      exit 3 while this instance's Auto Scaling target lifecycle state
+                            is Terminated (a crashcart hold keeps it for its dump), else 0
 
 attest  checks the capture kernel is loaded (/sys/kernel/kexec_crash_loaded), the panic
         sysctls (kernel.unknown_nmi_panic on x86_64), kernel.kexec_load_disabled = 0,
@@ -16,6 +18,11 @@ attest  checks the capture kernel is loaded (/sys/kernel/kexec_crash_loaded), th
         instance's memory; records kernel release and build id; publishes the result as the
         instance's own tag ``crashcart:kdump-attestation`` = ``armed <UTC time>`` or
         ``not-armed <UTC time> <reasons>``.
+gate    run by systemd before a workload's cluster agent (kubelet, ecs; drop-in
+        crashcart-hold-gate.conf as ExecStartPre): after the post-dump reboot of an instance
+        its group is terminating, the node must not rejoin its cluster. Reads IMDS
+        ``autoscaling/target-lifecycle-state`` once; not in a group (404) or IMDS not
+        answering: 0 (a gate that cannot tell must not keep a healthy node out).
 ship    uploads each dump folder under /var/crash not yet shipped: the vmcore (as ``vmcore``),
         the kernel log (as ``dmesg.txt``), then a generated ``metadata.json`` (written last:
         its arrival means the dump is complete) to
@@ -130,6 +137,49 @@ def imds_get(config: Config, path: str) -> str:
             last = str(error)
             time.sleep(min(2**attempt, 10))
     raise AgentError(f"instance metadata {path}: {last}")
+
+
+#: Target lifecycle states in which the instance is on its way out of its group.
+# aws-assumption: asg-target-lifecycle-state-imds
+LEAVING_STATES = frozenset({"Terminated", "Warmed:Terminated"})
+GATE_CLOSED = 3
+
+
+def target_lifecycle_state(config: Config) -> str | None:
+    """The Auto Scaling target lifecycle state; None when not in a group or IMDS is silent."""
+    try:
+        token_request = urllib.request.Request(
+            f"{config.imds}/latest/api/token",
+            method="PUT",
+            headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"},
+        )
+        with urllib.request.urlopen(token_request, timeout=2) as response:
+            token = response.read().decode()
+        request = urllib.request.Request(
+            f"{config.imds}/latest/meta-data/autoscaling/target-lifecycle-state",
+            headers={"X-aws-ec2-metadata-token": token},
+        )
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return str(response.read().decode().strip())
+    except urllib.error.HTTPError as error:
+        if error.code != 404:
+            log(f"gate: target lifecycle state unavailable ({error}); letting the service start")
+        return None
+    except (urllib.error.URLError, OSError) as error:
+        log(f"gate: instance metadata not answering ({error}); letting the service start")
+        return None
+
+
+def gate(config: Config) -> int:
+    """GATE_CLOSED while the instance's group is terminating it (a held node), else 0."""
+    state = target_lifecycle_state(config)
+    if state in LEAVING_STATES:
+        log(
+            f"gate: target lifecycle state is {state}: this node is held for its crash dump "
+            "and must not rejoin its cluster; the service stays stopped"
+        )
+        return GATE_CLOSED
+    return 0
 
 
 def identity(config: Config) -> tuple[str, str]:
@@ -569,6 +619,8 @@ def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "run"
     try:
         config = Config(dict(os.environ))
+        if command == "gate":
+            return gate(config)
         status = 0
         if command in ("run", "attest"):
             result = attest(config)
@@ -586,7 +638,7 @@ def main(argv: list[str]) -> int:
         if command in ("run", "ship"):
             status = max(status, ship(config))
         if command not in ("run", "attest", "ship"):
-            log(f"unknown command {command!r}: use run, attest [--print] or ship")
+            log(f"unknown command {command!r}: use run, attest [--print], ship or gate")
             return 2
         return status
     except AgentError as error:

@@ -35,6 +35,8 @@ class FunctionPackage:
     """One function of ``crashcart/functions/``: its asset and its Lambda handler."""
 
     name: str
+    #: Other function packages this one imports (copied into its asset too).
+    includes: tuple[str, ...] = ()
 
     @property
     def folder(self) -> Path:
@@ -52,7 +54,7 @@ class FunctionPackage:
             asset_hash_type=cdk.AssetHashType.OUTPUT,
             bundling=cdk.BundlingOptions(
                 image=cdk.DockerImage.from_registry(_UNUSED_IMAGE),
-                local=_CopyFunctionAndRuntime(self.name),
+                local=_CopyFunctionAndRuntime(self.name, self.includes),
             ),
         )
 
@@ -61,17 +63,20 @@ class FunctionPackage:
 class _CopyFunctionAndRuntime:
     """Copies the function package and the shared runtime into CDK's bundling output folder."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, includes: tuple[str, ...] = ()) -> None:
         self._name = name
+        self._includes = includes
 
     def try_bundle(self, output_dir: str, *_options: Any, **_keywords: Any) -> bool:
         # jsii hands the BundlingOptions over as one positional struct; nothing in them
         # changes what is copied.
-        stage(self._name, Path(output_dir))
+        stage(self._name, Path(output_dir), self._includes)
         return True
 
 
-#: The three functions.
+#: The functions.
 REMEDIATION: Final = FunctionPackage("remediation")
 DUMP_ARRIVAL: Final = FunctionPackage("dump_arrival")
 INCIDENT_SWEEP: Final = FunctionPackage("incident_sweep")
+#: The lifecycle hold and escalation: its own interrupt goes through the remediation's guards.
+LIFECYCLE_HOLD: Final = FunctionPackage("lifecycle_hold", includes=("remediation",))

@@ -153,6 +153,15 @@ class Remediation:
             return self._recover(parsed).as_dict()
         return self._remediate(parsed).as_dict()
 
+    def remediate(self, event: AlarmEvent) -> Outcome:
+        """Guards 2-8, the claim and the interrupt for an ALARM that was already parsed.
+
+        For callers that establish the ALARM themselves, such as the lifecycle-hold function
+        (a terminating Auto Scaling instance that is impaired): the same decision, claim,
+        cooldown, budget, breakers, evidence and records as an alarm event gets.
+        """
+        return self._remediate(event)
+
     # -- guard 1 ---------------------------------------------------------------------------
 
     def _reject(self, event: object, rejected: Rejected) -> Outcome:

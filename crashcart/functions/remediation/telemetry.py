@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
@@ -33,9 +33,12 @@ class Log:
         clock: Callable[[], datetime],
         stream: TextIO | None = None,
         function_name: str = "",
+        metrics: Mapping[str, str] | None = None,
         **context: object,
     ) -> None:
         self._clock = clock
+        #: outcome -> metric name (default: the remediation's; the lifecycle hold has its own)
+        self._metrics = METRICS if metrics is None else metrics
         self._stream = stream
         self.function_name = function_name
         self.context = dict(context)
@@ -61,7 +64,7 @@ class Log:
             **fields,
         }
         if metric is not None:
-            name = METRICS[metric]
+            name = self._metrics[metric]
             record[name] = 1
             record[METRIC_DIMENSION] = self.function_name or "unknown"
             # aws-assumption: emf-log-metrics
