@@ -101,7 +101,16 @@ def build(
             request_id=request_id,
         ),
         request_id=request_id,
+        remaining_ms=_remaining(context),
     )
+
+
+def _remaining(context: Any) -> Callable[[], int]:
+    """The invocation's remaining milliseconds (the missed-alarm sweep stops feeding early)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        return lambda: int(remaining())
+    return lambda: 60_000
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
