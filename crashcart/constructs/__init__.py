@@ -31,6 +31,7 @@ from crashcart.constructs.unresponsive_instance_remediation import (
     CircuitBreaker,
     FleetWatch,
     InterruptGuards,
+    MissedAlarmSweep,
     UnresponsiveInstanceRemediation,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "IncidentStore",
     "InterruptGuards",
     "KdumpImagePipeline",
+    "MissedAlarmSweep",
     "ParentImage",
     "PipelineSchedule",
     "TriageTaskSize",

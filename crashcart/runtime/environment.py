@@ -36,7 +36,7 @@ ALLOW_UNVERIFIED_ARCH: Final = "CRASHCART_ALLOW_UNVERIFIED_ARCH"
 DUMP_DEADLINE_SECONDS: Final = "CRASHCART_DUMP_DEADLINE_SECONDS"
 MAX_EVENT_AGE_SECONDS: Final = "CRASHCART_MAX_EVENT_AGE_SECONDS"
 # -- remediation function, missed-alarm sweep mode --------------------------------------------
-MISSED_SWEEP_MAX_PER_PASS: Final = "CRASHCART_MISSED_SWEEP_MAX_PER_PASS"
+MISSED_SWEEP_MAX_PER_PASS: Final = "CRASHCART_MISSED_SWEEP_MAX_PER_PASS"  # noqa: S105 - a name
 MISSED_SWEEP_MAX_PAGES: Final = "CRASHCART_MISSED_SWEEP_MAX_PAGES"
 MISSED_SWEEP_STALE_SECONDS: Final = "CRASHCART_MISSED_SWEEP_STALE_SECONDS"
 # -- kill-switch reach function -------------------------------------------------------------

@@ -224,9 +224,7 @@ def test_the_per_pass_bound_feeds_at_most_that_many(world: World, clock: Clock) 
     assert len(world.script.sent()) == 2
 
 
-def test_no_instance_is_fed_when_the_invocation_is_nearly_over(
-    world: World, clock: Clock
-) -> None:
+def test_no_instance_is_fed_when_the_invocation_is_nearly_over(world: World, clock: Clock) -> None:
     world.instances(clock=clock)
     service = R.handler.build(
         world.settings(),
@@ -241,9 +239,7 @@ def test_no_instance_is_fed_when_the_invocation_is_nearly_over(
     assert world.script.sent() == []
 
 
-def test_the_kill_switch_stops_the_sweep_before_any_ec2_call(
-    world: World, clock: Clock
-) -> None:
+def test_the_kill_switch_stops_the_sweep_before_any_ec2_call(world: World, clock: Clock) -> None:
     (instance,) = world.instances(clock=clock)
     world.client("ssm").put_parameter(
         Name=world.env["CRASHCART_KILL_SWITCH_PARAMETER"], Value="on", Overwrite=True
@@ -287,9 +283,7 @@ def test_an_open_fleet_breaker_stops_the_sweep(world: World, clock: Clock) -> No
     assert world.script.listings == []
 
 
-def test_impaired_instances_that_are_not_opted_in_are_not_fed(
-    world: World, clock: Clock
-) -> None:
+def test_impaired_instances_that_are_not_opted_in_are_not_fed(world: World, clock: Clock) -> None:
     (outsider,) = world.instances(clock=clock, opted_in=False)
 
     result = sweep(world, clock)
@@ -301,7 +295,7 @@ def test_impaired_instances_that_are_not_opted_in_are_not_fed(
 
 
 def test_guards_still_apply_to_what_the_sweep_feeds(world: World, clock: Clock) -> None:
-    (instance,) = world.instances(clock=clock, attestation=None)
+    world.instances(clock=clock, attestation=None)
 
     result = sweep(world, clock)
 

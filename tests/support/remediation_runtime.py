@@ -320,9 +320,7 @@ class Ec2Script:
         wanted = filters.get("instance-status.status", [])
         with self._lock:
             self.listings.append(copy.deepcopy(params))
-        entries = [
-            e for e in self.statuses.values() if e["InstanceStatus"]["Status"] in wanted
-        ]
+        entries = [e for e in self.statuses.values() if e["InstanceStatus"]["Status"] in wanted]
         if "impaired" in wanted:
             entries += [status_entry(i, "impaired") for i in self.phantom_impaired]
         size = int(params.get("MaxResults", 1000))

@@ -337,7 +337,9 @@ def run_pass(
     return result
 
 
-def _feed(remediation: Remediation, impaired: Impaired, result: PassResult, *, now: datetime) -> None:
+def _feed(
+    remediation: Remediation, impaired: Impaired, result: PassResult, *, now: datetime
+) -> None:
     from .service import ClaimContentionError  # the service imports this module
 
     instance_id = impaired.instance_id
