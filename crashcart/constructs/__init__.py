@@ -25,6 +25,8 @@ from crashcart.constructs.kdump_image_pipeline import (
     ParentImage,
     PipelineSchedule,
 )
+from crashcart.constructs.kill_switch_reach import KillSwitchReach
+from crashcart.constructs.operations_monitoring import OperationsMonitoring
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
     AttestationPolicy,
@@ -54,7 +56,9 @@ __all__ = [
     "IncidentStore",
     "InterruptGuards",
     "KdumpImagePipeline",
+    "KillSwitchReach",
     "MissedAlarmSweep",
+    "OperationsMonitoring",
     "ParentImage",
     "PipelineSchedule",
     "TriageTaskSize",

@@ -71,7 +71,8 @@ class _CopyFunctionAndRuntime:
         return True
 
 
-#: The three functions.
+#: The functions.
 REMEDIATION: Final = FunctionPackage("remediation")
 DUMP_ARRIVAL: Final = FunctionPackage("dump_arrival")
 INCIDENT_SWEEP: Final = FunctionPackage("incident_sweep")
+KILL_SWITCH: Final = FunctionPackage("kill_switch")
