@@ -94,6 +94,8 @@ PINNED: dict[str, dict[str, tuple[str, str | None]]] = {
         "TriageJobUndeliveredEE76A6D0": ("AWS::SQS::Queue", DELETE),
         "DumpOverdueSweepDeadLetterQueue57157874": ("AWS::SQS::Queue", DELETE),
         "DumpOverdueSweepLogs5F157C5E": ("AWS::Logs::LogGroup", RETAIN),
+        "KillSwitchReachFailureQueue75703350": ("AWS::SQS::Queue", DELETE),
+        "KillSwitchReachLogs24F967EA": ("AWS::Logs::LogGroup", RETAIN),
     },
 }
 
