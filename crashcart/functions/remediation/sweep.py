@@ -19,8 +19,8 @@ SCP guardrail and the reviews reason about. The pass is bounded to fit the same 
 The pass, in order (each step a bound or a guard):
 
 1. the kill switch: not ``off`` -> nothing is listed, nothing is recorded;
-2. the fleet breaker: open -> nothing is fed (feeding would count as new ALARMs and keep it
-   from ever going quiet); an availability zone's open breaker skips that zone's instances;
+2. the fleet breaker: open -> nothing is fed (feeding would count as new ALARMs, and the
+   breaker would never go quiet); an availability zone's open breaker skips its instances;
 3. ``DescribeInstanceStatus`` pages of up to 1,000 (``MaxResults``), at most
    ``missed_sweep_max_pages`` of them, :data:`PAGE_INTERVAL_SECONDS` apart (rate limit);
 4. ``DescribeInstances`` filtered on those ids and the opt-in tag, 200 ids a call;
