@@ -186,10 +186,20 @@ class KillSwitchReach(Construct):
             statements=self._statements(kill_switch),
             roles=[self.role],
         )
+        # cdk-nag names the ARN as the template has it: pseudo parameters, or the stack's
+        # concrete partition, region and account when they are known at synth.
+        shown = [
+            f"<AWS::{pseudo}>" if cdk.Token.is_unresolved(value) else value
+            for value, pseudo in (
+                (stack.partition, "Partition"),
+                (stack.region, "Region"),
+                (stack.account, "AccountId"),
+            )
+        ]
         acknowledge(
             self.policy,
-            "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:"
-            "<AWS::Region>:<AWS::AccountId>:alarm:*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:{shown[0]}:cloudwatch:{shown[1]}:"
+            f"{shown[2]}:alarm:*]",
             "the alarms the switch reaches are found at run time (by tag, and by name prefix "
             "for alarms created outside the stack, whose names are unknown at synth); the "
             "rights only read alarms and switch their actions, in this account and region",

@@ -37,12 +37,14 @@ EXPECTED_SKIPS = (
             "CrashDumpsDumpArrivalFunctionA304B544",
             "RemediationFunction559AD217",
             "DumpOverdueSweepFunction976DF652",
+            "KillSwitchReachFunction0D5E2982",
         )
         for check in ("CKV_AWS_115", "CKV_AWS_117", "CKV_AWS_173")
     }
     | {
         ("CKV_AWS_116", "AWS::Lambda::Function.RemediationFunction559AD217"),
         ("CKV_AWS_116", "AWS::Lambda::Function.DumpOverdueSweepFunction976DF652"),
+        ("CKV_AWS_116", "AWS::Lambda::Function.KillSwitchReachFunction0D5E2982"),
     }
 )
 
