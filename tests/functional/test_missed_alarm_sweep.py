@@ -133,7 +133,8 @@ def test_overlapping_passes_make_one_interrupt(world: World, clock: Clock) -> No
 
     def latest_then_overlap(instance_id: str) -> Any:
         seen = real_latest(instance_id)
-        inner.append(sweep(world, clock))  # pass B, start to end
+        later = Clock(clock() + timedelta(seconds=90))  # B started a minute and a half later
+        inner.append(sweep(world, later))  # pass B, start to end
         return seen
 
     service_a.store.latest_incident = latest_then_overlap
