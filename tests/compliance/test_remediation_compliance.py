@@ -158,9 +158,13 @@ def test_reference_stack_defaults(assembly: Path) -> None:
         return sum(1 for r in template["Resources"].values() if r["Type"] == kind)
 
     # status alarm(s), then failure alarms: a queue alarm per queue and, per rule with a
-    # dead-letter queue, one on events that queue refused. Remediation 3 + 1, dump arrival
-    # 2 + 1, triage job 2 + 2, dump-overdue sweep 1 + 1, plus the sweep's attestation alarm.
-    failure_alarms = (3 + 1) + (2 + 1) + (2 + 2) + (1 + 1) + 1
+    # dead-letter queue, one on events that queue refused. Remediation 3 + 2 (the alarm rule
+    # and the missed-alarm sweep's schedule), dump arrival 2 + 1, triage job 2 + 2,
+    # dump-overdue sweep 1 + 1, plus the sweep's attestation alarm; the kill-switch reach
+    # 1 + 2. Then the self-watch alarms: 4 named (interrupts, breaker, sweep found work,
+    # unattested), one per queue (9) and two per crashcart function (4).
+    failure_alarms = (3 + 2) + (2 + 1) + (2 + 2) + (1 + 1) + 1 + (1 + 2)
+    failure_alarms += 4 + 9 + 2 * 4
     assert count(fleet, "AWS::CloudWatch::Alarm") == 1 + failure_alarms
     assert count(explicit, "AWS::CloudWatch::Alarm") == len(INSTANCE_IDS) + failure_alarms
     assert count(fleet, "AWS::ECS::TaskDefinition") == 1  # full triage is on by default
