@@ -296,13 +296,41 @@ def test_impaired_instances_that_are_not_opted_in_are_not_fed(world: World, cloc
 
 
 def test_guards_still_apply_to_what_the_sweep_feeds(world: World, clock: Clock) -> None:
-    world.instances(clock=clock, attestation=None)
+    (instance,) = world.instances(clock=clock, attestation=None)
 
     result = sweep(world, clock)
 
     assert result["fed"][0]["outcome"] == "skipped"
     assert "attestation" in result["fed"][0]["reason"]
     assert world.script.interrupts == []
+
+    # A hung guest cannot attest: the stale skip is not decided again (and not counted again
+    # in the breakers), pass after pass.
+    clock.advance(3600)
+    later = sweep(world, clock)
+    assert later["fed"] == []
+    assert "cannot change while the instance stays hung" in later["left"][instance]
+    assert len(world.incidents(instance)) == 1
+
+
+def test_a_skip_by_a_guard_that_clears_is_decided_again(world: World, clock: Clock) -> None:
+    """The kill switch was on when the alarm came; it is off now: the sweep catches up."""
+    (instance,) = world.instances(clock=clock)
+    world.client("ssm").put_parameter(
+        Name=world.env["CRASHCART_KILL_SWITCH_PARAMETER"], Value="on", Overwrite=True
+    )
+    event = alarm_event(instance, at=clock() - timedelta(seconds=60))
+    assert build(world, clock).handle(event)["outcome"] == "skipped"
+    world.client("ssm").put_parameter(
+        Name=world.env["CRASHCART_KILL_SWITCH_PARAMETER"], Value="off", Overwrite=True
+    )
+
+    assert sweep(world, clock)["fed"] == []  # the skip is fresh
+    clock.advance(1800)
+    result = sweep(world, clock)
+
+    assert result["fed"][0]["outcome"] == "interrupted"
+    assert [c["InstanceId"] for c in world.script.sent()] == [instance]
 
 
 def test_any_other_event_is_still_parsed_and_rejected(world: World, clock: Clock) -> None:

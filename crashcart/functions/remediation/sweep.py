@@ -26,7 +26,8 @@ The pass, in order (each step a bound or a guard):
 4. ``DescribeInstances`` filtered on those ids and the opt-in tag, 200 ids a call;
 5. for each opted-in impaired instance, the latest incident (one Query): fed when there is
    none since the impairment began, or when it is older than ``missed_sweep_stale_seconds``
-   (:func:`trigger_time`); at most ``missed_sweep_max_per_pass`` fed, and none once less
+   (:func:`trigger_time`; not an incident a guard refused for good, see
+   :data:`NEVER_CLEARS_WHILE_HUNG`); at most ``missed_sweep_max_per_pass`` fed, and none once less
    than :data:`MIN_REMAINING_MS` of the invocation is left.
 
 Idempotent across overlapping passes: the incident a pass opens is keyed by a time both
@@ -47,11 +48,11 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from crashcart.runtime.incident import parse_time
+from crashcart.runtime.incident import State, parse_time
 
 from .adapter import FactUnavailableError
 from .claims import StoreUnavailableError
-from .decision import BreakerState
+from .decision import BreakerState, Guard
 from .events import iso
 
 if TYPE_CHECKING:
@@ -72,6 +73,12 @@ FEED_INTERVAL_SECONDS = 0.2
 #: Instance ids per DescribeInstances call (a filter takes at most 200 values).
 #: aws-assumption: ec2-describe-filter-values
 IDS_PER_CALL = 200
+#: Guards whose "no" cannot change while the instance stays hung: the instance type cannot
+#: take the interrupt, a hung guest cannot attest kdump, the alarm's account or region is not
+#: ours. A stale incident refused by one of them is not decided again (each decision counts
+#: as a new ALARM in the breakers: re-deciding hopeless instances every pass could open the
+#: fleet breaker and block the interrupts that can help).
+NEVER_CLEARS_WHILE_HUNG = frozenset({Guard.CAPABILITY, Guard.ATTESTATION, Guard.ACCOUNT_REGION})
 #: Feed no instance once less than this is left of the invocation (one decision's worst case:
 #: describes, the claim, the evidence, the interrupt with its throttle backoff, the records).
 MIN_REMAINING_MS = 20_000
@@ -207,6 +214,12 @@ def trigger_time(
     due = updated + timedelta(seconds=stale_seconds)
     if due > now:
         return None, f"open incident {opened_at} ({state}) updated {updated_text}: not stale"
+    guard = str(latest.get("guard", {}).get("S", ""))
+    if state == State.SKIPPED and guard in NEVER_CLEARS_WHILE_HUNG:
+        return None, (
+            f"incident {opened_at} was skipped by guard {guard}, which cannot change while the "
+            "instance stays hung: not decided again"
+        )
     # A claim left by a crashed invocation (state claimed) holds the cooldown: deciding
     # again is safe, as for every other state.
     return iso(due), f"incident {opened_at} ({state}) not updated since {updated_text}: stale"
