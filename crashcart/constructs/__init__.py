@@ -27,6 +27,8 @@ from crashcart.constructs.kdump_image_pipeline import (
     ParentImage,
     PipelineSchedule,
 )
+from crashcart.constructs.kill_switch_reach import KillSwitchReach
+from crashcart.constructs.operations_monitoring import OperationsMonitoring
 from crashcart.constructs.running_instance_arming import RebootWindow, RunningInstanceArming
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
@@ -34,6 +36,7 @@ from crashcart.constructs.unresponsive_instance_remediation import (
     CircuitBreaker,
     FleetWatch,
     InterruptGuards,
+    MissedAlarmSweep,
     UnresponsiveInstanceRemediation,
 )
 
@@ -58,7 +61,10 @@ __all__ = [
     "IncidentStore",
     "InterruptGuards",
     "KdumpImagePipeline",
+    "KillSwitchReach",
     "ManagedAlarms",
+    "MissedAlarmSweep",
+    "OperationsMonitoring",
     "ParentImage",
     "PipelineSchedule",
     "RebootWindow",

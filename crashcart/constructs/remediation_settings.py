@@ -295,6 +295,50 @@ class CircuitBreaker:
         _seconds("CircuitBreaker quiet", self.quiet, minimum=60)
 
 
+@dataclass(frozen=True, kw_only=True)
+class MissedAlarmSweep:
+    """The remediation function's scheduled pass over impaired instances (missed alarms).
+
+    An alarm sends one event per state change; an event that is lost, throttled or skipped
+    by a guard that later clears is never sent again. Every ``schedule`` the function lists
+    the impaired instances itself (``DescribeInstanceStatus``), keeps the opted-in ones, and
+    decides each one that has no open incident, or whose incident is older than
+    ``stale_after``, exactly as for an alarm (kill switch, guards, cooldown, budget, breaker).
+    See ``crashcart/functions/remediation/sweep.py`` and docs/operations.md.
+
+    :param schedule: how often a pass runs, whole minutes from 1 to 60. Default: 5 minutes.
+    :param max_per_pass: instances decided per pass at most (1-100). Default: 10.
+    :param max_pages: ``DescribeInstanceStatus`` pages of 1,000 read per pass (1-100).
+        Default: 20 (20,000 impaired instances; more is an outage, not a hang).
+    :param stale_after: an incident of a still-impaired instance not updated for this long
+        is decided again (at least 5 minutes). Default: 30 minutes.
+    """
+
+    schedule: cdk.Duration = field(default_factory=lambda: cdk.Duration.minutes(5))
+    max_per_pass: int = 10
+    max_pages: int = 20
+    stale_after: cdk.Duration = field(default_factory=lambda: cdk.Duration.minutes(30))
+
+    def __post_init__(self) -> None:
+        minutes = _seconds("MissedAlarmSweep schedule", self.schedule, minimum=60)
+        if minutes is not None and (minutes % 60 or minutes > 3600):
+            raise ConfigurationError(
+                f"MissedAlarmSweep schedule={self.schedule.to_human_string()}: give whole "
+                "minutes from 1 to 60 (EventBridge rates are whole minutes; a missed alarm "
+                "should not wait longer than an hour)"
+            )
+        for name, top in (("max_per_pass", 100), ("max_pages", 100)):
+            value = getattr(self, name)
+            if _unresolved(value):
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
+                raise ConfigurationError(
+                    f"MissedAlarmSweep {name}={value!r}: must be a whole number from 1 to "
+                    f"{top} (a pass must fit in the function's timeout)"
+                )
+        _seconds("MissedAlarmSweep stale_after", self.stale_after, minimum=300)
+
+
 __all__ = [
     "FLEET_QUERY",
     "MAX_CONTRIBUTORS",
@@ -303,4 +347,5 @@ __all__ = [
     "CircuitBreaker",
     "FleetWatch",
     "InterruptGuards",
+    "MissedAlarmSweep",
 ]

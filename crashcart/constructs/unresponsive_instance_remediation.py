@@ -130,12 +130,17 @@ from crashcart.constructs.remediation_settings import (
     CircuitBreaker,
     FleetWatch,
     InterruptGuards,
+    MissedAlarmSweep,
     _seconds,
     _unresolved,
 )
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
 from crashcart.runtime import metrics
+
+#: The rule input that starts a pass of the missed-alarm sweep (the function's ``sweep.py``).
+SWEEP_TRIGGER_KEY: Final = "crashcart-action"
+SWEEP_TRIGGER_VALUE: Final = "missed-alarm-sweep"
 
 #: EventBridge detail types of CloudWatch alarm events.
 ALARM_STATE_CHANGE: Final = "CloudWatch Alarm State Change"
@@ -180,6 +185,7 @@ class UnresponsiveInstanceRemediation(Construct):
         alarm_window: AlarmWindow = AlarmWindow(),  # noqa: B008 - frozen value
         guards: InterruptGuards = InterruptGuards(),  # noqa: B008 - frozen value
         breaker: CircuitBreaker = CircuitBreaker(),  # noqa: B008 - frozen value
+        missed_alarm_sweep: MissedAlarmSweep | None = MissedAlarmSweep(),  # noqa: B008 - frozen
         dry_run: bool = True,
         incidents: IncidentStore | None = None,
         topic: sns.ITopic | None = None,
@@ -216,6 +222,10 @@ class UnresponsiveInstanceRemediation(Construct):
         :param alarm_window: the alarm window. Default: 3 of 3 one-minute periods.
         :param guards: per-instance guards. Default: ``InterruptGuards()`` (see there).
         :param breaker: fleet / zone circuit breakers. Default: ``CircuitBreaker()``.
+        :param missed_alarm_sweep: a scheduled pass of the function over the impaired
+            opted-in instances whose alarm event was missed (or whose incident went stale),
+            decided as an alarm would be. ``None``: no pass (no rule). Default:
+            ``MissedAlarmSweep()``, every 5 minutes.
         :param dry_run: send ``SendDiagnosticInterrupt`` with ``DryRun=True`` only: every
             guard, record, permission check and notification happens, no instance is
             crashed. Default: True (a shadow rollout; set False to arm it).
@@ -296,6 +306,11 @@ class UnresponsiveInstanceRemediation(Construct):
             )
         if not isinstance(dry_run, bool):
             raise ConfigurationError(f"dry_run={dry_run!r}: must be True or False")
+        if missed_alarm_sweep is not None and not isinstance(missed_alarm_sweep, MissedAlarmSweep):
+            raise ConfigurationError(
+                f"missed_alarm_sweep={missed_alarm_sweep!r}: give MissedAlarmSweep(...) or None"
+            )
+        self.missed_alarm_sweep_settings = missed_alarm_sweep
         periods = alarm_window.evaluation_periods
         if (
             isinstance(fleet, FleetWatch)
@@ -479,6 +494,10 @@ class UnresponsiveInstanceRemediation(Construct):
         self.undeliverable_events_alarm = undeliverable_events_alarm(
             self, "UndeliverableEventsAlarm", self.rule, self.topic
         )
+        #: The missed-alarm sweep's schedule (None when ``missed_alarm_sweep`` is None).
+        self.missed_alarm_sweep_rule: events.Rule | None = None
+        if missed_alarm_sweep is not None:
+            self.missed_alarm_sweep_rule = self._missed_alarm_sweep(missed_alarm_sweep)
 
         acknowledge_findings(self, vpc is None)
 
@@ -607,6 +626,38 @@ class UnresponsiveInstanceRemediation(Construct):
         """The statements :meth:`grant_kill_switch` grants, for a policy of your own."""
         return kill_switch_statements(self)
 
+    def metric_sweep_found_work(self, **props: Any) -> cloudwatch.Metric:
+        """Impaired opted-in instances the missed-alarm sweep handed to the decision (each
+        one an alarm event that was missed, or an incident that went stale)."""
+        return self.metric(OUTCOME_METRICS["sweep_found"], **props)
+
+    def _missed_alarm_sweep(self, sweep: MissedAlarmSweep) -> events.Rule:
+        rule = events.Rule(
+            self,
+            "MissedAlarmSweepSchedule",
+            description=(
+                "crashcart: the remediation function's pass over impaired opted-in instances "
+                "whose alarm event was missed"
+            ),
+            schedule=events.Schedule.rate(sweep.schedule),
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.function,
+                event=events.RuleTargetInput.from_object(
+                    {SWEEP_TRIGGER_KEY: SWEEP_TRIGGER_VALUE, "scheduled-at": events.EventField.time}
+                ),
+                dead_letter_queue=self.dead_letter_queue,
+                # a lost pass is replaced by the next one: a short retry only
+                max_event_age=cdk.Duration.minutes(10),
+                retry_attempts=2,
+            )
+        )
+        self.sweep_undeliverable_events_alarm = undeliverable_events_alarm(
+            self, "MissedAlarmSweepUndeliverableAlarm", rule, self.topic
+        )
+        return rule
+
     def _queue(self, construct_id: str, what: str) -> sqs.Queue:
         queue = encrypted_queue(
             self,
@@ -667,5 +718,6 @@ __all__ = [
     "FleetWatch",
     "InterruptGuards",
     "ManagedAlarms",
+    "MissedAlarmSweep",
     "UnresponsiveInstanceRemediation",
 ]

@@ -35,6 +35,14 @@ ATTESTATION_MAX_AGE_SECONDS: Final = "CRASHCART_ATTESTATION_MAX_AGE_SECONDS"
 ALLOW_UNVERIFIED_ARCH: Final = "CRASHCART_ALLOW_UNVERIFIED_ARCH"
 DUMP_DEADLINE_SECONDS: Final = "CRASHCART_DUMP_DEADLINE_SECONDS"
 MAX_EVENT_AGE_SECONDS: Final = "CRASHCART_MAX_EVENT_AGE_SECONDS"
+# -- remediation function, missed-alarm sweep mode --------------------------------------------
+MISSED_SWEEP_MAX_PER_PASS: Final = "CRASHCART_MISSED_SWEEP_MAX_PER_PASS"  # noqa: S105 - a name
+MISSED_SWEEP_MAX_PAGES: Final = "CRASHCART_MISSED_SWEEP_MAX_PAGES"
+MISSED_SWEEP_STALE_SECONDS: Final = "CRASHCART_MISSED_SWEEP_STALE_SECONDS"
+# -- kill-switch reach function -------------------------------------------------------------
+ALARM_NAME_PREFIXES: Final = "CRASHCART_ALARM_NAME_PREFIXES"
+KILL_SWITCH_TAG_KEY: Final = "CRASHCART_KILL_SWITCH_TAG_KEY"
+KILL_SWITCH_TAG_VALUE: Final = "CRASHCART_KILL_SWITCH_TAG_VALUE"
 # -- dump-arrival function -----------------------------------------------------------------
 ATTACH_WINDOW_SECONDS: Final = "CRASHCART_ATTACH_WINDOW_SECONDS"
 # -- overdue sweep -------------------------------------------------------------------------
@@ -87,6 +95,9 @@ REMEDIATION: Final[Mapping[str, str | None]] = {
     ALLOW_UNVERIFIED_ARCH: "false",
     DUMP_DEADLINE_SECONDS: "1800",
     MAX_EVENT_AGE_SECONDS: "3600",
+    MISSED_SWEEP_MAX_PER_PASS: "10",
+    MISSED_SWEEP_MAX_PAGES: "20",
+    MISSED_SWEEP_STALE_SECONDS: "1800",
 }
 
 #: The dump-arrival function (``CrashDumpBucket.notify_incidents``).
@@ -120,6 +131,14 @@ LIFECYCLE_HOLD: Final[Mapping[str, str | None]] = {
     DUMP_SECONDS_PER_GIB: "30",
     DUMP_MAX_SECONDS: "7200",
     ESCALATION_REBOOT: "true",
+}
+
+#: The kill-switch reach function (``KillSwitchReach``).
+KILL_SWITCH_REACH: Final[Mapping[str, str | None]] = {
+    KILL_SWITCH_PARAMETER: None,
+    ALARM_NAME_PREFIXES: "",
+    KILL_SWITCH_TAG_KEY: "crashcart:kill-switch",
+    KILL_SWITCH_TAG_VALUE: None,
 }
 
 #: The triage job (``DumpTriageJob``); EventBridge sets the metadata key per run.

@@ -113,6 +113,9 @@ class Origin(StrEnum):
     REMEDIATION = "remediation"
     #: by dump arrival: a dump came with no incident to attach to (a crash nobody caused).
     SPONTANEOUS = "spontaneous"
+    #: by the remediation function's missed-alarm sweep: an impaired opted-in instance whose
+    #: alarm event never arrived (or whose incident went stale while it stayed impaired).
+    MISSED_ALARM_SWEEP = "missed-alarm-sweep"
 
 
 class Attribute(StrEnum):

@@ -29,6 +29,16 @@ REMEDIATION_OUTCOMES: Final[Mapping[str, str]] = {
     #: the first skip of an instance for its kdump attestation (one per instance, not per
     #: alarm: the incident record and InterruptsSkipped count every one)
     "unattested_first_skip": "FirstUnattestedSkips",
+    #: missed-alarm sweep: an impaired opted-in instance with no open (or a stale) incident,
+    #: handed to the decision (each is an alarm event that was lost or a guard that cleared)
+    "sweep_found": "SweepFoundWork",
+    #: missed-alarm sweep: a pass that stopped early (page, per-pass or time bound)
+    "sweep_truncated": "SweepTruncated",
+}
+
+#: The kill-switch reach function: alarms whose actions it disabled or enabled.
+KILL_SWITCH_OUTCOMES: Final[Mapping[str, str]] = {
+    "alarm_actions_changed": "AlarmActionsChanged",
 }
 
 #: The lifecycle-hold and escalation function's outcomes (one count each).

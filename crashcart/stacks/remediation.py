@@ -29,6 +29,8 @@ from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
 from crashcart.constructs.dump_overdue_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.dump_triage_job import DumpTriageJob
 from crashcart.constructs.fleet_scale import ManagedAlarms
+from crashcart.constructs.kill_switch_reach import KillSwitchReach
+from crashcart.constructs.operations_monitoring import OperationsMonitoring
 from crashcart.constructs.running_instance_arming import RunningInstanceArming
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
@@ -103,6 +105,7 @@ class CrashcartRemediationStack(cdk.Stack):
         super().__init__(scope, construct_id, **stack_kwargs)
         self.crash_dumps: CrashDumpBucket | None = None
         self.triage_job: DumpTriageJob | None = None
+        self.dump_overdue_sweep: DumpOverdueSweep | None = None
         if evidence_bucket is not None and symbol_store is not None:
             raise ConfigurationError(
                 "symbol_store was given with evidence_bucket: the triage job runs only for the "
@@ -184,6 +187,29 @@ class CrashcartRemediationStack(cdk.Stack):
                 value=self.crash_dumps.parameter.parameter_name,
                 description="SSM parameter the on-instance agent reads the dump bucket from",
             )
+        # The kill switch reaches every acting alarm of this stack (tagged at synth) and the
+        # alarms the remediation names at run time (by its prefix).
+        self.kill_switch_reach = KillSwitchReach(
+            self,
+            "KillSwitchReach",
+            kill_switch=self.remediation.kill_switch,
+            topic=self.remediation.topic,
+            encryption_key=self.remediation.key,
+            alarm_name_prefixes=[self.remediation.alarm_name_prefix],
+        )
+        self.monitoring = OperationsMonitoring(
+            self,
+            "Monitoring",
+            remediation=self.remediation,
+            overdue_sweep=self.dump_overdue_sweep,
+            kill_switch_reach=self.kill_switch_reach,
+        )
+        cdk.CfnOutput(
+            self,
+            "DashboardName",
+            value=self.monitoring.dashboard.dashboard_name,
+            description="CloudWatch dashboard of this crashcart deployment",
+        )
         cdk.CfnOutput(
             self,
             "RemediationFunctionName",

@@ -38,6 +38,7 @@ EXPECTED_SKIPS = (
             "RemediationFunction559AD217",
             "DumpOverdueSweepFunction976DF652",
             "HoldFunctionEBF17CF5",
+            "KillSwitchReachFunction0D5E2982",
         )
         for check in ("CKV_AWS_115", "CKV_AWS_117", "CKV_AWS_173")
     }
@@ -45,6 +46,7 @@ EXPECTED_SKIPS = (
         ("CKV_AWS_116", "AWS::Lambda::Function.RemediationFunction559AD217"),
         ("CKV_AWS_116", "AWS::Lambda::Function.DumpOverdueSweepFunction976DF652"),
         ("CKV_AWS_116", "AWS::Lambda::Function.HoldFunctionEBF17CF5"),
+        ("CKV_AWS_116", "AWS::Lambda::Function.KillSwitchReachFunction0D5E2982"),
     }
 )
 

@@ -160,13 +160,17 @@ def test_reference_stack_defaults(assembly: Path) -> None:
         return sum(1 for r in template["Resources"].values() if r["Type"] == kind)
 
     # status alarm(s), then failure alarms: a queue alarm per queue and, per rule with a
-    # dead-letter queue, one on events that queue refused. Remediation 3 + 1, dump arrival
-    # 2 + 1, triage job 2 + 2, dump-overdue sweep 1 + 1, plus the sweep's attestation alarm,
-    # lifecycle hold 1 + 1 (no group given: its schedule rule only; dry run: no backstop).
-    failure_alarms = (3 + 1) + (2 + 1) + (2 + 2) + (1 + 1) + 1 + (1 + 1)
-    # fleet mode also watches its alarm's partial data: the queue's alarm, and one on events
-    # its rule could not deliver
-    assert count(fleet, "AWS::CloudWatch::Alarm") == 1 + failure_alarms + 2
+    # dead-letter queue, one on events that queue refused. Remediation 3 + 2 (the alarm rule
+    # and the missed-alarm sweep's schedule), dump arrival 2 + 1, triage job 2 + 2,
+    # dump-overdue sweep 1 + 1, plus the sweep's attestation alarm; the kill-switch reach
+    # 1 + 2; lifecycle hold 1 + 1 (no group given: its schedule rule only; dry run: no
+    # backstop). Fleet mode also watches its alarm's partial data (2: the queue's alarm, and
+    # one on events its rule could not deliver). Then the self-watch alarms: 4 named
+    # (interrupts, breaker, sweep found work, unattested), one per queue (11) and two per
+    # crashcart function (5).
+    failure_alarms = (3 + 2) + (2 + 1) + (2 + 2) + (1 + 1) + 1 + (1 + 2) + (1 + 1) + 2
+    failure_alarms += 4 + 11 + 2 * 5
+    assert count(fleet, "AWS::CloudWatch::Alarm") == 1 + failure_alarms
     assert count(explicit, "AWS::CloudWatch::Alarm") == len(INSTANCE_IDS) + failure_alarms
     assert count(fleet, "AWS::ECS::TaskDefinition") == 1  # full triage is on by default
     assert count(fleet, "AWS::EC2::Instance") == 0  # no real instances by default

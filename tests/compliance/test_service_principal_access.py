@@ -43,11 +43,14 @@ def _template(stack: cdk.Stack) -> dict[str, Any]:
 def construct_templates() -> dict[str, dict[str, Any]]:
     """Each construct alone, with minimal props (stand-ins for what it is given)."""
     from aws_cdk import aws_s3 as s3
+    from aws_cdk import aws_ssm as ssm
 
     from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
     from crashcart.constructs.debug_symbol_store import DebugSymbolStore
     from crashcart.constructs.dump_overdue_sweep import DumpOverdueSweep
     from crashcart.constructs.kdump_image_pipeline import KdumpImagePipeline
+    from crashcart.constructs.kill_switch_reach import KillSwitchReach
+    from crashcart.constructs.operations_monitoring import OperationsMonitoring
     from crashcart.constructs.unresponsive_instance_remediation import (
         FleetWatch,
         UnresponsiveInstanceRemediation,
@@ -74,6 +77,18 @@ def construct_templates() -> dict[str, dict[str, Any]]:
     DumpOverdueSweep(stack, "Sweep", incidents=store_of(stack, table, topic))
 
     stacks["triage"] = cdk.Stack.of(triage_job.job_stack(app, "TriageJob"))
+
+    stack = stacks["kill-switch-reach"] = cdk.Stack(app, "KillSwitchReach", env=ENV)
+    table, topic, _key = stand_in_incidents(stack)
+    switch = ssm.StringParameter(stack, "Switch", string_value="off")
+    KillSwitchReach(stack, "Reach", kill_switch=switch, topic=topic)
+
+    stack = stacks["monitoring"] = cdk.Stack(app, "Monitoring", env=ENV)
+    evidence = s3.Bucket(stack, "Evidence", enforce_ssl=True)
+    remediation = UnresponsiveInstanceRemediation(
+        stack, "Remediation", evidence_bucket=evidence, fleet=FleetWatch()
+    )
+    OperationsMonitoring(stack, "Monitoring", remediation=remediation)
 
     stack = stacks["symbols"] = cdk.Stack(app, "Symbols", env=ENV)
     DebugSymbolStore(stack, "Symbols")
@@ -102,7 +117,7 @@ def test_every_write_path_of_the_reference_app_is_allowed_and_scoped(
     kinds = _kinds(findings)
     # The walker must have found something to check: a walker that resolves nothing proves
     # nothing. These are lower bounds of what the reference app has today.
-    assert kinds["alarm-action"] >= 5, kinds
+    assert kinds["alarm-action"] >= 39, kinds  # every alarm but the fleet status alarm
     assert kinds["rule-target"] >= 4, kinds
     assert kinds["rule-dlq"] >= 4, kinds
     assert kinds["lambda-destination"] >= 2, kinds
@@ -143,7 +158,15 @@ def test_every_queue_of_the_reference_app_is_watched(
 
 #: What each construct must at least have for the walker to check (it fails on fewer).
 _MINIMUM = {
-    "remediation": {"alarm-action": 3, "rule-target": 1, "rule-dlq": 1, "lambda-destination": 1},
+    "remediation": {"alarm-action": 3, "rule-target": 2, "rule-dlq": 2, "lambda-destination": 1},
+    "kill-switch-reach": {
+        "alarm-action": 3,
+        "rule-target": 2,
+        "rule-dlq": 2,
+        "lambda-destination": 1,
+    },
+    # the remediation's own 5 alarms with actions, plus 3 named, 3 queue and 2 function alarms
+    "monitoring": {"alarm-action": 13, "rule-target": 2, "rule-dlq": 2},
     "dump-arrival": {"alarm-action": 2, "rule-target": 1, "rule-dlq": 1, "lambda-dlq": 1},
     "sweep": {"alarm-action": 1, "rule-target": 1, "rule-dlq": 1, "lambda-destination": 1},
     "triage": {"alarm-action": 2, "rule-target": 2, "rule-dlq": 2},

@@ -69,7 +69,7 @@ def test_wheel_ships_lambda_code_and_components(wheel: Path) -> None:
     import zipfile
 
     names = zipfile.ZipFile(wheel).namelist()
-    for function in ("remediation", "dump_arrival", "incident_sweep"):
+    for function in ("remediation", "dump_arrival", "incident_sweep", "kill_switch"):
         assert f"crashcart/functions/{function}/handler.py" in names, names
     assert "crashcart/runtime/incident.py" in names
     assert "crashcart/py.typed" in names

@@ -130,6 +130,7 @@ UNITS = {
     "CrashDumpsDumpArrivalFunction": variables.DUMP_ARRIVAL,
     "DumpOverdueSweepFunction": variables.INCIDENT_SWEEP,
     "HoldFunction": variables.LIFECYCLE_HOLD,
+    "KillSwitchReachFunction": variables.KILL_SWITCH_REACH,
 }
 
 

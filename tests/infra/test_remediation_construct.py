@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import aws_cdk as cdk
@@ -24,8 +26,10 @@ from crashcart.constructs.unresponsive_instance_remediation import (
     CircuitBreaker,
     FleetWatch,
     InterruptGuards,
+    MissedAlarmSweep,
     UnresponsiveInstanceRemediation,
 )
+from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
 from tests.support.remediation import (
@@ -135,6 +139,12 @@ def full() -> Synth:
             window=cdk.Duration.minutes(30),
             quiet=cdk.Duration.hours(2),
         ),
+        missed_alarm_sweep=MissedAlarmSweep(
+            schedule=cdk.Duration.minutes(10),
+            max_per_pass=5,
+            max_pages=3,
+            stale_after=cdk.Duration.hours(1),
+        ),
         dry_run=False,
         topic=topic,
         encryption_key=key,
@@ -173,8 +183,8 @@ COMMON_COUNTS = {
     "AWS::IAM::Policy": 1,
     "AWS::Lambda::Function": 1,
     "AWS::Lambda::EventInvokeConfig": 1,
-    "AWS::Lambda::Permission": 1,
-    "AWS::Events::Rule": 1,
+    "AWS::Lambda::Permission": 2,  # the alarm rule and the missed-alarm sweep's schedule
+    "AWS::Events::Rule": 2,
     "AWS::S3::Bucket": 1,
     "AWS::S3::BucketPolicy": 1,
 }
@@ -185,8 +195,9 @@ def test_minimal_props_resource_counts(
     mode: str, status_alarms: int, request: pytest.FixtureRequest
 ) -> None:
     synth: Synth = request.getfixturevalue(mode)
-    # + 3 queue alarms + 1 alarm on events the rule could not put into its dead-letter queue
-    expected = dict(COMMON_COUNTS, **{"AWS::CloudWatch::Alarm": status_alarms + 4})
+    # + 3 queue alarms + 1 alarm per rule (2) on events it could not put into its
+    # dead-letter queue
+    expected = dict(COMMON_COUNTS, **{"AWS::CloudWatch::Alarm": status_alarms + 5})
     if mode == "fleet":
         # + the partial-data watch: its queue (and policy), rule, and two alarms (messages
         # sent to the queue; events its rule could not deliver)
@@ -317,6 +328,7 @@ def test_rule_matches_only_this_deployments_alarms(
 ) -> None:
     synth: Synth = request.getfixturevalue(mode)
     rule = synth.json["Resources"][synth.logical(synth.construct.rule)]
+    assert rule["Type"] == "AWS::Events::Rule"
     assert rule["Properties"]["EventPattern"] == {
         "source": ["aws.cloudwatch"],
         "detail-type": [detail_type],
@@ -489,6 +501,9 @@ def test_function_environment_is_the_contract(explicit: Synth) -> None:
         "CRASHCART_ALLOW_UNVERIFIED_ARCH": "false",
         "CRASHCART_DUMP_DEADLINE_SECONDS": "1800",
         "CRASHCART_MAX_EVENT_AGE_SECONDS": "3600",
+        "CRASHCART_MISSED_SWEEP_MAX_PER_PASS": "10",
+        "CRASHCART_MISSED_SWEEP_MAX_PAGES": "20",
+        "CRASHCART_MISSED_SWEEP_STALE_SECONDS": "1800",
     }
 
 
@@ -523,6 +538,9 @@ def test_all_props_environment(full: Synth) -> None:
         "CRASHCART_ALLOW_UNVERIFIED_ARCH": "true",
         "CRASHCART_DUMP_DEADLINE_SECONDS": "3600",
         "CRASHCART_MAX_EVENT_AGE_SECONDS": "7200",
+        "CRASHCART_MISSED_SWEEP_MAX_PER_PASS": "5",
+        "CRASHCART_MISSED_SWEEP_MAX_PAGES": "3",
+        "CRASHCART_MISSED_SWEEP_STALE_SECONDS": "3600",
     }
     assert variables["CRASHCART_TOPIC_ARN"] == full.ref(full.topic)  # type: ignore[attr-defined]
     full.template.has_resource_properties(
@@ -970,3 +988,76 @@ def test_metric_helpers_name_the_runtime_metrics(explicit: Synth) -> None:
             c.function
         )
     assert c.metric_interrupts_sent(period=cdk.Duration.minutes(1)).period.to_seconds() == 60
+
+
+# -- the missed-alarm sweep's schedule ----------------------------------------------------
+
+
+def test_missed_alarm_sweep_schedule_targets_the_same_function(explicit: Synth) -> None:
+    c = explicit.construct
+    assert c.missed_alarm_sweep_rule is not None
+    rule = explicit.json["Resources"][explicit.logical(c.missed_alarm_sweep_rule)]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == explicit.arn(c.function)
+    # EventBridge puts the (quoted) time where <time> stands
+    template = target["InputTransformer"]["InputTemplate"].replace("<time>", '"<time>"')
+    assert json.loads(template) == {
+        "crashcart-action": "missed-alarm-sweep",
+        "scheduled-at": "<time>",
+    }
+    assert target["DeadLetterConfig"] == {"Arn": explicit.arn(c.dead_letter_queue)}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 600, "MaximumRetryAttempts": 2}
+    # the schedule's lost events notify too
+    alarm = explicit.json["Resources"][explicit.logical(c.sweep_undeliverable_events_alarm)]
+    assert alarm["Properties"]["Dimensions"] == [
+        {"Name": "RuleName", "Value": explicit.ref(c.missed_alarm_sweep_rule)}
+    ]
+    assert alarm["Properties"]["AlarmActions"] == [explicit.ref(c.topic)]
+
+
+def test_all_props_sweep_schedule(full: Synth) -> None:
+    rule = full.construct.missed_alarm_sweep_rule
+    assert rule is not None
+    props = full.json["Resources"][full.logical(rule)]["Properties"]
+    assert props["ScheduleExpression"] == "rate(10 minutes)"
+
+
+def test_no_missed_alarm_sweep_means_no_schedule() -> None:
+    app = new_app()
+    stack = cdk.Stack(app, "NoSweep", env=env())
+    bucket, _key = evidence_bucket(stack)
+    construct = UnresponsiveInstanceRemediation(
+        stack, "Remediation", evidence_bucket=bucket, fleet=FleetWatch(), missed_alarm_sweep=None
+    )
+    assert construct.missed_alarm_sweep_rule is None
+    Template.from_stack(stack).resource_count_is("AWS::Events::Rule", 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"schedule": cdk.Duration.seconds(90)}, "whole minutes from 1 to 60"),
+        ({"schedule": cdk.Duration.hours(2)}, "whole minutes from 1 to 60"),
+        ({"max_per_pass": 0}, "max_per_pass=0: must be a whole number from 1 to 100"),
+        ({"max_pages": 101}, "max_pages=101: must be a whole number from 1 to 100"),
+        ({"stale_after": cdk.Duration.minutes(1)}, "at least 300"),
+    ],
+)
+def test_fails_on_a_bad_missed_alarm_sweep(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        MissedAlarmSweep(**kwargs)
+
+
+def test_fails_on_a_missed_alarm_sweep_of_the_wrong_type() -> None:
+    app = new_app()
+    stack = cdk.Stack(app, "BadSweep", env=env())
+    bucket, _key = evidence_bucket(stack)
+    with pytest.raises(ConfigurationError, match="give MissedAlarmSweep"):
+        UnresponsiveInstanceRemediation(
+            stack,
+            "Remediation",
+            evidence_bucket=bucket,
+            fleet=FleetWatch(),
+            missed_alarm_sweep=True,  # type: ignore[arg-type]
+        )

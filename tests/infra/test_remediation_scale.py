@@ -108,9 +108,10 @@ def test_fleet_mode_template_is_the_same_for_10_and_10000_instances() -> None:
     assert len(small["Resources"]) == len(large["Resources"])
     assert json.dumps(small, sort_keys=True) == json.dumps(large, sort_keys=True)
     alarms = [r for r in large["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
-    # the fleet alarm, three queue alarms, one on events the dead-letter queue refused, and
-    # the partial-data watch's two (its queue, its rule's undeliverable events)
-    assert len(alarms) == 7
+    # the fleet alarm, three queue alarms, per rule (the alarm rule, the missed-alarm
+    # sweep's schedule) one on events the dead-letter queue refused, and the partial-data
+    # watch's two (its queue, its rule's undeliverable events)
+    assert len(alarms) == 8
 
 
 def test_fails_at_synth_when_later_resources_push_the_stack_past_the_limit() -> None:

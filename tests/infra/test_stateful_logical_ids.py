@@ -97,6 +97,8 @@ PINNED: dict[str, dict[str, tuple[str, str | None]]] = {
         "DumpOverdueSweepLogs5F157C5E": ("AWS::Logs::LogGroup", RETAIN),
         "HoldDeadLetterQueue946B154F": ("AWS::SQS::Queue", DELETE),
         "HoldLogs2D63A6D5": ("AWS::Logs::LogGroup", RETAIN),
+        "KillSwitchReachFailureQueue75703350": ("AWS::SQS::Queue", DELETE),
+        "KillSwitchReachLogs24F967EA": ("AWS::Logs::LogGroup", RETAIN),
     },
 }
 

@@ -51,6 +51,7 @@ MODULES = (
     "notify",
     "adapter",
     "claims",
+    "sweep",
     "service",
     "handler",
 )
@@ -271,6 +272,12 @@ class Ec2Script:
     - ``interrupts``: every SendDiagnosticInterrupt call seen; with ``record_path`` each is
       also appended to that file as a JSON line (O_APPEND), so calls made in other
       processes can be counted.
+    - The missed-alarm sweep's listing (``DescribeInstanceStatus`` without ids, filtered on
+      ``instance-status.status``): moto ignores that filter and never reports ``impaired``,
+      so the listing is answered here from ``statuses`` (in insertion order) plus
+      ``phantom_impaired`` (ids of impaired instances that do not exist in moto, to make
+      pages without launching thousands of instances), ``MaxResults`` at a time with a
+      ``NextToken``; each call's parameters are kept in ``listings``.
     """
 
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -278,6 +285,8 @@ class Ec2Script:
     interrupt_answers: dict[str, list[str]] = field(default_factory=dict)
     interrupts: list[dict[str, Any]] = field(default_factory=list)
     record_path: Path | None = None
+    phantom_impaired: list[str] = field(default_factory=list)
+    listings: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def install(self, client: Any) -> Any:
@@ -294,6 +303,8 @@ class Ec2Script:
 
     def _status(self, context: dict[str, Any], **_: Any) -> Any:
         params = context.get("crashcart_test_params", {})
+        if not params.get("InstanceIds") and params.get("Filters"):
+            return self._listing(params)
         entries = []
         for instance_id in params.get("InstanceIds", []):
             if instance_id in self.statuses:
@@ -303,6 +314,21 @@ class Ec2Script:
             else:
                 return None  # moto answers
         return _answer(200, {"InstanceStatuses": entries})
+
+    def _listing(self, params: dict[str, Any]) -> Any:
+        filters = {f["Name"]: list(f["Values"]) for f in params["Filters"]}
+        wanted = filters.get("instance-status.status", [])
+        with self._lock:
+            self.listings.append(copy.deepcopy(params))
+        entries = [e for e in self.statuses.values() if e["InstanceStatus"]["Status"] in wanted]
+        if "impaired" in wanted:
+            entries += [status_entry(i, "impaired") for i in self.phantom_impaired]
+        size = int(params.get("MaxResults", 1000))
+        start = int(params.get("NextToken") or 0)
+        body: dict[str, Any] = {"InstanceStatuses": entries[start : start + size]}
+        if start + size < len(entries):
+            body["NextToken"] = str(start + size)
+        return _answer(200, body)
 
     def _interrupt(self, context: dict[str, Any], **_: Any) -> Any:
         from botocore.exceptions import EndpointConnectionError, ReadTimeoutError

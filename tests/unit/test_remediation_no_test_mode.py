@@ -44,6 +44,7 @@ def test_only_stdlib_and_boto3_are_imported() -> None:
         "mypy_boto3_ssm",
         "mypy_boto3_dynamodb",
         "mypy_boto3_autoscaling",
+        "mypy_boto3_cloudwatch",  # the kill-switch reach (type annotations only)
     }
     import sys
 

@@ -80,3 +80,5 @@ DUMP_ARRIVAL: Final = FunctionPackage("dump_arrival")
 INCIDENT_SWEEP: Final = FunctionPackage("incident_sweep")
 #: The lifecycle hold and escalation: its own interrupt goes through the remediation's guards.
 LIFECYCLE_HOLD: Final = FunctionPackage("lifecycle_hold", includes=("remediation",))
+
+KILL_SWITCH: Final = FunctionPackage("kill_switch")

@@ -27,6 +27,7 @@ from crashcart.constructs.remediation_settings import (
     CircuitBreaker,
     FleetWatch,
     InterruptGuards,
+    MissedAlarmSweep,
     _unresolved,
 )
 from crashcart.errors import ConfigurationError
@@ -234,4 +235,15 @@ def function_environment(
         # The function rejects state changes older than twice this (EventBridge's
         # retries, then Lambda's queue): stale or forged timestamps.
         variables.MAX_EVENT_AGE_SECONDS: env_seconds(max_event_age),
+        **_sweep_environment(remediation.missed_alarm_sweep_settings),
+    }
+
+
+def _sweep_environment(sweep: MissedAlarmSweep | None) -> dict[str, str]:
+    """The missed-alarm sweep's bounds (the defaults when there is no sweep: no pass runs)."""
+    sweep = sweep or MissedAlarmSweep()
+    return {
+        variables.MISSED_SWEEP_MAX_PER_PASS: env_number(sweep.max_per_pass),
+        variables.MISSED_SWEEP_MAX_PAGES: env_number(sweep.max_pages),
+        variables.MISSED_SWEEP_STALE_SECONDS: env_seconds(sweep.stale_after),
     }

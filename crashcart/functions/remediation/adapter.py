@@ -109,6 +109,11 @@ class Ec2Facts:
         self._client = client
         self._cache = cache
 
+    @property
+    def client(self) -> EC2Client:
+        """The EC2 client (the missed-alarm sweep lists impaired instances with it)."""
+        return self._client
+
     def instance(self, instance_id: str) -> InstanceFacts | None:
         try:
             response = self._client.describe_instances(InstanceIds=[instance_id])

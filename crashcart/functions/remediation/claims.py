@@ -435,6 +435,18 @@ class IncidentStore:
         )
         return "skips" not in (response.get("Attributes") or {})
 
+    def breaker(self, availability_zone: str | None) -> BreakerState:
+        """The fleet breaker (``None``) or a zone's, as read (a strongly consistent GetItem)."""
+        pk = FLEET_BREAKER_PK if availability_zone is None else az_breaker_pk(availability_zone)
+        response = self._call(
+            "reading a circuit breaker",
+            self._client.get_item,
+            TableName=self.table,
+            Key=item_key(pk, BREAKER_SK),
+            ConsistentRead=True,
+        )
+        return breaker_from_item(response.get("Item") or None)
+
     def latest_incident(self, instance_id: str) -> Item | None:
         response = self._call(
             "reading the latest incident",

@@ -42,6 +42,10 @@ from typing import Any
 
 STATE_CHANGE = "CloudWatch Alarm State Change"
 CONTRIBUTOR_STATE_CHANGE = "CloudWatch Alarm Contributor State Change"
+#: What the missed-alarm sweep (``sweep.py``) puts in the AlarmEvent it builds: never parsed
+#: from an event (``parse`` rejects this detail type), only set by the sweep.
+SWEEP_DETAIL_TYPE = "crashcart missed-alarm sweep"
+SWEEP_ALARM_NAME = "missed-alarm-sweep"
 METRIC_NAMESPACE = "AWS/EC2"
 METRIC_NAME = "StatusCheckFailed_Instance"
 

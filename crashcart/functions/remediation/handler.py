@@ -5,6 +5,10 @@ It reads the settings from the environment (per call), builds the service over b
 what raises and what returns, ``decision.py`` for the guards, ``settings.py`` for the
 configuration contract.
 
+The schedule's ``{"crashcart-action": "missed-alarm-sweep"}`` starts a pass of the
+missed-alarm sweep (``sweep.py``) instead; it makes the same calls (the listings are
+``DescribeInstanceStatus`` and ``DescribeInstances`` with filters).
+
 AWS calls made (the role needs exactly these): ``ec2:DescribeInstances``,
 ``ec2:DescribeInstanceStatus``, ``ec2:DescribeInstanceTypes``, ``ec2:GetConsoleOutput``,
 ``ec2:SendDiagnosticInterrupt``, ``ssm:GetParameter`` (kill switch), ``dynamodb:GetItem``
@@ -101,7 +105,16 @@ def build(
             request_id=request_id,
         ),
         request_id=request_id,
+        remaining_ms=_remaining(context),
     )
+
+
+def _remaining(context: Any) -> Callable[[], int]:
+    """The invocation's remaining milliseconds (the missed-alarm sweep stops feeding early)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        return lambda: int(remaining())
+    return lambda: 60_000
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

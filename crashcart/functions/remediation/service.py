@@ -36,7 +36,7 @@ from crashcart.runtime.incident import (
     instance_pk,
 )
 
-from . import notify
+from . import notify, sweep
 from .adapter import (
     Ec2Facts,
     Evidence,
@@ -53,7 +53,17 @@ from .claims import (
     to_attributes,
 )
 from .decision import ClaimPlan, Decision, Facts, Guard, Verdict, decide, plan_claim
-from .events import AlarmEvent, Ignored, Rejected, Transition, iso, parse, show
+from .events import (
+    SWEEP_ALARM_NAME,
+    SWEEP_DETAIL_TYPE,
+    AlarmEvent,
+    Ignored,
+    Rejected,
+    Transition,
+    iso,
+    parse,
+    show,
+)
 from .settings import Settings
 from .telemetry import Log, encode_bounded
 
@@ -110,8 +120,10 @@ class Remediation:
         sleep: Callable[[float], None],
         log: Log,
         request_id: str = "",
+        remaining_ms: Callable[[], int] = lambda: 60_000,
     ) -> None:
         self.settings = settings
+        self.remaining_ms = remaining_ms
         self.where = where
         self.ec2 = ec2
         self.interrupter = interrupter
@@ -128,6 +140,9 @@ class Remediation:
     # -- entry point -----------------------------------------------------------------------
 
     def handle(self, event: object) -> dict[str, Any]:
+        if sweep.is_trigger(event):
+            lister = sweep.ImpairedInstances(self.ec2.client, self.sleep)
+            return sweep.run_pass(self, lister, remaining_ms=self.remaining_ms).as_dict()
         parsed = parse(
             event,
             alarm_name_prefix=self.settings.alarm_name_prefix,
@@ -189,6 +204,33 @@ class Remediation:
             event_cut=cut,
         )
         return Outcome(outcome="rejected", reason=rejected.reason)
+
+    # -- the missed-alarm sweep's entry into the same decision --------------------------------
+
+    def remediate_missed(self, instance_id: str, *, opened_at: str, reason: str) -> Outcome:
+        """Decide an impaired instance the sweep found (see ``sweep.py``), exactly as an ALARM.
+
+        The incident is keyed by ``opened_at`` (chosen by the sweep so that overlapping
+        passes agree) and recorded with origin ``missed-alarm-sweep``.
+        """
+        changed_at = datetime.strptime(opened_at, "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=self.clock().tzinfo
+        )
+        event = AlarmEvent(
+            event_id=f"sweep-{self.request_id}" if self.request_id else "sweep",
+            detail_type=SWEEP_DETAIL_TYPE,
+            account=self.where.account,
+            region=self.where.region,
+            alarm_name=SWEEP_ALARM_NAME,
+            alarm_arn="",
+            instance_id=instance_id,
+            transition=Transition.NEW_ALARM,
+            state="ALARM",
+            previous_state=None,
+            state_reason=reason,
+            changed_at=changed_at,
+        )
+        return self._remediate(event)
 
     # -- guards 2-8 ------------------------------------------------------------------------
 
@@ -361,7 +403,11 @@ class Remediation:
             "decision": decision.verdict.value,
             "guard": decision.guard.value if decision.guard is not None else None,
             "warnings": list(decision.warnings) or None,
-            "origin": Origin.REMEDIATION,
+            "origin": (
+                Origin.MISSED_ALARM_SWEEP
+                if event.detail_type == SWEEP_DETAIL_TYPE
+                else Origin.REMEDIATION
+            ),
             "event_id": event.event_id,
             "lambda_request_id": self.request_id or None,
             "dry_run": self.settings.dry_run,

@@ -37,6 +37,13 @@ variable                               default   meaning
                                                  retries a delivery that long, then Lambda keeps
                                                  the event that long, so a state change older
                                                  than twice this is stale and rejected
+``CRASHCART_MISSED_SWEEP_MAX_PER_PASS`` ``10``   missed-alarm sweep: instances handed to the
+                                                 decision per pass at most
+``CRASHCART_MISSED_SWEEP_MAX_PAGES``   ``20``    missed-alarm sweep: DescribeInstanceStatus pages
+                                                 (1,000 instances each) read per pass at most
+``CRASHCART_MISSED_SWEEP_STALE_SECONDS`` ``1800`` missed-alarm sweep: an incident of an instance
+                                                 that is still impaired, not updated for this
+                                                 long, is stale and handed to the decision again
 =====================================  ========  ==================================================
 
 Booleans accept exactly ``true`` / ``false`` (any case); integers are plain decimal digits.
@@ -107,6 +114,9 @@ class Settings:
     allow_unverified_arch: bool = False
     dump_deadline_seconds: int = 1_800
     max_event_age_seconds: int = 3_600
+    missed_sweep_max_per_pass: int = 10
+    missed_sweep_max_pages: int = 20
+    missed_sweep_stale_seconds: int = 1_800
 
     @property
     def oldest_event_age(self) -> timedelta:
@@ -139,6 +149,9 @@ class Settings:
             "cooldown_seconds": self.cooldown_seconds,
             "dump_deadline_seconds": self.dump_deadline_seconds,
             "max_event_age_seconds": self.max_event_age_seconds,
+            "missed_sweep_max_per_pass": self.missed_sweep_max_per_pass,
+            "missed_sweep_max_pages": self.missed_sweep_max_pages,
+            "missed_sweep_stale_seconds": self.missed_sweep_stale_seconds,
         }
         for name, number in positive.items():
             if number < 1:
@@ -216,4 +229,7 @@ class Settings:
             allow_unverified_arch=boolean(variables.ALLOW_UNVERIFIED_ARCH),
             dump_deadline_seconds=integer(variables.DUMP_DEADLINE_SECONDS),
             max_event_age_seconds=integer(variables.MAX_EVENT_AGE_SECONDS),
+            missed_sweep_max_per_pass=integer(variables.MISSED_SWEEP_MAX_PER_PASS),
+            missed_sweep_max_pages=integer(variables.MISSED_SWEEP_MAX_PAGES),
+            missed_sweep_stale_seconds=integer(variables.MISSED_SWEEP_STALE_SECONDS),
         )
