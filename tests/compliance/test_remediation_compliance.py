@@ -171,7 +171,8 @@ def test_reference_stack_defaults(assembly: Path) -> None:
     failure_alarms = (3 + 2) + (2 + 1) + (2 + 2) + (1 + 1) + 1 + (1 + 2) + (1 + 1) + 2
     failure_alarms += 4 + 11 + 2 * 5
     assert count(fleet, "AWS::CloudWatch::Alarm") == 1 + failure_alarms
-    assert count(explicit, "AWS::CloudWatch::Alarm") == len(INSTANCE_IDS) + failure_alarms
+    # explicit instances: no partial-data watch (its 2 alarms, and its queue's self-watch alarm)
+    assert count(explicit, "AWS::CloudWatch::Alarm") == len(INSTANCE_IDS) + failure_alarms - 3
     assert count(fleet, "AWS::ECS::TaskDefinition") == 1  # full triage is on by default
     assert count(fleet, "AWS::EC2::Instance") == 0  # no real instances by default
     for template in (fleet, explicit):

@@ -64,8 +64,8 @@ def assets(outdir: Path, template: dict[str, Any]) -> dict[str, tuple[str, Path]
     return found
 
 
-def test_the_stack_has_four_crashcart_functions(assets: dict[str, tuple[str, Path]]) -> None:
-    assert len(assets) == 4, sorted(assets)
+def test_the_stack_has_five_crashcart_functions(assets: dict[str, tuple[str, Path]]) -> None:
+    assert len(assets) == 5, sorted(assets)
 
 
 def test_every_asset_carries_the_shared_runtime_and_a_stub_package(

@@ -54,10 +54,11 @@ def test_every_alarm_of_the_reference_stack_carries_the_reach_tag(
 def test_the_reach_knows_the_remediations_alarm_prefix(template: dict[str, Any]) -> None:
     _, function = _reach_function(template)
     variables = function["Properties"]["Environment"]["Variables"]
+    # the remediation function (the hold function carries the remediation's variables too)
     (remediation,) = [
         f
-        for f in _resources(template, "AWS::Lambda::Function").values()
-        if "CRASHCART_ALARM_NAME_PREFIX" in f["Properties"]["Environment"]["Variables"]
+        for logical_id, f in _resources(template, "AWS::Lambda::Function").items()
+        if logical_id.startswith("RemediationFunction")
     ]
     prefix = remediation["Properties"]["Environment"]["Variables"]["CRASHCART_ALARM_NAME_PREFIX"]
     assert variables["CRASHCART_ALARM_NAME_PREFIXES"] == prefix

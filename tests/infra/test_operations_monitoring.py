@@ -81,7 +81,8 @@ def test_every_crashcart_function_has_errors_and_throttles_alarms(
         for k, v in _resources(template, "AWS::Lambda::Function").items()
         if str(v["Properties"].get("Handler", "")).startswith("crashcart.functions.")
     ]
-    assert len(functions) == 4
+    # remediation, dump arrival, overdue sweep, lifecycle hold, kill-switch reach
+    assert len(functions) == 5
     alarms = _monitoring_alarms(template).values()
     for metric in ("Errors", "Throttles"):
         watched = sorted(
