@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -24,3 +25,56 @@ def cache_dir() -> Path:
         path = Path(base) / "crashcart" / "drill"
     path.mkdir(parents=True, exist_ok=True)
     return path.resolve()
+
+
+#: Run folders kept under ``<cache>/runs`` (results, console logs): the newest ones, about two
+#: sessions' worth of scenarios. Older folders are removed whole.
+KEEP_RUNS = 12
+#: Among the kept runs, the newest ones whose disk copy stays (a failed run keeps its disk, a
+#: few hundred MiB, for a look at what happened; a passed run drops it at once).
+KEEP_RUN_DISKS = 3
+#: ``prepared-<key>`` folders kept (each a prepared disk of about 1 GiB), the one in use
+#: included: a component or agent change makes a new key; going back to the previous
+#: revision still finds its image.
+KEEP_PREPARED = 2
+
+
+def prune_runs(*, keep: int = KEEP_RUNS, keep_disks: int = KEEP_RUN_DISKS) -> list[Path]:
+    """Remove all but the newest ``keep`` run folders, and the disk copies and extracted boot
+    files of all but the newest ``keep_disks`` of those; returns what was removed.
+
+    Run folders are named ``<UTC stamp>-<scenario>``, so their names sort by age."""
+    runs = cache_dir() / "runs"
+    if not runs.is_dir():
+        return []
+    folders = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.name)
+    removed: list[Path] = []
+    for index, folder in enumerate(reversed(folders)):
+        if index >= keep:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        elif index >= keep_disks:
+            for big in (folder / "disk.img", folder / "boot"):
+                if big.is_dir():
+                    shutil.rmtree(big, ignore_errors=True)
+                    removed.append(big)
+                elif big.exists():
+                    big.unlink(missing_ok=True)
+                    removed.append(big)
+    return removed
+
+
+def prune_prepared(in_use: str, *, keep: int = KEEP_PREPARED) -> list[Path]:
+    """Remove ``prepared-<key>`` folders beyond the newest ``keep`` (by last use), never the
+    one ``in_use``; returns what was removed."""
+    root = cache_dir()
+    current = root / f"prepared-{in_use}"
+    others = sorted(
+        (p for p in root.glob("prepared-*") if p.is_dir() and p != current),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    removed = others[max(0, keep - 1) :]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed

@@ -41,7 +41,7 @@ from crashcart.drill.image import (
     guest_files,
     make_disk,
 )
-from crashcart.drill.paths import cache_dir
+from crashcart.drill.paths import cache_dir, prune_prepared
 from crashcart.drill.qemu import Event, GuestError, Vm
 
 FAMILY = "debian-12"
@@ -335,8 +335,11 @@ def prepare(
     key = prepared_key(base.key, text)
     folder = cache_dir() / f"prepared-{key}"
     done = folder / "prepared.json"
+    for removed in prune_prepared(key):
+        progress(f"  removed the older prepared image {removed.name}")
     if done.exists() and not force:
         cached: dict[str, Any] = json.loads(done.read_text())
+        os.utime(folder)  # last use: the pruning keeps the images used most recently
         return PreparedImage(
             folder,
             folder / "disk.img",

@@ -35,7 +35,7 @@ from typing import Any
 from crashcart.drill import diskfs
 from crashcart.drill.image import GUEST_STATE, copy_disk, guest_files
 from crashcart.drill.module import build_hang_module
-from crashcart.drill.paths import cache_dir
+from crashcart.drill.paths import cache_dir, prune_runs
 from crashcart.drill.prepare import (
     BootLog,
     PreparedImage,
@@ -109,6 +109,7 @@ def _run_dir(name: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     path = cache_dir() / "runs" / f"{stamp}-{name}"
     path.mkdir(parents=True, exist_ok=True)
+    prune_runs()  # the new folder counts as the newest
     return path
 
 
@@ -636,19 +637,14 @@ def _finish(result: ScenarioResult, scenario: Scenario, started: float) -> Scena
             and result.failed_stage in ("nmi", "dump")
         )
         result.passed = result.failed_stage is not None and bool(reason_ok)
-    (Path(result.workdir) / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
+    workdir = Path(result.workdir)
+    (workdir / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
+    if result.passed and not os.environ.get("CRASHCART_DRILL_KEEP_DISKS"):
+        # The run's disk copy (hundreds of MiB; the dump was copied out of it) and boot files:
+        # kept only when the scenario did not do what it must, for a look at what happened.
+        (workdir / "disk.img").unlink(missing_ok=True)
+        shutil.rmtree(workdir / "boot", ignore_errors=True)
     return result
-
-
-def clean_run_disks(keep: int = 0) -> None:
-    """Remove the disk copies of finished runs (results and logs stay)."""
-    runs = cache_dir() / "runs"
-    for disk in sorted(runs.glob("*/disk.img"))[
-        : max(0, len(list(runs.glob("*/disk.img"))) - keep)
-    ]:
-        disk.unlink(missing_ok=True)
-    for boot in runs.glob("*/boot"):
-        shutil.rmtree(boot, ignore_errors=True)
 
 
 __all__ = ["SCENARIOS", "Event", "ScenarioResult", "run_scenario"]
