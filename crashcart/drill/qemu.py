@@ -9,8 +9,12 @@
   the drill decides what happened and boots the disk again when it should.
 - Serial port 1 -> ``console.log`` (kernel and systemd console); serial port 2 ->
   ``channel.log``, the drill channel on which the guest runner reports
-  (``CRASHCART-DRILL <event> ...`` lines, see ``guest/runner.sh``).
-- QMP on a unix socket: ``inject-nmi``.
+  (``CRASHCART-DRILL <event> ...`` lines, see ``guest/runner.sh``); serial port 3 <- a unix
+  socket (``cmd.sock``) on which the drill sends a restored guest its command.
+- QMP on a unix socket: ``inject-nmi``; ``stop`` + ``migrate`` to save a booted guest to a
+  file (:meth:`Vm.save_state`), which ``-incoming`` restores in a new QEMU process
+  (:attr:`Vm.incoming`): the device set is the same in every drill VM, so any of them can be
+  saved and restored.
 - Networking: user-mode (slirp) with ``restrict=on``: the guest reaches nothing, except
   the forwards given (``guestfwd``), each to a listener on the host's 127.0.0.1 (the local
   moto server).
@@ -19,16 +23,24 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crashcart.drill.qmp import QmpClient
+from crashcart.drill.qmp import QmpClient, QmpError
 
 CHANNEL_PREFIX = "CRASHCART-DRILL "
+#: The drill's guest: every drill VM has this RAM and these vCPUs (a saved guest restores only
+#: into the same shape).
+GUEST_MEMORY_MIB = 1024
+GUEST_CPUS = 2
+#: How long saving a guest's state (about 1 GiB of RAM, mostly zero pages) may take.
+SAVE_TIMEOUT = 300.0
 
 
 class GuestError(RuntimeError):
@@ -61,16 +73,19 @@ class Vm:
     initrd: Path
     cmdline: str
     workdir: Path
-    memory_mib: int = 1024
-    cpus: int = 2
+    memory_mib: int = GUEST_MEMORY_MIB
+    cpus: int = GUEST_CPUS
     forwards: tuple[Forward, ...] = ()
     label: str = "boot"
+    #: A state file written by :meth:`save_state`: QEMU restores it instead of booting.
+    incoming: Path | None = None
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     _offset: int = 0
     _partial: str = ""
     events: list[Event] = field(default_factory=list)
     _pending: list[Event] = field(default_factory=list)
+    _command_connection: socket.socket | None = None
 
     @property
     def console_log(self) -> Path:
@@ -83,6 +98,10 @@ class Vm:
     @property
     def qmp_socket(self) -> Path:
         return self.workdir / f"{self.label}.qmp"
+
+    @property
+    def command_socket(self) -> Path:
+        return self.workdir / f"{self.label}.cmd.sock"
 
     def command(self) -> list[str]:
         accel = os.environ.get("CRASHCART_DRILL_ACCEL", "tcg")
@@ -121,15 +140,25 @@ class Vm:
             f"file:{self.channel_log}",
             "-qmp",
             f"unix:{self.qmp_socket},server=on,wait=off",
+            "-chardev",
+            f"socket,id=drillcmd,path={self.command_socket},server=on,wait=off",
+            "-serial",
+            "chardev:drillcmd",
             "-netdev",
             netdev,
             "-device",
             "virtio-net-pci,netdev=net0",
+            *self._incoming_words(),
         ]
+
+    def _incoming_words(self) -> list[str]:
+        if self.incoming is None:
+            return []
+        return ["-incoming", f"exec:cat {shlex.quote(str(self.incoming))}"]
 
     def start(self) -> Vm:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for path in (self.console_log, self.channel_log, self.qmp_socket):
+        for path in (self.console_log, self.channel_log, self.qmp_socket, self.command_socket):
             path.unlink(missing_ok=True)
         self.channel_log.touch()
         command = self.command()
@@ -231,8 +260,83 @@ class Vm:
         with QmpClient(self.qmp_socket) as qmp:
             qmp.inject_nmi()
 
+    def save_state(self, state: Path, *, disk_copy: Path, timeout: float = SAVE_TIMEOUT) -> None:
+        """Pause the guest, copy its disk to ``disk_copy`` and write its state (RAM and
+        devices) to ``state``; the guest stays paused (:meth:`stop` it afterwards).
+
+        Paused first, so that the disk copy and the state are of the same instant (``stop``
+        drains and flushes the disk) and the state is written in one pass.
+        """
+        state.unlink(missing_ok=True)
+        with QmpClient(self.qmp_socket, timeout=30) as qmp:
+            qmp.execute("stop")
+            copy_sparse(self.disk, disk_copy)
+            qmp.execute("migrate-set-parameters", {"max-bandwidth": 8 << 30})
+            qmp.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(state))}"})
+            deadline = time.monotonic() + timeout
+            while True:
+                info = qmp.execute("query-migrate") or {}
+                status = info.get("status")
+                if status == "completed":
+                    return
+                if status in ("failed", "cancelled") or time.monotonic() > deadline:
+                    raise GuestError(
+                        f"saving the guest's state to {state} {status or 'timed out'}: "
+                        f"{info.get('error-desc', '')}"
+                    )
+                time.sleep(0.2)
+
+    def wait_running(self, timeout: float) -> None:
+        """Wait until QEMU runs the guest (after an ``-incoming`` restore)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.running:
+                raise GuestError(
+                    f"QEMU exited (code {self.exit_code}) while restoring {self.incoming}; "
+                    f"see {self.workdir / (self.label + '.qemu.stderr')}"
+                )
+            try:
+                with QmpClient(self.qmp_socket, timeout=10) as qmp:
+                    status = (qmp.execute("query-status") or {}).get("status")
+                    loaded = (qmp.execute("query-migrate") or {}).get("status") == "completed"
+                    if status in ("paused", "postmigrate", "prelaunch") and loaded:
+                        # saved while paused, restored paused: go on from the saved instant
+                        qmp.execute("cont")
+                        status = "running"
+            except QmpError:
+                status = None
+            if status == "running":
+                return
+            if time.monotonic() > deadline:
+                raise GuestError(f"the restored guest is not running after {timeout:.0f}s")
+            time.sleep(0.2)
+
+    def send_command(self, line: str, *, timeout: float = 30.0) -> None:
+        """Write one line to the guest's command port (its third serial port)."""
+        if "\n" in line:
+            raise ValueError(f"a command is one line, got {line!r}")
+        deadline = time.monotonic() + timeout
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(str(self.command_socket))
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                sock.close()
+                if time.monotonic() > deadline:
+                    raise GuestError(
+                        f"command port {self.command_socket} did not come up"
+                    ) from None
+                time.sleep(0.1)
+        sock.sendall(line.encode() + b"\n")
+        # Keep the connection until QEMU stops: the guest reads the line at its own pace.
+        self._command_connection = sock
+
     def stop(self) -> None:
         """Quit QEMU (QMP ``quit``, then terminate / kill)."""
+        if self._command_connection is not None:
+            self._command_connection.close()
+            self._command_connection = None
         if not self.running:
             return
         try:
@@ -256,3 +360,21 @@ class Vm:
             return self.console_log.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+
+def copy_sparse(source: Path, target: Path) -> None:
+    """A sparse copy of a disk image (``cp --sparse=always``, a reflink where the file system
+    has them)."""
+    target.unlink(missing_ok=True)
+    subprocess.run(
+        ["cp", "--sparse=always", "--reflink=auto", str(source), str(target)], check=True
+    )
+
+
+def qemu_version() -> str:
+    """``qemu-system-x86_64 --version``'s first line ("" when QEMU is not installed)."""
+    binary = shutil.which("qemu-system-x86_64")
+    if binary is None:
+        return ""
+    result = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    return result.stdout.splitlines()[0] if result.stdout else ""

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
+import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from crashcart.drill.qemu import Forward, Vm
 
@@ -63,3 +70,93 @@ def test_wait_for_returns_none_when_qemu_is_gone(tmp_path: Path) -> None:
     vm = _vm(tmp_path)
     vm.channel_log.write_text("CRASHCART-DRILL boot 6.1\n")
     assert vm.wait_for(lambda e: e.name == "ready", timeout=1, what="ready") is None
+
+
+# --- save and restore ------------------------------------------------------------------------
+
+
+def test_every_vm_has_the_command_port_so_any_can_be_saved_and_restored(tmp_path: Path) -> None:
+    cold = _vm(tmp_path).command()
+    restored = _vm(tmp_path, incoming=tmp_path / "my state", label="restored").command()
+    port = f"socket,id=drillcmd,path={tmp_path / 'boot.cmd.sock'},server=on,wait=off"
+    assert cold[cold.index("-chardev") + 1] == port
+    assert cold.count("-serial") == 3 and cold[-1] != "-incoming" and "-incoming" not in cold
+    # the same devices; only the sockets' names and the state to load differ
+    assert restored[restored.index("-incoming") + 1] == f"exec:cat '{tmp_path / 'my state'}'"
+    strip = {"-incoming", f"exec:cat '{tmp_path / 'my state'}'"}
+    assert [w.replace("restored.", "boot.") for w in restored if w not in strip] == cold
+
+
+class FakeQemu:
+    """A QMP server and a command port, as QEMU offers them while it loads a saved guest."""
+
+    def __init__(self, vm: Vm, statuses: list[str]) -> None:
+        self.statuses = statuses
+        self.commands: list[str] = []
+        self.received = b""
+        self.servers = []
+        for path, handler in ((vm.qmp_socket, self._qmp), (vm.command_socket, self._port)):
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            server.bind(str(path))
+            server.listen(4)
+            self.servers.append(server)
+            threading.Thread(target=self._accept, args=(server, handler), daemon=True).start()
+
+    def _accept(self, server: socket.socket, handler: Any) -> None:
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            with connection:
+                handler(connection)
+
+    def _qmp(self, connection: socket.socket) -> None:
+        connection.sendall(b'{"QMP": {"version": {}}}\n')
+        for line in connection.makefile("rb"):
+            command = json.loads(line)["execute"]
+            self.commands.append(command)
+            if command == "query-status":
+                reply: Any = {"status": self.statuses[0]}
+            elif command == "query-migrate":
+                reply = {"status": "completed"}
+            elif command == "cont":
+                self.statuses = ["running"]
+                reply = {}
+            else:
+                reply = {}
+            connection.sendall(json.dumps({"return": reply}).encode() + b"\n")
+
+    def _port(self, connection: socket.socket) -> None:
+        while chunk := connection.recv(4096):
+            self.received += chunk
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+
+
+class _Running:
+    def poll(self) -> None:
+        return None
+
+
+def test_a_guest_saved_paused_is_continued_then_handed_its_command(tmp_path: Path) -> None:
+    vm = _vm(tmp_path, incoming=tmp_path / "state")
+    vm.process = _Running()  # type: ignore[assignment]
+    fake = FakeQemu(vm, ["inmigrate", "paused"])
+    try:
+        fake.statuses = ["paused"]
+        vm.wait_running(timeout=10)
+        assert "cont" in fake.commands  # saved while paused: QEMU waits to be told to go on
+        vm.send_command("go 1767225600 idle -")
+        deadline = time.monotonic() + 5
+        while b"\n" not in fake.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fake.received == b"go 1767225600 idle -\n"
+        with pytest.raises(ValueError, match="one line"):
+            vm.send_command("go\nrm -rf /")
+    finally:
+        vm.process = None
+        vm.stop()
+        fake.close()
