@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,7 +282,7 @@ class Overlay:
         (self.upper / guest_path.lstrip("/")).unlink(missing_ok=True)
 
 
-@dataclass
+@dataclass(frozen=True)
 class HostStepResult:
     key: str
     status: int
@@ -291,8 +292,6 @@ class HostStepResult:
 
 def run_step(overlay: Overlay, step: Step, *, timeout: float) -> HostStepResult:
     """Run one step's script (already placed in the image) chrooted, sandboxed."""
-    import time
-
     started = time.monotonic()
     command = overlay.command(
         "chroot",

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from crashcart.drill.paths import GUEST_DIR, cache_dir
+from crashcart.drill.paths import GUEST_DIR, cache_dir, cache_lock
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -181,6 +181,11 @@ def _kernel_release(rootfs: Path) -> str:
 def build_base(*, log: Path | None = None, force: bool = False) -> BaseImage:
     """The cached base root file system; built with debootstrap when missing (~2-3 min)."""
     key = base_key()
+    with cache_lock(f"base-{key}"):
+        return _build_base(key, log=log, force=force)
+
+
+def _build_base(key: str, *, log: Path | None, force: bool) -> BaseImage:
     folder = cache_dir() / f"base-{key}"
     rootfs = folder / "rootfs"
     done = folder / "done.json"

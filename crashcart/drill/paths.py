@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -78,3 +81,17 @@ def prune_prepared(in_use: str, *, keep: int = KEEP_PREPARED) -> list[Path]:
     for folder in removed:
         shutil.rmtree(folder, ignore_errors=True)
     return removed
+
+
+@contextmanager
+def cache_lock(name: str) -> Iterator[None]:
+    """Hold ``<cache>/<name>.lock`` (``flock``): two drill runs sharing the cache (two clones'
+    ``make test`` at once) build a base or prepared image one after the other, and the
+    second finds it built, instead of each deleting what the other is building."""
+    path = cache_dir() / f"{name}.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

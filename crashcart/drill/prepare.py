@@ -56,12 +56,13 @@ from crashcart.drill.image import (
     DISK_SIZE,
     GUEST_LIB,
     GUEST_STATE,
+    BaseImage,
     build_base,
     copy_disk,
     guest_files,
 )
 from crashcart.drill.module import build_hang_module, hang_module_sources
-from crashcart.drill.paths import cache_dir, prune_prepared
+from crashcart.drill.paths import cache_dir, cache_lock, prune_prepared
 from crashcart.drill.qemu import GUEST_CPUS, GUEST_MEMORY_MIB, Event, GuestError, Vm, qemu_version
 
 FAMILY = "debian-12"
@@ -555,7 +556,7 @@ def prepare(
     entered = time.monotonic()
     text = render_document()
     document = parse_document(text)  # refuses unsupported documents before anything runs
-    progress("drill: base image (debootstrap Debian 12, cached)")
+    progress("drill: base image (debootstrap Debian 12; cached once built)")
     base_started = time.monotonic()
     base = build_base()
     base_seconds = 0.0 if base.cached else time.monotonic() - base_started
@@ -564,6 +565,34 @@ def prepare(
         f"{'cached' if base.cached else f'built in {base.build_seconds}s'}"
     )
     key = prepared_key(drill_inputs(text, base_key=base.key, kernel_release=base.kernel_release))
+    with cache_lock(f"prepared-{key}"):
+        return _prepare(
+            text,
+            document,
+            base,
+            key,
+            force=force,
+            progress=progress,
+            boot_timeout=boot_timeout,
+            snapshot=snapshot,
+            entered=entered,
+            base_seconds=base_seconds,
+        )
+
+
+def _prepare(
+    text: str,
+    document: ComponentDocument,
+    base: BaseImage,
+    key: str,
+    *,
+    force: bool,
+    progress: Callable[[str], None],
+    boot_timeout: float | None,
+    snapshot: bool,
+    entered: float,
+    base_seconds: float,
+) -> PreparedImage:
     folder = cache_dir() / f"prepared-{key}"
     for removed in prune_prepared(key):
         progress(f"  removed the older prepared image {removed.name}")
@@ -660,6 +689,10 @@ def prepare(
         where.setdefault(step_key, "guest")
     final = folder / "disk.img"
     disk.rename(final)
+    logs = folder / "logs"  # the first boot's console and channel, the mkfs log
+    logs.mkdir()
+    for log_file in work.glob("*.log"):
+        log_file.rename(logs / log_file.name)
     shutil.rmtree(work, ignore_errors=True)
     # everything since the call (the base image's build excepted)
     seconds = round(time.monotonic() - entered - base_seconds, 1)

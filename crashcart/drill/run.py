@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from crashcart.drill import diskfs
-from crashcart.drill.image import GUEST_STATE, copy_disk, guest_files
+from crashcart.drill.image import GUEST_STATE, guest_files
 from crashcart.drill.paths import cache_dir, prune_runs
 from crashcart.drill.prepare import (
     VM_OPTIONS,
@@ -260,49 +261,41 @@ def run_scenario(
     snapshot = prepared.snapshot if restore and scenario.positive else None
     if restore and scenario.positive and snapshot is None:
         progress("  no saved guest for this image and QEMU: booting cold")
+    # The disk is copied while the account is set up (a copy of a few hundred MiB, and a
+    # dozen calls to moto: one need not wait for the other).
+    source = snapshot.disk if snapshot is not None else prepared.disk
+    copying = subprocess.Popen(
+        ["cp", "--sparse=always", "--reflink=auto", str(source), str(disk)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        account, forwards, with_agent = _account(prepared, result, use_remediation, moto_url)
+    finally:
+        _, copy_error = copying.communicate()
+    if copying.returncode != 0:
+        raise DrillError(f"copying {source} failed: {copy_error.decode(errors='replace')}")
+    if use_remediation and account is None:
+        return _finish(result, scenario, started)
+    agent_settings = "-"
     if snapshot is not None:
         # The saved guest's disk, exactly as it was when it was saved: nothing may touch it
         # before the guest's own memory is back (the guest applies this run's settings).
-        copy_disk(snapshot.disk, disk)
         editor = None
         result.started_from = f"restored: the saved guest {snapshot.vm_key} of {prepared.key}"
+        if with_agent:
+            from crashcart.drill import agent
+
+            agent_settings = agent.command_settings(account)
     else:
-        copy_disk(prepared.disk, disk)
         diskfs.recover(disk)
         editor = diskfs.DiskEditor(disk)
         result.changes = scenario.modify(editor, disk)
         result.started_from = f"cold boot of {prepared.key}"
-    account = None
-    forwards: tuple[Any, ...] = ()
-    agent_settings = "-"
-    if use_remediation:
-        from crashcart.drill import agent, remediation
-
-        if not remediation.available():
-            return _finish(
-                result.fail(
-                    "remediation",
-                    "the remediation function (crashcart/functions/remediation/handler.py) is "
-                    "missing; run with --direct-nmi to inject the NMI without it",
-                ),
-                scenario,
-                started,
-            )
-        assert moto_url is not None
-        with_agent = agent.has_agent(prepared.document_text)
-        # Without the agent in the image, the drill stands in for its attestation.
-        stand_in = None if with_agent else f"armed {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
-        account = remediation.DrillAccount(url=moto_url).setup(attestation=stand_in)
         if with_agent:
-            port = int(moto_url.rsplit(":", 1)[1])
-            forwards = (agent.forward(port),)
-            if editor is not None:
-                agent.configure(editor, disk, account)
-            else:
-                agent_settings = agent.command_settings(account)
-            result.remediation["agent"] = "in the image: attests at boot, ships after the dump"
-        else:
-            result.remediation["agent"] = "not in the image: attestation tag set by the drill"
+            from crashcart.drill import agent
+
+            agent.configure(editor, disk, account)
     vm_options: dict[str, Any] = {**VM_OPTIONS, "forwards": forwards}
     log = BootLog.empty()
     boot_started = time.monotonic()
@@ -392,6 +385,38 @@ def run_scenario(
         )
     finally:
         vm.stop()
+
+
+def _account(
+    prepared: PreparedImage,
+    result: ScenarioResult,
+    use_remediation: bool,
+    moto_url: str | None,
+) -> tuple[Any, tuple[Any, ...], bool]:
+    """The drill's "AWS account" in moto for this run (None without the remediation, or when
+    the function is missing: then ``result`` says why), the guest's forwards to it, and
+    whether the image carries the crashcart agent."""
+    if not use_remediation:
+        return None, (), False
+    from crashcart.drill import agent, remediation
+
+    if not remediation.available():
+        result.fail(
+            "remediation",
+            "the remediation function (crashcart/functions/remediation/handler.py) is "
+            "missing; run with --direct-nmi to inject the NMI without it",
+        )
+        return None, (), False
+    assert moto_url is not None
+    with_agent = agent.has_agent(prepared.document_text)
+    # Without the agent in the image, the drill stands in for its attestation.
+    stand_in = None if with_agent else f"armed {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    account = remediation.DrillAccount(url=moto_url).setup(attestation=stand_in)
+    if not with_agent:
+        result.remediation["agent"] = "not in the image: attestation tag set by the drill"
+        return account, (), False
+    result.remediation["agent"] = "in the image: attests at boot, ships after the dump"
+    return account, (agent.forward(int(moto_url.rsplit(":", 1)[1])),), True
 
 
 def _restore(

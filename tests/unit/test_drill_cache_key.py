@@ -110,3 +110,27 @@ def test_a_mode_change_of_a_guest_file_changes_the_key(monkeypatch: pytest.Monke
     changed = {path: (content, 0o700) for path, (content, _mode) in files.items()}
     monkeypatch.setattr(prepare, "guest_files", lambda: changed)
     assert key() != before
+
+
+def test_two_runs_sharing_the_cache_build_one_after_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from crashcart.drill.paths import cache_lock
+
+    monkeypatch.setenv("CRASHCART_DRILL_CACHE", str(tmp_path))
+    entered = threading.Event()
+
+    def second() -> None:
+        with cache_lock("prepared-0123"):
+            entered.set()
+
+    with cache_lock("prepared-0123"):
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert not entered.wait(0.5), "the second run went in while the first held the lock"
+        with cache_lock("prepared-other"):  # another image is not held up
+            pass
+    thread.join(5)
+    assert entered.is_set()
