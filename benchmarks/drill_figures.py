@@ -394,7 +394,9 @@ def run(ctx: Context) -> dict[str, Any]:
             ),
             f"The drill ran with the machine's load average (1/5/15 min) at "
             f"{_load(data, 'start')} when it started and {_load(data, 'end')} when it ended: "
-            "absolute times grow with it; ratios of steps of the same run much less.",
+            "absolute times grow with it, and so does NMI to dump against a boot (a boot grows "
+            "more than the capture path under load: about 1.0x on a quiet machine, before and "
+            "after issue 24, 0.6-0.8x under load; see docs/drill.md).",
             "A plain boot: boot to ready (validated, the agent's attestation done) of the "
             "first positive scenario, which boots cold; the positive scenarios after it start "
             "from the image's saved guest (restored, validated again), and what they cost "
