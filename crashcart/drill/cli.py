@@ -119,7 +119,9 @@ def run(
     boot: str = "auto",
 ) -> int:
     from crashcart.drill.component import UnsupportedDocumentError
+    from crashcart.drill.hostphase import HostStepError
     from crashcart.drill.image import ImageBuildError
+    from crashcart.drill.paths import DiskSpaceError
     from crashcart.drill.prepare import StepFailedError, prepare
     from crashcart.drill.qemu import GuestError
     from crashcart.drill.remediation import MotoServer
@@ -135,7 +137,14 @@ def run(
     restore = restores(names, boot)
     try:
         prepared = prepare(force=rebuild, snapshot=any(restore.values()))
-    except (UnsupportedDocumentError, ImageBuildError, StepFailedError, GuestError) as error:
+    except (
+        UnsupportedDocumentError,
+        ImageBuildError,
+        StepFailedError,
+        GuestError,
+        HostStepError,
+        DiskSpaceError,
+    ) as error:
         print(f"drill: could not prepare the guest image: {error}", file=sys.stderr)
         if isinstance(error, StepFailedError):
             for line in error.output[-20:]:

@@ -95,3 +95,28 @@ def cache_lock(name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+#: Free space the cache's file system must have before an image is prepared (the base's root
+#: file system, the overlay, a disk image, the saved guest) and before a run (its disk copy
+#: and the dump read out of it). QEMU pauses a guest whose disk write fails for lack of
+#: space: the boot would sit silent instead of failing.
+PREPARE_FREE_BYTES = 5 << 30
+RUN_FREE_BYTES = 2 << 30
+
+
+class DiskSpaceError(RuntimeError):
+    """The drill cache's file system has too little free space for the next step."""
+
+
+def require_free_space(needed: int, what: str) -> None:
+    """Raise :class:`DiskSpaceError` when the cache's file system has less than ``needed``
+    bytes free (checked before the step that would fill it, not in the middle of a boot)."""
+    root = cache_dir()
+    free = shutil.disk_usage(root).free
+    if free < needed:
+        raise DiskSpaceError(
+            f"{what} needs {needed / 2**30:.1f} GiB free in {root}, which has "
+            f"{free / 2**30:.1f} GiB: free some space (old runs are pruned already; other "
+            "files on that disk are not the drill's) or point $CRASHCART_DRILL_CACHE elsewhere"
+        )

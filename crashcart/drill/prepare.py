@@ -62,7 +62,13 @@ from crashcart.drill.image import (
     guest_files,
 )
 from crashcart.drill.module import build_hang_module, hang_module_sources
-from crashcart.drill.paths import cache_dir, cache_lock, prune_prepared
+from crashcart.drill.paths import (
+    PREPARE_FREE_BYTES,
+    cache_dir,
+    cache_lock,
+    prune_prepared,
+    require_free_space,
+)
 from crashcart.drill.qemu import GUEST_CPUS, GUEST_MEMORY_MIB, Event, GuestError, Vm, qemu_version
 
 FAMILY = "debian-12"
@@ -410,10 +416,13 @@ def snapshot_key() -> str:
 
 
 def default_boot_timeout() -> float:
-    """Seconds one boot may take to work through its steps: ``$CRASHCART_DRILL_BOOT_TIMEOUT``,
-    default 2400 (a first boot builds kdump's initrd under TCG; on a loaded 2-core machine
-    boots took many minutes)."""
-    return float(os.environ.get("CRASHCART_DRILL_BOOT_TIMEOUT", "2400"))
+    """Seconds one preparation boot may take to work through its steps:
+    ``$CRASHCART_DRILL_BOOT_TIMEOUT``, default 900. Measured on the shared 2-core machine at
+    load 10-15 (2026-12-05, empty cache, env -i as CI runs): the first boot, which builds
+    kdump's capture initrd under TCG, was ready after 157 s; 900 s leaves more than 5x that.
+    A guest that is stuck rather than slow fails sooner: after
+    :func:`crashcart.drill.qemu.silence_limit` seconds without a line."""
+    return float(os.environ.get("CRASHCART_DRILL_BOOT_TIMEOUT", "900"))
 
 
 #: Seconds a host-side step may take when the document gives no timeoutSeconds.
@@ -616,6 +625,7 @@ def _prepare(
         saved = ensure_snapshot(prepared, progress=progress)
         return dataclasses.replace(prepared, snapshot=saved)
     check_host()
+    require_free_space(PREPARE_FREE_BYTES, "preparing the drill image")
     # a fresh machine: the triage's debug symbols download while the guest boots
     from crashcart.drill.triage_bridge import prefetch_debug_vmlinux
 

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -41,6 +42,20 @@ GUEST_MEMORY_MIB = 1024
 GUEST_CPUS = 2
 #: How long saving a guest's state (about 1 GiB of RAM, mostly zero pages) may take.
 SAVE_TIMEOUT = 300.0
+#: Lines of the console shown when a guest goes silent.
+CONSOLE_TAIL_LINES = 15
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def silence_limit() -> float:
+    """Seconds a guest may write nothing at all (neither console nor drill channel) while the
+    drill waits for it: ``$CRASHCART_DRILL_SILENCE_LIMIT``, default 300. A booting guest
+    writes its console at every unit it starts and its runner's heartbeat every second once
+    up. The longest silence of a healthy boot: 93 s, the kdump-tools unit building its
+    capture initrd at the image's first boot, on the shared 2-core machine at load 10-15
+    (2026-12-05); 300 s is over 3x that. A guest silent for longer is stuck (or paused by
+    QEMU: a full host disk), and waiting out the whole boot timeout would only hide why."""
+    return float(os.environ.get("CRASHCART_DRILL_SILENCE_LIMIT", "300"))
 
 
 class GuestError(RuntimeError):
@@ -86,6 +101,9 @@ class Vm:
     events: list[Event] = field(default_factory=list)
     _pending: list[Event] = field(default_factory=list)
     _command_connection: socket.socket | None = None
+    #: The logs' sizes at the last look, and when the guest last wrote to either of them.
+    _output_sizes: tuple[int, int] = (-1, -1)
+    _last_output: float = 0.0
 
     @property
     def console_log(self) -> Path:
@@ -170,7 +188,52 @@ class Vm:
             command, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr
         )
         self.started_at = time.monotonic()
+        self._output_sizes = (-1, -1)
+        self._last_output = self.started_at
         return self
+
+    def silent_for(self) -> float:
+        """Seconds since the guest last wrote to its console or the drill channel."""
+        sizes = tuple(
+            path.stat().st_size if path.exists() else 0
+            for path in (self.console_log, self.channel_log)
+        )
+        now = time.monotonic()
+        if sizes != self._output_sizes:
+            self._output_sizes = (sizes[0], sizes[1])
+            self._last_output = now
+        return now - self._last_output
+
+    def status(self) -> str:
+        """QEMU's run state (``running``, ``paused``, ``io-error``, ...) or why it is unknown."""
+        if not self.running:
+            return f"exited (code {self.exit_code})"
+        try:
+            with QmpClient(self.qmp_socket, timeout=5) as qmp:
+                info = qmp.execute("query-status") or {}
+        except (OSError, QmpError) as error:
+            return f"unknown (QMP: {error})"
+        return str(info.get("status", "unknown"))
+
+    def console_tail(self, lines: int = CONSOLE_TAIL_LINES) -> str:
+        """The console's last lines, control characters and blank lines dropped."""
+        text = _ANSI_RE.sub("", self.console_text()).replace("\r", "\n")
+        kept = ["".join(c for c in line if c.isprintable()).strip() for line in text.splitlines()]
+        return "\n".join([line for line in kept if line][-lines:])
+
+    def _silence_error(self, what: str, silent: float) -> GuestError:
+        status = self.status()
+        hint = ""
+        if status == "io-error":
+            hint = (
+                " QEMU paused the guest on a disk write error: is the host's disk full? "
+                f"(the drill cache: {self.disk.parent})"
+            )
+        return GuestError(
+            f"the guest wrote nothing to its console or the drill channel for {silent:.0f}s "
+            f"while the drill waited for {what}; QEMU status: {status}.{hint} "
+            f"Console ({self.console_log}), last lines:\n{self.console_tail()}"
+        )
 
     @property
     def running(self) -> bool:
@@ -213,12 +276,16 @@ class Vm:
         what: str,
         on_event: Callable[[Event], None] | None = None,
         stop_on_exit: bool = True,
+        silence: float | None = None,
     ) -> Event | None:
         """Wait for a channel event; None if QEMU exited first (when ``stop_on_exit``).
 
-        :raises GuestError: after ``timeout`` seconds, naming ``what``.
+        :raises GuestError: after ``timeout`` seconds, naming ``what``; or as soon as the
+            guest has written nothing for ``silence`` seconds (default :func:`silence_limit`),
+            with QEMU's status and the console's last lines.
         """
         deadline = time.monotonic() + timeout
+        quiet_limit = silence_limit() if silence is None else silence
         while True:
             running = self.running
             found = self._scan(self.poll_events(), predicate, on_event)
@@ -229,8 +296,12 @@ class Vm:
             if time.monotonic() > deadline:
                 raise GuestError(
                     f"timed out after {timeout:.0f}s waiting for {what} "
-                    f"(console: {self.console_log})"
+                    f"(console: {self.console_log}); QEMU status: {self.status()}; "
+                    f"console, last lines:\n{self.console_tail()}"
                 )
+            silent = self.silent_for()
+            if running and silent > quiet_limit:
+                raise self._silence_error(what, silent)
             time.sleep(0.2)
 
     def _scan(

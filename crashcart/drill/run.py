@@ -43,7 +43,7 @@ from typing import Any
 
 from crashcart.drill import diskfs
 from crashcart.drill.image import GUEST_STATE, guest_files
-from crashcart.drill.paths import cache_dir, prune_runs
+from crashcart.drill.paths import RUN_FREE_BYTES, cache_dir, prune_runs, require_free_space
 from crashcart.drill.prepare import (
     VM_OPTIONS,
     BootLog,
@@ -62,7 +62,9 @@ SURVIVAL_SECONDS = 30.0
 #: How long the drill waits for panic -> capture kernel -> dump -> reboot.
 DUMP_TIMEOUT = 600.0
 #: A drill boot (validate, the agent's attestation) and the boot after the dump.
-BOOT_TIMEOUT = float(os.environ.get("CRASHCART_DRILL_RUN_BOOT_TIMEOUT", "1200"))
+#: Measured at load 13-15: 117 s to ready, 178 s back up after the dump; 600 s is over 3x that
+#: (and a silent guest fails sooner, see :func:`crashcart.drill.qemu.silence_limit`).
+BOOT_TIMEOUT = float(os.environ.get("CRASHCART_DRILL_RUN_BOOT_TIMEOUT", "600"))
 #: How long QEMU may take to load a saved guest (about 1 GiB of RAM, mostly zero pages).
 RESTORE_TIMEOUT = 300.0
 _DUMP_ID_RE = re.compile(r"^\d{12}\Z")
@@ -122,6 +124,7 @@ def _run_dir(name: str) -> Path:
     path = cache_dir() / "runs" / f"{stamp}-{name}"
     path.mkdir(parents=True, exist_ok=True)
     prune_runs()  # the new folder counts as the newest
+    require_free_space(RUN_FREE_BYTES, f"the drill run {path.name}")
     return path
 
 

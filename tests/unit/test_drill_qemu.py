@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from crashcart.drill.qemu import Forward, Vm
+from crashcart.drill.qemu import Forward, GuestError, Vm
 
 
 def _vm(tmp_path: Path, **options: object) -> Vm:
@@ -160,3 +160,54 @@ def test_a_guest_saved_paused_is_continued_then_handed_its_command(tmp_path: Pat
         vm.process = None
         vm.stop()
         fake.close()
+
+
+# --- a guest gone silent fails fast ----------------------------------------------------------
+
+
+def test_a_silent_guest_fails_fast_with_qemu_status_and_the_console_tail(tmp_path: Path) -> None:
+    vm = _vm(tmp_path)
+    vm.process = _Running()  # type: ignore[assignment]
+    vm.started_at = vm._last_output = time.monotonic()
+    vm.console_log.write_text(
+        "".join(f"[  {n}.0] early line {n}\r\n" for n in range(40))
+        + "         Starting \x1b[0;1;39mkdump-tools.service\x1b[0m - Kernel crash dump...\r\n"
+    )
+    vm.channel_log.write_text("CRASHCART-DRILL boot 6.1.0-50-cloud-amd64\n")
+    fake = FakeQemu(vm, ["io-error"])  # QEMU paused the guest: a write failed (ENOSPC)
+    started = time.monotonic()
+    try:
+        with pytest.raises(GuestError) as raised:
+            vm.wait_for(lambda e: e.name == "ready", timeout=600, what="ready", silence=1.0)
+    finally:
+        vm.process = None
+        fake.close()
+    assert time.monotonic() - started < 10  # not the 600 s boot timeout
+    message = str(raised.value)
+    assert "nothing to its console or the drill channel for" in message
+    assert "QEMU status: io-error" in message and "host's disk full" in message
+    assert "kdump-tools.service - Kernel crash dump..." in message  # the tail, escapes dropped
+    assert "early line 39" in message and "early line 20" not in message
+
+
+def test_a_guest_that_keeps_writing_is_not_cut_short(tmp_path: Path) -> None:
+    vm = _vm(tmp_path)
+    vm.process = _Running()  # type: ignore[assignment]
+    vm.started_at = vm._last_output = time.monotonic()
+    vm.console_log.write_text("")
+
+    def slow_boot() -> None:
+        for n in range(8):  # 2.4 s in all, never more than 0.3 s apart
+            time.sleep(0.3)
+            with vm.console_log.open("a") as console:
+                console.write(f"[  {n}.0] still working\n")
+        vm.channel_log.write_text("CRASHCART-DRILL ready\n")
+
+    writer = threading.Thread(target=slow_boot)
+    writer.start()
+    try:
+        found = vm.wait_for(lambda e: e.name == "ready", timeout=30, what="ready", silence=1.0)
+    finally:
+        writer.join()
+        vm.process = None
+    assert found is not None and found.name == "ready"

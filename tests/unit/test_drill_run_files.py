@@ -101,3 +101,13 @@ def test_prepared_images_beyond_the_newest_are_pruned_never_the_one_in_use(cache
 def test_pruning_an_empty_cache_removes_nothing(cache: Path) -> None:
     assert paths.prune_runs() == []
     assert paths.prune_prepared("any") == []
+
+
+def test_a_run_refuses_to_start_on_a_nearly_full_disk(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # QEMU pauses a guest whose disk write fails (ENOSPC): the boot would sit silent
+    usage = paths.shutil.disk_usage(cache)
+    monkeypatch.setattr(paths.shutil, "disk_usage", lambda _path: usage._replace(free=300 << 20))
+    with pytest.raises(paths.DiskSpaceError, match=r"needs 2\.0 GiB free in .* has 0\.3 GiB"):
+        _run_dir("idle")
