@@ -394,9 +394,9 @@ def run(ctx: Context) -> dict[str, Any]:
             ),
             f"The drill ran with the machine's load average (1/5/15 min) at "
             f"{_load(data, 'start')} when it started and {_load(data, 'end')} when it ended: "
-            "absolute times grow with it, and so does NMI to dump against a boot (a boot grows "
-            "more than the capture path under load: about 1.0x on a quiet machine, before and "
-            "after issue 24, 0.6-0.8x under load). The capture kernel boots the same root file "
+            "absolute times grow with it, and NMI to dump against a boot scatters with it "
+            "(about 1.0x on a quiet machine, before and after issue 24; 0.45-1.00x at load "
+            "10-15 on 2026-12-05). The capture kernel boots the same root file "
             "system through systemd on one CPU (kdump-tools' own nr_cpus=1 and "
             "systemd.unit=kdump-tools-dump.service), and that unit waits for "
             "network-online.target; makedumpfile itself takes about 5 s. The 0.85x goal is not "
