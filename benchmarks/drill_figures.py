@@ -8,10 +8,13 @@ Two things run the drill and write its results and timings into the drill cache
 - the e2e layer of ``make test`` (``tests/e2e/test_drill_*.py``): ``e2e-drill-results.json``.
 
 This benchmark reports the freshest of the two that has an idle or hung-CPU scenario (or
-the file given with ``--drill-timings``), says which file and when it was written: boot to
-ready, NMI to dump saved, dump size against guest RAM. The drill takes many minutes, so
-``make bench`` only runs it when asked (``python -m benchmarks --run-drill``); without any
-results it reports "not run".
+the file given with ``--drill-timings``), says which file and when it was written: NMI to
+dump saved, what a restored scenario costs beyond its own NMI -> dump -> reboot, and the
+image's preparation, each as a ratio against a plain guest boot measured in the same run
+(the first positive scenario boots cold: its boot to ready, see ``crashcart.drill.cli``),
+and the dump's size against guest RAM. The drill takes many minutes, so ``make bench`` only
+runs it when asked (``python -m benchmarks --run-drill``); without any results it reports
+"not run".
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ RESULTS_FILES = (
 RESULTS_FILE = RESULTS_FILES[0][0]
 POSITIVE = ("idle", "hung-cpus")
 DRILL_TIMEOUT = 1800.0
+#: The drill's budgets (issue 24): NMI -> dump saved against a plain boot, the dump against
+#: guest RAM, what a restored scenario may cost beyond its own NMI -> dump -> reboot.
+MAX_NMI_TO_DUMP_VS_BOOT = 0.85
+MAX_DUMP_TO_RAM = 0.05
+MAX_BEYOND_NMI_DUMP_REBOOT_S = 30.0
 
 
 def cache_dir() -> Path:
@@ -118,6 +126,11 @@ def _known(value: Any) -> str:
     return "?" if value is None else str(value)
 
 
+def _load(data: dict[str, Any], when: str) -> str:
+    values = (data.get("load_average") or {}).get(when)
+    return " / ".join(str(v) for v in values) if values else "?"
+
+
 def _age(written_at: str) -> str:
     try:
         then = datetime.strptime(written_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
@@ -125,6 +138,16 @@ def _age(written_at: str) -> str:
         return "?"
     hours = (datetime.now(UTC) - then).total_seconds() / 3600
     return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def reference_boot(data: dict[str, Any]) -> tuple[float | None, str]:
+    """The plain guest boot of a run: boot to ready of its first passed positive scenario that
+    booted cold (restored scenarios do not boot); and which scenario that was."""
+    for name, scenario in scenarios_of(data).items():
+        boot = scenario.get("timings", {}).get("boot_to_ready_s")
+        if boot and scenario.get("passed") and scenario.get("positive", True):
+            return float(boot), name
+    return None, ""
 
 
 def _run_drill(path: Path) -> None:
@@ -180,6 +203,7 @@ def run(ctx: Context) -> dict[str, Any]:
         "written_at": written_at,
         "age_at_this_run": _age(written_at),
         "drill_started_at": data.get("started_at"),
+        "drill_load_average": data.get("load_average"),
         "image": data.get("image", {}),
         "considered": [
             {k: v for k, v in c.items() if k not in ("data", "mtime")} for c in considered
@@ -188,31 +212,50 @@ def run(ctx: Context) -> dict[str, Any]:
         "missing_scenarios": missing,
     }
     for name in present:
-        s = scenarios_of(origin[name]["data"])[name]
+        run_data = origin[name]["data"]
+        s = scenarios_of(run_data)[name]
         t = s.get("timings", {})
-        boot = t.get("boot_to_ready_s")
+        own_boot = t.get("boot_to_ready_s")
+        boot, boot_of = reference_boot(run_data)
         nmi = t.get("nmi_to_dump_saved_s")
+        beyond = t.get("beyond_nmi_dump_reboot_s")
+        restored = str(s.get("started_from", "")).startswith("restored")
         entry = {
             "passed": s.get("passed"),
             "failed_stage": s.get("failed_stage"),
-            "boot_to_ready_s": boot,
+            "started_from": s.get("started_from") or "cold boot",
+            "boot_to_ready_s": own_boot,
+            "restore_to_ready_s": t.get("restore_to_ready_s"),
+            "reference_boot_s": boot,
+            "reference_boot_of": boot_of,
             "nmi_to_dump_saved_s": nmi,
             "reboot_to_ready_s": t.get("reboot_to_ready_s"),
+            "scenario_s": t.get("scenario_s"),
+            "beyond_nmi_dump_reboot_s": beyond,
             "dump_mib": t.get("dump_mib"),
             "guest_ram_mib": t.get("guest_ram_mib"),
             "dump_to_ram_ratio": t.get("dump_to_ram_ratio"),
             "nmi_to_dump_vs_boot": ratio(nmi, boot) if nmi and boot else None,
+            "beyond_vs_boot": ratio(beyond, boot) if beyond is not None and boot else None,
             "source": origin[name]["path"],
             "written_at": origin[name]["written_at"],
         }
         figures["scenarios"][name] = entry
+        started = (
+            f"restored ({entry['restore_to_ready_s']} s to ready)"
+            if restored
+            else f"cold boot ({own_boot} s to ready)"
+            if own_boot is not None
+            else "-"
+        )
         rows.append(
             [
                 name,
                 "passed" if s.get("passed") else f"FAILED at {s.get('failed_stage')}",
-                f"{boot} s" if boot is not None else "-",
+                started,
                 f"{nmi} s" if nmi is not None else "-",
                 times(entry["nmi_to_dump_vs_boot"]),
+                f"{beyond} s ({times(entry['beyond_vs_boot'])})" if beyond is not None else "-",
                 f"{entry['dump_mib']} / {entry['guest_ram_mib']} MiB"
                 if entry["dump_mib"] is not None
                 else "-",
@@ -228,15 +271,42 @@ def run(ctx: Context) -> dict[str, Any]:
             hung["nmi_to_dump_saved_s"], idle["nmi_to_dump_saved_s"]
         )
     passed = [n for n in present if figures["scenarios"][n]["passed"]]
-    checks = [
-        check(
-            f"{name}: the dump is smaller than the guest's RAM (makedumpfile filtering)",
-            (figures["scenarios"][name]["dump_to_ram_ratio"] or 0) < 1,
-            f"dump / RAM = {figures['scenarios'][name]['dump_to_ram_ratio']}",
-        )
-        for name in passed
-        if figures["scenarios"][name]["dump_to_ram_ratio"] is not None
-    ]
+    checks = []
+    for name in passed:
+        entry = figures["scenarios"][name]
+        if entry["dump_to_ram_ratio"] is not None:
+            checks.append(
+                check(
+                    f"{name}: the dump is at most {MAX_DUMP_TO_RAM:.0%} of the guest's RAM "
+                    "(makedumpfile filtering)",
+                    entry["dump_to_ram_ratio"] <= MAX_DUMP_TO_RAM,
+                    f"dump / RAM = {entry['dump_to_ram_ratio']}",
+                )
+            )
+        if entry["nmi_to_dump_vs_boot"] is not None:
+            checks.append(
+                check(
+                    f"{name}: NMI to dump saved takes at most {MAX_NMI_TO_DUMP_VS_BOOT}x a plain "
+                    "boot of the same run",
+                    entry["nmi_to_dump_vs_boot"] <= MAX_NMI_TO_DUMP_VS_BOOT,
+                    f"{entry['nmi_to_dump_saved_s']} s / {entry['reference_boot_s']} s "
+                    f"({entry['reference_boot_of']}'s boot) = "
+                    f"{times(entry['nmi_to_dump_vs_boot'])}",
+                )
+            )
+        if (
+            str(entry["started_from"]).startswith("restored")
+            and entry["beyond_nmi_dump_reboot_s"] is not None
+        ):
+            checks.append(
+                check(
+                    f"{name} (restored): costs at most {MAX_BEYOND_NMI_DUMP_REBOOT_S:.0f} s "
+                    "beyond its own NMI -> dump -> reboot",
+                    entry["beyond_nmi_dump_reboot_s"] <= MAX_BEYOND_NMI_DUMP_REBOOT_S,
+                    f"{entry['scenario_s']} s in all, {entry['beyond_nmi_dump_reboot_s']} s "
+                    "beyond NMI -> dump saved -> back up",
+                )
+            )
     summary = {
         "source": f"{_shown(path)}, written {written_at} ({_age(written_at)} before this run)"
         + "".join(
@@ -246,15 +316,38 @@ def run(ctx: Context) -> dict[str, Any]:
         ),
     }
     summary |= {
-        name: f"{'passed' if e['passed'] else 'FAILED'}; NMI to dump saved "
-        f"{e['nmi_to_dump_saved_s']} s ({times(e['nmi_to_dump_vs_boot'])} a boot); dump / RAM "
-        f"{e['dump_to_ram_ratio']}"
+        name: f"{'passed' if e['passed'] else 'FAILED'} ({e['started_from'].split(':')[0]}); "
+        f"NMI to dump saved {e['nmi_to_dump_saved_s']} s ({times(e['nmi_to_dump_vs_boot'])} "
+        f"a boot); dump / RAM {e['dump_to_ram_ratio']}"
+        + (
+            f"; beyond NMI -> dump -> reboot {e['beyond_nmi_dump_reboot_s']} s"
+            if e["beyond_nmi_dump_reboot_s"] is not None
+            else ""
+        )
         for name, e in figures["scenarios"].items()
     }
     summary |= {name: "not in any drill results file found" for name in missing}
     if "hung_vs_idle_nmi_to_dump" in figures:
         summary["hung-CPU vs idle, NMI to dump saved"] = times(figures["hung_vs_idle_nmi_to_dump"])
     image = figures["image"]
+    boot, boot_of = reference_boot(data)
+    prepared = image.get("prepare_s")
+    if prepared and not image.get("cached"):
+        host, guest = image.get("prepare_host_s"), image.get("prepare_guest_s")
+        figures["image_preparation"] = {
+            "prepare_s": prepared,
+            "host_s": host,
+            "guest_s": guest,
+            "reference_boot_s": boot,
+            "prepare_vs_boot": ratio(prepared, boot) if boot else None,
+        }
+        summary["image preparation (in this run)"] = (
+            f"{prepared} s (host side {_known(host)} s, guest {_known(guest)} s)"
+            + (f" = {times(ratio(prepared, boot))} a plain boot" if boot else "")
+        )
+    if boot:
+        figures["reference_boot"] = {"boot_to_ready_s": boot, "scenario": boot_of}
+        summary["a plain boot of the image (reference)"] = f"{boot} s ({boot_of}, booted cold)"
     others = [
         f"{_shown(c['path'])} ({c['problem']})"
         if "problem" in c
@@ -271,9 +364,10 @@ def run(ctx: Context) -> dict[str, Any]:
                 [
                     "scenario",
                     "result",
-                    "boot to ready",
+                    "started by",
                     "NMI to dump saved",
-                    "NMI to dump / boot to ready",
+                    "NMI to dump / a plain boot",
+                    "beyond its NMI -> dump -> reboot (/ a plain boot)",
                     "dump / guest RAM",
                     "ratio",
                     *(["read from (written at)"] if mixed else []),
@@ -292,9 +386,26 @@ def run(ctx: Context) -> dict[str, Any]:
                 f"taken from the drill cache (its base build took "
                 f"{_known(image.get('base_build_s'))} s when it was made)."
                 if image.get("cached")
-                else f"built in that run (base build {_known(image.get('base_build_s'))} s, "
-                f"component applied in {_known(image.get('prepare_s'))} s)."
+                else f"the component applied in that run (the base image took "
+                f"{_known(image.get('base_build_s'))} s when it was built; applying the "
+                f"component {_known(image.get('prepare_s'))} s: host side "
+                f"{_known(image.get('prepare_host_s'))} s, guest "
+                f"{_known(image.get('prepare_guest_s'))} s)."
             ),
+            f"The drill ran with the machine's load average (1/5/15 min) at "
+            f"{_load(data, 'start')} when it started and {_load(data, 'end')} when it ended: "
+            "absolute times grow with it, and NMI to dump against a boot scatters with it "
+            "(about 1.0x on a quiet machine, before and after issue 24; 0.45-1.00x at load "
+            "10-15 on 2026-12-05). The capture kernel boots the same root file "
+            "system through systemd on one CPU (kdump-tools' own nr_cpus=1 and "
+            "systemd.unit=kdump-tools-dump.service), and that unit waits for "
+            "network-online.target; makedumpfile itself takes about 5 s. The 0.85x goal is not "
+            "met on a quiet machine; see docs/drill.md for the timeline and why the drill does "
+            "not shorten the component's capture path to meet it.",
+            "A plain boot: boot to ready (validated, the agent's attestation done) of the "
+            "first positive scenario, which boots cold; the positive scenarios after it start "
+            "from the image's saved guest (restored, validated again), and what they cost "
+            "beyond their own NMI -> dump saved -> back up is in its own column.",
             f"These figures are not from this benchmark run: they are read from "
             f"{_shown(path)}, written by {chosen['writer']} at {written_at} "
             f"({_age(written_at)} before this run), the freshest drill results found"

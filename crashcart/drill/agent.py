@@ -2,7 +2,8 @@
 
 When the component document installs the crashcart agent (``crashcart-agent.service``), the
 drill lets it run as it would on EC2, with these differences, all written into the guest's
-``/etc/default/crashcart-agent`` (the unit's EnvironmentFile) before the boot:
+``/etc/default/crashcart-agent`` (the unit's EnvironmentFile) before the boot (a guest booted
+cold) or by the drill runner before it starts the agent (a restored guest):
 
 - instance id and region given (``CRASHCART_INSTANCE_ID``, ``CRASHCART_REGION``): there is
   no instance metadata service in the guest;
@@ -18,6 +19,7 @@ dump bucket (``/crashcart/dump-bucket`` in moto's SSM); the drill checks the obj
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
@@ -28,6 +30,8 @@ ENV_FILE = "/etc/default/crashcart-agent"
 GUEST_ENDPOINT = "10.0.2.100"
 UNIT = "crashcart-agent.service"
 ATTESTATION_TAG = "crashcart:kdump-attestation"
+#: The image's drop-in lets the agent run only where this file exists (a drill run).
+AGENT_ENABLED = "/etc/crashcart-drill-agent-enabled"
 
 
 def has_agent(document_text: str) -> bool:
@@ -38,10 +42,9 @@ def forward(moto_port: int) -> Forward:
     return Forward(guest_address=GUEST_ENDPOINT, guest_port=80, host_port=moto_port)
 
 
-def configure(editor: diskfs.DiskEditor, disk: Any, account: Any) -> list[str]:
-    """Append the drill's settings to the agent's environment file (keeps the component's)."""
-    existing = diskfs.read_file(disk, ENV_FILE) or b""
-    lines = [
+def settings(account: Any) -> list[str]:
+    """The drill's lines for the agent's environment file (appended to the component's)."""
+    return [
         "# crashcart drill: the local 'EC2' is moto on the host, through QEMU's user network",
         f"CRASHCART_INSTANCE_ID={account.instance_id}",
         "CRASHCART_REGION=eu-west-1",
@@ -50,22 +53,24 @@ def configure(editor: diskfs.DiskEditor, disk: Any, account: Any) -> list[str]:
         "AWS_SECRET_ACCESS_KEY=drill",
         "AWS_MAX_ATTEMPTS=2",
     ]
+
+
+def command_settings(account: Any) -> str:
+    """:func:`settings` for a restored guest's command line (one base64 word): the runner
+    appends them to the environment file and starts the agent."""
+    return base64.b64encode(("\n".join(settings(account)) + "\n").encode()).decode()
+
+
+def configure(editor: diskfs.DiskEditor, disk: Any, account: Any) -> list[str]:
+    """For a guest booted cold: append the drill's settings to the agent's environment file
+    (keeps the component's) and let the agent run (the image's drop-in makes it wait for
+    ``AGENT_ENABLED``, and sends its log to the serial console too)."""
+    existing = diskfs.read_file(disk, ENV_FILE) or b""
     content = existing.decode(errors="replace")
     if content and not content.endswith("\n"):
         content += "\n"
-    editor.write(ENV_FILE, content + "\n".join(lines) + "\n")
-    # DHCP done before network-online.target, which the agent orders itself after
-    editor.mkdir("/etc/systemd/system/network-online.target.wants")
-    editor.symlink(
-        "/etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service",
-        "/lib/systemd/system/systemd-networkd-wait-online.service",
-    )
-    # the agent's log on the serial console too (the drill reads no journal)
-    editor.mkdir(f"/etc/systemd/system/{UNIT}.d")
-    editor.write(
-        f"/etc/systemd/system/{UNIT}.d/zz-crashcart-drill.conf",
-        "[Service]\nStandardOutput=journal+console\nStandardError=journal+console\n",
-    )
+    editor.write(ENV_FILE, content + "\n".join(settings(account)) + "\n")
+    editor.write(AGENT_ENABLED, "")
     return [f"{ENV_FILE}: instance id, region, endpoint http://{GUEST_ENDPOINT} (moto)"]
 
 

@@ -3,6 +3,12 @@
     python -m crashcart.drill                      # every scenario
     python -m crashcart.drill --scenario idle      # one (repeatable)
     python -m crashcart.drill --list
+    python -m crashcart.drill --boot cold          # every scenario boots its guest
+
+Positive scenarios after the first start from the prepared image's saved guest (booted and
+validated once) instead of booting (``--boot auto``, the default): the first one boots cold,
+as an instance launched from the AMI does, and its boot is the run's reference boot for the
+figures. Negative controls always boot cold (their changes act at boot).
 
 Exit status 0 when every positive scenario produced a dump and every negative control
 failed for its stated reason; 1 otherwise; 2 when the drill could not run at all.
@@ -56,7 +62,31 @@ def _parser() -> argparse.ArgumentParser:
         "and require the NMI stage to fail for the stated reason",
     )
     parser.add_argument("--no-triage", action="store_true", help="skip triage of the dump")
+    parser.add_argument(
+        "--boot",
+        choices=BOOT_MODES,
+        default="auto",
+        help="how positive scenarios start: auto (the first boots cold, the others restore "
+        "the saved guest), cold, or restore (all of them restore)",
+    )
     return parser
+
+
+BOOT_MODES = ("auto", "cold", "restore")
+
+
+def restores(names: list[str], mode: str) -> dict[str, bool]:
+    """Scenario name -> whether it starts from the saved guest (only positive ones do)."""
+    positives = [name for name in names if SCENARIOS[name].positive]
+    if mode == "cold":
+        chosen: set[str] = set()
+    elif mode == "restore":
+        chosen = set(positives)
+    elif mode == "auto":
+        chosen = set(positives[1:])
+    else:
+        raise ValueError(f"boot mode {mode!r}: use one of {', '.join(BOOT_MODES)}")
+    return {name: name in chosen for name in names}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         direct_nmi=args.direct_nmi,
         force_negatives=args.force_negatives,
         triage=not args.no_triage,
+        boot=args.boot,
     )
 
 
@@ -85,9 +116,12 @@ def run(
     direct_nmi: bool = False,
     force_negatives: bool = False,
     triage: bool = True,
+    boot: str = "auto",
 ) -> int:
     from crashcart.drill.component import UnsupportedDocumentError
+    from crashcart.drill.hostphase import HostStepError
     from crashcart.drill.image import ImageBuildError
+    from crashcart.drill.paths import DiskSpaceError
     from crashcart.drill.prepare import StepFailedError, prepare
     from crashcart.drill.qemu import GuestError
     from crashcart.drill.remediation import MotoServer
@@ -97,11 +131,20 @@ def run(
     started = time.monotonic()
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "load_average": {"start": load_average()},
         "scenarios": [],
     }
+    restore = restores(names, boot)
     try:
-        prepared = prepare(force=rebuild)
-    except (UnsupportedDocumentError, ImageBuildError, StepFailedError, GuestError) as error:
+        prepared = prepare(force=rebuild, snapshot=any(restore.values()))
+    except (
+        UnsupportedDocumentError,
+        ImageBuildError,
+        StepFailedError,
+        GuestError,
+        HostStepError,
+        DiskSpaceError,
+    ) as error:
         print(f"drill: could not prepare the guest image: {error}", file=sys.stderr)
         if isinstance(error, StepFailedError):
             for line in error.output[-20:]:
@@ -113,6 +156,8 @@ def run(
         "document": prepared.document.name,
         "base_build_s": prepared.base_seconds,
         "prepare_s": prepared.prepare_seconds,
+        "prepare_host_s": prepared.build_log.get("host_seconds"),
+        "prepare_guest_s": prepared.build_log.get("guest_seconds"),
         "cached": prepared.cached,
     }
     failures = 0
@@ -126,6 +171,7 @@ def run(
                 force=force_negatives and not scenario.positive,
                 moto_url=moto.url,
                 triage=triage,
+                restore=restore[name],
             )
             verdict = "PASS" if result.passed else "FAIL"
             if not result.passed:
@@ -137,6 +183,7 @@ def run(
             )
             results["scenarios"].append(result.as_dict())
     results["wall_s"] = round(time.monotonic() - started, 1)
+    results["load_average"]["end"] = load_average()
     results["timings"] = summarize(results)
     path = json_path or cache_dir() / "drill-results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,19 +194,37 @@ def run(
     return 1 if failures else 0
 
 
+def load_average() -> list[float]:
+    """The machine's 1/5/15-minute load averages (the drill's times depend on them)."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """The figures the benchmarks quote."""
     image = results.get("image", {})
     timings: dict[str, Any] = {
         "image_base_build_s": image.get("base_build_s"),
         "image_prepare_s": image.get("prepare_s"),
+        "image_prepare_host_s": image.get("prepare_host_s"),
+        "image_prepare_guest_s": image.get("prepare_guest_s"),
         "image_cached": image.get("cached"),
         "wall_s": results.get("wall_s"),
+        "reference_boot_s": reference_boot(results),
     }
     for scenario in results.get("scenarios", []):
         for key, value in scenario.get("timings", {}).items():
             timings[f"{scenario['scenario']}.{key}"] = value
     return timings
+
+
+def reference_boot(results: dict[str, Any]) -> float | None:
+    """A plain boot of the prepared image measured in this run: boot to ready (validated,
+    the agent's attestation done) of the first positive scenario that booted cold."""
+    for scenario in results.get("scenarios", []):
+        boot = scenario.get("timings", {}).get("boot_to_ready_s")
+        if scenario.get("positive") and boot and not scenario.get("failed_stage"):
+            return float(boot)
+    return None
 
 
 if __name__ == "__main__":

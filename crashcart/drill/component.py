@@ -18,13 +18,15 @@ other action module, ``loop``, ``onFailure``, ``maxAttempts``, document ``parame
 ``constants``, any ``{{ variable }}`` anywhere, unknown fields. A step that silently did not
 run would make the drill a lie.
 
-Where the steps run (the rule): **every step runs inside the booted guest**, by a bash
-runner (``guest/runner.sh``) that a one-shot systemd unit starts at each boot. Nothing runs
-in a chroot on the host: the Debian document installs packages, enables services and relies
-on a reboot, which only a running system does as EC2 does it, and a chroot would run its
-commands with the host's kernel (``uname -r``, ``sysctl``) and could change the host.
-The build phase runs on the image-preparation boots; the ``validate`` and ``test`` phases run
-on every drill boot (each drill run is a fresh "instance" of the prepared "AMI").
+Where the steps run: the build-phase steps before the phase's first ``Reboot`` that need
+no running kernel run on the host, chrooted into the image in a sandbox
+(:mod:`crashcart.drill.hostphase`: the Debian document's package installs), and that Reboot
+is the image's first boot; **every other step runs inside the booted guest**, by a bash
+runner (``guest/runner.sh``) that a one-shot systemd unit starts at each boot. A step that
+asks about the kernel (``uname``, ``sysctl``, ``/proc``, ...) always runs in the guest: a
+chroot would answer with the host's kernel. The validate phase runs on every drill boot
+(each drill run is a fresh "instance" of the prepared "AMI") and again in every restored
+guest; the ``test`` phase is not run (it tags the AMI through EC2).
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ Two cache levels under the drill cache (``$CRASHCART_DRILL_CACHE``, default ``<r
   procps, the cloud kernel and kdump-tools' dependencies. kdump-tools itself is NOT
   installed: its ``.deb`` (and kexec-tools', makedumpfile's, the agent's python3) wait in a
   local apt repository inside the guest (``/var/lib/crashcart-drill/apt``, the only apt
-  source), so that the component's own ``apt-get install`` step installs and configures them
-  at first boot, offline, as it does on a Debian AMI. The key hashes the package list, the
+  source), so that the component's own ``apt-get install`` step installs and configures them,
+  offline, as it does on a Debian AMI (on the host side of preparation, see
+  :mod:`crashcart.drill.hostphase`). The key hashes the package list, the
   mirror, the suite and the platform's boot configuration.
 - ``prepared-<key>/``: the base plus the component document applied (see
   :mod:`crashcart.drill.prepare`) and the drill's own guest files (the component-step
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from crashcart.drill.paths import GUEST_DIR, cache_dir
+from crashcart.drill.paths import GUEST_DIR, cache_dir, cache_lock
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -180,6 +181,11 @@ def _kernel_release(rootfs: Path) -> str:
 def build_base(*, log: Path | None = None, force: bool = False) -> BaseImage:
     """The cached base root file system; built with debootstrap when missing (~2-3 min)."""
     key = base_key()
+    with cache_lock(f"base-{key}"):
+        return _build_base(key, log=log, force=force)
+
+
+def _build_base(key: str, *, log: Path | None, force: bool) -> BaseImage:
     folder = cache_dir() / f"base-{key}"
     rootfs = folder / "rootfs"
     done = folder / "done.json"
@@ -260,13 +266,11 @@ def populate_local_repo(rootfs: Path, *, log: Path) -> None:
     _run(["chroot", str(rootfs), "apt-get", "clean"], log=log, env=env)
 
 
-#: initramfs-tools in the guest: only the modules this (virtual) machine needs, as a cloud
-#: image does, compressed with zstd -1; under TCG a MODULES=most, zstd -9 rebuild (the
-#: component's package installs trigger one) takes over ten minutes. The capture kernel's
-#: initrd uses MODULES=dep anyway (kdump-tools).
-INITRAMFS_CONF = (
-    "# crashcart drill guest: small and fast to build under TCG\nMODULES=dep\nCOMPRESSLEVEL=1\n"
-)
+#: initramfs-tools in the guest: Debian's default ``MODULES=most`` (the image's main initramfs
+#: is generated on the host, in the chroot of the preparation's host side, where ``dep``
+#: cannot see the guest's hardware), compressed with zstd -1. kdump-tools builds the capture
+#: kernel's initrd with ``MODULES=dep`` in the guest, at its first boot.
+INITRAMFS_CONF = "# crashcart drill guest: quick to generate\nMODULES=most\nCOMPRESSLEVEL=1\n"
 
 
 def _configure(rootfs: Path) -> None:

@@ -55,9 +55,14 @@ def ensure_headers(release: str) -> Path:
     return path
 
 
+def hang_module_sources() -> list[Path]:
+    """The module's source files (every file of ``hang_module/``), in name order."""
+    return sorted(p for p in HANG_MODULE_DIR.iterdir() if p.is_file())
+
+
 def build_hang_module(release: str) -> Path:
     """The path of ``crashcart_hang.ko`` built for ``release`` (cached)."""
-    sources = sorted(p for p in HANG_MODULE_DIR.iterdir() if p.is_file())
+    sources = hang_module_sources()
     digest = hashlib.sha256(release.encode())
     for source in sources:
         digest.update(source.name.encode() + source.read_bytes())

@@ -1,11 +1,19 @@
 """Run drill scenarios against the prepared image and report what happened, with timings.
 
-One run (:func:`run_scenario`):
+One run (:func:`run_scenario`) starts in one of two ways:
 
-1. a fresh copy of the prepared disk; the scenario's changes (negative controls) and the
-   queue of the component's ``validate`` + ``test`` steps written into it;
-2. boot with the command line computed from the guest's boot configuration; the runner runs
-   the validate and test phases: a failure stops the run here with the failing checks;
+- **cold boot** (every negative control; a positive scenario unless ``restore``): a fresh
+  copy of the prepared disk; the scenario's changes (negative controls), the agent's settings
+  and the queue of the component's ``validate`` steps written into it; boot with the command
+  line computed from the guest's boot configuration; the runner runs the validate phase: a
+  failure stops the run here with the failing checks;
+- **restored** (a positive scenario with ``restore``): a fresh copy of the saved guest's disk
+  and its saved state (:mod:`crashcart.drill.prepare`): QEMU loads the booted, validated guest
+  and the drill sends it a command on its third serial port: the clock, the action and the
+  agent's settings; the guest runs the agent as at boot and the validate phase again.
+
+Then, either way:
+
 3. the drill action (idle, or hang every CPU with interrupts off and watch the guest's
    heartbeat stop);
 4. the real remediation function handles a status-check ALARM for the guest; its
@@ -25,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,28 +42,31 @@ from pathlib import Path
 from typing import Any
 
 from crashcart.drill import diskfs
-from crashcart.drill.image import GUEST_STATE, copy_disk, guest_files
-from crashcart.drill.module import build_hang_module
-from crashcart.drill.paths import cache_dir
+from crashcart.drill.image import GUEST_STATE, guest_files
+from crashcart.drill.paths import RUN_FREE_BYTES, cache_dir, prune_runs, require_free_space
 from crashcart.drill.prepare import (
+    VM_OPTIONS,
     BootLog,
     PreparedImage,
+    Snapshot,
     StepFailedError,
     boot_until_ready,
     queue_text,
 )
-from crashcart.drill.qemu import Event, GuestError, Vm
+from crashcart.drill.qemu import GUEST_MEMORY_MIB, Event, GuestError, Vm
 from crashcart.drill.scenarios import SCENARIOS, Scenario
 
-GUEST_MEMORY_MIB = 1024
-GUEST_CPUS = 2
 NMI_MARKER = "NMI: Not continuing"
 #: How long after the NMI a guest that still sends heartbeats counts as "survived the NMI".
 SURVIVAL_SECONDS = 30.0
 #: How long the drill waits for panic -> capture kernel -> dump -> reboot.
 DUMP_TIMEOUT = 600.0
 #: A drill boot (validate, the agent's attestation) and the boot after the dump.
-BOOT_TIMEOUT = float(os.environ.get("CRASHCART_DRILL_RUN_BOOT_TIMEOUT", "1200"))
+#: Measured at load 13-15: 117 s to ready, 178 s back up after the dump; 600 s is over 3x that
+#: (and a silent guest fails sooner, see :func:`crashcart.drill.qemu.silence_limit`).
+BOOT_TIMEOUT = float(os.environ.get("CRASHCART_DRILL_RUN_BOOT_TIMEOUT", "600"))
+#: How long QEMU may take to load a saved guest (about 1 GiB of RAM, mostly zero pages).
+RESTORE_TIMEOUT = 300.0
 _DUMP_ID_RE = re.compile(r"^\d{12}\Z")
 
 
@@ -87,6 +99,8 @@ class ScenarioResult:
     triage: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
     workdir: str = ""
+    #: "cold boot of <image>" or "restored: the saved guest <vm key> of <image>".
+    started_from: str = ""
 
     def stage(self, name: str, ok: bool, detail: str, seconds: float | None = None) -> None:
         self.stages.append(Stage(name, ok, detail, None if seconds is None else round(seconds, 1)))
@@ -109,6 +123,8 @@ def _run_dir(name: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     path = cache_dir() / "runs" / f"{stamp}-{name}"
     path.mkdir(parents=True, exist_ok=True)
+    prune_runs()  # the new folder counts as the newest
+    require_free_space(RUN_FREE_BYTES, f"the drill run {path.name}")
     return path
 
 
@@ -223,10 +239,14 @@ def run_scenario(
     force: bool = False,
     moto_url: str | None = None,
     triage: bool = True,
+    restore: bool = False,
     progress: Callable[[str], None] = print,
 ) -> ScenarioResult:
     """Run one scenario on a fresh copy of the prepared image.
 
+    ``restore``: a positive scenario starts from the prepared image's saved guest (booted,
+    validated, waiting for a command) instead of booting; it re-runs the validate phase
+    before its action. Negative controls always boot cold: their changes act at boot.
     ``force``: go on to the NMI even when validation fails (negative controls use it to show
     that the dump really does not come, and why).
     """
@@ -241,95 +261,117 @@ def run_scenario(
     progress(f"drill: scenario {scenario.name}: {scenario.description}")
     disk = workdir / "disk.img"
     started = time.monotonic()
-    copy_disk(prepared.disk, disk)
-    diskfs.recover(disk)
-    editor = diskfs.DiskEditor(disk)
-    result.changes = scenario.modify(editor, disk)
-    account = None
-    forwards: tuple[Any, ...] = ()
-    if use_remediation:
-        from crashcart.drill import agent, remediation
-
-        if not remediation.available():
-            return _finish(
-                result.fail(
-                    "remediation",
-                    "the remediation function (crashcart/functions/remediation/handler.py) is "
-                    "missing; run with --direct-nmi to inject the NMI without it",
-                ),
-                scenario,
-                started,
-            )
-        assert moto_url is not None
-        with_agent = agent.has_agent(prepared.document_text)
-        # Without the agent in the image, the drill stands in for its attestation.
-        stand_in = None if with_agent else f"armed {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
-        account = remediation.DrillAccount(url=moto_url).setup(attestation=stand_in)
-        if with_agent:
-            port = int(moto_url.rsplit(":", 1)[1])
-            forwards = (agent.forward(port),)
-            agent.configure(editor, disk, account)
-            result.remediation["agent"] = "in the image: attests at boot, ships after the dump"
-        else:
-            result.remediation["agent"] = "not in the image: attestation tag set by the drill"
-    # The validate phase runs on every drill boot. The test phase is not run: its first step
-    # repeats the validate script and its other step tags the AMI through IMDS + EC2, which
-    # exist only on EC2 (the in-account drill runs it).
-    editor.write(f"{GUEST_STATE}/queue", queue_text(prepared.document.steps("validate")))
-    for path, (content, mode) in guest_files().items():  # the runner of this drill version
-        editor.write(path, content, mode=mode)
-    editor.write(f"{GUEST_STATE}/action", f"{scenario.action}\n")
-    if scenario.action == "hang":
-        module = build_hang_module(prepared.kernel_release)
-        editor.write(f"{GUEST_STATE}/crashcart_hang.ko", module.read_bytes())
-    editor.apply()
-    for change in result.changes:
-        progress(f"  changed: {change}")
-
-    # -- boot, validate -----------------------------------------------------------------
-    log = BootLog.empty()
-    vm_options: dict[str, Any] = {
-        "memory_mib": GUEST_MEMORY_MIB,
-        "cpus": GUEST_CPUS,
-        "forwards": forwards,
-    }
-    boot_started = time.monotonic()
+    snapshot = prepared.snapshot if restore and scenario.positive else None
+    if restore and scenario.positive and snapshot is None:
+        progress("  no saved guest for this image and QEMU: booting cold")
+    # The disk is copied while the account is set up (a copy of a few hundred MiB, and a
+    # dozen calls to moto: one need not wait for the other).
+    source = snapshot.disk if snapshot is not None else prepared.disk
+    copying = subprocess.Popen(
+        ["cp", "--sparse=always", "--reflink=auto", str(source), str(disk)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
-        vm = boot_until_ready(
-            disk,
-            workdir,
-            label="drill",
-            timeout=BOOT_TIMEOUT,
-            log=log,
-            vm_options=vm_options,
-            max_boots=1,
-            progress=progress,
-        )
-    except GuestError as error:
+        account, forwards, with_agent = _account(prepared, result, use_remediation, moto_url)
+    finally:
+        _, copy_error = copying.communicate()
+    if copying.returncode != 0:
+        raise DrillError(f"copying {source} failed: {copy_error.decode(errors='replace')}")
+    if use_remediation and account is None:
+        return _finish(result, scenario, started)
+    agent_settings = "-"
+    if snapshot is not None:
+        # The saved guest's disk, exactly as it was when it was saved: nothing may touch it
+        # before the guest's own memory is back (the guest applies this run's settings).
+        editor = None
+        result.started_from = f"restored: the saved guest {snapshot.vm_key} of {prepared.key}"
+        if with_agent:
+            from crashcart.drill import agent
+
+            agent_settings = agent.command_settings(account)
+    else:
+        diskfs.recover(disk)
+        editor = diskfs.DiskEditor(disk)
+        result.changes = scenario.modify(editor, disk)
+        result.started_from = f"cold boot of {prepared.key}"
+        if with_agent:
+            from crashcart.drill import agent
+
+            agent.configure(editor, disk, account)
+    vm_options: dict[str, Any] = {**VM_OPTIONS, "forwards": forwards}
+    log = BootLog.empty()
+    boot_started = time.monotonic()
+    if snapshot is not None:
+        try:
+            vm = _restore(
+                snapshot,
+                workdir,
+                disk,
+                vm_options,
+                log=log,
+                command=f"go {int(time.time())} {scenario.action} {agent_settings}",
+                result=result,
+                progress=progress,
+            )
+        except GuestError as error:
+            return _finish(result.fail("restore", str(error)), scenario, started)
+        except StepFailedError as error:
+            result.validate_output = [line for r in log.steps.values() for line in r.output]
+            reason = f"{error}: " + "; ".join(_validate_failures(log) or error.output[-5:])
+            return _finish(result.fail("validate", reason), scenario, started)
+        result.cmdline = snapshot.cmdline
+        result.timings["restore_to_ready_s"] = round(time.monotonic() - boot_started, 1)
+        ready_what = f"restored guest ready after {result.timings['restore_to_ready_s']}s"
+    else:
+        assert editor is not None
+        # The validate phase runs on every drill boot. The test phase is not run: its first
+        # step repeats the validate script and its other step tags the AMI through IMDS +
+        # EC2, which exist only on EC2 (the in-account drill runs it).
+        editor.write(f"{GUEST_STATE}/queue", queue_text(prepared.document.steps("validate")))
+        for path, (content, mode) in guest_files().items():  # the runner of this drill version
+            editor.write(path, content, mode=mode)
+        editor.write(f"{GUEST_STATE}/action", f"{scenario.action}\n")
+        editor.apply()
+        for change in result.changes:
+            progress(f"  changed: {change}")
+        try:
+            vm = boot_until_ready(
+                disk,
+                workdir,
+                label="drill",
+                timeout=BOOT_TIMEOUT,
+                log=log,
+                vm_options=vm_options,
+                max_boots=1,
+                progress=progress,
+            )
+        except GuestError as error:
+            result.cmdline = _last_cmdline(workdir)
+            return _finish(result.fail("boot", str(error)), scenario, started)
+        except StepFailedError as error:
+            result.validate_output = [line for r in log.steps.values() for line in r.output]
+            failures = _validate_failures(log) or error.output[-5:]
+            result.cmdline = _last_cmdline(workdir)
+            reason = f"{error}: " + "; ".join(failures)
+            progress(f"  validate FAILED: {reason}")
+            if not force:
+                result.fail("validate", reason)
+                return _finish(result, scenario, started)
+            result.stage("validate", False, reason + " (forced on to the NMI)")
+            # the runner stopped at the failed step; boot once more and inject anyway
+            return _forced_nmi(result, scenario, workdir, disk, vm_options, started, progress)
         result.cmdline = _last_cmdline(workdir)
-        return _finish(result.fail("boot", str(error)), scenario, started)
-    except StepFailedError as error:
-        result.validate_output = [line for r in log.steps.values() for line in r.output]
-        failures = _validate_failures(log) or error.output[-5:]
-        result.cmdline = _last_cmdline(workdir)
-        reason = f"{error}: " + "; ".join(failures)
-        progress(f"  validate FAILED: {reason}")
-        if not force:
-            result.fail("validate", reason)
-            return _finish(result, scenario, started)
-        result.stage("validate", False, reason + " (forced on to the NMI)")
-        # the runner stopped at the failed step; boot once more and inject anyway
-        return _forced_nmi(result, scenario, workdir, disk, vm_options, started, progress)
-    result.cmdline = _last_cmdline(workdir)
+        result.timings["boot_to_ready_s"] = round(time.monotonic() - boot_started, 1)
+        ready_what = f"ready after {result.timings['boot_to_ready_s']}s"
     result.validate_output = [line for r in log.steps.values() for line in r.output]
-    result.timings["boot_to_ready_s"] = round(time.monotonic() - boot_started, 1)
     result.stage(
         "validate",
         True,
         f"{len(log.steps)} component validate/test step(s) passed in the guest",
         time.monotonic() - boot_started,
     )
-    progress(f"  ready after {result.timings['boot_to_ready_s']}s; cmdline: {result.cmdline}")
+    progress(f"  {ready_what}; cmdline: {result.cmdline}")
     try:
         return _after_ready(
             result,
@@ -346,6 +388,102 @@ def run_scenario(
         )
     finally:
         vm.stop()
+
+
+def _account(
+    prepared: PreparedImage,
+    result: ScenarioResult,
+    use_remediation: bool,
+    moto_url: str | None,
+) -> tuple[Any, tuple[Any, ...], bool]:
+    """The drill's "AWS account" in moto for this run (None without the remediation, or when
+    the function is missing: then ``result`` says why), the guest's forwards to it, and
+    whether the image carries the crashcart agent."""
+    if not use_remediation:
+        return None, (), False
+    from crashcart.drill import agent, remediation
+
+    if not remediation.available():
+        result.fail(
+            "remediation",
+            "the remediation function (crashcart/functions/remediation/handler.py) is "
+            "missing; run with --direct-nmi to inject the NMI without it",
+        )
+        return None, (), False
+    assert moto_url is not None
+    with_agent = agent.has_agent(prepared.document_text)
+    # Without the agent in the image, the drill stands in for its attestation.
+    stand_in = None if with_agent else f"armed {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    account = remediation.DrillAccount(url=moto_url).setup(attestation=stand_in)
+    if not with_agent:
+        result.remediation["agent"] = "not in the image: attestation tag set by the drill"
+        return account, (), False
+    result.remediation["agent"] = "in the image: attests at boot, ships after the dump"
+    return account, (agent.forward(int(moto_url.rsplit(":", 1)[1])),), True
+
+
+def _restore(
+    snapshot: Snapshot,
+    workdir: Path,
+    disk: Path,
+    vm_options: dict[str, Any],
+    *,
+    log: BootLog,
+    command: str,
+    result: ScenarioResult,
+    progress: Callable[[str], None],
+) -> Vm:
+    """Start QEMU on the saved guest's state, hand the guest this run's command and wait
+    until it ran the validate phase again (``ready``). Returns the running VM."""
+    started = time.monotonic()
+    vm = Vm(
+        disk=disk,
+        kernel=snapshot.kernel,
+        initrd=snapshot.initrd,
+        cmdline=snapshot.cmdline,
+        workdir=workdir,
+        label="restored",
+        incoming=snapshot.state,
+        **vm_options,
+    ).start()
+    try:
+        vm.wait_running(RESTORE_TIMEOUT)
+        result.timings["restore_s"] = round(time.monotonic() - started, 1)
+        progress(f"  restored the saved guest in {result.timings['restore_s']}s")
+        vm.send_command(command)
+
+        def show(event: Event) -> None:
+            log.feed(event)
+            if event.name in ("restored", "agent", "step-start", "step-end", "failed", "ready"):
+                progress(f"    guest: {event.line}")
+
+        event = vm.wait_for(
+            lambda e: e.name in ("ready", "failed"),
+            timeout=BOOT_TIMEOUT,
+            what="the restored guest to validate again",
+            on_event=show,
+        )
+        agent_runs = [e for e in vm.events if e.name == "agent"]
+        if agent_runs:
+            result.remediation["agent_at_restore"] = f"exit {agent_runs[-1].words[0]}"
+        if event is None:
+            raise GuestError(
+                f"QEMU exited (code {vm.exit_code}) in the restored guest; console: "
+                f"{vm.console_log}"
+            )
+        if event.name == "failed":
+            failed = log.failed
+            assert failed is not None
+            raise StepFailedError(
+                f"component step {failed.key} failed (exit {failed.status})",
+                step=failed.key,
+                status=failed.status,
+                output=failed.output,
+            )
+    except BaseException:
+        vm.stop()
+        raise
+    return vm
 
 
 def _last_cmdline(workdir: Path) -> str:
@@ -627,6 +765,15 @@ def _triage(
 
 def _finish(result: ScenarioResult, scenario: Scenario, started: float) -> ScenarioResult:
     result.timings["scenario_s"] = round(time.monotonic() - started, 1)
+    nmi_to_dump = result.timings.get("nmi_to_dump_saved_s")
+    back = result.timings.get("reboot_to_ready_s")
+    if nmi_to_dump is not None and back is not None:
+        # what the scenario cost beyond its own NMI -> dump -> reboot (the budget: 30 s for
+        # a restored one): copying the disk, the boot or restore, validation, the action,
+        # the remediation, reading the dump, the upload check, triage
+        result.timings["beyond_nmi_dump_reboot_s"] = round(
+            result.timings["scenario_s"] - nmi_to_dump - back, 1
+        )
     if scenario.positive:
         result.passed = result.failed_stage is None
     else:
@@ -636,19 +783,14 @@ def _finish(result: ScenarioResult, scenario: Scenario, started: float) -> Scena
             and result.failed_stage in ("nmi", "dump")
         )
         result.passed = result.failed_stage is not None and bool(reason_ok)
-    (Path(result.workdir) / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
+    workdir = Path(result.workdir)
+    (workdir / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
+    if result.passed and not os.environ.get("CRASHCART_DRILL_KEEP_DISKS"):
+        # The run's disk copy (hundreds of MiB; the dump was copied out of it) and boot files:
+        # kept only when the scenario did not do what it must, for a look at what happened.
+        (workdir / "disk.img").unlink(missing_ok=True)
+        shutil.rmtree(workdir / "boot", ignore_errors=True)
     return result
-
-
-def clean_run_disks(keep: int = 0) -> None:
-    """Remove the disk copies of finished runs (results and logs stay)."""
-    runs = cache_dir() / "runs"
-    for disk in sorted(runs.glob("*/disk.img"))[
-        : max(0, len(list(runs.glob("*/disk.img"))) - keep)
-    ]:
-        disk.unlink(missing_ok=True)
-    for boot in runs.glob("*/boot"):
-        shutil.rmtree(boot, ignore_errors=True)
 
 
 __all__ = ["SCENARIOS", "Event", "ScenarioResult", "run_scenario"]

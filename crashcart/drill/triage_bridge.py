@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Any
 from crashcart.drill.paths import cache_dir
 
 HUNG_FUNCTION = "crashcart_hang_spin"
+#: One download at a time: triage waits for a prefetch in progress rather than repeat it.
+_VMLINUX_LOCK = threading.Lock()
 
 
 class VmlinuxError(RuntimeError):
@@ -36,6 +39,31 @@ def debug_vmlinux(release: str, *, progress: Callable[[str], None] = print) -> P
     target = cache_dir() / "debug" / f"vmlinux-{release}"
     if target.is_file():
         return target
+    with _VMLINUX_LOCK:
+        if target.is_file():  # a prefetch got it meanwhile
+            return target
+        return _download_vmlinux(release, target, progress)
+
+
+def prefetch_debug_vmlinux(release: str, *, progress: Callable[[str], None] = print) -> None:
+    """Start getting the debug vmlinux in the background when it is not cached (a fresh
+    machine): the download overlaps the guest's emulated first boot instead of waiting for
+    the first triage. A failure here is left to that triage to report."""
+    if os.environ.get("CRASHCART_DRILL_VMLINUX"):
+        return
+    if (cache_dir() / "debug" / f"vmlinux-{release}").is_file():
+        return
+
+    def fetch() -> None:
+        try:
+            debug_vmlinux(release, progress=progress)
+        except (VmlinuxError, OSError) as error:
+            progress(f"  prefetching the debug vmlinux failed (triage retries): {error}")
+
+    threading.Thread(target=fetch, name="crashcart-drill-vmlinux", daemon=True).start()
+
+
+def _download_vmlinux(release: str, target: Path, progress: Callable[[str], None]) -> Path:
     package = f"linux-image-{release}-dbg"
     progress(f"  downloading {package} (~283 MB) for the debug vmlinux (cached afterwards)")
     target.parent.mkdir(parents=True, exist_ok=True)

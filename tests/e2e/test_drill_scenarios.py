@@ -1,18 +1,22 @@
 """The local NMI drill, end to end on a real Debian 12 kernel under QEMU.
 
-One prepared image per session (the Debian 12 component document applied in the guest by the
-drill's runner), a fresh copy of its disk per scenario:
+One prepared image per session (the Debian 12 component document applied by the drill: its
+package-installing build steps on the host in a sandboxed chroot, the first boot, kdump's
+capture initrd and the validate phase in the guest; the validated guest saved), then:
 
-- positive: the real remediation function handles a status-check ALARM, its
-  SendDiagnosticInterrupt becomes a QMP inject-nmi, the kernel panics ("NMI: Not
-  continuing"), kdump saves a dump, the guest boots again, triage names the NMI panic;
-  and the same with every CPU hung with interrupts disabled;
-- the hung scenario's dump then goes the AWS way: the dump-arrival function links it to the
-  incident, the bake-time publisher puts the kernel's debug vmlinux in a symbol store (build
-  id checked against the dumped kernel's), and the triage job, run as its container runs,
-  writes the full report and adds it to the incident;
-- negative controls (the image changed after the component ran) fail fast, at validation,
-  for their stated reason.
+- positive, booted cold (an instance launched from the image): the real remediation function
+  handles a status-check ALARM, its SendDiagnosticInterrupt becomes a QMP inject-nmi, the
+  kernel panics ("NMI: Not continuing"), kdump saves a dump, the guest boots again, the agent
+  ships the dump, triage names the NMI panic;
+- positive, restored from the saved guest (validated again): every CPU hung with interrupts
+  disabled; the NMI still gets through; the dump then goes the AWS way: the dump-arrival
+  function links it to the incident, the bake-time publisher puts the kernel's debug vmlinux
+  in a symbol store (build id checked against the dumped kernel's), and the triage job, run
+  as its container runs, writes the full report and adds it to the incident;
+- negative controls (the image changed after the component ran) boot cold and fail fast, at
+  validation, for their stated reason.
+
+Every scenario is pinned (tests/unit/test_drill_scenarios_pinned.py).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ def drill_image() -> Iterator[Any]:
             "kernel_release": prepared.kernel_release,
             "base_build_s": prepared.base_seconds,
             "prepare_s": prepared.prepare_seconds,
+            "prepare_host_s": prepared.build_log.get("host_seconds"),
+            "prepare_guest_s": prepared.build_log.get("guest_seconds"),
+            "snapshot": prepared.snapshot.info if prepared.snapshot else None,
             "cached": prepared.cached,
         }
     )
@@ -65,17 +72,28 @@ def test_the_prepared_image_ran_the_component_build_and_validate(drill_image: An
     assert any(key.startswith("build-") and key.endswith("EnableKdump") for key in keys)
     assert any(key.startswith("validate-") for key in keys)
     assert all(step["status"] == "0" for step in steps.values()), steps
-    # the Reboot step of the document really rebooted the guest
+    # the package installs ran on the host (sandboxed chroot), validation in the guest
+    where = {key: step["where"] for key, step in steps.items()}
+    assert where == {
+        "build-01-EnableKdump": "host",
+        "build-02-InstallCrashcartAgent": "host",
+        "validate-01-ValidateKdumpArmed": "guest",
+    }
+    assert any("crashcart: installing kdump-tools" in line for line in steps[keys[0]]["output"])
+    # the document's Reboot step is the image's first boot
     assert any("Reboot action" in reboot for reboot in drill_image.build_log["reboots"])
     validate_output = [
         line for k, s in steps.items() if k.startswith("validate-") for line in s["output"]
     ]
     assert "crashcart-validate: kdump armed" in validate_output
+    # the validated guest was saved: scenarios after the first restore it
+    assert drill_image.snapshot is not None and drill_image.snapshot.state.is_file()
 
 
 def test_idle_guest_alarm_to_dump(drill_image: Any, moto_server: str) -> None:
     result = _run(drill_image, "idle", moto_server)
     assert result.passed, f"{result.failed_stage}: {result.reason}"
+    assert result.started_from.startswith("cold boot")  # an instance launched from the image
     # the crashkernel came from the component's boot configuration, not from the drill
     assert "crashkernel=" in result.cmdline
     assert "crashcart-validate: kdump armed" in result.validate_output
@@ -99,8 +117,13 @@ def test_idle_guest_alarm_to_dump(drill_image: Any, moto_server: str) -> None:
 def test_hung_cpus_with_interrupts_off_still_get_the_nmi(
     drill_image: Any, moto_server: str, tmp_path: Path
 ) -> None:
-    result = _run(drill_image, "hung-cpus", moto_server)
+    result = _run(drill_image, "hung-cpus", moto_server, restore=True)
     assert result.passed, f"{result.failed_stage}: {result.reason}"
+    # restored from the saved guest: validated again, the agent attested, then the hang
+    assert result.started_from.startswith("restored")
+    assert "crashcart-validate: kdump armed" in result.validate_output
+    assert result.remediation["agent_at_restore"] == "exit 0"
+    assert result.remediation["attestation"].startswith("armed ")
     action = support.stage(result, "action")
     assert "no heartbeat" in action.detail  # the guest really stopped answering
     assert any("NMI: Not continuing" in line for line in result.dmesg_excerpt)

@@ -184,3 +184,42 @@ def test_report_shows_skips_and_failed_checks() -> None:
     assert "| x\\|y | 1 |" in text
     assert "the machine was busy" in text
     assert "Test CPU" in text
+
+
+def test_drill_figures_check_the_drills_budgets(tmp_path: Path) -> None:
+    """NMI -> dump against a plain boot of the same run, the dump against RAM, and what a
+    restored scenario costs beyond its own NMI -> dump -> reboot: each a check that fails."""
+    path = tmp_path / "drill-results.json"
+    ctx = Context(smoke=True, workdir=tmp_path, options={"drill_timings": path})
+
+    def write(nmi: float, beyond: float, dump_ratio: float) -> dict[str, bool]:
+        idle = {
+            "scenario": "idle",
+            "positive": True,
+            "passed": True,
+            "started_from": "cold boot of k",
+            "timings": {"boot_to_ready_s": 100.0, "nmi_to_dump_saved_s": 80.0},
+        }
+        hung = {
+            "scenario": "hung-cpus",
+            "positive": True,
+            "passed": True,
+            "started_from": "restored: the saved guest v of k",
+            "timings": {
+                "restore_to_ready_s": 15.0,
+                "nmi_to_dump_saved_s": nmi,
+                "beyond_nmi_dump_reboot_s": beyond,
+                "dump_to_ram_ratio": dump_ratio,
+            },
+        }
+        path.write_text(json.dumps({"image": {}, "scenarios": [idle, hung]}))
+        return {c["name"]: c["ok"] for c in drill_figures.run(ctx)["checks"]}
+
+    checks = write(nmi=80.0, beyond=30.0, dump_ratio=0.05)
+    assert len(checks) == 4 and all(checks.values()), checks
+    checks = write(nmi=86.0, beyond=31.0, dump_ratio=0.051)
+    assert [name for name, ok in checks.items() if not ok] == [
+        "hung-cpus: the dump is at most 5% of the guest's RAM (makedumpfile filtering)",
+        "hung-cpus: NMI to dump saved takes at most 0.85x a plain boot of the same run",
+        "hung-cpus (restored): costs at most 30 s beyond its own NMI -> dump -> reboot",
+    ]

@@ -1,9 +1,11 @@
 """Helpers for the drill's e2e tests (``tests/e2e/test_drill_*.py``).
 
 The e2e layer runs the real drill: one prepared guest image per session (built from an empty
-cache on CI: debootstrap, then the Debian 12 component applied in the guest), then one fresh
-copy of its disk per scenario. Results are collected and written, with their timings, to
-``<drill cache>/e2e-drill-results.json`` at the end of the session (the benchmarks read it).
+cache on CI: debootstrap; the Debian 12 component's install steps on the host in a sandboxed
+chroot, the first boot and validation in the guest, the validated guest saved), then one
+fresh copy of its disk per scenario, booted or restored. Results are collected and written,
+with their timings, to ``<drill cache>/e2e-drill-results.json`` at the end of the session
+(the benchmarks read it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from typing import Any
 
 import pytest
 
-REQUIRED_TOOLS = ("qemu-system-x86_64", "debootstrap", "mkfs.ext4", "debugfs", "busybox")
+REQUIRED_TOOLS = (
+    "qemu-system-x86_64",
+    "debootstrap",
+    "mkfs.ext4",
+    "debugfs",
+    "busybox",
+    "unshare",
+    "setpriv",
+)
 
 _RESULTS: dict[str, Any] = {"scenarios": {}}
 
@@ -39,16 +49,20 @@ def record(name: str, result: Any) -> None:
 
 
 def record_image(info: dict[str, Any]) -> None:
+    from crashcart.drill.cli import load_average
+
     _RESULTS["image"] = info
+    _RESULTS["load_average"] = {"start": load_average()}
 
 
 def write_results() -> Path | None:
     if not _RESULTS["scenarios"]:
         return None
-    from crashcart.drill.cli import summarize
+    from crashcart.drill.cli import load_average, summarize
     from crashcart.drill.paths import cache_dir
 
     _RESULTS["written_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    _RESULTS.setdefault("load_average", {})["end"] = load_average()
     flat = {
         "image": _RESULTS.get("image", {}),
         "scenarios": list(_RESULTS["scenarios"].values()),

@@ -6,6 +6,7 @@ Each call of :func:`boot` is one guest boot; a fake ``systemctl`` records reboot
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import textwrap
@@ -139,3 +140,78 @@ def test_an_empty_queue_is_ready_at_once(sandbox: Path) -> None:
 def test_an_unknown_step_fails_loudly(sandbox: Path) -> None:
     (sandbox / "state" / "queue").write_text("build-09-Missing\n")
     assert boot(sandbox)[-1] == "failed build-09-Missing no-such-step"
+
+
+# --- a guest saved at "await", restored with a command ------------------------------------
+
+
+@pytest.fixture
+def saved(sandbox: Path) -> Path:
+    """The state of a prepared guest: validated, its action "await", the validate queue kept
+    for restores; a fake ``date`` (the runner sets the clock of a restored guest)."""
+    (sandbox / "state" / "queue").write_text("")
+    (sandbox / "state" / "queue.restore").write_text("validate-01-Check\n")
+    (sandbox / "state" / "action").write_text("await\n")
+    fake_date = sandbox / "bin" / "date"
+    fake_date.write_text(f'#!/bin/sh\necho "$*" >> "{sandbox}/date.log"\n')
+    fake_date.chmod(0o755)
+    for fake in ("insmod", "sleep"):  # the hang action: never load anything on the host
+        path = sandbox / "bin" / fake
+        path.write_text(f'#!/bin/sh\necho "{fake} $*" >> "{sandbox}/{fake}.log"\n')
+        path.chmod(0o755)
+    (sandbox / "agent.env").write_text("CRASHCART_AWS=/opt/crashcart/awscli/bin/aws\n")
+    return sandbox
+
+
+def restore(sandbox: Path, command: str) -> list[str]:
+    """One boot that reaches "await", then reads ``command`` from the command port (the test
+    hands the whole run its command up front; in the guest only a restored copy reads it)."""
+    commands = sandbox / "commands"
+    commands.write_text(command + "\n")
+    return boot(
+        sandbox,
+        CRASHCART_DRILL_COMMANDS=str(commands),
+        CRASHCART_DRILL_AGENT_ENV=str(sandbox / "agent.env"),
+        CRASHCART_DRILL_AGENT_ENABLED=str(sandbox / "agent-enabled"),
+    )
+
+
+def test_a_restored_guest_takes_its_settings_validates_again_and_acts(saved: Path) -> None:
+    settings = base64.b64encode(b"CRASHCART_INSTANCE_ID=i-0123\nAWS_MAX_ATTEMPTS=2\n").decode()
+    lines = restore(saved, f"go 1767225600 hang {settings}")
+    assert lines[:2] == [lines[0], "ready"] and lines[0].startswith("boot ")
+    assert lines[2:5] == ["awaiting", f"restored {os.uname().release}", "agent 0"]
+    assert "step-end validate-01-Check 0" in lines  # the validate phase, again
+    assert lines[-3:] == ["ready", "action hang", "hanging"]
+    assert (saved / "insmod.log").read_text().endswith("crashcart_hang.ko all_cpus=1\n")
+    # the clock is the host's, the agent got this run's settings and was started
+    assert (saved / "date.log").read_text() == "-u -s @1767225600\n"
+    assert (saved / "agent.env").read_text() == (
+        "CRASHCART_AWS=/opt/crashcart/awscli/bin/aws\n"
+        "CRASHCART_INSTANCE_ID=i-0123\nAWS_MAX_ATTEMPTS=2\n"
+    )
+    assert (saved / "agent-enabled").exists()
+    assert reboots(saved) == ["start crashcart-agent.service"]
+    assert (saved / "state" / "action").read_text() == "hang\n"  # the after-dump boot's
+
+
+def test_a_restored_guest_without_the_agent_leaves_it_alone(saved: Path) -> None:
+    lines = restore(saved, "go 1767225600 idle -")
+    assert "agent 0" not in lines and not (saved / "agent-enabled").exists()
+    assert reboots(saved) == []
+    assert lines[-2:] == ["ready", "action idle"]
+
+
+def test_a_restored_guest_that_fails_validation_stops(saved: Path) -> None:
+    commands = saved / "commands"
+    commands.write_text("go 1767225600 idle -\n")
+    lines = boot(saved, CRASHCART_DRILL_COMMANDS=str(commands), CHECK_STATUS="1")
+    assert lines[-1] == "failed validate-01-Check 1"
+    assert "action idle" not in lines
+
+
+def test_await_ignores_unknown_commands_and_reports_a_closed_port(saved: Path) -> None:
+    commands = saved / "commands"
+    commands.write_text("hello there\n")
+    lines = boot(saved, CRASHCART_DRILL_COMMANDS=str(commands))
+    assert lines[-2:] == ["unknown-command hello", "failed await command-port-closed"]

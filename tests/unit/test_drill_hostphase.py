@@ -1,0 +1,223 @@
+"""The host side of image preparation: which build steps run on the host, and the sandbox
+they run in (``crashcart/drill/hostphase.py``, ``crashcart/drill/host/sandbox.sh``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from crashcart.drill.component import parse_document
+from crashcart.drill.hostphase import Overlay, code_lines, kernel_needs, split_build
+from crashcart.drill.prepare import render_document
+
+
+def _document(build_steps: str) -> str:
+    return textwrap.dedent(
+        """\
+        name: split-test
+        schemaVersion: 1.0
+        phases:
+          - name: build
+            steps:
+        {build}
+          - name: validate
+            steps:
+              - name: Check
+                action: ExecuteBash
+                inputs:
+                  commands:
+                    - cat /proc/cmdline
+        """
+    ).format(build=textwrap.indent(textwrap.dedent(build_steps), "      "))
+
+
+def _bash(name: str, *commands: str) -> str:
+    lines = "\n".join(f"        - {command!r}" for command in commands)
+    return f"- name: {name}\n  action: ExecuteBash\n  inputs:\n    commands:\n{lines}\n"
+
+
+REBOOT = "- name: Restart\n  action: Reboot\n"
+
+
+def _keys(steps: tuple[object, ...]) -> list[str]:
+    return [step.key for step in steps]  # type: ignore[attr-defined]
+
+
+def test_the_debian_document_installs_on_the_host_and_validates_in_the_guest() -> None:
+    split = split_build(parse_document(render_document()))
+    assert _keys(split.host) == ["build-01-EnableKdump", "build-02-InstallCrashcartAgent"]
+    assert split.first_boot is not None and split.first_boot.key == "build-03-RebootToArmKdump"
+    assert split.guest == () and split.reasons == {}
+
+
+def test_steps_before_the_first_reboot_run_on_the_host_the_rest_in_the_guest() -> None:
+    document = parse_document(
+        _document(
+            _bash("Install", "apt-get install -y kdump-tools", "systemctl enable kdump-tools")
+            + _bash("Configure", "echo 'USE_KDUMP=1' > /etc/default/kdump-tools")
+            + REBOOT
+            + _bash("AfterReboot", "echo done")
+        )
+    )
+    split = split_build(document)
+    assert _keys(split.host) == ["build-01-Install", "build-02-Configure"]
+    assert split.first_boot is not None and split.first_boot.key == "build-03-Restart"
+    assert _keys(split.guest) == ["build-04-AfterReboot"]
+
+
+def test_a_step_that_needs_the_kernel_and_everything_after_it_run_in_the_guest() -> None:
+    document = parse_document(
+        _document(
+            _bash("Install", "apt-get install -y kdump-tools")
+            + _bash("Headers", 'apt-get install -y "linux-headers-$(uname -r)"')
+            + _bash("Configure", "echo ok")
+            + REBOOT
+        )
+    )
+    split = split_build(document)
+    assert _keys(split.host) == ["build-01-Install"]
+    assert split.first_boot is None  # the guest reboots itself
+    assert _keys(split.guest) == ["build-02-Headers", "build-03-Configure", "build-04-Restart"]
+    assert "uname" in split.reasons["build-02-Headers"]
+
+
+def test_without_a_reboot_step_the_guest_runs_the_whole_build_phase() -> None:
+    split = split_build(parse_document(_document(_bash("Install", "apt-get install -y x"))))
+    assert split.host == () and split.first_boot is None
+    assert _keys(split.guest) == ["build-01-Install"]
+    assert "no Reboot" in split.reasons["build-01-Install"]
+
+
+@pytest.mark.parametrize(
+    ("script", "needs"),
+    [
+        ("uname -r", ["uname"]),
+        ('release="$(uname -r)"', ["uname"]),
+        ("sysctl --system", ["sysctl"]),
+        ("sysctl -w kernel.unknown_nmi_panic=1", ["sysctl"]),
+        ("/sbin/modprobe virtio_blk", ["modprobe"]),
+        ("FOO=1 mount -t tmpfs none /mnt", ["mount"]),
+        ("kexec -p /boot/vmlinuz", ["kexec"]),
+        ("systemctl start kdump-tools", ["systemctl start"]),
+        ("systemctl restart foo && echo", ["systemctl restart"]),
+        ("systemctl enable --now kdump-tools", ["systemctl enable --now"]),
+        ("cat /proc/cmdline", ["reads /proc/"]),
+        ("[ -e /sys/kernel/kexec_crash_loaded ]", ["reads /sys/"]),
+        ("if true; then dmesg | tail; fi", ["dmesg"]),
+        # what a chroot can do
+        ("systemctl enable kdump-tools.service", []),
+        ("systemctl unmask kdump-tools.service", []),
+        ("if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi", []),
+        ("cat >/etc/sysctl.d/zz.conf <<'EOF'\nkernel.panic = 10\nEOF", []),
+        ("for conf in /etc/sysctl.conf /etc/sysctl.d/*.conf; do :; done", []),
+        ("neutralize_kexec_load_disabled", []),
+        ("echo uname sysctl modprobe  # words, not commands", []),
+        ("# sysctl -w kernel.panic=1", []),
+        ("python3 - <<'PY'\nimport os\nos.uname()\nPY", []),
+        ("apt-get install -y kexec-tools", []),
+    ],
+)
+def test_kernel_needs(script: str, needs: list[str]) -> None:
+    assert kernel_needs(script) == needs
+
+
+def test_here_documents_and_comments_are_not_code() -> None:
+    script = "cat >/x <<'EOF'\nuname -r\nEOF\necho after # uname\n  # mount\ntrue"
+    assert code_lines(script) == ["cat >/x <<'EOF'", "echo after ", "  ", "true"]
+
+
+# --- the sandbox (root: an overlay mount and a chroot) ---------------------------------------
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0
+    or shutil.which("unshare") is None
+    or shutil.which("setpriv") is None
+    or not Path("/bin/busybox").is_file(),
+    reason="the sandbox needs root, unshare, setpriv and busybox-static (make test has them)",
+)
+
+
+@pytest.fixture
+def overlay(tmp_path: Path) -> Overlay:
+    """A tiny root file system (busybox) as the overlay's lower layer."""
+    lower = tmp_path / "lower"
+    for folder in ("bin", "proc", "dev", "run", "tmp", "etc", "usr/bin", "usr/sbin"):
+        (lower / folder).mkdir(parents=True)
+    shutil.copy("/bin/busybox", lower / "bin" / "busybox")
+    for applet in ("sh", "cat", "echo", "grep", "ls", "env", "hostname", "mount", "bash"):
+        (lower / "bin" / applet).symlink_to("busybox")
+    (lower / "usr" / "bin" / "env").symlink_to("/bin/busybox")
+    (lower / "etc" / "base-file").write_text("from the base\n")
+    return Overlay.create(lower, tmp_path / "work")
+
+
+def _run(overlay: Overlay, script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        overlay.command("chroot", "/bin/sh", "-c", script),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@needs_root
+def test_the_sandbox_writes_only_the_upper_layer(overlay: Overlay) -> None:
+    result = _run(overlay, "echo changed > /etc/base-file && echo new > /etc/new-file")
+    assert result.returncode == 0, result.stderr
+    assert (overlay.lower / "etc" / "base-file").read_text() == "from the base\n"
+    assert (overlay.upper / "etc" / "base-file").read_text() == "changed\n"
+    assert (overlay.upper / "etc" / "new-file").read_text() == "new\n"
+    # nothing stays mounted on the host
+    assert str(overlay.merged) not in Path("/proc/self/mounts").read_text()
+
+
+@needs_root
+def test_the_sandbox_cannot_touch_the_hosts_kernel(overlay: Overlay) -> None:
+    # writes the value it already has: a broken sandbox would still change nothing
+    script = "cat /proc/sys/kernel/panic > /proc/sys/kernel/panic; echo status=$?"
+    result = _run(overlay, script)
+    assert "status=1" in result.stdout, result.stdout + result.stderr
+    assert "Read-only file system" in result.stderr
+    status = _run(overlay, "grep CapBnd /proc/self/status").stdout.split()[-1]
+    bounding = int(status, 16)
+    for bit, name in ((16, "sys_module"), (21, "sys_admin"), (22, "sys_boot"), (25, "sys_time")):
+        assert not bounding & (1 << bit), f"the sandbox keeps CAP_{name.upper()}"
+    assert _run(overlay, "hostname sandboxed").returncode != 0  # no CAP_SYS_ADMIN
+    assert _run(overlay, "ls /sys").stdout.strip() == ""  # no /sys
+    interfaces = _run(overlay, "cat /proc/net/dev").stdout
+    assert "lo:" in interfaces and "eth" not in interfaces  # no network
+    assert sorted(_run(overlay, "ls /dev").stdout.split()) == sorted(
+        [
+            "fd",
+            "full",
+            "null",
+            "pts",
+            "random",
+            "shm",
+            "stderr",
+            "stdin",
+            "stdout",
+            "urandom",
+            "zero",
+        ]
+    )
+
+
+@needs_root
+def test_placed_files_are_in_the_image_before_anything_runs(overlay: Overlay) -> None:
+    overlay.write("/usr/local/lib/crashcart-drill/steps/build-01-X.sh", "echo hi\n", mode=0o755)
+    overlay.symlink("/etc/link", "/etc/base-file")
+    result = _run(overlay, "cat /etc/link && sh /usr/local/lib/crashcart-drill/steps/build-01-X.sh")
+    assert result.stdout == "from the base\nhi\n", result.stderr
+    assert (
+        oct((overlay.upper / "usr/local/lib/crashcart-drill/steps/build-01-X.sh").stat().st_mode)[
+            -3:
+        ]
+        == "755"
+    )
