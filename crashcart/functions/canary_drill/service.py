@@ -66,10 +66,12 @@ def claim(adapter: Adapter, payload: Mapping[str, Any], now: datetime) -> dict[s
     """Resolve the AMI (given, or the candidate / verified parameter), decide, take the lock."""
     s = adapter.settings
     execution = _text(payload, "execution")
-    source = payload.get("source", "candidate")
+    given = payload.get("input")
+    request: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    source = request.get("source", "candidate")
     if source not in ("candidate", "verified", "on-demand"):
         raise BadRequestError(f"source={source!r}: expected candidate, verified or on-demand")
-    ami_id = payload.get("ami_id")
+    ami_id = request.get("ami_id")
     if ami_id is None:
         name = s.verified_parameter if source == "verified" else s.candidate_parameter
         ami_id = adapter.parameter(name)
