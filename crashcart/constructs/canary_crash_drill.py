@@ -15,6 +15,7 @@ state machine may terminate only those too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final
 
@@ -67,6 +68,9 @@ DEFAULT_INSTANCE_TYPES: Final = ("m7i.large", "r7i.2xlarge")
 CANARY_DRILL: Final = FunctionPackage("canary_drill")
 _PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 _MAX_TYPES = 10
+#: An instance type name whose family is not Graviton (A1, or a ``g`` in the suffix after
+#: the generation digit: m7g, c7gn, x2gd, im4gn, is4gen).
+_X86_TYPE: Final = re.compile(r"(?!a1\.)[a-z]+[0-9]+(?:(?![a-z-]*g)[a-z-]*)\.[a-z0-9-]+")
 
 
 def _seconds(name: str, value: cdk.Duration, low: int, high: int) -> int:
@@ -162,12 +166,11 @@ class CanaryCrashDrill(Construct):
                 "is one canary per drill)"
             )
         for name in types:
-            if not cdk.Token.is_unresolved(name) and (
-                "." not in name or "g." in name.split(".")[0][-2:]
-            ):
+            if not cdk.Token.is_unresolved(name) and not _X86_TYPE.fullmatch(name):
                 raise ConfigurationError(
-                    f"instance_types: {name!r} is not an x86_64 type name (e.g. m7i.large); "
-                    "the interrupt is verified on x86_64 Nitro only"
+                    f"instance_types: {name!r} is not an x86_64 type name (e.g. m7i.large; "
+                    "Graviton types carry a 'g' after the generation, e.g. m7g): the interrupt "
+                    "is verified on x86_64 Nitro only"
                 )
         boot = _seconds("boot_timeout", boot_timeout or cdk.Duration.minutes(20), 300, 3600)
         dump = _seconds("dump_timeout", dump_timeout or cdk.Duration.minutes(40), 600, 7200)
@@ -459,6 +462,7 @@ class CanaryCrashDrill(Construct):
             schedule=events.Schedule.rate(cdk.Duration.minutes(30)),
             targets=[janitor],
         )
+        self._acknowledge_generated_parts()
         self.alarms = [
             failure_queue_alarm(
                 self,
@@ -469,6 +473,45 @@ class CanaryCrashDrill(Construct):
             ),
             self._failed_alarm(incidents),
         ]
+
+    def _acknowledge_generated_parts(self) -> None:
+        """The parts CDK generates for Step Functions, acknowledged where they sit."""
+        inline = {
+            self.machine_role.node.find_child("DefaultPolicy"): "CDK's statements for the "
+            "state machine's log delivery (vended logs need the logs:*LogDelivery actions)",
+            self.state_machine.node.find_child("EventsRole").node.find_child("DefaultPolicy"): (
+                "CDK's role for EventBridge to start this state machine: states:StartExecution "
+                "on it alone"
+            ),
+        }
+        for scope, why in inline.items():
+            for pack in _PACKS:
+                acknowledge(scope, f"{pack}::{pack}-IAMNoInlinePolicy", f"{why}; generated inline")
+        acknowledge(
+            self.machine_role.node.find_child("DefaultPolicy"),
+            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            "CloudWatch Logs vended log delivery (logs:CreateLogDelivery and the like) supports "
+            "only Resource '*'",
+        )
+        acknowledge(
+            self.state_machine,
+            "Serverless::Serverless-StepFunctionStateMachineXray",
+            "no X-Ray tracing: the execution history and the ALL-level log record every step",
+        )
+        for pack in _PACKS[:2]:
+            acknowledge(
+                self.table,
+                f"{pack}::{pack}-DynamoDBInBackupPlan",
+                "drill locks and results only: point-in-time recovery is on and the table is "
+                "retained and deletion-protected; a backup plan would add cost for history "
+                "the notifications and logs also hold",
+            )
+        acknowledge(
+            self.policy,
+            "AwsSolutions::AwsSolutions-IAM5[Action::kms:ReEncrypt*]",
+            "EC2 re-encrypts the candidate's volumes with the pipeline key at launch "
+            "(ReEncryptFrom/To), only through EC2 (kms:ViaService condition)",
+        )
 
     def _failed_alarm(self, incidents: IncidentStore) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(

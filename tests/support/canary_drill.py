@@ -195,7 +195,7 @@ class InProcessLambda:
             for hook in self.world.hooks:
                 hook(self.world, action, payload)
             result = module.handler(payload, None)
-        except Exception as error:  # noqa: BLE001 - returned as Lambda returns it
+        except Exception as error:
             body = {
                 "errorType": type(error).__name__,
                 "errorMessage": str(error),

@@ -21,17 +21,23 @@ def drill_stack(app: cdk.App, **drill_props: Any) -> tuple[cdk.Stack, CanaryCras
     )
     pipeline = KdumpImagePipeline(stack, "Pipeline", architecture="x86_64")
     incidents = IncidentStore(stack, "Incidents")
-    vpc = ec2.Vpc(stack, "Vpc", max_azs=1, nat_gateways=0, subnet_configuration=[
-        ec2.SubnetConfiguration(name="canaries", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-    ])
-    role = iam.Role(stack, "WorkloadRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
-    dumps = s3.Bucket(stack, "Dumps")
+    # Imported stand-ins: the drill is what is under test, not a VPC or a bucket.
+    vpc = ec2.Vpc.from_vpc_attributes(
+        stack, "Vpc", vpc_id="vpc-0123456789abcdef0", availability_zones=[f"{TEST_REGION}a"]
+    )
+    subnet = ec2.Subnet.from_subnet_attributes(
+        stack, "Subnet", subnet_id="subnet-0123456789abcdef0", availability_zone=f"{TEST_REGION}a"
+    )
+    role = iam.Role.from_role_arn(
+        stack, "WorkloadRole", f"arn:aws:iam::{TEST_ACCOUNT}:role/crashcart-workload", mutable=False
+    )
+    dumps = s3.Bucket.from_bucket_name(stack, "Dumps", "crashcart-dumps-example")
     drill = CanaryCrashDrill(
         stack,
         "CanaryDrill",
         pipeline=pipeline,
         incidents=incidents,
-        subnet=vpc.isolated_subnets[0],
+        subnet=subnet,
         vpc=vpc,
         instance_role=role,
         dump_bucket=dumps,
