@@ -406,13 +406,15 @@ class CanaryCrashDrill(Construct):
         )
 
         # --- triggers ------------------------------------------------------------------------
-        sfn_target = lambda source: targets.SfnStateMachine(  # noqa: E731
-            self.state_machine,
-            input=events.RuleTargetInput.from_object({"source": source}),
-            dead_letter_queue=self.dead_letter_queue,
-            retry_attempts=4,
-            max_event_age=cdk.Duration.hours(2),
-        )
+        def sfn_target(source: str) -> targets.SfnStateMachine:
+            return targets.SfnStateMachine(
+                self.state_machine,
+                input=events.RuleTargetInput.from_object({"source": source}),
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=4,
+                max_event_age=cdk.Duration.hours(2),
+            )
+
         #: A new candidate: Image Builder wrote the candidate parameter.
         # aws-assumption: ssm-parameter-store-change-events
         self.candidate_rule = events.Rule(

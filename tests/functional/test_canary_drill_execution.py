@@ -237,7 +237,7 @@ def test_the_scheduled_redrill_of_the_verified_ami_does_not_promote_again() -> N
         world.hooks += [attest_armed, dump_arrives()]
         execution = run(world, {"source": "verified"})
         assert execution["status"] == "SUCCEEDED", execution
-        conclusion = [p for a, p in world.calls if a == canary.Action.CONCLUDE][0]
+        conclusion = next(p for a, p in world.calls if a == canary.Action.CONCLUDE)
         assert conclusion["source"] == "verified"
         assert world.image_tags()[canary.AMI_STATUS_TAG_KEY] == "candidate"  # untouched
         _all_terminated(world, len(TYPES))

@@ -137,7 +137,7 @@ def test_the_candidate_parameter_starts_a_drill_and_stopped_executions_reach_the
 
 
 def test_the_deployed_definition_is_the_one_the_offline_execution_tests_run(built: Any) -> None:
-    template, drill, stack = built
+    template, _drill, stack = built
     (machine,) = template.find_resources("AWS::StepFunctions::StateMachine").values()
     rendered = stack.resolve(machine["Properties"]["DefinitionString"])
     parts = rendered["Fn::Join"][1]
