@@ -124,17 +124,18 @@ def launch(adapter: Adapter, payload: Mapping[str, Any], now: datetime) -> dict[
 
 def check_ready(adapter: Adapter, payload: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     instance_id = _text(payload, "instance_id")
+    deadline, launched_at = _when(payload, "ready_deadline"), _when(payload, "launched_at")
     facts = adapter.readiness(instance_id)
     poll, reason = judge_ready(
         facts,
         now=now,
-        deadline=_when(payload, "ready_deadline"),
+        deadline=deadline,
         max_age_seconds=adapter.settings.attestation_max_age,
     )
     result: dict[str, Any] = {"status": poll.value, "reason": reason}
     if poll is Poll.READY:
         result["armed_at"] = iso(now)
-        result["boot_to_armed_seconds"] = seconds_between(_when(payload, "launched_at"), now)
+        result["boot_to_armed_seconds"] = seconds_between(launched_at, now)
     if poll is not Poll.PENDING:
         _log(f"ready-{poll.value}", instance_id=instance_id, reason=reason)
     return result
@@ -153,17 +154,19 @@ def hang(adapter: Adapter, payload: Mapping[str, Any], now: datetime) -> dict[st
 
 def check_dump(adapter: Adapter, payload: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     instance_id = _text(payload, "instance_id")
+    deadline, hung_at = _when(payload, "dump_deadline"), _when(payload, "hung_at")
+    instance_type = _text(payload, "instance_type")
     incident = adapter.latest_incident(instance_id)
-    poll, reason = judge_dump(incident, now=now, deadline=_when(payload, "dump_deadline"))
+    poll, reason = judge_dump(incident, now=now, deadline=deadline)
     result: dict[str, Any] = {"status": poll.value, "reason": reason}
     if poll is Poll.READY and incident is not None:
         metadata = next(k for k in incident.dump_keys if k.endswith("/metadata.json"))
         interrupted = incident.interrupted_at
         result.update(
-            hang_to_interrupt_seconds=seconds_between(_when(payload, "hung_at"), interrupted),
+            hang_to_interrupt_seconds=seconds_between(hung_at, interrupted),
             interrupt_to_dump_seconds=seconds_between(interrupted, incident.dump_received_at),
             dump_bytes=adapter.dump_bytes(metadata),
-            memory_mib=adapter.memory_mib(_text(payload, "instance_type")),
+            memory_mib=adapter.memory_mib(instance_type),
             summary=incident.summary,
         )
     if poll is not Poll.PENDING:
@@ -240,13 +243,18 @@ def janitor(adapter: Adapter, event: Mapping[str, Any], now: datetime) -> dict[s
         name = detail.get("name")
         status = detail.get("status")
         if not isinstance(name, str) or status not in ("ABORTED", "TIMED_OUT", "FAILED"):
-            raise BadRequestError(f"execution status event without a name or an end: {detail!r}")
+            raise BadRequestError(
+                f"execution status event {detail!r:.300}: expected a name and a status of "
+                "ABORTED, TIMED_OUT or FAILED"
+            )
         terminated = adapter.terminate(i for i, _ in adapter.canaries(name))
         for ami_id in adapter.locks_of(name):
             if adapter.release_lock(ami_id, name):
                 released.append(ami_id)
     elif event.get("detail-type") != "Scheduled Event":
-        raise BadRequestError(f"not an execution status change or a schedule: {event!r}"[:500])
+        raise BadRequestError(
+            f"event {event!r:.300}: expected a Step Functions execution status change or a schedule"
+        )
     oldest = now - timedelta(seconds=adapter.settings.max_canary_lifetime)
     overdue = [i for i, launched in adapter.canaries() if launched <= oldest]
     terminated += adapter.terminate(overdue)
