@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from crashcart.constructs.canary_crash_drill import CanaryCrashDrill
 from crashcart.constructs.crash_dump_bucket import (
     ATTESTATION_TAG_KEY,
     CrashDumpBucket,
@@ -40,6 +41,7 @@ __all__ = [
     "AlarmWindow",
     "AttestationPolicy",
     "AttestationWatch",
+    "CanaryCrashDrill",
     "CircuitBreaker",
     "CrashDumpBucket",
     "DebugSymbolStore",

@@ -36,16 +36,13 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from crashcart import _props as props
-from crashcart.compliance import acknowledge
+from crashcart.constructs._internal.canary_drill_acknowledgements import (
+    acknowledge_canary_drill,
+)
 from crashcart.constructs._internal.canary_drill_definition import definition
 from crashcart.constructs._internal.canary_drill_iam import drill_statements, machine_statements
 from crashcart.constructs._internal.canary_hang_document import hang_document
 from crashcart.constructs._internal.function_code import FunctionPackage
-from crashcart.constructs._internal.lambda_functions import (
-    acknowledge_plain_environment,
-    acknowledge_unreserved,
-    acknowledge_untraced,
-)
 from crashcart.constructs._internal.queues import encrypted_queue
 from crashcart.constructs._internal.secure_function import (
     QueueDestination,
@@ -281,29 +278,6 @@ class CanaryCrashDrill(Construct):
             max_event_age=cdk.Duration.hours(1),
             on_failure=QueueDestination(self.dead_letter_queue),
         )
-        acknowledge_untraced(self.function)
-        acknowledge_plain_environment(self.function)
-        acknowledge_unreserved(
-            self.function,
-            None,
-            bound="at most one drill per AMI runs (a conditional write) and each launches one "
-            "canary per instance type",
-        )
-        for pack in _PACKS:
-            acknowledge(
-                self.function,
-                f"{pack}::{pack}-LambdaInsideVPC",
-                "the drill calls only regional AWS APIs (EC2, SSM, DynamoDB, S3, SNS); the "
-                "canaries run in the given subnet, the function needs no network of its own",
-            )
-        for pack in _PACKS[:2]:
-            acknowledge(
-                self.function,
-                f"{pack}::{pack}-LambdaDLQ",
-                "asynchronous (janitor) failures go to the on-failure destination "
-                "(DeadLetterQueue); the state machine's calls are synchronous and caught",
-            )
-
         # --- the state machine ---------------------------------------------------------------
         timeout = boot + dump + 1800
         self.machine_role = iam.Role(
@@ -347,12 +321,6 @@ class CanaryCrashDrill(Construct):
             roles=[self.machine_role],
         )
         self.state_machine.node.add_dependency(self.machine_policy)
-        acknowledge(
-            self.state_machine,
-            "AwsSolutions::AwsSolutions-SF2",
-            "no X-Ray tracing: each step is one synchronous Lambda call whose outcome the "
-            "execution history and the ALL-level log already record",
-        )
 
         self.policy = iam.ManagedPolicy(
             self,
@@ -379,31 +347,6 @@ class CanaryCrashDrill(Construct):
             roles=[self.role],
         )
         self.function.node.add_dependency(self.policy)
-        acknowledge(
-            self.policy,
-            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-            "ec2:DescribeInstances, DescribeInstanceStatus, DescribeImages and "
-            "DescribeInstanceTypes support no resource-level permissions (read-only)",
-        )
-        for finding in (
-            "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]",
-            "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:volume/*]",
-            "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]",
-            "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>::image/*]",
-        ):
-            acknowledge(
-                self.policy,
-                finding,
-                "a canary's id is unknown until it is launched: every instance statement is "
-                "conditioned on the crashcart:drill-canary tag (aws:RequestTag at launch, "
-                "ec2:ResourceTag after), images on this pipeline's crashcart:pipeline tag",
-            )
-        acknowledge(
-            self.machine_policy,
-            "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]",
-            "TerminateInstances only on instances carrying this drill's crashcart:drill-canary "
-            "tag (ec2:ResourceTag condition); the ids are known only at run time",
-        )
 
         # --- triggers ------------------------------------------------------------------------
         def sfn_target(source: str) -> targets.SfnStateMachine:
@@ -464,7 +407,7 @@ class CanaryCrashDrill(Construct):
             schedule=events.Schedule.rate(cdk.Duration.minutes(30)),
             targets=[janitor],
         )
-        self._acknowledge_generated_parts()
+        acknowledge_canary_drill(self)
         self.alarms = [
             failure_queue_alarm(
                 self,
@@ -475,45 +418,6 @@ class CanaryCrashDrill(Construct):
             ),
             self._failed_alarm(incidents),
         ]
-
-    def _acknowledge_generated_parts(self) -> None:
-        """The parts CDK generates for Step Functions, acknowledged where they sit."""
-        inline = {
-            self.machine_role.node.find_child("DefaultPolicy"): "CDK's statements for the "
-            "state machine's log delivery (vended logs need the logs:*LogDelivery actions)",
-            self.state_machine.node.find_child("EventsRole").node.find_child("DefaultPolicy"): (
-                "CDK's role for EventBridge to start this state machine: states:StartExecution "
-                "on it alone"
-            ),
-        }
-        for scope, why in inline.items():
-            for pack in _PACKS:
-                acknowledge(scope, f"{pack}::{pack}-IAMNoInlinePolicy", f"{why}; generated inline")
-        acknowledge(
-            self.machine_role.node.find_child("DefaultPolicy"),
-            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-            "CloudWatch Logs vended log delivery (logs:CreateLogDelivery and the like) supports "
-            "only Resource '*'",
-        )
-        acknowledge(
-            self.state_machine,
-            "Serverless::Serverless-StepFunctionStateMachineXray",
-            "no X-Ray tracing: the execution history and the ALL-level log record every step",
-        )
-        for pack in _PACKS[:2]:
-            acknowledge(
-                self.table,
-                f"{pack}::{pack}-DynamoDBInBackupPlan",
-                "drill locks and results only: point-in-time recovery is on and the table is "
-                "retained and deletion-protected; a backup plan would add cost for history "
-                "the notifications and logs also hold",
-            )
-        acknowledge(
-            self.policy,
-            "AwsSolutions::AwsSolutions-IAM5[Action::kms:ReEncrypt*]",
-            "EC2 re-encrypts the candidate's volumes with the pipeline key at launch "
-            "(ReEncryptFrom/To), only through EC2 (kms:ViaService condition)",
-        )
 
     def _failed_alarm(self, incidents: IncidentStore) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
