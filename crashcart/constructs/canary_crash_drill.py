@@ -283,7 +283,7 @@ class CanaryCrashDrill(Construct):
         self.machine_role = iam.Role(
             self,
             "MachineRole",
-            # aws-assumption: service-role-trust-principals
+            # aws-assumption: sfn-service-integrations
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
             description="crashcart canary drill state machine",
         )

@@ -54,6 +54,9 @@ def test_the_role_launches_only_tagged_canaries_from_this_pipelines_amis(built: 
     assert len(launch) == 3
     tags = statements["TagOnlyAtLaunch"]
     assert tags["Condition"]["StringEquals"]["ec2:CreateAction"] == "RunInstances"
+    assert statements["HangCanaries"]["Condition"] == {
+        "StringEquals": {f"ssm:resourceTag/{canary.CANARY_TAG_KEY}": drill.canary_tag_value}
+    }
     assert statements["PassTheCanaryRole"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}
     }
