@@ -83,3 +83,18 @@ def test_checkov(synthesized: Path) -> None:
         (c["check_id"], c["resource"]) for c in report.get("results", {}).get("failed_checks", [])
     ]
     assert failed == []
+
+
+def test_the_hang_command_passes_shellcheck_and_loads_the_drills_module(tmp_path: Path) -> None:
+    from crashcart.constructs._internal.canary_hang_document import HANG_MODULE, hang_document
+    from tests.compliance.test_pipeline_documents import _shellcheck
+    from tests.support.tools import require_shellcheck
+
+    require_shellcheck()
+    (step,) = hang_document()["mainSteps"]  # type: ignore[misc]
+    script = "\n".join(step["inputs"]["runCommand"]) + "\n"
+    result = _shellcheck(script, tmp_path, "hang")
+    assert result.returncode == 0, result.stdout
+    source = (HANG_MODULE / "crashcart_hang.c").read_text(encoding="utf-8")
+    assert source.rstrip("\n") in script
+    assert script.rstrip().endswith('insmod "$work/crashcart_hang.ko" all_cpus=1')
