@@ -112,6 +112,7 @@ class CanaryCrashDrill(Construct):
         instance_types: Sequence[str] = DEFAULT_INSTANCE_TYPES,
         tag: OptInTag | None = None,
         boot_timeout: cdk.Duration | None = None,
+        boot_grace: cdk.Duration | None = None,
         dump_timeout: cdk.Duration | None = None,
         poll_interval: cdk.Duration | None = None,
         max_canary_lifetime: cdk.Duration | None = None,
@@ -138,6 +139,9 @@ class CanaryCrashDrill(Construct):
             ``r7i.2xlarge`` (8 GiB and 64 GiB).
         :param tag: the opt-in tag of the remediation. Default: ``OptInTag()``.
         :param boot_timeout: launch to armed (checks passed, agent attested). Default: 20 min.
+        :param boot_grace: the remediation's ``InterruptGuards.boot_grace``: the canary is
+            hung only a minute after it, or that guard skips the interrupt. Default: 15 minutes
+            (the guard's default).
         :param dump_timeout: hang to dump with summary. Default: 40 min (alarm 3 min, the
             remediation's guards, the dump and the reboot, the upload).
         :param poll_interval: how often a wait looks. Default: 1 minute.
@@ -172,13 +176,16 @@ class CanaryCrashDrill(Construct):
         boot = _seconds("boot_timeout", boot_timeout or cdk.Duration.minutes(20), 300, 3600)
         dump = _seconds("dump_timeout", dump_timeout or cdk.Duration.minutes(40), 600, 7200)
         poll = _seconds("poll_interval", poll_interval or cdk.Duration.minutes(1), 10, 600)
+        hang_after = 60 + _seconds("boot_grace", boot_grace or cdk.Duration.minutes(15), 0, 3600)
+        wait_armed = max(boot, hang_after)
         lifetime = _seconds(
             "max_canary_lifetime", max_canary_lifetime or cdk.Duration.hours(3), 3600, 86400
         )
-        if lifetime < boot + dump + 600:
+        if lifetime < wait_armed + dump + 600:
             raise ConfigurationError(
-                f"max_canary_lifetime={lifetime} s: give at least boot_timeout + dump_timeout "
-                f"+ 10 minutes ({boot + dump + 600} s), or the janitor ends canaries mid-drill"
+                f"max_canary_lifetime={lifetime} s: give at least boot_timeout (or boot_grace "
+                f"+ 1 minute) + dump_timeout + 10 minutes ({wait_armed + dump + 600} s), or the "
+                "janitor ends canaries mid-drill"
             )
         tag = tag or OptInTag()
         candidate = pipeline.candidate_ami_parameter_name
@@ -269,7 +276,8 @@ class CanaryCrashDrill(Construct):
                 variables.DRILL_BOOT_TIMEOUT_SECONDS: str(boot),
                 variables.DRILL_DUMP_TIMEOUT_SECONDS: str(dump),
                 variables.DRILL_POLL_SECONDS: str(poll),
-                variables.DRILL_LOCK_SECONDS: str(boot + dump + 3600),
+                variables.DRILL_HANG_AFTER_SECONDS: str(hang_after),
+                variables.DRILL_LOCK_SECONDS: str(wait_armed + dump + 3600),
                 variables.DRILL_MAX_CANARY_LIFETIME_SECONDS: str(lifetime),
             },
         )
@@ -279,7 +287,7 @@ class CanaryCrashDrill(Construct):
             on_failure=QueueDestination(self.dead_letter_queue),
         )
         # --- the state machine ---------------------------------------------------------------
-        timeout = boot + dump + 1800
+        timeout = wait_armed + dump + 1800
         self.machine_role = iam.Role(
             self,
             "MachineRole",

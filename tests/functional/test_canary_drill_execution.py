@@ -241,3 +241,14 @@ def test_the_scheduled_redrill_of_the_verified_ami_does_not_promote_again() -> N
         assert conclusion["source"] == "verified"
         assert world.image_tags()[canary.AMI_STATUS_TAG_KEY] == "candidate"  # untouched
         _all_terminated(world, len(TYPES))
+
+
+def test_an_armed_canary_is_hung_only_after_the_remediations_boot_grace() -> None:
+    with drill_world(CRASHCART_DRILL_HANG_AFTER_SECONDS="2") as (world, env):
+        env["CRASHCART_DRILL_POLL_SECONDS"] = "1"
+        world.hooks += [attest_armed, dump_arrives()]
+        execution = run(world, {"source": "candidate"})
+        assert execution["status"] == "SUCCEEDED", execution
+        # armed at the first poll, but the hang waited for the grace: more polls than types
+        assert world.actions().count(canary.Action.CHECK_READY) > len(TYPES)
+        _all_terminated(world, len(TYPES))

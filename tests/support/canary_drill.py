@@ -227,6 +227,7 @@ def environment(
         variables.DRILL_INSTANCE_TYPES: ",".join(TYPES),
         variables.DUMP_BUCKET: DUMP_BUCKET,
         variables.DRILL_POLL_SECONDS: "0",
+        variables.DRILL_HANG_AFTER_SECONDS: "0",
         variables.DRILL_BOOT_TIMEOUT_SECONDS: "600",
         variables.DRILL_DUMP_TIMEOUT_SECONDS: "600",
     }

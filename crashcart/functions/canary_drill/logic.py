@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from crashcart.runtime.attestation import judge_attestation
+from crashcart.runtime.attestation import judge_attestation, parse_attestation
 from crashcart.runtime.canary import Outcome, Poll
 from crashcart.runtime.incident import State
 
@@ -40,6 +40,12 @@ _FAILED_STATES: Final = {
 }
 
 
+def attested_at(attestation: str | None) -> datetime | None:
+    """When the agent wrote its attestation (None: no parseable one)."""
+    parsed = parse_attestation(attestation)
+    return parsed.at if parsed else None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Readiness:
     """The canary's state while it boots."""
@@ -51,14 +57,23 @@ class Readiness:
 
 
 def judge_ready(
-    facts: Readiness, *, now: datetime, deadline: datetime, max_age_seconds: int
+    facts: Readiness,
+    *,
+    now: datetime,
+    deadline: datetime,
+    max_age_seconds: int,
+    hang_at: datetime | None = None,
 ) -> tuple[Poll, str]:
-    """Ready when both status checks pass and the agent attests kdump armed."""
+    """Ready when both status checks pass, the agent attests kdump armed and ``hang_at`` (the
+    end of the remediation's boot grace: a younger instance is skipped by that guard) is past.
+    """
     if facts.state in ("shutting-down", "terminated", "stopping", "stopped"):
         return Poll.FAILED, f"the canary is {facts.state} before it was armed"
     judgement = judge_attestation(facts.attestation, now=now, max_age_seconds=max_age_seconds)
     checks_ok = facts.instance_check == "ok" and facts.system_check == "ok"
     if facts.state == "running" and checks_ok and judgement.armed:
+        if hang_at is not None and now < hang_at:
+            return Poll.PENDING, "armed; waiting out the remediation's boot grace"
         return Poll.READY, "status checks passed and kdump attested armed"
     if judgement.status.value == "not-armed":
         return Poll.FAILED, f"the agent attests kdump NOT armed: {judgement.detail}"

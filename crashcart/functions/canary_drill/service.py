@@ -19,7 +19,14 @@ from crashcart.runtime.incident import iso, parse_time
 from crashcart.runtime.metrics import DIMENSION, NAMESPACE
 
 from .adapter import Adapter, CapacityError
-from .logic import conclude, judge_dump, judge_ready, seconds_between, skip_reason
+from .logic import (
+    attested_at,
+    conclude,
+    judge_dump,
+    judge_ready,
+    seconds_between,
+    skip_reason,
+)
 
 LOG = logging.getLogger("crashcart.canary_drill")
 LOG.setLevel(logging.INFO)
@@ -131,11 +138,13 @@ def check_ready(adapter: Adapter, payload: Mapping[str, Any], now: datetime) -> 
         now=now,
         deadline=deadline,
         max_age_seconds=adapter.settings.attestation_max_age,
+        hang_at=launched_at + timedelta(seconds=adapter.settings.hang_after),
     )
     result: dict[str, Any] = {"status": poll.value, "reason": reason}
     if poll is Poll.READY:
-        result["armed_at"] = iso(now)
-        result["boot_to_armed_seconds"] = seconds_between(launched_at, now)
+        armed = attested_at(facts.attestation) or now
+        result["armed_at"] = iso(armed)
+        result["boot_to_armed_seconds"] = seconds_between(launched_at, armed)
     if poll is not Poll.PENDING:
         _log(f"ready-{poll.value}", instance_id=instance_id, reason=reason)
     return result

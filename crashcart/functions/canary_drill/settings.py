@@ -46,6 +46,7 @@ class Settings:
     boot_timeout: int = 1200
     dump_timeout: int = 2400
     poll_seconds: int = 60
+    hang_after: int = 960
     lock_seconds: int = 14400
     max_canary_lifetime: int = 10800
     attestation_max_age: int = 3600
@@ -93,6 +94,7 @@ class Settings:
             boot_timeout=_whole(environ, variables.DRILL_BOOT_TIMEOUT_SECONDS, 1200, minimum=1),
             dump_timeout=_whole(environ, variables.DRILL_DUMP_TIMEOUT_SECONDS, 2400, minimum=1),
             poll_seconds=_whole(environ, variables.DRILL_POLL_SECONDS, 60),
+            hang_after=_whole(environ, variables.DRILL_HANG_AFTER_SECONDS, 960),
             lock_seconds=_whole(environ, variables.DRILL_LOCK_SECONDS, 14400, minimum=60),
             max_canary_lifetime=_whole(
                 environ, variables.DRILL_MAX_CANARY_LIFETIME_SECONDS, 10800, minimum=60
