@@ -147,7 +147,7 @@ def test_the_deployed_definition_is_the_one_the_offline_execution_tests_run(buil
     marker = "FUNCTION"
     text = "".join(p if isinstance(p, str) else marker for p in parts)
     deployed = json.loads(text)
-    expected = definition(marker, timeout_seconds=deployed["TimeoutSeconds"])
+    expected = definition(marker, timeout_seconds=deployed["TimeoutSeconds"], max_concurrency=2)
     assert deployed == json.loads(json.dumps(expected))
     assert deployed["TimeoutSeconds"] == 20 * 60 + 40 * 60 + 1800
 
@@ -186,3 +186,15 @@ def test_the_canaries_get_no_inbound_access(built: Any) -> None:
 def test_fails_on_bad_props(props: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         drill_stack(cdk.App(), **props)
+
+
+def test_canaries_hang_two_at_a_time_and_the_execution_timeout_covers_every_batch() -> None:
+    # Three hung canaries in one zone within minutes would open the remediation's zone breaker.
+    stack, _ = drill_stack(cdk.App(), instance_types=["m7i.large", "r7i.2xlarge", "c7i.large"])
+    (machine,) = (
+        Template.from_stack(stack).find_resources("AWS::StepFunctions::StateMachine").values()
+    )
+    parts = stack.resolve(machine["Properties"]["DefinitionString"])["Fn::Join"][1]
+    deployed = json.loads("".join(p if isinstance(p, str) else "F" for p in parts))
+    assert deployed["States"]["DrillEachType"]["MaxConcurrency"] == 2
+    assert deployed["TimeoutSeconds"] == 2 * (20 * 60 + 40 * 60) + 1800
