@@ -19,6 +19,7 @@ from crashcart.functions.canary_drill.logic import CAPACITY_ERRORS
 from crashcart.functions.canary_drill.service import BadRequestError, janitor, launch
 from crashcart.functions.canary_drill.settings import Settings, SettingsError
 from crashcart.runtime import canary
+from tests.conftest import load_event
 from tests.support.canary_drill import CANARY_TAG, REGION, drill_world
 
 NOW = datetime(2026, 12, 5, 12, 0, 0, tzinfo=UTC)
@@ -166,12 +167,8 @@ def test_the_janitor_ends_the_canaries_of_a_stopped_execution_and_releases_its_l
             "Instances"
         ][0]["InstanceId"]
         adapter.take_lock(world.ami_id, "stopped-by-hand", datetime.now(UTC))
-        event = {
-            "source": "aws.states",
-            "detail-type": "Step Functions Execution Status Change",
-            "detail": {"name": "stopped-by-hand", "status": "ABORTED", "executionArn": "arn"},
-        }
-        result = janitor(adapter, event, datetime.now(UTC))
+        event = load_event("canary_drill_execution_aborted")
+        result = handler(event, None)
         assert result == {"terminated": [mine], "released": [world.ami_id]}
         states = world.canaries()
         assert states[mine] == "terminated" and states[other] == "running"
@@ -189,7 +186,7 @@ def test_the_janitors_schedule_ends_canaries_past_their_lifetime_only() -> None:
             },
         )
         old, _ = adapter.launch(world.ami_id, "m7i.large", "x")
-        event = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+        event = load_event("canary_drill_janitor_schedule")
         assert janitor(adapter, event, datetime.now(UTC))["terminated"] == []
         later = datetime.now(UTC) + timedelta(seconds=adapter.settings.max_canary_lifetime + 60)
         assert janitor(adapter, event, later)["terminated"] == [old]
@@ -230,3 +227,13 @@ def test_settings_name_missing_and_bad_variables() -> None:
         pytest.raises(SettingsError, match="CRASHCART_DRILL_POLL_SECONDS='soon'"),
     ):
         Settings.from_env({**env, "CRASHCART_DRILL_POLL_SECONDS": "soon"})
+
+
+def test_the_claim_fixture_takes_the_lock_for_the_candidate_through_the_entry_point() -> None:
+    with drill_world() as (world, _):
+        result = handler(load_event("canary_drill_claim"), None)
+        assert result["ami_id"] == world.ami_id
+        assert result["instance_types"] == ["m7i.large", "r7i.2xlarge"]
+        assert result["skip_reason"] == ""
+        with pytest.raises(Exception, match="already running"):
+            handler({**load_event("canary_drill_claim"), "execution": "another"}, None)

@@ -48,7 +48,7 @@ def aws(moto_reset: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
 
 
 def test_every_function_has_event_fixtures() -> None:
-    for function in ("remediation", "dump_arrival", "incident_sweep"):
+    for function in ("remediation", "dump_arrival", "incident_sweep", "canary_drill"):
         assert sorted(EVENTS_DIR.glob(f"{function}_*.json")), function
 
 
