@@ -15,7 +15,6 @@ state machine may terminate only those too.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Final
 
@@ -41,6 +40,13 @@ from crashcart.constructs._internal.canary_drill_acknowledgements import (
 )
 from crashcart.constructs._internal.canary_drill_definition import definition
 from crashcart.constructs._internal.canary_drill_iam import drill_statements, machine_statements
+from crashcart.constructs._internal.canary_drill_validation import (
+    bounded_seconds as _seconds,
+)
+from crashcart.constructs._internal.canary_drill_validation import (
+    check_instance_types,
+    check_pipeline,
+)
 from crashcart.constructs._internal.canary_hang_document import hang_document
 from crashcart.constructs._internal.function_code import FunctionPackage
 from crashcart.constructs._internal.queues import encrypted_queue
@@ -67,21 +73,6 @@ _PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 _MAX_TYPES = 10
 #: Canaries drilled at once (below the remediation's default zone-breaker threshold of 3).
 _CONCURRENT_CANARIES = 2
-#: An instance type name whose family is not Graviton (A1, or a ``g`` in the suffix after
-#: the generation digit: m7g, c7gn, x2gd, im4gn, is4gen).
-_X86_TYPE: Final = re.compile(r"(?!a1\.)[a-z]+[0-9]+(?:(?![a-z-]*g)[a-z-]*)\.[a-z0-9-]+")
-
-
-def _seconds(name: str, value: cdk.Duration, low: int, high: int) -> int:
-    if value.is_unresolved():
-        raise ConfigurationError(f"{name}: give a concrete duration (it sizes the timeouts)")
-    seconds = int(value.to_seconds())
-    if not low <= seconds <= high:
-        raise ConfigurationError(
-            f"{name}={value.to_human_string()}: give {low} s to {high} s (every wait has a "
-            "bound, and the canaries' cost grows with it)"
-        )
-    return seconds
 
 
 class CanaryCrashDrill(Construct):
@@ -161,20 +152,8 @@ class CanaryCrashDrill(Construct):
         props.check(owner, "pipeline", pipeline, KdumpImagePipeline, example="images.pipeline")
         props.check(owner, "incidents", incidents, IncidentStore, example="remediation.incidents")
         super().__init__(scope, construct_id)
-        self._check_pipeline(pipeline)
-        types = tuple(instance_types)
-        if not 1 <= len(types) <= _MAX_TYPES or len(set(types)) != len(types):
-            raise ConfigurationError(
-                f"instance_types={list(types)!r}: give 1 to {_MAX_TYPES} distinct types (each "
-                "is one canary per drill)"
-            )
-        for name in types:
-            if not cdk.Token.is_unresolved(name) and not _X86_TYPE.fullmatch(name):
-                raise ConfigurationError(
-                    f"instance_types: {name!r} is not an x86_64 type name (e.g. m7i.large; "
-                    "Graviton types carry a 'g' after the generation, e.g. m7g): the interrupt "
-                    "is verified on x86_64 Nitro only"
-                )
+        check_pipeline(pipeline)
+        types = check_instance_types(instance_types, limit=_MAX_TYPES)
         boot = _seconds("boot_timeout", boot_timeout or cdk.Duration.minutes(20), 300, 3600)
         dump = _seconds("dump_timeout", dump_timeout or cdk.Duration.minutes(40), 600, 7200)
         poll = _seconds("poll_interval", poll_interval or cdk.Duration.minutes(1), 10, 600)
@@ -463,23 +442,3 @@ class CanaryCrashDrill(Construct):
     def grant_start(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` start a drill on demand (``states:StartExecution``)."""
         return self.state_machine.grant_start_execution(grantee)
-
-    @staticmethod
-    def _check_pipeline(pipeline: KdumpImagePipeline) -> None:
-        if pipeline.family.startswith("windows") or pipeline.architecture != "x86_64":
-            raise ConfigurationError(
-                f"pipeline {pipeline.family} / {pipeline.architecture}: the canary drill proves "
-                "the x86_64 Linux interrupt path only (Windows has no dump shipper or triage "
-                "yet; the EC2 user guide excludes Graviton from SendDiagnosticInterrupt). "
-                "Promote those AMIs after a manual check"
-            )
-        stack = cdk.Stack.of(pipeline)
-        for target in stack.resolve(pipeline.distribution_configuration.distributions) or []:
-            config = target.get("amiDistributionConfiguration") or {}
-            shared = config.get("LaunchPermissionConfiguration")
-            if shared or target.get("region") not in (stack.region, stack.resolve(stack.region)):
-                raise ConfigurationError(
-                    "pipeline distribution shares or copies candidates before the drill "
-                    f"({target.get('region')}, {shared}): with a canary drill, candidates stay "
-                    "in this account and Region; distribute the verified AMI instead"
-                )

@@ -198,3 +198,40 @@ def test_canaries_hang_two_at_a_time_and_the_execution_timeout_covers_every_batc
     deployed = json.loads("".join(p if isinstance(p, str) else "F" for p in parts))
     assert deployed["States"]["DrillEachType"]["MaxConcurrency"] == 2
     assert deployed["TimeoutSeconds"] == 2 * (20 * 60 + 40 * 60) + 1800
+
+
+@pytest.mark.parametrize(
+    ("pipeline_props", "message"),
+    [
+        ({"distribution": "shared"}, "shares or copies candidates"),
+        ({"distribution": "other-region"}, "shares or copies candidates"),
+        ({"architecture": "arm64"}, "x86_64 Linux interrupt path only"),
+        ({"family": "windows-server-2022"}, "x86_64 Linux interrupt path only"),
+    ],
+)
+def test_fails_on_a_pipeline_the_drill_cannot_gate(
+    pipeline_props: dict[str, Any], message: str
+) -> None:
+    from aws_cdk import aws_kms as kms
+
+    from crashcart.constructs import DistributionTarget
+
+    props = dict(pipeline_props)
+    if props.get("distribution") == "shared":
+        props["distribution"] = [DistributionTarget(region="eu-west-1", accounts=["222222222222"])]
+    elif props.get("distribution") == "other-region":
+        app = cdk.App()
+        other = cdk.Stack(
+            app, "Keys", env=cdk.Environment(account="111111111111", region="us-east-1")
+        )
+        key = kms.Key.from_key_arn(
+            other,
+            "K",
+            "arn:aws:kms:us-east-1:111111111111:key/11111111-1111-4111-8111-111111111111",
+        )
+        props["distribution"] = [
+            DistributionTarget(region="eu-west-1"),
+            DistributionTarget(region="us-east-1", kms_key=key),
+        ]
+    with pytest.raises(ConfigurationError, match=message):
+        drill_stack(cdk.App(), pipeline_props=props)

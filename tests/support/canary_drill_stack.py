@@ -15,11 +15,15 @@ from crashcart.constructs.kdump_image_pipeline import KdumpImagePipeline
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
 
 
-def drill_stack(app: cdk.App, **drill_props: Any) -> tuple[cdk.Stack, CanaryCrashDrill]:
+def drill_stack(
+    app: cdk.App, *, pipeline_props: dict[str, Any] | None = None, **drill_props: Any
+) -> tuple[cdk.Stack, CanaryCrashDrill]:
     stack = cdk.Stack(
         app, "DrillStack", env=cdk.Environment(account=TEST_ACCOUNT, region=TEST_REGION)
     )
-    pipeline = KdumpImagePipeline(stack, "Pipeline", architecture="x86_64")
+    pipeline = KdumpImagePipeline(
+        stack, "Pipeline", **{"architecture": "x86_64", **(pipeline_props or {})}
+    )
     incidents = IncidentStore(stack, "Incidents")
     # Imported stand-ins: the drill is what is under test, not a VPC or a bucket.
     vpc = ec2.Vpc.from_vpc_attributes(
