@@ -17,7 +17,7 @@ _X86_TYPE: Final = re.compile(r"(?!a1\.)[a-z]+[0-9]+(?:(?![a-z-]*g)[a-z-]*)\.[a-
 
 
 def bounded_seconds(name: str, value: cdk.Duration, low: int, high: int) -> int:
-    """``value`` in whole seconds from ``low`` to ``high`` (a token is refused: it sizes timeouts)."""
+    """``value`` in whole seconds from ``low`` to ``high`` (tokens refused: they size timeouts)."""
     if value.is_unresolved():
         raise ConfigurationError(f"{name}: give a concrete duration (it sizes the timeouts)")
     seconds = int(value.to_seconds())
