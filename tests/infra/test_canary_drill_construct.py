@@ -207,6 +207,7 @@ def test_canaries_hang_two_at_a_time_and_the_execution_timeout_covers_every_batc
         ({"distribution": "other-region"}, "shares or copies candidates"),
         ({"architecture": "arm64"}, "x86_64 Linux interrupt path only"),
         ({"family": "windows-server-2022"}, "x86_64 Linux interrupt path only"),
+        ({"distribution": "default-template"}, "set_launch_template_default=True"),
     ],
 )
 def test_fails_on_a_pipeline_the_drill_cannot_gate(
@@ -233,5 +234,15 @@ def test_fails_on_a_pipeline_the_drill_cannot_gate(
             DistributionTarget(region="eu-west-1"),
             DistributionTarget(region="us-east-1", kms_key=key),
         ]
+    elif props.get("distribution") == "default-template":
+        from aws_cdk import aws_ec2 as ec2
+
+        app = cdk.App()
+        holder = cdk.Stack(
+            app, "Templates", env=cdk.Environment(account="111111111111", region="eu-west-1")
+        )
+        template = ec2.CfnLaunchTemplate(holder, "T", launch_template_data={})
+        del props["distribution"]
+        props.update(launch_templates=[template], set_launch_template_default=True)
     with pytest.raises(ConfigurationError, match=message):
         drill_stack(cdk.App(), pipeline_props=props)

@@ -66,3 +66,11 @@ def check_pipeline(pipeline: KdumpImagePipeline) -> None:
                 f"({target.get('region')}, {shared}): with a canary drill, candidates stay "
                 "in this account and Region; distribute the verified AMI instead"
             )
+        for template in target.get("launchTemplateConfigurations") or []:
+            if template.get("setDefaultVersion") is True:
+                raise ConfigurationError(
+                    "pipeline set_launch_template_default=True: every candidate would become "
+                    "the launch templates' default before the drill; with a canary drill, "
+                    "point launch templates at the verified parameter instead "
+                    "(resolve:ssm:<verified parameter>)"
+                )
