@@ -158,7 +158,9 @@ def test_each_wait_times_out_and_terminates_the_canaries(wait: str, step: str) -
         polls = world.actions().count(
             canary.Action.CHECK_READY if wait == "armed" else canary.Action.CHECK_DUMP
         )
-        assert polls >= 2 * len(TYPES), world.actions()  # it polled before giving up
+        # Each type polled, then gave up on the deadline (how many polls fit before it
+        # depends on the machine's load: the deadline is wall-clock time).
+        assert polls >= len(TYPES), world.actions()
 
 
 def test_capacity_error_is_inconclusive_not_failed_and_not_promoted() -> None:
