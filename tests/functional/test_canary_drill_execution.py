@@ -7,12 +7,14 @@ DynamoDB, S3 and SNS, and ``ec2:terminateInstances`` is the real service integra
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 
 from crashcart.runtime import canary
+from crashcart.runtime.incident import parse_time
 from tests.support.canary_drill import (
     CANARY_TAG,
     DRILL_TABLE,
@@ -246,11 +248,22 @@ def test_the_scheduled_redrill_of_the_verified_ami_does_not_promote_again() -> N
 
 
 def test_an_armed_canary_is_hung_only_after_the_remediations_boot_grace() -> None:
-    with drill_world(CRASHCART_DRILL_HANG_AFTER_SECONDS="2") as (world, env):
+    hung_after: dict[str, float] = {}
+    launched: dict[str, str] = {}
+
+    def record(world: World, action: str, payload: dict[str, Any]) -> None:
+        if action == canary.Action.CHECK_READY:
+            launched[payload["instance_id"]] = payload["launched_at"]
+        if action == canary.Action.HANG:
+            start = parse_time(launched[payload["instance_id"]])
+            hung_after[payload["instance_id"]] = (datetime.now(UTC) - start).total_seconds()
+
+    with drill_world(CRASHCART_DRILL_HANG_AFTER_SECONDS="5") as (world, env):
         env["CRASHCART_DRILL_POLL_SECONDS"] = "1"
-        world.hooks += [attest_armed, dump_arrives()]
+        world.hooks += [attest_armed, record, dump_arrives()]
         execution = run(world, {"source": "candidate"})
         assert execution["status"] == "SUCCEEDED", execution
-        # armed at the first poll, but the hang waited for the grace: more polls than types
-        assert world.actions().count(canary.Action.CHECK_READY) > len(TYPES)
+        # Armed at the first poll, hung only once the grace was over.
+        assert len(hung_after) == len(TYPES)
+        assert min(hung_after.values()) >= 5, hung_after
         _all_terminated(world, len(TYPES))
