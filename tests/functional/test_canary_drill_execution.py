@@ -66,7 +66,7 @@ def test_success_promotes_the_ami_and_terminates_every_canary() -> None:
             assert result["outcome"] == "passed", result
             assert result["memory_mib"] > 0 and result["dump_bytes"] > 4096
             assert result["hang_to_interrupt_seconds"] is not None
-            assert result["interrupt_to_dump_seconds"] == 60
+            assert 59 <= result["interrupt_to_dump_seconds"] <= 62, result
         assert _verified_parameter() == world.ami_id
         assert world.image_tags()[canary.AMI_STATUS_TAG_KEY] == "verified"
         # The lock is released: a second drill of the same AMI may run.
@@ -82,6 +82,15 @@ def test_success_promotes_the_ami_and_terminates_every_canary() -> None:
         assert tags[canary.EXECUTION_TAG_KEY] == "drill-1"
         assert tags["crashcart:diagnostic-interrupt"] == "enabled"
         assert described["MetadataOptions"]["HttpTokens"] == "required"
+
+
+def test_a_dump_that_arrives_after_the_alarm_recovered_still_passes() -> None:
+    with drill_world() as (world, _):
+        world.hooks += [attest_armed, dump_arrives(state="recovered")]
+        execution = run(world, {"source": "candidate"})
+        assert execution["status"] == "SUCCEEDED", execution
+        assert {r["outcome"] for r in _results(world)} == {"passed"}
+        _all_terminated(world, len(TYPES))
 
 
 @pytest.mark.parametrize(

@@ -88,8 +88,9 @@ def attest_armed(world: World, action: str, payload: dict[str, Any]) -> None:
         )
 
 
-def dump_arrives(summary: str = NMI_SUMMARY) -> Hook:
-    """After the hang: the remediation interrupts, the dump and its summary arrive."""
+def dump_arrives(summary: str = NMI_SUMMARY, *, state: str = "dump-received") -> Hook:
+    """After the hang: the remediation interrupts, the dump and its summary arrive (and, with
+    ``state="recovered"``, the alarm went back to OK and the remediation marked it so)."""
 
     def hook(world: World, action: str, payload: dict[str, Any]) -> None:
         if action != canary.Action.CHECK_DUMP:
@@ -111,7 +112,7 @@ def dump_arrives(summary: str = NMI_SUMMARY) -> Hook:
             Item={
                 "pk": {"S": f"instance#{instance}"},
                 "sk": {"S": f"incident#{iso(opened)}"},
-                "state": {"S": "dump-received"},
+                "state": {"S": state},
                 "opened_at": {"S": iso(opened)},
                 "interrupted_at": {"S": iso(now - timedelta(seconds=60))},
                 "updated_at": {"S": iso(now)},

@@ -132,3 +132,14 @@ def test_windows_and_arm64_are_skipped_with_a_reason() -> None:
     assert "Graviton" in (skip_reason(family="amazon-linux-2023", architecture="arm64") or "")
     assert "Windows" in (skip_reason(family="windows-server-2022", architecture="x86_64") or "")
     assert skip_reason(family="amazon-linux-2023", architecture="x86_64") is None
+
+
+def test_a_dump_counts_after_the_alarm_recovered_the_incident() -> None:
+    # The alarm goes back to OK after the kdump reboot: the remediation sets the incident to
+    # "recovered" (before or after the dump arrives); the dump keys and summary stay.
+    incident = IncidentFacts(
+        state="recovered",
+        dump_keys=("dumps/A:i-0123456789abcdef0/d/metadata.json",),
+        summary="NMI: Not continuing | nmi",
+    )
+    assert judge_dump(incident, now=NOW, deadline=NOW + timedelta(hours=1))[0] is Poll.READY

@@ -277,20 +277,23 @@ class Adapter:
             opened_at=_time(_s(item, "opened_at")),
             dump_keys=tuple(v.get("S", "") for v in item.get("dump_keys", {}).get("L", [])),
             summary=_s(item, "summary"),
-            dump_received_at=_time(_s(item, "updated_at")),
         )
 
-    def dump_bytes(self, metadata_key: str) -> int | None:
-        """The size of the dump's folder (object sizes from a listing: no object is read)."""
+    def dump_listing(self, metadata_key: str) -> tuple[int | None, datetime | None]:
+        """The dump folder's size and when its metadata.json landed, from a listing (no object
+        is read); ``(None, None)`` without a dump bucket."""
         if not self.settings.dump_bucket:
-            return None
+            return None, None
         prefix = metadata_key.rsplit("/", 1)[0] + "/"
-        total = 0
+        total, landed = 0, None
         for page in self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.settings.dump_bucket, Prefix=prefix
         ):
-            total += sum(int(o["Size"]) for o in page.get("Contents", []))
-        return total
+            for item in page.get("Contents", []):
+                total += int(item["Size"])
+                if item["Key"] == metadata_key:
+                    landed = item["LastModified"]
+        return total, landed
 
     def notify(self, subject: str, message: str) -> None:
         self.sns.publish(TopicArn=self.settings.topic_arn, Subject=subject[:100], Message=message)

@@ -95,21 +95,22 @@ class IncidentFacts:
     opened_at: datetime | None = None
     dump_keys: tuple[str, ...] = ()
     summary: str = ""
-    dump_received_at: datetime | None = None
 
 
 def judge_dump(
     incident: IncidentFacts | None, *, now: datetime, deadline: datetime
 ) -> tuple[Poll, str]:
-    """Passed when the dump, its metadata and a summary showing the NMI panic arrived."""
+    """Passed when the dump, its metadata and a summary showing the NMI panic arrived.
+
+    The dump is judged by its keys and summary, whatever the state: the alarm returns to OK
+    after the kdump reboot and the remediation then marks the incident ``recovered``, before
+    or after the dump arrives.
+    """
     if incident is not None:
-        if incident.state in _FAILED_STATES:
-            why = _FAILED_STATES[State(incident.state)]
-            return Poll.FAILED, f"{why}: {incident.reason or 'no reason recorded'}"
-        if incident.state == State.DUMP_RECEIVED:
-            metadata = [k for k in incident.dump_keys if k.endswith("/metadata.json")]
-            if not metadata:
-                return Poll.FAILED, "the incident has a dump but no metadata.json key"
+        metadata = [k for k in incident.dump_keys if k.endswith("/metadata.json")]
+        if incident.dump_keys and not metadata:
+            return Poll.FAILED, "the incident has a dump but no metadata.json key"
+        if metadata:
             if not incident.summary:
                 return Poll.FAILED, "the dump arrived without a triage summary"
             if not NMI_PANIC.search(incident.summary):
@@ -117,6 +118,9 @@ def judge_dump(
                     f"the kernel did not panic on the NMI: summary {incident.summary[:300]!r}"
                 )
             return Poll.READY, incident.summary
+        if incident.state in _FAILED_STATES:
+            why = _FAILED_STATES[State(incident.state)]
+            return Poll.FAILED, f"{why}: {incident.reason or 'no reason recorded'}"
     if now >= deadline:
         state = incident.state if incident else "no incident"
         return Poll.TIMED_OUT, f"no dump with its summary by the deadline ({state})"

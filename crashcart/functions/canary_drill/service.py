@@ -171,10 +171,13 @@ def check_dump(adapter: Adapter, payload: Mapping[str, Any], now: datetime) -> d
     if poll is Poll.READY and incident is not None:
         metadata = next(k for k in incident.dump_keys if k.endswith("/metadata.json"))
         interrupted = incident.interrupted_at
+        size, landed = adapter.dump_listing(metadata)
         result.update(
             hang_to_interrupt_seconds=seconds_between(hung_at, interrupted),
-            interrupt_to_dump_seconds=seconds_between(interrupted, incident.dump_received_at),
-            dump_bytes=adapter.dump_bytes(metadata),
+            # metadata.json is written last: its arrival is the dump's (the incident's
+            # updated_at moves again when the alarm recovers).
+            interrupt_to_dump_seconds=seconds_between(interrupted, landed or now),
+            dump_bytes=size,
             memory_mib=adapter.memory_mib(instance_type),
             summary=incident.summary,
         )
