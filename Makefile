@@ -6,6 +6,7 @@
 #   make drill   the local NMI drill under QEMU
 #   make bench   benchmarks -> benchmarks/results.json, docs/benchmarks.md
 #   make docs    regenerate generated docs (docs/iam.md)
+#   make integ   deploy to YOUR sandbox account, drill a fresh AMI, destroy (never in CI)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -26,10 +27,10 @@ export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 # Two workers (2 cores); a module stays on one worker so its synthesized stacks are shared.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: help setup setup-drill synth check test lint fmt drill bench docs clean
+.PHONY: help setup setup-drill synth check test lint fmt drill bench docs integ clean
 
 help:
-	@sed -n '2,8p' Makefile
+	@sed -n '2,9p' Makefile
 
 setup:
 	@scripts/setup.sh
@@ -68,5 +69,10 @@ docs: setup
 	$(PY) -m crashcart.tools.iam_doc > docs/iam.md
 	$(PY) -m crashcart.tools.compliance_doc docs/compliance.md
 
+# In-account verification with your credentials; tests/infra/test_integ_snapshots.py keeps its
+# snapshots in step offline.
+integ: setup
+	@scripts/integ.sh
+
 clean:
-	rm -rf cdk.out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out cdk.out.integ build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

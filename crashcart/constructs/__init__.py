@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from crashcart.constructs.auto_scaling_hold import AutoScalingHold, DumpDeadline
+from crashcart.constructs.canary_crash_drill import CanaryCrashDrill
 from crashcart.constructs.crash_dump_bucket import (
     ATTESTATION_TAG_KEY,
     CrashDumpBucket,
@@ -47,6 +48,7 @@ __all__ = [
     "AttestationPolicy",
     "AttestationWatch",
     "AutoScalingHold",
+    "CanaryCrashDrill",
     "CircuitBreaker",
     "CrashDumpBucket",
     "DebugSymbolStore",

@@ -19,7 +19,7 @@ import pytest
 from crashcart.functions.dump_arrival import handler as arrival_handler
 from crashcart.functions.dump_arrival.events import BadEventError
 from crashcart.functions.incident_sweep import handler as sweep_handler
-from tests.conftest import EVENTS_DIR, TEST_REGION, FakeLambdaContext, load_event
+from tests.conftest import EVENTS_DIR, REPO_ROOT, TEST_REGION, FakeLambdaContext, load_event
 from tests.support.dumps import INSTANCE_ID, NMI_PANIC_DMESG, metadata_document
 from tests.support.incidents import create_incident_table
 from tests.support.sweep import put_incident
@@ -48,7 +48,11 @@ def aws(moto_reset: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
 
 
 def test_every_function_has_event_fixtures() -> None:
-    for function in ("remediation", "dump_arrival", "incident_sweep", "lifecycle_hold"):
+    functions = sorted(
+        p.parent.name for p in (REPO_ROOT / "crashcart" / "functions").glob("*/handler.py")
+    )
+    assert len(functions) >= 7, functions
+    for function in functions:
         assert sorted(EVENTS_DIR.glob(f"{function}_*.json")), function
 
 

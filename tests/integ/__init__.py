@@ -1,0 +1,1 @@
+"""In-account verification (``make integ``): CDK integ tests, never run by ``make test`` or CI."""
