@@ -144,7 +144,7 @@ class AutoScalingHold(Construct):
         dump_deadline: DumpDeadline = DumpDeadline(),
         schedule: cdk.Duration | None = None,
         escalation_reboot: bool = True,
-        backstop: bool = True,
+        backstop: bool = False,
         evidence_key: kms.IKey | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         reserved_concurrency: int | None = None,
@@ -163,7 +163,14 @@ class AutoScalingHold(Construct):
         :param escalation_reboot: reboot an interrupted instance still impaired at its
             deadline (False: only notify). Default: True.
         :param backstop: the backstop alarm (reboot after a window longer than the longest
-            deadline). Default: True.
+            deadline). Its Metrics Insights query selects opted-in instances by their resource
+            tag, which matches nothing unless the account has "resource tags for telemetry"
+            switched on (account-wide; ``aws observabilityadmin
+            get-telemetry-enrichment-status``). So it is off by default, and a synth-time
+            note says so when the remediation is armed: pass True only where that setting
+            is on. Without it, a failing hold / escalation function is still reported by its
+            failure and error alarms.
+            Default: False.
         :param evidence_key: the evidence bucket's KMS key, if it is not the bucket's own
             ``encryption_key``. Default: the bucket's.
         :param log_retention: Default: one year.
@@ -367,6 +374,15 @@ class AutoScalingHold(Construct):
         self.backstop_alarm: cloudwatch.Alarm | None = None
         if backstop:
             self.backstop_alarm = self._backstop(backstop_periods)
+        elif not remediation.dry_run:
+            # aws-assumption: metrics-insights-tag-filter
+            cdk.Annotations.of(self).add_info(
+                "crashcart AutoScalingHold: no backstop reboot alarm. Its query selects "
+                "opted-in instances by resource tag, which needs resource tags for telemetry "
+                "switched on for the account; with that on, pass backstop=True (reference "
+                "app: -c crashcart:resource-tags-for-telemetry=true). The hold function's "
+                "failures still reach the topic through its failure and error alarms."
+            )
 
         for pack in _PACKS:
             acknowledge_finding(

@@ -81,6 +81,7 @@ def build_reference_app(app: cdk.App) -> list[cdk.Stack]:
         symbol_store=images.debug_symbols if settings.triage else None,
         notifications=notifications,
         arm_running_instances=settings.arm_running_instances,
+        hold_backstop=settings.resource_tags_for_telemetry,
         env=env,
         description=f"crashcart: status-check alarms -> guarded diagnostic interrupts ({mode})",
     )

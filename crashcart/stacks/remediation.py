@@ -69,6 +69,7 @@ class CrashcartRemediationStack(cdk.Stack):
         symbol_store: DebugSymbolStore | None = None,
         notifications: Sequence[sns.ITopicSubscription] = (),
         arm_running_instances: bool = False,
+        hold_backstop: bool = False,
         **stack_kwargs: Any,
     ) -> None:
         """Create the stack.
@@ -100,6 +101,10 @@ class CrashcartRemediationStack(cdk.Stack):
         :param arm_running_instances: a :class:`RunningInstanceArming` for the opt-in tag
             (``self.arming``): running opted-in instances get kdump and the agent through a
             State Manager association, never a reboot. Default: False.
+        :param hold_backstop: give the Auto Scaling hold its backstop reboot alarm when the
+            stack is armed (``dry_run=False``). Its query selects opted-in instances by tag:
+            only pass True where the account has resource tags for telemetry switched on
+            (see ``AutoScalingHold``). Default: False.
         :param stack_kwargs: passed to ``cdk.Stack`` (``env``, ``description``, ...).
         """
         super().__init__(scope, construct_id, **stack_kwargs)
@@ -155,7 +160,7 @@ class CrashcartRemediationStack(cdk.Stack):
             ],
             evidence_key=evidence_key,
             # a shadow-mode deployment never interrupts, so it must never reboot either
-            backstop=not dry_run,
+            backstop=hold_backstop and not dry_run,
         )
         if self.crash_dumps is not None:
             self.crash_dumps.notify_incidents(incidents=self.remediation.incidents)

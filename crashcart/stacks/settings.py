@@ -69,6 +69,13 @@ CONTEXT_KEYS: dict[str, tuple[str, str, str]] = {
         "subscribe these HTTPS endpoints (a chat relay, an incident tool) to the topic; each "
         "must confirm the subscription",
     ),
+    "crashcart:resource-tags-for-telemetry": (
+        "false",
+        "true or false",
+        "declare that the account has resource tags for telemetry switched on: an armed "
+        "deployment then gets the Auto Scaling hold's backstop reboot alarm (a Metrics "
+        "Insights query that selects opted-in instances by tag and matches nothing without it)",
+    ),
     "crashcart:arm-running-instances": (
         "false",
         "true or false",
@@ -98,6 +105,7 @@ class ReferenceSettings:
     notify_emails: tuple[str, ...] = ()
     notify_urls: tuple[str, ...] = ()
     arm_running_instances: bool = False
+    resource_tags_for_telemetry: bool = False
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> ReferenceSettings:
@@ -131,6 +139,9 @@ class ReferenceSettings:
             notify_urls=_urls(context),
             arm_running_instances=_boolean(
                 context, "crashcart:arm-running-instances", default=False
+            ),
+            resource_tags_for_telemetry=_boolean(
+                context, "crashcart:resource-tags-for-telemetry", default=False
             ),
         )
 

@@ -52,6 +52,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
             for i, name in enumerate(("web", "workers"))
         ],
         evidence_key=dumps.encryption_key,
+        backstop=True,
     )
     app.synth()  # raises ValidationFailed on any unacknowledged finding
     return outdir

@@ -8,7 +8,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_autoscaling as autoscaling
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Annotations, Match, Template
 
 from crashcart.constructs.auto_scaling_hold import AutoScalingHold, DumpDeadline
 from crashcart.constructs.unresponsive_instance_remediation import (
@@ -26,13 +26,18 @@ LIFECYCLE_ACTIONS = {
 
 
 def _synth(
-    names: tuple[str, ...], **kwargs: Any
+    names: tuple[str, ...], remediation_kwargs: dict[str, Any] | None = None, **kwargs: Any
 ) -> tuple[cdk.Stack, AutoScalingHold, dict[str, Any]]:
     app = new_app()
     stack = cdk.Stack(app, "Hold", env=env())
     bucket, key = evidence_bucket(stack)
     remediation = UnresponsiveInstanceRemediation(
-        stack, "Remediation", evidence_bucket=bucket, evidence_key=key, fleet=FleetWatch()
+        stack,
+        "Remediation",
+        evidence_bucket=bucket,
+        evidence_key=key,
+        fleet=FleetWatch(),
+        **(remediation_kwargs or {}),
     )
     groups = [
         autoscaling.AutoScalingGroup.from_auto_scaling_group_name(stack, f"G-{n}", n) for n in names
@@ -45,7 +50,7 @@ def _synth(
 
 @pytest.fixture(scope="module")
 def two_groups() -> tuple[cdk.Stack, AutoScalingHold, dict[str, Any]]:
-    return _synth(("web", "workers"))
+    return _synth(("web", "workers"), backstop=True)
 
 
 def _statements(template: dict[str, Any], role_prefix: str) -> list[dict[str, Any]]:
@@ -191,7 +196,7 @@ def test_no_resource_per_instance_and_one_hook_per_group() -> None:
 
 
 def test_no_groups_no_hooks_no_lifecycle_rights() -> None:
-    _stack, hold, template = _synth(())
+    _stack, hold, template = _synth((), backstop=True)
     assert resources_of(template, "AWS::AutoScaling::LifecycleHook") == {}
     for statement in _statements(template, "HoldRole"):
         assert not LIFECYCLE_ACTIONS & set(_list(statement["Action"]))
@@ -205,6 +210,22 @@ def test_backstop_off() -> None:
         assert "automate" not in json.dumps(alarm["Properties"].get("AlarmActions", []))
 
 
+def test_the_backstop_is_off_by_default_and_the_synth_says_why() -> None:
+    # Its query selects instances by resource tag: without the account-wide "resource tags
+    # for telemetry" it would match nothing, so it is never on without being asked for.
+    stack, hold, _template = _synth(("web",), remediation_kwargs={"dry_run": False})
+    assert hold.backstop_alarm is None
+    notes = Annotations.from_stack(stack).find_info("*", Match.string_like_regexp("backstop"))
+    (note,) = notes
+    text = str(note.entry.data)
+    assert "no backstop reboot alarm" in text
+    assert "resource tags for telemetry" in text
+    assert "backstop=True" in text
+    # a shadow-mode remediation never reboots anything: no note to make
+    shadow, _hold, _t = _synth(("web",))
+    assert not Annotations.from_stack(shadow).find_info("*", Match.string_like_regexp("backstop"))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -213,7 +234,7 @@ def test_backstop_off() -> None:
         ({"schedule": cdk.Duration.minutes(5)}, "at most a third of the heartbeat"),
         ({"schedule": cdk.Duration.seconds(90)}, "whole minutes"),
         (
-            {"dump_deadline": DumpDeadline(maximum=cdk.Duration.hours(3))},
+            {"dump_deadline": DumpDeadline(maximum=cdk.Duration.hours(3)), "backstop": True},
             "would exceed the 10800s a Metrics Insights alarm",
         ),
         (

@@ -46,7 +46,11 @@ VARIANTS: list[dict[str, Any]] = [
     },
     {"crashcart:triage": "false"},
     # armed, with a held group: the lifecycle hook, its rule and the backstop alarm
-    {"crashcart:auto-scaling-groups": "web,workers", "crashcart:dry-run": "false"},
+    {
+        "crashcart:auto-scaling-groups": "web,workers",
+        "crashcart:dry-run": "false",
+        "crashcart:resource-tags-for-telemetry": "true",
+    },
 ]
 
 
@@ -153,6 +157,22 @@ def _effect(key: str, app: Synthesized, default: Synthesized) -> None:
         ]
         assert app.resources("CrashcartRemediation", "AWS::SSM::Document")
         assert not default.resources("CrashcartRemediation", "AWS::SSM::Association")
+    elif key == "crashcart:resource-tags-for-telemetry":
+        # shadow mode (the example's default) never reboots: no backstop either way
+        assert "BackstopAlarm" not in json.dumps(alarms)
+        armed = synthesize({key: "true", "crashcart:dry-run": "false"})
+        default_armed = synthesize({"crashcart:dry-run": "false"})
+        backstops = [
+            k
+            for k in armed.resources("CrashcartRemediation", "AWS::CloudWatch::Alarm")
+            if k.startswith("HoldBackstop")
+        ]
+        assert len(backstops) == 1
+        assert not [
+            k
+            for k in default_armed.resources("CrashcartRemediation", "AWS::CloudWatch::Alarm")
+            if k.startswith("HoldBackstop")
+        ]
     else:  # pragma: no cover - a new key needs its check here
         raise AssertionError(f"no synth check for {key}")
 
