@@ -6,6 +6,10 @@ instance can only *create* objects under its own prefix ``dumps/<role id>:<insta
 (``${aws:userid}`` of an instance-profile session), never overwrite one, and never read, list
 or delete anything: the bucket policy denies it even though the key grant (multipart uploads
 to a KMS bucket need ``kms:Decrypt``) would otherwise allow reads.
+
+This module is the construct; its parts live under ``_internal/``: the hardened bucket and
+its log bucket (``buckets``), the grants' policies (``dump_bucket_iam``) and the dump-arrival
+function with its queues, rule and alarms (``dump_arrival``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from typing import cast
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -33,25 +36,20 @@ from crashcart.constructs._crash_dump_settings import (
     check_object_lock,
     check_parameter_name,
 )
+from crashcart.constructs._internal import dump_bucket_iam
 from crashcart.constructs._internal.buckets import access_logs_bucket, data_bucket, data_key
-from crashcart.constructs._internal.function_code import DUMP_ARRIVAL
+from crashcart.constructs._internal.dump_arrival import dump_arrival
+
+# The policy variables stay importable from here, as before the split.
+from crashcart.constructs._internal.dump_bucket_iam import (
+    INSTANCE_ID_VARIABLE as INSTANCE_ID_VARIABLE,
+)
+from crashcart.constructs._internal.dump_bucket_iam import USERID_VARIABLE as USERID_VARIABLE
 from crashcart.constructs._internal.lambda_functions import (
-    acknowledge_plain_environment,
-    acknowledge_unreserved,
-    acknowledge_untraced,
     check_reserved_concurrency,
 )
-from crashcart.constructs._internal.queues import encrypted_queue
-from crashcart.constructs._internal.secure_function import function_role
-from crashcart.constructs._internal.service_access import (
-    allow_rules_on_key,
-    failure_queue_alarm,
-    undeliverable_events_alarm,
-)
-from crashcart.constructs.diagnostic_interrupt_operator_policy import nag_rendering
-from crashcart.constructs.incident_store import DUMP_ARRIVAL_ACTIONS, IncidentStore
+from crashcart.constructs.incident_store import IncidentStore
 from crashcart.errors import ConfigurationError
-from crashcart.runtime import environment as variables
 from crashcart.runtime.attestation import ATTESTATION_TAG_KEY
 from crashcart.runtime.dumps import (
     DEFAULT_PARAMETER_NAME,
@@ -61,14 +59,6 @@ from crashcart.runtime.dumps import (
 )
 
 __all__ = ["ATTESTATION_TAG_KEY", "CrashDumpBucket", "DumpLifecycle"]
-
-#: The policy variable that names an instance-profile session: ``<role id>:<instance id>``.
-# aws-assumption: aws-userid-instance-session
-USERID_VARIABLE = "${aws:userid}"
-#: The policy variable holding the id of the instance a request acts on (the resource's
-#: ``ec2:InstanceID`` condition key), as AWS's own ``AWSEC2VssSnapshotPolicy`` uses it.
-INSTANCE_ID_VARIABLE = "${ec2:InstanceId}"
-_INSTANCE_SESSION_PATTERN = "*:i-*"
 
 
 class CrashDumpBucket(Construct):
@@ -277,49 +267,7 @@ class CrashDumpBucket(Construct):
         if role.node.addr in self._upload_roles:
             return policy  # already granted: the statements exist once per role
         self._upload_roles.add(role.node.addr)
-        principal = iam.ArnPrincipal(role.role_arn)
-        bucket_arn = self.bucket.bucket_arn
-        statements = [
-            iam.PolicyStatement(
-                sid=None,
-                effect=iam.Effect.DENY,
-                principals=[principal],
-                not_actions=["s3:PutObject"],
-                resources=[bucket_arn, self.bucket.arn_for_objects("*")],
-            ),
-            iam.PolicyStatement(
-                effect=iam.Effect.DENY,
-                principals=[principal],
-                actions=["s3:PutObject"],
-                not_resources=[self.own_prefix_arn],
-            ),
-            iam.PolicyStatement(
-                effect=iam.Effect.DENY,
-                principals=[principal],
-                actions=["s3:PutObject"],
-                resources=[self.bucket.arn_for_objects("*")],
-                conditions={
-                    # aws-assumption: s3-conditional-write-keys
-                    "Null": {"s3:if-none-match": "true"},
-                    "Bool": {"s3:ObjectCreationOperation": "true"},
-                },
-            ),
-            iam.PolicyStatement(
-                effect=iam.Effect.DENY,
-                principals=[principal],
-                actions=["s3:PutObject"],
-                resources=[self.bucket.arn_for_objects("*")],
-                # aws-assumption: aws-userid-instance-session
-                conditions={"StringNotLike": {"aws:userid": _INSTANCE_SESSION_PATTERN}},
-            ),
-            iam.PolicyStatement(
-                effect=iam.Effect.DENY,
-                principals=[principal],
-                actions=["s3:PutObject"],
-                resources=[self.bucket.arn_for_objects("*")],
-                conditions={"Null": {"ec2:SourceInstanceARN": "true"}},
-            ),
-        ]
+        statements = dump_bucket_iam.upload_deny_statements(self, role)
         for statement in statements:
             self.bucket.add_to_resource_policy(statement)
         policy.attach_to_role(role)
@@ -327,40 +275,7 @@ class CrashDumpBucket(Construct):
 
     def _upload_policy(self) -> iam.ManagedPolicy:
         if self.upload_policy is None:
-            self.upload_policy = iam.ManagedPolicy(
-                self,
-                "UploadPolicy",
-                description="crashcart: create crash dumps under the instance's own prefix",
-                statements=[
-                    iam.PolicyStatement(
-                        sid="CreateOwnDumps",
-                        actions=["s3:PutObject"],
-                        resources=[self.own_prefix_arn],
-                    ),
-                    iam.PolicyStatement(
-                        sid="EncryptDumpsThroughS3",
-                        actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                        resources=[self.encryption_key.key_arn],
-                        conditions={
-                            "StringEquals": {
-                                "kms:ViaService": (
-                                    f"s3.{self._stack.region}.{self._stack.url_suffix}"
-                                )
-                            },
-                            "StringLike": {
-                                "kms:EncryptionContext:aws:s3:arn": self.dumps_arn_pattern
-                            },
-                        },
-                    ),
-                ],
-            )
-            acknowledge(
-                self.upload_policy,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::<{self._ref(self.bucket)}.Arn>"
-                "/dumps/<aws:userid>/*]",
-                "an instance may create objects only under its own prefix, named by the "
-                "${aws:userid} policy variable (<role id>:<instance id>)",
-            )
+            self.upload_policy = dump_bucket_iam.upload_policy(self)
         return self.upload_policy
 
     def grant_agent(self, role: iam.IRole) -> None:
@@ -374,45 +289,7 @@ class CrashDumpBucket(Construct):
         """
         self.grant_instance_upload(role)
         if self.agent_policy is None:
-            instance_arn = self._stack.format_arn(
-                service="ec2", resource="instance", resource_name="*"
-            )
-            # aws-assumption: attestation-self-tag
-            own_instance_arn = self._stack.format_arn(
-                service="ec2", resource="instance", resource_name=INSTANCE_ID_VARIABLE
-            )
-            self.agent_policy = iam.ManagedPolicy(
-                self,
-                "AgentPolicy",
-                description="crashcart agent: read the bucket name, attest kdump on itself",
-                statements=[
-                    iam.PolicyStatement(
-                        sid="ReadBucketNameParameter",
-                        actions=["ssm:GetParameter"],
-                        resources=[self.parameter.parameter_arn],
-                    ),
-                    iam.PolicyStatement(
-                        sid="TagOwnInstanceWithAttestation",
-                        actions=["ec2:CreateTags"],
-                        resources=[instance_arn],
-                        conditions={
-                            "ArnLike": {"ec2:SourceInstanceARN": own_instance_arn},
-                            "ForAllValues:StringEquals": {
-                                "aws:TagKeys": [self.attestation_tag_key]
-                            },
-                            "Null": {"aws:TagKeys": "false"},
-                        },
-                    ),
-                ],
-            )
-            rendered = nag_rendering(self._stack.resolve(instance_arn))
-            acknowledge(
-                self.agent_policy,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]",
-                "the instance may tag only itself (ec2:SourceInstanceARN must be the ARN "
-                "of the tagged instance, ${ec2:InstanceId}) and only with the kdump "
-                "attestation tag key",
-            )
+            self.agent_policy = dump_bucket_iam.agent_policy(self)
         self.agent_policy.attach_to_role(role)
 
     def grant_read(self, analyst: iam.IRole | iam.IUser | iam.IGroup) -> iam.ManagedPolicy:
@@ -423,41 +300,7 @@ class CrashDumpBucket(Construct):
         bucket's objects, ``s3:ListBucket`` on the bucket, ``kms:Decrypt`` through S3.
         """
         if self.read_policy is None:
-            self.read_policy = iam.ManagedPolicy(
-                self,
-                "ReadPolicy",
-                description="crashcart: read crash dumps and evidence",
-                statements=[
-                    iam.PolicyStatement(
-                        sid="ReadDumps",
-                        actions=["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes"],
-                        resources=[self.bucket.arn_for_objects("*")],
-                    ),
-                    iam.PolicyStatement(
-                        sid="ListDumps",
-                        actions=["s3:ListBucket", "s3:ListBucketVersions"],
-                        resources=[self.bucket.bucket_arn],
-                    ),
-                    iam.PolicyStatement(
-                        sid="DecryptDumpsThroughS3",
-                        actions=["kms:Decrypt"],
-                        resources=[self.encryption_key.key_arn],
-                        conditions={
-                            "StringEquals": {
-                                "kms:ViaService": (
-                                    f"s3.{self._stack.region}.{self._stack.url_suffix}"
-                                )
-                            }
-                        },
-                    ),
-                ],
-            )
-            acknowledge(
-                self.read_policy,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::<{self._ref(self.bucket)}.Arn>/*]",
-                "readers (analysts, triage jobs) read any dump or evidence object of this "
-                "bucket: the bucket holds nothing else",
-            )
+            self.read_policy = dump_bucket_iam.read_policy(self)
         # jsii interfaces are not runtime-checkable protocols: tell them apart by attribute.
         if hasattr(analyst, "role_arn"):
             self.read_policy.attach_to_role(cast(iam.IRole, analyst))
@@ -517,7 +360,6 @@ class CrashDumpBucket(Construct):
         """
         owner = "CrashDumpBucket.notify_incidents"
         props.check(owner, "incidents", incidents, IncidentStore, example="remediation.incidents")
-        table, topic = incidents.table, incidents.topic
         if self.dump_arrival_function is not None:
             raise ConfigurationError(
                 "notify_incidents() was already called on this CrashDumpBucket: one "
@@ -527,188 +369,20 @@ class CrashDumpBucket(Construct):
         window = attach_window or cdk.Duration.hours(6)
         scope = Construct(self, "DumpArrival")
 
-        queue = encrypted_queue(scope, "FailedEvents", key=self.encryption_key)
-        # No SQS3 acknowledgement needed: cdk-nag sees this queue is the function's DLQ.
-        # Events EventBridge could not deliver to the function (the rule target's DLQ), with
-        # a key of their own: the dump key never trusts EventBridge.
-        queue_key = kms.Key(
+        arrival = dump_arrival(
+            self,
             scope,
-            "QueueKey",
-            description="crashcart dump arrival: events EventBridge could not deliver",
-            enable_key_rotation=True,
+            incidents=incidents,
+            window=window,
+            reserved_concurrency=reserved_concurrency,
+            log_retention=log_retention,
         )
-        allow_rules_on_key(scope, queue_key, "EventBridgeRulesOfThisAccount")
-        undelivered = encrypted_queue(
-            scope,
-            "Undelivered",
-            key=queue_key,
-            dead_letter_store="this queue is itself the dead-letter store of the dump-arrival "
-            "rule's target; an alarm notifies on every message sent to it",
-        )
-        log_group = self.log_group(
-            scope,
-            "Logs",
-            retention=log_retention,
-            holds="panic summaries, not dump contents",
-        )
-
-        role = function_role(scope, "Role", description="crashcart dump-arrival function")
-        statements: list[iam.PolicyStatement] = []
-        statements.append(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn],
-            )
-        )
-        statements.append(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[self.dumps_arn_pattern],
-            )
-        )
-        statements.append(
-            iam.PolicyStatement(
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=[self.encryption_key.key_arn],
-            )
-        )
-        statements.append(
-            iam.PolicyStatement(
-                actions=list(DUMP_ARRIVAL_ACTIONS),
-                resources=[table.table_arn],
-            )
-        )
-        if table.encryption_key is not None:
-            statements.append(
-                iam.PolicyStatement(
-                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-                    resources=[table.encryption_key.key_arn],
-                )
-            )
-        statements.append(iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]))
-        if topic.master_key is not None:
-            statements.append(
-                iam.PolicyStatement(
-                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                    resources=[topic.master_key.key_arn],
-                )
-            )
-        statements.append(
-            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queue.queue_arn])
-        )
-        policy = iam.ManagedPolicy(
-            scope,
-            "Policy",
-            description="crashcart dump-arrival function",
-            statements=statements,
-            roles=[role],
-        )
-        acknowledge(
-            policy,
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{self._ref(self.bucket)}.Arn>/dumps/*]",
-            "the function reads the dmesg.txt of whichever dump arrived: any key under "
-            "dumps/ (read only; the bucket holds nothing else it may read)",
-        )
-
-        function = lambda_.Function(
-            scope,
-            "Function",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            handler=DUMP_ARRIVAL.handler,
-            code=DUMP_ARRIVAL.code(),
-            # Every permission is in the managed policy above: CDK's automatic grants (logs,
-            # dead-letter queue) would add an inline default policy.
-            role=role.without_policy_updates(),
-            description="crashcart: crash dump arrived -> incident update + notification",
-            timeout=cdk.Duration.seconds(60),
-            memory_size=256,
-            # aws-assumption: lambda-unreserved-concurrency-minimum
-            reserved_concurrent_executions=reserved_concurrency,
-            # Lambda writes it with the function's role (its managed policy grants that).
-            # aws-assumption: lambda-destinations-use-the-function-role
-            dead_letter_queue=queue,
-            retry_attempts=2,
-            log_group=log_group,
-            environment={
-                variables.TABLE_NAME: table.table_name,
-                variables.TOPIC_ARN: topic.topic_arn,
-                variables.DUMP_BUCKET: self.bucket.bucket_name,
-                variables.ATTACH_WINDOW_SECONDS: str(int(window.to_seconds())),
-            },
-        )
-        function.node.add_dependency(policy)
-        acknowledge_untraced(function)
-        acknowledge_plain_environment(function)
-        acknowledge_unreserved(
-            function,
-            reserved_concurrency,
-            bound="each invocation only updates the incident of the instance whose own "
-            "prefix received the object, and only that instance can write there",
-        )
-        for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
-            acknowledge(
-                function,
-                f"{pack}::{pack}-LambdaInsideVPC",
-                "the function only calls regional AWS APIs (S3, DynamoDB, SNS); a VPC "
-                "would add endpoints and ENIs without reducing its reach",
-            )
-        acknowledge(
-            function,
-            "Serverless::Serverless-LambdaAsyncFailureDestination",
-            "failed asynchronous invocations go to the function's dead-letter queue "
-            "(FailedEvents) after Lambda's 2 retries; an on-failure destination as well "
-            "would keep every failed event twice",
-        )
-        acknowledge(
-            queue,
-            "Serverless::Serverless-SQSRedrivePolicy",
-            "this queue is itself the dead-letter queue of the dump-arrival function: "
-            "nothing consumes it automatically, so there is nothing to redrive it to",
-        )
-        rule = events.Rule(
-            scope,
-            "MetadataCreated",
-            description="crashcart: a crash dump's metadata.json was written (dump complete)",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=["Object Created"],
-                detail={
-                    "bucket": {"name": [self.bucket.bucket_name]},
-                    "object": {"key": [{"wildcard": f"{DUMPS_PREFIX}*/*/metadata.json"}]},
-                },
-            ),
-            targets=[
-                targets.LambdaFunction(
-                    function,
-                    retry_attempts=8,
-                    max_event_age=cdk.Duration.hours(24),
-                    # aws-assumption: eventbridge-target-dlq-keeps-undelivered-events
-                    dead_letter_queue=undelivered,
-                )
-            ],
-        )
-        self.dump_arrival_function = function
-        self.dump_arrival_queue = queue
-        self.dump_arrival_undelivered_queue = undelivered
-        self.dump_arrival_rule = rule
-        self.dump_arrival_alarms = [
-            failure_queue_alarm(
-                scope,
-                "FailedEventsAlarm",
-                queue,
-                topic,
-                "dump-arrival events the function failed on",
-            ),
-            failure_queue_alarm(
-                scope,
-                "UndeliveredAlarm",
-                undelivered,
-                topic,
-                "dump-arrival events EventBridge could not deliver to the function",
-            ),
-            undeliverable_events_alarm(scope, "UndeliverableEventsAlarm", rule, topic),
-        ]
-        return function
+        self.dump_arrival_function = arrival.function
+        self.dump_arrival_queue = arrival.queue
+        self.dump_arrival_undelivered_queue = arrival.undelivered
+        self.dump_arrival_rule = arrival.rule
+        self.dump_arrival_alarms = arrival.alarms
+        return arrival.function
 
     # ------------------------------------------------------------------ helpers
 
@@ -769,9 +443,3 @@ class CrashDumpBucket(Construct):
     def reports_arn_pattern(self) -> str:
         """ARN pattern of every full triage report (``reports/``; instances cannot write it)."""
         return self.bucket.arn_for_objects(f"{REPORTS_PREFIX}*")
-
-    def _ref(self, construct: Construct) -> str:
-        """The logical id cdk-nag prints for a construct's resource."""
-        child = construct.node.default_child
-        assert isinstance(child, cdk.CfnElement)
-        return self._stack.get_logical_id(child)

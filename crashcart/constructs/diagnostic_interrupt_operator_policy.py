@@ -20,6 +20,11 @@ that the allow condition still matches), so the denies compare ``aws:TagKeys`` w
 
 There is deliberately no "dry-run only" variant: no IAM condition tells a ``DryRun=True``
 call from a real one.
+
+Why one module: this file is the whole security boundary of the interrupt - the one shape
+of the allow, the tamper denies that make its tag condition mean something, the checks of
+regions and accounts, the operator policy built from them, and the acknowledgement of
+exactly its wildcards - so that a reviewer checks who may crash an instance in one place.
 """
 
 from __future__ import annotations

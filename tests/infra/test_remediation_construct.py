@@ -180,7 +180,7 @@ COMMON_COUNTS = {
     "AWS::SQS::QueuePolicy": 3,
     "AWS::Logs::LogGroup": 1,
     "AWS::IAM::Role": 1,
-    "AWS::IAM::Policy": 1,
+    "AWS::IAM::ManagedPolicy": 1,  # the function's rights; no inline policy
     "AWS::Lambda::Function": 1,
     "AWS::Lambda::EventInvokeConfig": 1,
     "AWS::Lambda::Permission": 2,  # the alarm rule and the missed-alarm sweep's schedule
@@ -652,6 +652,7 @@ def expected_statements(synth: Synth, *, evidence_key_arn: Any) -> list[dict[str
             "Resource": evidence_key_arn,
         },
         {
+            "Sid": "CrashcartDiagnosticInterruptOptedIn",
             "Effect": "Allow",
             "Action": "ec2:SendDiagnosticInterrupt",
             "Resource": INTERRUPT_INSTANCE_ARN,
@@ -695,9 +696,19 @@ def _key_arn_of(synth: Synth, logical_prefix: str) -> dict[str, Any]:
     return {"Fn::GetAtt": [keys[0], "Arn"]}
 
 
+def identity_policies(synth: Synth) -> list[dict[str, Any]]:
+    """Every inline and customer managed policy of the template."""
+    return [
+        policy
+        for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+        for policy in resources_of(synth.json, kind).values()
+    ]
+
+
 def test_role_policy_is_exactly_the_rights_the_function_uses(explicit: Synth) -> None:
     c = explicit.construct
-    _, policy = only(explicit.json, "AWS::IAM::Policy")
+    assert not resources_of(explicit.json, "AWS::IAM::Policy")  # no inline policy
+    logical, policy = only(explicit.json, "AWS::IAM::ManagedPolicy")
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     expected = expected_statements(explicit, evidence_key_arn=_key_arn_of(explicit, "EvidenceKey"))
     assert statements == expected
@@ -705,6 +716,11 @@ def test_role_policy_is_exactly_the_rights_the_function_uses(explicit: Synth) ->
     assert policy["Properties"]["Roles"] == [explicit.ref(c.role)]
     for other in ("Users", "Groups"):
         assert other not in policy["Properties"]
+    # The function (and its on-failure destination) start only once the rights exist.
+    _, function = only(explicit.json, "AWS::Lambda::Function")
+    assert logical in function["DependsOn"]
+    _, invoke_config = only(explicit.json, "AWS::Lambda::EventInvokeConfig")
+    assert logical in invoke_config["DependsOn"]
     _, role = only(explicit.json, "AWS::IAM::Role")
     assert "ManagedPolicyArns" not in role["Properties"]
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
@@ -721,7 +737,7 @@ def test_no_wildcard_resource_on_interrupt_or_console_output(
     mode: str, request: pytest.FixtureRequest
 ) -> None:
     synth: Synth = request.getfixturevalue(mode)
-    for policy in resources_of(synth.json, "AWS::IAM::Policy").values():
+    for policy in identity_policies(synth):
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             actions = statement["Action"]
             actions = [actions] if isinstance(actions, str) else actions
@@ -740,12 +756,12 @@ def test_no_wildcard_resource_on_interrupt_or_console_output(
 
 def test_interrupt_right_is_held_by_the_function_role_only(full: Synth) -> None:
     holders = []
-    for policy in resources_of(full.json, "AWS::IAM::Policy").values():
+    for policy in identity_policies(full):
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             actions = statement["Action"]
             actions = [actions] if isinstance(actions, str) else actions
             if statement["Effect"] == "Allow" and "ec2:SendDiagnosticInterrupt" in actions:
-                holders.extend(policy["Properties"]["Roles"])
+                holders.extend(policy["Properties"].get("Roles", []))
     assert holders == [full.ref(full.construct.role)]
 
 
@@ -753,8 +769,8 @@ def test_all_props_role_uses_custom_tag_vpc_rights_and_own_key(full: Synth) -> N
     c = full.construct
     statements = [
         statement
-        for policy in resources_of(full.json, "AWS::IAM::Policy").values()
-        if policy["Properties"]["Roles"] == [full.ref(c.role)]
+        for policy in identity_policies(full)
+        if policy["Properties"].get("Roles") == [full.ref(c.role)]
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
     by_sid = {

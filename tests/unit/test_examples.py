@@ -33,9 +33,11 @@ def test_quickstart_synthesizes_every_part(tmp_path: Path) -> None:
         "AWS::Lambda::Function",
         {"Environment": {"Variables": {"CRASHCART_DRY_RUN": "true"}}},
     )
-    # the on-call policy, its kill-switch grant, the dump-arrival function's, the overdue
-    # sweep's and the triage job's three (task, execution, EventBridge)
-    workload_template.resource_count_is("AWS::IAM::ManagedPolicy", 7)
+    # the on-call policy, its kill-switch grant, the remediation function's, the
+    # dump-arrival function's, the overdue sweep's and the triage job's three (task,
+    # execution, EventBridge); no inline policy
+    workload_template.resource_count_is("AWS::IAM::ManagedPolicy", 8)
+    workload_template.resource_count_is("AWS::IAM::Policy", 0)
     workload_template.has_resource_properties(
         "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"}
     )

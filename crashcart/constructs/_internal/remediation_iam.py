@@ -1,9 +1,11 @@
 """The remediation function's rights, and the managed policies of the operator grants.
 
-One statement per right, each with a Sid, on the function's own role: exactly the calls the
-function makes (``crashcart.functions.remediation.handler`` lists them). The operator grants
-(reset the breaker, set the kill switch) are customer managed policies, so that packs that
-forbid inline policies pass in the grantee's stack.
+One statement per right, each with a Sid, in a customer managed policy attached to the
+function's own role (the style of every crashcart function): exactly the calls the function
+makes (``crashcart.functions.remediation.handler`` lists them), the interrupt right and its
+tag-tamper denies; each wildcard is acknowledged here, next to its statement. The operator
+grants (reset the breaker, set the kill switch) are customer managed policies too, so that
+packs that forbid inline policies pass in the grantee's stack.
 """
 
 from __future__ import annotations
@@ -17,8 +19,15 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from crashcart import _props as props
+from crashcart.constructs._internal.acknowledgements import acknowledge_finding
 from crashcart.constructs._internal.remediation_checks import snake
-from crashcart.constructs.diagnostic_interrupt_operator_policy import grant_diagnostic_interrupt
+from crashcart.constructs.diagnostic_interrupt_operator_policy import (
+    acknowledge_instance_wildcards,
+    instance_arns,
+    interrupt_statement,
+    nag_rendering,
+    tag_tamper_deny_statements,
+)
 from crashcart.constructs.incident_store import BREAKER_RESET_ACTIONS, REMEDIATION_ACTIONS
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import dumps
@@ -47,8 +56,9 @@ EVIDENCE_PREFIX: Final = dumps.EVIDENCE_PREFIX
 
 def grant_function_rights(
     remediation: UnresponsiveInstanceRemediation, evidence_key: kms.IKey | None
-) -> None:
-    """Exactly the rights the function uses (brief: 'Permissions the function uses')."""
+) -> iam.ManagedPolicy:
+    """Exactly the rights the function uses (brief: 'Permissions the function uses'), as a
+    customer managed policy (``FunctionPolicy``) on the function's own role."""
     stack = cdk.Stack.of(remediation)
     role = remediation.role
     instance_arn = f"arn:{stack.partition}:ec2:{stack.region}:{stack.account}:instance/*"
@@ -132,9 +142,61 @@ def grant_function_rights(
                 resources=["*"],
             )
         )
-    for statement in statements:
-        role.add_to_principal_policy(statement)
-    grant_diagnostic_interrupt(remediation.function, tag=remediation.tag).assert_success()
+    # The interrupt right as grant_diagnostic_interrupt states it (opted-in instances of
+    # this account and region), and the denies that keep the function from opting in.
+    interrupt_arns = instance_arns([stack.region], [stack.account])
+    statements.append(
+        interrupt_statement(tag=remediation.tag, regions=[stack.region], accounts=[stack.account])
+    )
+    statements.extend(tag_tamper_deny_statements(remediation.tag))
+    policy = iam.ManagedPolicy(
+        remediation,
+        "FunctionPolicy",
+        description="crashcart remediation function: exactly the rights it uses",
+        statements=statements,
+        roles=[role],
+    )
+    # The function starts only once its rights exist (an inline default policy of the role
+    # gave this dependency implicitly).
+    remediation.function.node.add_dependency(policy)
+    _acknowledge_wildcards(remediation, policy, instance_arn, interrupt_arns)
+    return policy
+
+
+def _acknowledge_wildcards(
+    remediation: UnresponsiveInstanceRemediation,
+    policy: iam.ManagedPolicy,
+    instance_arn: str,
+    interrupt_arns: list[str],
+) -> None:
+    """The policy's wildcards, each with its reason (AwsSolutions-IAM5). The interrupt's
+    first: where its ARN renders like GetConsoleOutput's, the reason naming both wins."""
+    acknowledge_instance_wildcards(policy, interrupt_arns)
+    stack = cdk.Stack.of(remediation)
+    evidence_arn = remediation.evidence_bucket.arn_for_objects(f"{EVIDENCE_PREFIX}*")
+    wildcards = {
+        "*": (
+            "ec2:DescribeInstances, DescribeInstanceStatus and DescribeInstanceTypes "
+            "support no resource-level permissions: AWS requires Resource '*'"
+        ),
+        instance_arn: (
+            "GetConsoleOutput and SendDiagnosticInterrupt must reach instances that do "
+            "not exist at deploy time; instance/* is limited to this account and region "
+            "and, by a StringEquals aws:ResourceTag condition, to opted-in instances"
+        ),
+        evidence_arn: (
+            "PutObject only under the evidence/ prefix of the evidence bucket: object "
+            "keys include the instance id and incident time, known only at run time"
+        ),
+    }
+    for arn, reason in wildcards.items():
+        # cdk-nag names the resource as rendered in the template (<AWS::Partition>,
+        # <Logical.Arn>); one whose rendering is unknown stays unacknowledged (reported).
+        rendered = nag_rendering(stack.resolve(arn))
+        if rendered is not None:
+            acknowledge_finding(
+                policy, f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]", reason
+            )
 
 
 def grant_policy(

@@ -1,0 +1,197 @@
+"""Who may do what with the crash-dump bucket: the instances' write-only upload (identity
+policy and the bucket-policy denies that enforce it), the agent's rights, and the readers'.
+
+Private to :mod:`crashcart.constructs.crash_dump_bucket`, whose ``grant_*`` methods call
+these. Every right is a customer managed policy with statement ids, each wildcard
+acknowledged at the policy with its reason.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from crashcart.compliance import acknowledge
+from crashcart.constructs.diagnostic_interrupt_operator_policy import nag_rendering
+
+if TYPE_CHECKING:
+    from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
+
+#: The policy variable that names an instance-profile session: ``<role id>:<instance id>``.
+# aws-assumption: aws-userid-instance-session
+USERID_VARIABLE = "${aws:userid}"
+#: The policy variable holding the id of the instance a request acts on (the resource's
+#: ``ec2:InstanceID`` condition key), as AWS's own ``AWSEC2VssSnapshotPolicy`` uses it.
+INSTANCE_ID_VARIABLE = "${ec2:InstanceId}"
+_INSTANCE_SESSION_PATTERN = "*:i-*"
+
+
+def logical_id(construct: Construct) -> str:
+    """The logical id cdk-nag prints for a construct's resource."""
+    child = construct.node.default_child
+    assert isinstance(child, cdk.CfnElement)
+    return cdk.Stack.of(construct).get_logical_id(child)
+
+
+def upload_deny_statements(dumps: CrashDumpBucket, role: iam.IRole) -> list[iam.PolicyStatement]:
+    """The bucket-policy statements that confine ``role`` to creating new objects under its
+    instance's own prefix (see :meth:`CrashDumpBucket.grant_instance_upload`)."""
+    principal = iam.ArnPrincipal(role.role_arn)
+    bucket_arn = dumps.bucket.bucket_arn
+    return [
+        iam.PolicyStatement(
+            sid=None,
+            effect=iam.Effect.DENY,
+            principals=[principal],
+            not_actions=["s3:PutObject"],
+            resources=[bucket_arn, dumps.bucket.arn_for_objects("*")],
+        ),
+        iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            principals=[principal],
+            actions=["s3:PutObject"],
+            not_resources=[dumps.own_prefix_arn],
+        ),
+        iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            principals=[principal],
+            actions=["s3:PutObject"],
+            resources=[dumps.bucket.arn_for_objects("*")],
+            conditions={
+                # aws-assumption: s3-conditional-write-keys
+                "Null": {"s3:if-none-match": "true"},
+                "Bool": {"s3:ObjectCreationOperation": "true"},
+            },
+        ),
+        iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            principals=[principal],
+            actions=["s3:PutObject"],
+            resources=[dumps.bucket.arn_for_objects("*")],
+            # aws-assumption: aws-userid-instance-session
+            conditions={"StringNotLike": {"aws:userid": _INSTANCE_SESSION_PATTERN}},
+        ),
+        iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            principals=[principal],
+            actions=["s3:PutObject"],
+            resources=[dumps.bucket.arn_for_objects("*")],
+            conditions={"Null": {"ec2:SourceInstanceARN": "true"}},
+        ),
+    ]
+
+
+def upload_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
+    """The instances' identity policy: create objects under the own prefix, with the key."""
+    stack = cdk.Stack.of(dumps)
+    policy = iam.ManagedPolicy(
+        dumps,
+        "UploadPolicy",
+        description="crashcart: create crash dumps under the instance's own prefix",
+        statements=[
+            iam.PolicyStatement(
+                sid="CreateOwnDumps",
+                actions=["s3:PutObject"],
+                resources=[dumps.own_prefix_arn],
+            ),
+            iam.PolicyStatement(
+                sid="EncryptDumpsThroughS3",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[dumps.encryption_key.key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"},
+                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": dumps.dumps_arn_pattern},
+                },
+            ),
+        ],
+    )
+    acknowledge(
+        policy,
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id(dumps.bucket)}.Arn>"
+        "/dumps/<aws:userid>/*]",
+        "an instance may create objects only under its own prefix, named by the "
+        "${aws:userid} policy variable (<role id>:<instance id>)",
+    )
+    return policy
+
+
+def agent_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
+    """The agent's rights beyond the upload: read the bucket-name parameter, tag its own
+    instance with the attestation tag key (only)."""
+    stack = cdk.Stack.of(dumps)
+    instance_arn = stack.format_arn(service="ec2", resource="instance", resource_name="*")
+    # aws-assumption: attestation-self-tag
+    own_instance_arn = stack.format_arn(
+        service="ec2", resource="instance", resource_name=INSTANCE_ID_VARIABLE
+    )
+    policy = iam.ManagedPolicy(
+        dumps,
+        "AgentPolicy",
+        description="crashcart agent: read the bucket name, attest kdump on itself",
+        statements=[
+            iam.PolicyStatement(
+                sid="ReadBucketNameParameter",
+                actions=["ssm:GetParameter"],
+                resources=[dumps.parameter.parameter_arn],
+            ),
+            iam.PolicyStatement(
+                sid="TagOwnInstanceWithAttestation",
+                actions=["ec2:CreateTags"],
+                resources=[instance_arn],
+                conditions={
+                    "ArnLike": {"ec2:SourceInstanceARN": own_instance_arn},
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [dumps.attestation_tag_key]},
+                    "Null": {"aws:TagKeys": "false"},
+                },
+            ),
+        ],
+    )
+    rendered = nag_rendering(stack.resolve(instance_arn))
+    acknowledge(
+        policy,
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]",
+        "the instance may tag only itself (ec2:SourceInstanceARN must be the ARN "
+        "of the tagged instance, ${ec2:InstanceId}) and only with the kdump "
+        "attestation tag key",
+    )
+    return policy
+
+
+def read_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
+    """The readers' policy: read and list dumps and evidence, decrypt through S3."""
+    stack = cdk.Stack.of(dumps)
+    policy = iam.ManagedPolicy(
+        dumps,
+        "ReadPolicy",
+        description="crashcart: read crash dumps and evidence",
+        statements=[
+            iam.PolicyStatement(
+                sid="ReadDumps",
+                actions=["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes"],
+                resources=[dumps.bucket.arn_for_objects("*")],
+            ),
+            iam.PolicyStatement(
+                sid="ListDumps",
+                actions=["s3:ListBucket", "s3:ListBucketVersions"],
+                resources=[dumps.bucket.bucket_arn],
+            ),
+            iam.PolicyStatement(
+                sid="DecryptDumpsThroughS3",
+                actions=["kms:Decrypt"],
+                resources=[dumps.encryption_key.key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"}
+                },
+            ),
+        ],
+    )
+    acknowledge(
+        policy,
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id(dumps.bucket)}.Arn>/*]",
+        "readers (analysts, triage jobs) read any dump or evidence object of this "
+        "bucket: the bucket holds nothing else",
+    )
+    return policy
