@@ -61,8 +61,10 @@ from crashcart.constructs._internal.service_access import (
     undeliverable_events_alarm,
 )
 from crashcart.constructs.diagnostic_interrupt_operator_policy import (
-    grant_diagnostic_interrupt,
+    instance_arns,
+    interrupt_statement,
     nag_rendering,
+    tag_tamper_deny_statements,
 )
 from crashcart.constructs.incident_store import REMEDIATION_ACTIONS
 from crashcart.constructs.unresponsive_instance_remediation import UnresponsiveInstanceRemediation
@@ -477,11 +479,24 @@ class AutoScalingHold(Construct):
                     resources=[evidence_key.key_arn],
                 )
             )
-        for statement in statements:
-            self.role.add_to_principal_policy(statement)
         # The same interrupt right (and tag-tamper denies) as the remediation function.
-        grant_diagnostic_interrupt(self.function, tag=remediation.tag).assert_success()
-        policy = self.role.node.find_child("DefaultPolicy")
+        statements.append(
+            interrupt_statement(
+                tag=remediation.tag, regions=[stack.region], accounts=[stack.account]
+            )
+        )
+        statements.extend(tag_tamper_deny_statements(remediation.tag))
+        # One IAM style for every crashcart function: a customer managed policy on the
+        # function's own role, written whole here (no grant adds to an inline default policy).
+        policy = iam.ManagedPolicy(
+            self,
+            "FunctionPolicy",
+            description="crashcart lifecycle hold and escalation: exactly the rights it uses",
+            statements=statements,
+            roles=[self.role],
+        )
+        # The function starts only once its rights exist.
+        self.function.node.add_dependency(policy)
         wildcards = {
             "*": "ec2 Describe* calls support no resource-level permissions: AWS requires '*'",
             instance_arn: (
@@ -491,6 +506,12 @@ class AutoScalingHold(Construct):
             ),
             evidence_arn: "PutObject only under evidence/: keys hold the instance and time",
         }
+        for arn in instance_arns([stack.region], [stack.account]):
+            wildcards[arn] = (
+                "SendDiagnosticInterrupt reaches instances that do not exist at deploy time; "
+                "limited to this account and region and, by a StringEquals "
+                "aws:ResourceTag condition, to opted-in instances"
+            )
         for group in self.groups:
             wildcards[group.auto_scaling_group_arn] = (
                 "an Auto Scaling group's ARN holds a generated id unknown at deploy time; the "
@@ -502,14 +523,6 @@ class AutoScalingHold(Construct):
                 acknowledge_finding(
                     policy, f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]", reason
                 )
-        acknowledge_packs(
-            policy,
-            "IAMNoInlinePolicy",
-            _PACKS,
-            "the function role's own policy, bound to this one role: a customer managed "
-            "policy could be attached to other principals and hand them the interrupt and "
-            "reboot rights",
-        )
 
     # -- backstop --------------------------------------------------------------------------
 

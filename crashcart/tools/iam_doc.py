@@ -10,6 +10,10 @@ A statement's reason comes from its ``Sid`` when crashcart wrote one (:data:`SID
 otherwise from the reasons of its actions (:data:`ACTION_REASONS`). An action without a
 recorded reason is printed as ``NO RATIONALE RECORDED``; the test suite fails on that, so a
 new permission cannot deploy without a sentence a reviewer can check.
+
+Why one module: most of it is the table of reasons per statement id and action, kept beside
+the generator that fails on a missing one, so a new permission and its reason change one
+file.
 """
 
 from __future__ import annotations

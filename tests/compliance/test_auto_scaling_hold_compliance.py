@@ -71,8 +71,13 @@ def test_the_holds_acknowledgements_are_narrow_and_have_reasons(synthesized: Pat
                 if path.startswith(f"{STACK}/Hold/"):
                     assert len(violation.get("reason", "")) >= 20, violation
                     found.add((path.split("/", 2)[2], violation["acknowledgedId"]))
-    # nothing on the hooks, the rules or the backstop alarm: only function, role policy, queue
-    assert {path.split("/")[0] for path, _ in found} == {"Function", "Role", "DeadLetterQueue"}
+    # nothing on the hooks, the rules or the backstop alarm: only function, its managed
+    # policy, queue
+    assert {path.split("/")[0] for path, _ in found} == {
+        "Function",
+        "FunctionPolicy",
+        "DeadLetterQueue",
+    }
     iam5 = {finding for path, finding in found if "IAM5" in finding}
     assert any("autoScalingGroupName/web" in f for f in iam5), iam5
     assert any("autoScalingGroupName/workers" in f for f in iam5), iam5

@@ -155,8 +155,9 @@ def test_template_scale_dynamic_is_constant_and_explicit_is_bounded(
     assert figures["dynamic"]["10"]["status_alarms"] == 1
     assert figures["explicit"]["10"]["status_alarms"] == 10
     # Explicit mode: 9 more status alarms, but no partial-data watch, which only a Metrics
-    # Insights alarm needs (queue, queue policy, rule and its two alarms: 5 resources).
-    partial_data_watch = 5
+    # Insights alarm needs (queue, queue policy, rule and its two alarms, and the operations
+    # monitoring's alarm on that queue: 6 resources).
+    partial_data_watch = 6
     assert (
         figures["explicit"]["10"]["resources"]
         == figures["dynamic"]["10"]["resources"] + 9 - partial_data_watch

@@ -26,6 +26,7 @@ from tests.support.remediation_runtime import (
     FIXTURE_INSTANCE,
     Clock,
     World,
+    after_launch_clock,
     alarm_event,
     build,
 )
@@ -42,7 +43,7 @@ def world(moto_server: str) -> Iterator[World]:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    return after_launch_clock()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ from tests.support.remediation_runtime import (
     Clock,
     MemoryLog,
     World,
+    after_launch_clock,
     alarm_event,
     build,
     load,
@@ -44,7 +45,7 @@ def world(moto_server: str) -> Iterator[World]:
 @pytest.fixture
 def clock() -> Clock:
     # moto launches instances "now": two hours later they are past any boot grace.
-    return Clock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    return after_launch_clock()
 
 
 def sweep(world: World, clock: Clock, **kwargs: Any) -> dict[str, Any]:

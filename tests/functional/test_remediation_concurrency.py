@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.support.remediation_runtime import (
-    Clock,
     MemoryLog,
     World,
+    after_launch_clock,
     alarm_event,
     build,
     moto_backs_up_each_table_once,
@@ -47,7 +47,7 @@ PROCESSES = 10
 def test_fifty_deliveries_from_separate_processes_interrupt_exactly_once(
     world: World, tmp_path: Path
 ) -> None:
-    clock = Clock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    clock = after_launch_clock()
     (instance,) = world.instances(clock=clock)
     event = alarm_event(instance, at=clock() - timedelta(seconds=60))
     record = tmp_path / "interrupts.jsonl"
@@ -86,7 +86,7 @@ def test_burst_of_200_instances_stops_at_the_breaker_with_one_notification(world
         CRASHCART_BREAKER_AZ_THRESHOLD="1000",
         CRASHCART_BREAKER_WINDOW_SECONDS="900",
     )
-    clock = Clock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    clock = after_launch_clock()
     ids = world.instances(200, clock=clock)
     memory = MemoryLog(clock)
     service = build(world, clock, log=memory.log)

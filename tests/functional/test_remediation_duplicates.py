@@ -10,12 +10,19 @@ copy that loses the race between the two reads is still a duplicate and never in
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from tests.support.remediation_runtime import Clock, World, alarm_event, build, load
+from tests.support.remediation_runtime import (
+    Clock,
+    World,
+    after_launch_clock,
+    alarm_event,
+    build,
+    load,
+)
 
 R = load()
 
@@ -29,7 +36,7 @@ def world(moto_server: str) -> Iterator[World]:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    return after_launch_clock()
 
 
 def record_calls(clients: dict[str, Any]) -> list[str]:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 from botocore.config import Config
 
-from tests.support.remediation_runtime import Clock, MemoryLog, World, alarm_event, build, load
+from tests.support.remediation_runtime import (
+    Clock,
+    MemoryLog,
+    World,
+    after_launch_clock,
+    alarm_event,
+    build,
+    load,
+)
 
 R = load()
 #: Nothing listens on port 1 of the loopback interface: every call fails to connect, quickly.
@@ -26,7 +33,7 @@ def world(moto_server: str) -> Iterator[World]:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    return after_launch_clock()
 
 
 def dead(service: str) -> object:

@@ -20,6 +20,7 @@ from tests.support.remediation_runtime import (
     Clock,
     MemoryLog,
     World,
+    after_launch_clock,
     alarm_event,
     build,
     load,
@@ -38,7 +39,7 @@ def world(moto_server: str) -> Iterator[World]:
 @pytest.fixture
 def clock() -> Clock:
     # moto launches instances "now": two hours later they are past any boot grace.
-    return Clock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    return after_launch_clock()
 
 
 def deliver(world: World, clock: Clock, event: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

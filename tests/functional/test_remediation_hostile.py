@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from tests.support.remediation_runtime import (
     Clock,
     MemoryLog,
     World,
+    after_launch_clock,
     alarm_event,
     build,
     load,
@@ -44,7 +45,7 @@ def world(moto_server: str) -> Iterator[World]:
 @pytest.fixture
 def clock() -> Clock:
     # moto launches instances "now": two hours later they are past any boot grace.
-    return Clock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    return after_launch_clock()
 
 
 def deliver(world: World, clock: Clock, event: Any, **kwargs: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ it (moto for everything else, the stubbed client for SendDiagnosticInterrupt).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -15,7 +14,13 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
 
-from tests.support.remediation_runtime import Clock, World, alarm_event, build, load
+from tests.support.remediation_runtime import (
+    World,
+    after_launch_clock,
+    alarm_event,
+    build,
+    load,
+)
 
 R = load()
 A = R.adapter
@@ -244,7 +249,7 @@ def world(moto_server: str) -> Iterator[World]:
 def test_handler_records_stubbed_refusals_and_releases_the_claim(
     world: World, code: str, state: str, claim_kept: bool
 ) -> None:
-    clock = Clock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    clock = after_launch_clock()
     (instance,) = world.instances(clock=clock)
     clients = world.clients()
     interrupt = ec2_client()
@@ -268,7 +273,7 @@ def test_handler_records_stubbed_refusals_and_releases_the_claim(
 
 
 def test_handler_records_a_stubbed_timeout_as_sent(world: World) -> None:
-    clock = Clock(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2))
+    clock = after_launch_clock()
     (instance,) = world.instances(clock=clock)
     clients = world.clients()
     interrupt = ec2_client()

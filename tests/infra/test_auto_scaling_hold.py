@@ -55,10 +55,36 @@ def two_groups() -> tuple[cdk.Stack, AutoScalingHold, dict[str, Any]]:
 
 def _statements(template: dict[str, Any], role_prefix: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for logical, resource in resources_of(template, "AWS::IAM::Policy").items():
-        if logical.startswith(role_prefix):
-            out += resource["Properties"]["PolicyDocument"]["Statement"]
+    # Every policy attached to the role: the function's managed policy, and any inline one.
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for resource in resources_of(template, kind).values():
+            roles = json.dumps(resource["Properties"].get("Roles", []))
+            if f'"{role_prefix}' in roles:
+                out += resource["Properties"]["PolicyDocument"]["Statement"]
     return out
+
+
+def test_the_function_rights_are_one_managed_policy_on_its_own_role(
+    two_groups: tuple[cdk.Stack, AutoScalingHold, dict[str, Any]],
+) -> None:
+    # One IAM style for every crashcart function: no inline (default) policy on the role.
+    _stack, _hold, template = two_groups
+    inline = [
+        r for r in resources_of(template, "AWS::IAM::Policy").values() if "HoldRole" in str(r)
+    ]
+    assert inline == []
+    managed = [
+        r
+        for r in resources_of(template, "AWS::IAM::ManagedPolicy").values()
+        if "HoldRole" in json.dumps(r["Properties"].get("Roles", []))
+    ]
+    assert len(managed) == 1
+    (function,) = [
+        r
+        for k, r in resources_of(template, "AWS::Lambda::Function").items()
+        if k.startswith("HoldFunction")
+    ]
+    assert any(d.startswith("HoldFunctionPolicy") for d in function.get("DependsOn", []))
 
 
 def test_one_termination_hook_per_given_group_with_default_result_continue(

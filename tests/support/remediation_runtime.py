@@ -138,6 +138,18 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
+def after_launch_clock() -> Clock:
+    """A clock for instances moto launched just now: 02:00 UTC tomorrow.
+
+    That is at least two hours after the launch (past any boot grace) and leaves 22 hours
+    before the next UTC midnight, when the daily interrupt budget resets, so a test that
+    advances the clock by hours never sees the budget reset because of when it ran (a clock
+    at "now + 2 h" crossed midnight for tests started after about 20:30 UTC).
+    """
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    return Clock(tomorrow.replace(hour=2, minute=0, second=0, microsecond=0))
+
+
 def event_time(moment: datetime) -> str:
     """CloudWatch's alarm-state timestamp format (``2026-11-26T05:19:49.123+0000``)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"

@@ -3,6 +3,10 @@
 # IMDS endpoint, whose scheme Config checks is http)
 """crashcart agent: attest that kdump is armed, and ship crash dumps to S3.
 
+Why one module: it is installed on instances as a single executable file (by the image
+components and the arming document) and runs with the system's Python 3.9 and boto3 only,
+so it cannot import a package of its own.
+
 Installed by the crashcart Image Builder components (see MANIFEST) and run by
 crashcart-agent.service at boot and hourly by crashcart-agent.timer:
 
