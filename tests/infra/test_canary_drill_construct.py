@@ -12,6 +12,7 @@ from aws_cdk.assertions import Match, Template
 from crashcart.constructs._internal.canary_drill_definition import definition
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import canary
+from tests.conftest import REPO_ROOT
 from tests.support.canary_drill_stack import drill_stack
 
 
@@ -246,3 +247,16 @@ def test_fails_on_a_pipeline_the_drill_cannot_gate(
         props.update(launch_templates=[template], set_launch_template_default=True)
     with pytest.raises(ConfigurationError, match=message):
         drill_stack(cdk.App(), pipeline_props=props)
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/pipeline.md", "docs/canary-drill.md"])
+def test_the_docs_tell_consumers_to_read_the_verified_parameter(built: Any, doc: str) -> None:
+    """Issue 18: candidates are not for consumers; the docs name the parameter to read."""
+    _, drill, _ = built
+    assert drill.verified_parameter_name == "/crashcart/ami/amazon-linux-2023/x86_64/verified"
+    generic = "/crashcart/ami/<family>/<arch>/"
+    text = " ".join((REPO_ROOT / doc).read_text(encoding="utf-8").split())
+    assert f"`{generic}verified`" in text, doc
+    # in the same breath as the candidate parameter, and saying not to use that one
+    sentence = text[text.index(f"`{generic}verified`") - 400 :][:800]
+    assert "candidate" in sentence and ("never" in sentence or "not" in sentence), doc

@@ -2,8 +2,9 @@
 
 - docs/operations.md: the settings table is the app's own list of context keys, and every
   example in it synthesizes with the effect it claims; bad values fail naming the key; the
-  alarm runbook covers every alarm; the "left behind" list is the templates' retained and
-  deletion-protected resources; the exports it names are the templates' exports.
+  alarm runbook covers every alarm, and those of CanaryCrashDrill (which the app lacks); the
+  "left behind" list is the templates' retained and deletion-protected resources; the
+  exports it names are the templates' exports.
 - docs/cost.md: every resource type of the templates is priced (or marked free), with the
   default app's counts, and every construct has a cost line.
 - Every ``cdk synth|deploy|diff ... -c crashcart:...`` command in the docs synthesizes.
@@ -20,11 +21,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 
 from crashcart.errors import ConfigurationError
 from crashcart.stacks.settings import CONTEXT_KEYS
 from tests.conftest import REPO_ROOT
+from tests.support.canary_drill_stack import drill_stack
 from tests.support.reference import Synthesized, construct_paths, synthesize
 
 OPERATIONS = REPO_ROOT / "docs" / "operations.md"
@@ -284,6 +287,20 @@ def _alarm_paths() -> set[str]:
     return paths
 
 
+def _library_alarm_paths() -> set[str]:
+    """Alarms of library constructs the reference app does not deploy, synthesized as their
+    own tests synthesize them (with the construct ids their docs use)."""
+    app = cdk.App()
+    stack, _ = drill_stack(app)
+    by_id = construct_paths(app)
+    template = app.synth().get_stack_by_name(stack.stack_name).template
+    return {
+        by_id[(stack.stack_name, logical)]
+        for logical, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
 def test_every_alarm_has_a_runbook_entry() -> None:
     patterns = _runbook_patterns()
     paths = _alarm_paths()
@@ -292,8 +309,16 @@ def test_every_alarm_has_a_runbook_entry() -> None:
     assert missing == [], f"alarms without a runbook entry in docs/operations.md: {missing}"
 
 
+def test_every_alarm_of_the_canary_drill_has_a_runbook_entry() -> None:
+    patterns = _runbook_patterns()
+    paths = _library_alarm_paths()
+    assert len(paths) >= 2  # the drill's failed-execution and dead-letter alarms
+    missing = sorted(p for p in paths if not any(fnmatch.fnmatch(p, pat) for pat in patterns))
+    assert missing == [], f"alarms without a runbook entry in docs/operations.md: {missing}"
+
+
 def test_every_runbook_entry_names_an_alarm() -> None:
-    paths = _alarm_paths()
+    paths = _alarm_paths() | _library_alarm_paths()
     stale = [p for p in _runbook_patterns() if not any(fnmatch.fnmatch(x, p) for x in paths)]
     assert stale == []
 

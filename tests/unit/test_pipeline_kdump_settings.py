@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 
 import pytest
 from hypothesis import given
@@ -154,3 +155,25 @@ def test_windows_defaults_and_values() -> None:
 def test_fails_invalid_windows_settings(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
         WindowsCrashDumpSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_canary_drill_docs_state_the_default_reservation_for_every_linux_family() -> None:
+    """Issue 18, part 2: the default is one set of ranges for every family; docs/canary-drill.md
+    says which, what each distribution documents, and how to size it from the drill."""
+    import typing
+
+    from crashcart.components.families import Family
+    from tests.conftest import REPO_ROOT
+
+    text = (REPO_ROOT / "docs" / "canary-drill.md").read_text(encoding="utf-8")
+    start = text.index("\n## Sizing the crashkernel reservation")
+    section = text[start : text.index("\n## ", start + 1)]
+    assert f"`crashkernel={KdumpSettings().crashkernel}`" in section
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {
+        name for row in rows for name in re.findall(r"`([a-z0-9.-]+)`", row.split(" | ")[0])
+    }
+    linux = {f for f in typing.get_args(Family) if not f.startswith("windows")}
+    assert documented == linux
+    for command in ("kdumpctl estimate", "kdump-config show", "KdumpSettings(crashkernel="):
+        assert command in section, command
