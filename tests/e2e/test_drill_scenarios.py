@@ -14,7 +14,10 @@ capture initrd and the validate phase in the guest; the validated guest saved), 
   in a symbol store (build id checked against the dumped kernel's), and the triage job, run
   as its container runs, writes the full report and adds it to the incident;
 - negative controls (the image changed after the component ran) boot cold and fail fast, at
-  validation, for their stated reason.
+  validation, for their stated reason;
+- the running-instance path (issue 19), on its own prepared image: the base image (not built
+  by the pipeline's document) armed in place by the SSM document's script: reboot pending,
+  the operator's reboot, armed; restored, it then takes the NMI to a dump the agent ships.
 
 Every scenario is pinned (tests/unit/test_drill_scenarios_pinned.py).
 """
