@@ -440,14 +440,22 @@ def snapshot_key() -> str:
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
 
-def default_boot_timeout() -> float:
+#: Default seconds per preparation boot, by image (see :func:`default_boot_timeout`).
+BOOT_TIMEOUTS = {"pipeline": 900.0, "running-instance": 3000.0}
+
+
+def default_boot_timeout(image: str = "pipeline") -> float:
     """Seconds one preparation boot may take to work through its steps:
-    ``$CRASHCART_DRILL_BOOT_TIMEOUT``, default 900. Measured on the shared 2-core machine at
-    load 10-15 (2026-12-05, empty cache, env -i as CI runs): the first boot, which builds
-    kdump's capture initrd under TCG, was ready after 157 s; 900 s leaves more than 5x that.
-    A guest that is stuck rather than slow fails sooner: after
-    :func:`crashcart.drill.qemu.silence_limit` seconds without a line."""
-    return float(os.environ.get("CRASHCART_DRILL_BOOT_TIMEOUT", "900"))
+    ``$CRASHCART_DRILL_BOOT_TIMEOUT``, else :data:`BOOT_TIMEOUTS`. Measured on the shared
+    2-core machine (2026-12-05): the pipeline image's first boot, which builds kdump's capture
+    initrd under TCG, was ready after 157 s at load 10-15 (empty cache, env -i as CI runs);
+    900 s leaves more than 5x that. The running-instance image's first boot runs the whole
+    arming script in the guest (package installs, initramfs, the agent's AWS CLI) under TCG:
+    about 630 s at load 6-7; 3000 s leaves over 4x that. A guest that is stuck rather than
+    slow fails sooner: after :func:`crashcart.drill.qemu.silence_limit` seconds without a
+    line."""
+    configured = os.environ.get("CRASHCART_DRILL_BOOT_TIMEOUT")
+    return float(configured) if configured else BOOT_TIMEOUTS[image]
 
 
 #: Seconds a host-side step may take when the document gives no timeoutSeconds.
@@ -611,7 +619,7 @@ def prepare(
             key,
             force=force,
             progress=progress,
-            boot_timeout=boot_timeout,
+            boot_timeout=boot_timeout if boot_timeout is not None else default_boot_timeout(image),
             snapshot=snapshot,
             entered=entered,
             base_seconds=base_seconds,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from crashcart.drill import cli
 from crashcart.drill.scenarios import NEGATIVE, POSITIVE, SCENARIOS
 
@@ -120,3 +122,16 @@ def test_the_agent_is_found_only_where_a_document_installs_it() -> None:
     assert not agent.has_agent("crashcart-agent.service ... agent_installed=0\\n")
     assert not agent.has_agent("crashcart-agent.service ... agent_installed=10")
     assert not agent.has_agent("agent_installed=1")  # no agent unit
+
+
+def test_the_running_instance_image_may_take_its_longer_first_boot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from crashcart.drill.prepare import default_boot_timeout
+
+    monkeypatch.delenv("CRASHCART_DRILL_BOOT_TIMEOUT", raising=False)
+    # its first boot runs the whole arming script under TCG: about 630 s at load 6-7
+    assert default_boot_timeout("running-instance") >= 4 * 630
+    assert default_boot_timeout() == default_boot_timeout("pipeline") == 900
+    monkeypatch.setenv("CRASHCART_DRILL_BOOT_TIMEOUT", "77")
+    assert default_boot_timeout("running-instance") == 77
