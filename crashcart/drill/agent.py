@@ -20,6 +20,7 @@ dump bucket (``/crashcart/dump-bucket`` in moto's SSM); the drill checks the obj
 from __future__ import annotations
 
 import base64
+import re
 import time
 from typing import Any
 
@@ -34,8 +35,16 @@ ATTESTATION_TAG = "crashcart:kdump-attestation"
 AGENT_ENABLED = "/etc/crashcart-drill-agent-enabled"
 
 
+#: How a document shows that it installs the agent: the pipeline's component has a step of
+#: that name; the running-instance arming script sets this flag (rendered with the agent;
+#: in the drill's YAML the script is one quoted scalar: no line anchors).
+_AGENT_MARK_RE = re.compile(r"InstallCrashcartAgent|agent_installed=1(?![0-9])")
+
+
 def has_agent(document_text: str) -> bool:
-    return UNIT in document_text and "InstallCrashcartAgent" in document_text
+    """Whether the document installs the crashcart agent (else the drill stands in for its
+    attestation)."""
+    return UNIT in document_text and _AGENT_MARK_RE.search(document_text) is not None
 
 
 def forward(moto_port: int) -> Forward:

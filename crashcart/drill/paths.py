@@ -37,9 +37,10 @@ KEEP_RUNS = 12
 #: few hundred MiB, for a look at what happened; a passed run drops it at once).
 KEEP_RUN_DISKS = 3
 #: ``prepared-<key>`` folders kept (each a prepared disk of about 1 GiB), the one in use
-#: included: a component or agent change makes a new key; going back to the previous
-#: revision still finds its image.
-KEEP_PREPARED = 2
+#: included: the drill's two images (the pipeline's, the running-instance path's; one session
+#: uses both) and one more, so that a component or agent change, which makes a new key,
+#: leaves the other image and a previous revision's in place.
+KEEP_PREPARED = 3
 
 
 def prune_runs(*, keep: int = KEEP_RUNS, keep_disks: int = KEEP_RUN_DISKS) -> list[Path]:

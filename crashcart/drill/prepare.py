@@ -93,6 +93,31 @@ def render_document() -> str:
     return render_component(FAMILY, "crash-dump")
 
 
+#: The drill guest's memory floor for the running-instance path: the guest has
+#: ``GUEST_MEMORY_MIB`` (1024 MiB), below the document's default floor (1536 MiB), which
+#: would refuse it (as it should a 1 GiB instance unless its owner lowers the floor knowingly).
+RUNNING_INSTANCE_MIN_MEMORY_MIB = 768
+
+
+def render_running_instance_document() -> str:
+    """The running-instance arming script (:mod:`crashcart.components.arming`) as the drill's
+    component document: arm (reboot pending), reboot, arm again (armed), then the pipeline's
+    own validate step. Applied to the base image, which has no crashcart configuration: it
+    stands for an instance the pipeline did not build."""
+    from crashcart.components.arming import render_arming_drill_document
+
+    return render_arming_drill_document(min_memory_mib=RUNNING_INSTANCE_MIN_MEMORY_MIB)
+
+
+#: The drill's images, by name: the document each is prepared from (applied to the base).
+#: ``pipeline``: an instance launched from the pipeline's AMI; ``running-instance``: an
+#: instance the pipeline never touched, armed in place by the SSM document's script.
+IMAGES: dict[str, Callable[[], str]] = {
+    "pipeline": render_document,
+    "running-instance": render_running_instance_document,
+}
+
+
 #: The guest's Python (Debian 12): the wheels of the local wheelhouse are for it.
 GUEST_PYTHON = "3.11"
 WHEELHOUSE = f"{GUEST_STATE}/wheels"
@@ -415,14 +440,22 @@ def snapshot_key() -> str:
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
 
-def default_boot_timeout() -> float:
+#: Default seconds per preparation boot, by image (see :func:`default_boot_timeout`).
+BOOT_TIMEOUTS = {"pipeline": 900.0, "running-instance": 3000.0}
+
+
+def default_boot_timeout(image: str = "pipeline") -> float:
     """Seconds one preparation boot may take to work through its steps:
-    ``$CRASHCART_DRILL_BOOT_TIMEOUT``, default 900. Measured on the shared 2-core machine at
-    load 10-15 (2026-12-05, empty cache, env -i as CI runs): the first boot, which builds
-    kdump's capture initrd under TCG, was ready after 157 s; 900 s leaves more than 5x that.
-    A guest that is stuck rather than slow fails sooner: after
-    :func:`crashcart.drill.qemu.silence_limit` seconds without a line."""
-    return float(os.environ.get("CRASHCART_DRILL_BOOT_TIMEOUT", "900"))
+    ``$CRASHCART_DRILL_BOOT_TIMEOUT``, else :data:`BOOT_TIMEOUTS`. Measured on the shared
+    2-core machine (2026-12-05): the pipeline image's first boot, which builds kdump's capture
+    initrd under TCG, was ready after 157 s at load 10-15 (empty cache, env -i as CI runs);
+    900 s leaves more than 5x that. The running-instance image's first boot runs the whole
+    arming script in the guest (package installs, initramfs, the agent's AWS CLI) under TCG:
+    about 630 s at load 6-7; 3000 s leaves over 4x that. A guest that is stuck rather than
+    slow fails sooner: after :func:`crashcart.drill.qemu.silence_limit` seconds without a
+    line."""
+    configured = os.environ.get("CRASHCART_DRILL_BOOT_TIMEOUT")
+    return float(configured) if configured else BOOT_TIMEOUTS[image]
 
 
 #: Seconds a host-side step may take when the document gives no timeoutSeconds.
@@ -559,11 +592,15 @@ def prepare(
     progress: Callable[[str], None] = print,
     boot_timeout: float | None = None,
     snapshot: bool = True,
+    image: str = "pipeline",
 ) -> PreparedImage:
     """The prepared image (cached), with its saved guest (``snapshot``); builds the base and
-    applies the component when needed."""
+    applies the component when needed. ``image``: which document (:data:`IMAGES`); each is
+    cached under its own key (the key covers the document's text)."""
     entered = time.monotonic()
-    text = render_document()
+    if image not in IMAGES:
+        raise ValueError(f"drill image {image!r}: use one of {', '.join(IMAGES)}")
+    text = IMAGES[image]()
     document = parse_document(text)  # refuses unsupported documents before anything runs
     progress("drill: base image (debootstrap Debian 12; cached once built)")
     base_started = time.monotonic()
@@ -582,7 +619,7 @@ def prepare(
             key,
             force=force,
             progress=progress,
-            boot_timeout=boot_timeout,
+            boot_timeout=boot_timeout if boot_timeout is not None else default_boot_timeout(image),
             snapshot=snapshot,
             entered=entered,
             base_seconds=base_seconds,

@@ -27,6 +27,10 @@ class Scenario:
     expect_reason: str = ""
     #: for forced negatives: what the NMI stage must report.
     expect_nmi_reason: str = ""
+    #: The prepared image it runs on (:data:`crashcart.drill.prepare.IMAGES`): ``pipeline``
+    #: (the pipeline's component applied) or ``running-instance`` (the SSM arming script
+    #: applied to a guest the pipeline did not build).
+    image: str = "pipeline"
 
     def modify(self, editor: diskfs.DiskEditor, image: object) -> list[str]:
         """Change the image after the component ran; returns what was changed (for the report)."""
@@ -97,6 +101,13 @@ SCENARIOS: dict[str, Scenario] = {
             description="every CPU spinning with interrupts disabled (crashcart_hang.ko): the "
             "guest stops answering; the NMI must still get through",
             action="hang",
+        ),
+        Scenario(
+            name="running-instance",
+            description="a guest the pipeline did not build, armed in place by the SSM "
+            "document's script (reboot pending, reboot, armed): alarm -> NMI -> kdump -> "
+            "upload",
+            image="running-instance",
         ),
         NmiPanicOff(
             name="negative-nmi-panic-off",

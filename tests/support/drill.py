@@ -48,11 +48,14 @@ def record(name: str, result: Any) -> None:
     _RESULTS["scenarios"][name] = result.as_dict() if hasattr(result, "as_dict") else result
 
 
-def record_image(info: dict[str, Any]) -> None:
+def record_image(info: dict[str, Any], *, image: str = "pipeline") -> None:
+    """The prepared image's figures; the pipeline's image is the run's ``image``."""
     from crashcart.drill.cli import load_average
 
-    _RESULTS["image"] = info
-    _RESULTS["load_average"] = {"start": load_average()}
+    _RESULTS.setdefault("images", {})[image] = info
+    if image == "pipeline":
+        _RESULTS["image"] = info
+    _RESULTS.setdefault("load_average", {"start": load_average()})
 
 
 def write_results() -> Path | None:

@@ -88,14 +88,14 @@ def test_prepared_images_beyond_the_newest_are_pruned_never_the_one_in_use(cache
         stamp = 1_700_000_000 - age * 3600 - (10**6 if key == "in-use" else 0)
         os.utime(folder, (stamp, stamp))  # the image in use is the oldest of all
     removed = paths.prune_prepared("in-use")
-    assert sorted(p.name for p in removed) == ["prepared-older", "prepared-oldest"]
-    assert (
-        sorted(p.name for p in cache.glob("prepared-*"))
-        == [
-            "prepared-in-use",
-            "prepared-newer",
-        ][: paths.KEEP_PREPARED]
-    )
+    assert sorted(p.name for p in removed) == ["prepared-oldest"]
+    # the drill's two images (pipeline, running instance) and one previous revision
+    assert paths.KEEP_PREPARED == 3
+    assert sorted(p.name for p in cache.glob("prepared-*")) == [
+        "prepared-in-use",
+        "prepared-newer",
+        "prepared-older",
+    ]
 
 
 def test_pruning_an_empty_cache_removes_nothing(cache: Path) -> None:
