@@ -50,7 +50,11 @@ from crashcart.constructs._internal.lambda_functions import (
 from crashcart.constructs._internal.queues import encrypted_queue
 from crashcart.constructs._internal.remediation_alarms import STATUS_METRIC
 from crashcart.constructs._internal.remediation_checks import env_seconds
-from crashcart.constructs._internal.remediation_iam import DESCRIBE_ACTIONS, EVIDENCE_PREFIX
+from crashcart.constructs._internal.remediation_iam import (
+    DESCRIBE_ACTIONS,
+    EVIDENCE_PREFIX,
+    other_key_statements,
+)
 from crashcart.constructs._internal.secure_function import (
     QueueDestination,
     function_log_group,
@@ -462,23 +466,7 @@ class AutoScalingHold(Construct):
                     resources=[g.auto_scaling_group_arn for g in self.groups],
                 )
             )
-        topic_key = getattr(remediation.topic, "master_key", None)
-        if topic_key is not None and topic_key is not remediation.key:
-            statements.append(
-                iam.PolicyStatement(
-                    sid="TopicKey",
-                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                    resources=[topic_key.key_arn],
-                )
-            )
-        if evidence_key is not None:
-            statements.append(
-                iam.PolicyStatement(
-                    sid="EvidenceKey",
-                    actions=["kms:Encrypt", "kms:GenerateDataKey"],
-                    resources=[evidence_key.key_arn],
-                )
-            )
+        statements.extend(other_key_statements(remediation, evidence_key))
         # The same interrupt right (and tag-tamper denies) as the remediation function.
         statements.append(
             interrupt_statement(

@@ -54,6 +54,32 @@ EVIDENCE_KEY_ACTIONS: Final = ("kms:Encrypt", "kms:GenerateDataKey")
 EVIDENCE_PREFIX: Final = dumps.EVIDENCE_PREFIX
 
 
+def other_key_statements(
+    remediation: UnresponsiveInstanceRemediation, evidence_key: kms.IKey | None
+) -> list[iam.PolicyStatement]:
+    """Rights on the keys a remediation's functions use besides its own: the topic's (when it
+    is another key) and the evidence bucket's."""
+    statements: list[iam.PolicyStatement] = []
+    topic_key = getattr(remediation.topic, "master_key", None)
+    if topic_key is not None and topic_key is not remediation.key:
+        statements.append(
+            iam.PolicyStatement(
+                sid="TopicKey",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[topic_key.key_arn],
+            )
+        )
+    if evidence_key is not None:
+        statements.append(
+            iam.PolicyStatement(
+                sid="EvidenceKey",
+                actions=list(EVIDENCE_KEY_ACTIONS),
+                resources=[evidence_key.key_arn],
+            )
+        )
+    return statements
+
+
 def grant_function_rights(
     remediation: UnresponsiveInstanceRemediation, evidence_key: kms.IKey | None
 ) -> iam.ManagedPolicy:
@@ -111,23 +137,7 @@ def grant_function_rights(
             resources=[remediation.key.key_arn],
         ),
     ]
-    topic_key = getattr(remediation.topic, "master_key", None)
-    if topic_key is not None and topic_key is not remediation.key:
-        statements.append(
-            iam.PolicyStatement(
-                sid="TopicKey",
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=[topic_key.key_arn],
-            )
-        )
-    if evidence_key is not None:
-        statements.append(
-            iam.PolicyStatement(
-                sid="EvidenceKey",
-                actions=list(EVIDENCE_KEY_ACTIONS),
-                resources=[evidence_key.key_arn],
-            )
-        )
+    statements.extend(other_key_statements(remediation, evidence_key))
     if remediation.function.is_bound_to_vpc:
         statements.append(
             iam.PolicyStatement(
