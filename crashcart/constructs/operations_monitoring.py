@@ -8,7 +8,8 @@ entry per alarm: what it means and what to do):
 - discovered stack-wide at synth (an Aspect, so parts added by other constructs, now or
   later, are covered without edits): every SQS queue of the stack (depth and age widgets,
   and an alarm when a message has waited ``unhandled_after``), every crashcart function
-  (handler ``crashcart.functions.*``: errors and throttles widgets and alarms);
+  (handler ``crashcart.functions.*``: errors and throttles widgets and alarms, and an alarm
+  on failed deliveries to its on-failure destination when it has one);
 - from the remediation: interrupts sent, circuit breaker opened, missed-alarm sweep found
   work (each an alarm), and the outcome counts;
 - from the overdue sweep's census, when given: opted-in instances not attested for
@@ -281,6 +282,15 @@ class OperationsMonitoring(Construct):
             f"{path} was throttled: the account's concurrency is exhausted; asynchronous "
             "events are retried for up to their maximum age",
         )
+        if _has_async_destination(function):
+            # aws-assumption: lambda-destination-delivery-failures
+            self._alarm(
+                f"DeliveryFailures{index}Alarm",
+                function.metric("DestinationDeliveryFailures", period=_PERIOD, statistic="Sum"),
+                f"{path} could not hand a failed event to its on-failure destination (a "
+                "permission, key policy or size problem): that event is lost; read the "
+                "function's log for the event, fix the destination's policy",
+            )
 
     def _render(self) -> None:
         """Add the widgets of the discovered parts (once, when the stack is complete)."""
@@ -361,6 +371,17 @@ class _Render:
     def validate(self) -> list[str]:
         self._monitoring._render()
         return []
+
+
+def _has_async_destination(function: lambda_.Function) -> bool:
+    """Whether ``function`` hands failed asynchronous events to a destination (its
+    EventInvokeConfig has one): only then can a delivery to it fail."""
+    for child in function.node.children:
+        if isinstance(child, lambda_.EventInvokeConfig):
+            config = child.node.default_child
+            if getattr(config, "destination_config", None) is not None:
+                return True
+    return False
 
 
 def _id_of(construct: IConstruct) -> str:

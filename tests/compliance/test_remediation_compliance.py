@@ -165,10 +165,11 @@ def test_reference_stack_defaults(assembly: Path) -> None:
     # 1 + 2; lifecycle hold 1 + 1 (no group given: its schedule rule only; dry run: no
     # backstop). Fleet mode also watches its alarm's partial data (2: the queue's alarm, and
     # one on events its rule could not deliver). Then the self-watch alarms: 4 named
-    # (interrupts, breaker, sweep found work, unattested), one per queue (11) and two per
-    # crashcart function (5).
+    # (interrupts, breaker, sweep found work, unattested), one per queue (11), two per
+    # crashcart function (5) and one per function with an on-failure destination
+    # (remediation, overdue sweep, kill-switch reach, lifecycle hold: 4).
     failure_alarms = (3 + 2) + (2 + 1) + (2 + 2) + (1 + 1) + 1 + (1 + 2) + (1 + 1) + 2
-    failure_alarms += 4 + 11 + 2 * 5
+    failure_alarms += 4 + 11 + 2 * 5 + 4
     assert count(fleet, "AWS::CloudWatch::Alarm") == 1 + failure_alarms
     # explicit instances: no partial-data watch (its 2 alarms, and its queue's self-watch alarm)
     assert count(explicit, "AWS::CloudWatch::Alarm") == len(INSTANCE_IDS) + failure_alarms - 3

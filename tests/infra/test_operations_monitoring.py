@@ -93,6 +93,30 @@ def test_every_crashcart_function_has_errors_and_throttles_alarms(
         assert watched == sorted(functions), metric
 
 
+def test_functions_with_an_on_failure_destination_alarm_on_failed_deliveries(
+    template: dict[str, Any],
+) -> None:
+    # A failed delivery to the on-failure destination (e.g. a key policy the queue's key
+    # refuses) loses the event with no error anywhere else: aws-assumption
+    # lambda-destination-delivery-failures.
+    with_destination = sorted(
+        v["Properties"]["FunctionName"]["Ref"]
+        for v in _resources(template, "AWS::Lambda::EventInvokeConfig").values()
+        if "OnFailure" in v["Properties"].get("DestinationConfig", {})
+    )
+    assert len(with_destination) == 4  # remediation, hold, overdue sweep, kill-switch reach
+    watched = sorted(
+        a["Dimensions"][0]["Value"]["Ref"]
+        for a in _monitoring_alarms(template).values()
+        if a.get("MetricName") == "DestinationDeliveryFailures"
+    )
+    assert watched == with_destination
+    for alarm in _monitoring_alarms(template).values():
+        if alarm.get("MetricName") == "DestinationDeliveryFailures":
+            assert alarm["Namespace"] == "AWS/Lambda"
+            assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 1)
+
+
 def test_every_queue_of_the_stack_has_an_unhandled_message_alarm(
     template: dict[str, Any],
 ) -> None:
