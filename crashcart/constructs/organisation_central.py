@@ -31,6 +31,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from crashcart import _props as props
+from crashcart.compliance import skip_checkov
 from crashcart.constructs._crash_dump_settings import DumpLifecycle
 from crashcart.constructs._internal import organisation_policies
 from crashcart.constructs._internal.incident_view import incident_view
@@ -131,6 +132,14 @@ class OrganisationCentral(Construct):
             self.bucket.add_to_resource_policy(statement)
         self.dumps.encryption_key.add_to_resource_policy(
             organisation_policies.key_statement(stack, self.dumps.encryption_key, organisation_id)
+        )
+        skip_checkov(
+            self.dumps.encryption_key,
+            "CKV_AWS_33",
+            "the one '*' principal statement admits only principals of the organisation "
+            "(aws:PrincipalOrgID), only kms:GenerateDataKey / kms:Decrypt, only through S3 in "
+            "this Region (kms:ViaService) and only for objects under the caller's own "
+            "account prefix (encryption context): how members encrypt the dumps they ship",
         )
 
         #: The central incident table and topic.
