@@ -119,7 +119,9 @@ class OrganisationCentral(Construct):
         #: The organisation whose principals the policies admit.
         self.organisation_id = organisation_id
 
-        #: The central dump bucket (SSE-KMS with its own key, owner enforced, TLS only).
+        #: The central dump bucket (SSE-KMS with its own key, owner enforced, TLS only):
+        #: the central account owns every member's object.
+        # aws-assumption: org-bucket-owner-enforced-cross-account-writes
         self.dumps = CrashDumpBucket(
             self,
             "Dumps",
