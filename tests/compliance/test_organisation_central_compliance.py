@@ -53,7 +53,6 @@ def test_cfn_lint(synthesized: Path) -> None:
 def test_checkov(synthesized: Path) -> None:
     report: dict[str, Any] = run_checkov([synthesized / f"{STACK}.template.json"])
     failed = [
-        (check["check_id"], check["resource"])
-        for check in report["results"]["failed_checks"]
+        (check["check_id"], check["resource"]) for check in report["results"]["failed_checks"]
     ]
     assert failed == []
