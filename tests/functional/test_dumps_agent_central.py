@@ -7,10 +7,7 @@ unchanged (tests/functional/test_dumps_agent.py).
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,7 @@ import boto3
 import pytest
 
 from tests.support.dumps import AWS_CLI, INSTANCE_ID, fake_host, make_dump, run_agent
+from tests.support.imds import FakeImds
 
 pytestmark = pytest.mark.skipif(not AWS_CLI.exists(), reason="needs the aws CLI in the venv")
 
@@ -27,37 +25,11 @@ ACCOUNT = "111122223333"
 
 @pytest.fixture
 def identity_imds() -> Iterator[str]:
-    """IMDSv2 answering only the instance identity document (with a token)."""
-    document = json.dumps({"accountId": ACCOUNT, "instanceId": INSTANCE_ID})
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            self._answer(200, "token-1" if self.path == "/latest/api/token" else "")
-
-        def do_GET(self) -> None:
-            if self.headers.get("X-aws-ec2-metadata-token") != "token-1":
-                self._answer(401, "")
-            elif self.path == "/latest/dynamic/instance-identity/document":
-                self._answer(200, document)
-            else:
-                self._answer(404, "")
-
-        def _answer(self, status: int, body: str) -> None:
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *_args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    """IMDSv2 answering the instance identity document (with a token)."""
+    fake = FakeImds()
+    fake.identity = {"accountId": ACCOUNT, "instanceId": INSTANCE_ID}
+    yield fake.url
+    fake.close()
 
 
 @pytest.fixture

@@ -21,9 +21,10 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.function_code import INCIDENT_VIEW
 from crashcart.constructs._internal.lambda_functions import (
+    acknowledge_dead_letter_queue,
+    acknowledge_outside_vpc,
     acknowledge_plain_environment,
     acknowledge_unreserved,
     acknowledge_untraced,
@@ -145,26 +146,8 @@ def incident_view(
         bound="each invocation writes one incident item of the sending account (the bus "
         "policy admits only the organisation; an update for another account is refused)",
     )
-    for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
-        acknowledge(
-            function,
-            f"{pack}::{pack}-LambdaInsideVPC",
-            "the function only calls regional AWS APIs (DynamoDB, SNS); a VPC would add "
-            "endpoints and ENIs without reducing its reach",
-        )
-    acknowledge(
-        function,
-        "Serverless::Serverless-LambdaAsyncFailureDestination",
-        "failed asynchronous invocations (refused events included) go to the function's "
-        "dead-letter queue (FailedEvents) after Lambda's 2 retries; an on-failure "
-        "destination as well would keep every failed event twice",
-    )
-    acknowledge(
-        failed,
-        "Serverless::Serverless-SQSRedrivePolicy",
-        "this queue is itself the dead-letter queue of the incident view: nothing consumes "
-        "it automatically, so there is nothing to redrive it to",
-    )
+    acknowledge_outside_vpc(function, apis="DynamoDB, SNS")
+    acknowledge_dead_letter_queue(function, failed, name="central incident view")
 
     def target() -> targets.LambdaFunction:
         return targets.LambdaFunction(

@@ -6,9 +6,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from crashcart.functions.dump_arrival.adapter import latest_incident
 from crashcart.functions.dump_arrival.decision import Incident
 from crashcart.runtime import notification
-from crashcart.runtime.incident import INCIDENT_PREFIX, Origin, State, parse_time
+from crashcart.runtime.incident import INCIDENT_PREFIX, Origin, State
 from crashcart.runtime.organisation import IncidentUpdate
 
 from .settings import Settings
@@ -63,22 +64,7 @@ class Adapter:
         )
 
     def latest_incident(self, pk: str) -> Incident | None:
-        response = self.dynamodb.query(
-            TableName=self.settings.table_name,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": INCIDENT_PREFIX}},
-            ScanIndexForward=False,
-            Limit=1,
-            ConsistentRead=True,
-        )
-        items = response.get("Items") or []
-        if not items:
-            return None
-        item = items[0]
-        sk = item["sk"]["S"]
-        opened = item.get("opened_at", {}).get("S") or sk.removeprefix(INCIDENT_PREFIX)
-        keys = tuple(value["S"] for value in item.get("dump_keys", {}).get("L", []))
-        return Incident(sk, parse_time(opened), item.get("state", {}).get("S", ""), keys)
+        return latest_incident(self.dynamodb, self.settings.table_name, pk)
 
     def attach_dump(self, pk: str, sk: str, keys: list[str], now: str) -> bool:
         """Link the dump to an incident that has none yet (the member's state is kept)."""
