@@ -234,3 +234,56 @@ def test_the_triage_job_attaches_to_the_central_bucket_and_view(
         or "EcsParameters" in json.dumps(r["Properties"].get("Targets", []))
     ]
     assert rules, "the triage job's metadata.json rule is missing"
+
+
+def test_all_props_are_applied() -> None:
+    from aws_cdk import aws_logs as logs
+    from aws_cdk import aws_sns as sns
+
+    from crashcart.constructs.crash_dump_bucket import DumpLifecycle
+
+    stack = _stack()
+    topic = sns.Topic(stack, "Oncall")
+    OrganisationCentral(
+        stack,
+        "Central",
+        organisation_id="o-0123456789abcdefghij",
+        topic=topic,
+        lifecycle=DumpLifecycle(expire_after=cdk.Duration.days(90)),
+        attach_window=cdk.Duration.hours(2),
+        parameter_name="/org/dumps",
+        log_retention=logs.RetentionDays.THREE_MONTHS,
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+    )
+    template = Template.from_stack(stack)
+    template.resource_count_is("AWS::SNS::Topic", 1)  # the given one, no other
+    (function,) = template.find_resources("AWS::Lambda::Function").values()
+    environment = function["Properties"]["Environment"]["Variables"]
+    assert environment[variables.ATTACH_WINDOW_SECONDS] == "7200"
+    assert environment[variables.TOPIC_ARN] == {
+        "Ref": stack.get_logical_id(topic.node.default_child)
+    }  # type: ignore[arg-type]
+    template.has_resource_properties("AWS::SSM::Parameter", {"Name": "/org/dumps"})
+    template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 90})
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "LifecycleConfiguration": {
+                "Rules": Match.array_with([Match.object_like({"ExpirationInDays": 90})])
+            }
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Events::EventBusPolicy",
+        {
+            "Statement": Match.object_like(
+                {
+                    "Condition": {
+                        "StringEquals": Match.object_like(
+                            {"aws:PrincipalOrgID": "o-0123456789abcdefghij"}
+                        )
+                    }
+                }
+            )
+        },
+    )
