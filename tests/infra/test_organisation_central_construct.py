@@ -260,9 +260,9 @@ def test_all_props_are_applied() -> None:
     (function,) = template.find_resources("AWS::Lambda::Function").values()
     environment = function["Properties"]["Environment"]["Variables"]
     assert environment[variables.ATTACH_WINDOW_SECONDS] == "7200"
-    assert environment[variables.TOPIC_ARN] == {
-        "Ref": stack.get_logical_id(topic.node.default_child)
-    }  # type: ignore[arg-type]
+    cfn_topic = topic.node.default_child
+    assert isinstance(cfn_topic, sns.CfnTopic)
+    assert environment[variables.TOPIC_ARN] == {"Ref": stack.get_logical_id(cfn_topic)}
     template.has_resource_properties("AWS::SSM::Parameter", {"Name": "/org/dumps"})
     template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 90})
     template.has_resource_properties(
