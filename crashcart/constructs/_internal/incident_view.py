@@ -177,6 +177,7 @@ def incident_view(
             detail_type=["Object Created"],
             detail={
                 "bucket": {"name": [bucket.bucket_name]},
+                # aws-assumption: eventbridge-wildcard-spans-key-segments
                 "object": {"key": [{"wildcard": f"{DUMPS_PREFIX}*/*/*/metadata.json"}]},
             },
         ),
