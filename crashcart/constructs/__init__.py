@@ -30,6 +30,10 @@ from crashcart.constructs.kdump_image_pipeline import (
 )
 from crashcart.constructs.kill_switch_reach import KillSwitchReach
 from crashcart.constructs.operations_monitoring import OperationsMonitoring
+from crashcart.constructs.organisation_central import (
+    OrganisationCentral,
+    member_upload_statements,
+)
 from crashcart.constructs.running_instance_arming import RebootWindow, RunningInstanceArming
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
@@ -67,6 +71,7 @@ __all__ = [
     "ManagedAlarms",
     "MissedAlarmSweep",
     "OperationsMonitoring",
+    "OrganisationCentral",
     "ParentImage",
     "PipelineSchedule",
     "RebootWindow",
@@ -75,5 +80,6 @@ __all__ = [
     "UnresponsiveInstanceRemediation",
     "grant_diagnostic_interrupt",
     "interrupt_statement",
+    "member_upload_statements",
     "tag_tamper_deny_statements",
 ]

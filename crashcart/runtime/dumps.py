@@ -2,7 +2,10 @@
 
 The agent writes ``dumps/<role id>:<instance id>/<dump id>/`` (``<role id>:<instance id>``
 is the ``${aws:userid}`` of the instance-profile session: each instance can write only
-there) and puts ``metadata.json`` last, so its arrival means the dump is complete. The
+there) and puts ``metadata.json`` last, so its arrival means the dump is complete. Into an
+organisation's central bucket (``OrganisationCentral``) it writes
+``dumps/<account id>/<role id>:<instance id>/<dump id>/``: the account segment is the
+``${aws:PrincipalAccount}`` the central bucket policy checks. The
 dump-arrival function and the triage job read that key from the S3 event; the constructs
 build their IAM resources and event patterns from the same prefixes.
 """
@@ -13,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote_plus
+
+from crashcart.runtime.incident import INSTANCE_PREFIX, instance_pk
 
 #: Key prefix of the dumps.
 DUMPS_PREFIX: Final = "dumps/"
@@ -25,11 +30,14 @@ DEFAULT_PARAMETER_NAME: Final = "/crashcart/dump-bucket"
 #: The object whose arrival means a dump is complete.
 METADATA_NAME: Final = "metadata.json"
 
-#: ``dumps/<role id>:<instance id>/<dump id>/metadata.json``; ``dumps/<instance id>/...`` is
-#: accepted too (the local drill, hand uploads). Matched whole (``fullmatch``: a trailing
-#: newline is not a key), after :func:`decode_event_key`.
+#: ``dumps/[<account id>/]<role id>:<instance id>/<dump id>/metadata.json``;
+#: ``dumps/[<account id>/]<instance id>/...`` is accepted too (the local drill, hand uploads).
+#: The account segment (12 digits) is present in an organisation's central bucket only.
+#: Matched whole (``fullmatch``: a trailing newline is not a key), after
+#: :func:`decode_event_key`.
 METADATA_KEY: Final = re.compile(
-    r"dumps/(?P<owner>(?:[A-Z0-9]{8,128}:)?(?P<instance>i-[0-9a-f]{8,17}))/"
+    r"dumps/(?:(?P<account>[0-9]{12})/)?"
+    r"(?P<owner>(?:[A-Z0-9]{8,128}:)?(?P<instance>i-[0-9a-f]{8,17}))/"
     r"(?P<dump>[A-Za-z0-9._-]{1,128})/metadata\.json"
 )
 
@@ -46,16 +54,25 @@ class DumpKey:
     owner: str
     instance_id: str
     dump_id: str
+    #: The member account that wrote the dump (central bucket); None in an account's own.
+    account: str | None = None
 
     @property
     def prefix(self) -> str:
-        """The dump's folder: ``dumps/<owner>/<dump id>/``."""
+        """The dump's folder: ``dumps/[<account>/]<owner>/<dump id>/``."""
         return self.key.rsplit("/", 1)[0] + "/"
 
     @property
     def report_prefix(self) -> str:
-        """Where the dump's full report goes: ``reports/<owner>/<dump id>/``."""
-        return f"{REPORTS_PREFIX}{self.owner}/{self.dump_id}/"
+        """Where the dump's full report goes: ``reports/[<account>/]<owner>/<dump id>/``."""
+        account = f"{self.account}/" if self.account else ""
+        return f"{REPORTS_PREFIX}{account}{self.owner}/{self.dump_id}/"
+
+    @property
+    def incident_pk(self) -> str:
+        """The partition key of the instance's incidents: ``instance#<instance id>`` in an
+        account's own table, ``instance#<account>:<instance id>`` in the central one."""
+        return incident_pk_of(self.instance_id, self.account)
 
 
 def decode_event_key(raw: str) -> str:
@@ -81,6 +98,20 @@ def parse_metadata_key(raw: str) -> DumpKey:
     if not match or match.group("dump") in (".", ".."):
         shown = repr(raw) if key == raw else f"{raw!r} (URL-decoded: {key!r})"
         raise BadKeyError(
-            f"key {shown} is not dumps/<role id>:<instance id>/<dump id>/metadata.json"
+            f"key {shown} is not dumps/<role id>:<instance id>/<dump id>/metadata.json "
+            "(nor, in an organisation's central bucket, with a 12-digit <account id>/ "
+            "after dumps/)"
         )
-    return DumpKey(key, match.group("owner"), match.group("instance"), match.group("dump"))
+    return DumpKey(
+        key,
+        match.group("owner"),
+        match.group("instance"),
+        match.group("dump"),
+        match.group("account"),
+    )
+
+
+def incident_pk_of(instance_id: str, account: str | None = None) -> str:
+    """The incident partition key of an instance, qualified by its account when given (the
+    central incident view keeps every member account's instances in one table)."""
+    return f"{INSTANCE_PREFIX}{account}:{instance_id}" if account else instance_pk(instance_id)

@@ -209,3 +209,12 @@ CANARY_DRILL: Final[Mapping[str, str | None]] = {
     DRILL_MAX_CANARY_LIFETIME_SECONDS: "10800",
     ATTESTATION_MAX_AGE_SECONDS: "3600",
 }
+
+#: The central incident view (``OrganisationCentral``): member incident events and dump
+#: arrival in the central bucket -> the central incident table + topic.
+INCIDENT_VIEW: Final[Mapping[str, str | None]] = {
+    TABLE_NAME: None,
+    TOPIC_ARN: None,
+    DUMP_BUCKET: None,
+    ATTACH_WINDOW_SECONDS: "21600",
+}

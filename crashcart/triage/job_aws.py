@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from crashcart.runtime.dumps import DumpKey
-from crashcart.runtime.incident import INCIDENT_PREFIX, instance_pk
+from crashcart.runtime.incident import INCIDENT_PREFIX
 from crashcart.runtime.notification import subject as sns_subject
 from crashcart.runtime.objects import read_head
 from crashcart.triage.job_input import Settings
@@ -56,7 +56,7 @@ class Adapter:
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             FilterExpression="contains(dump_keys, :key)",
             ExpressionAttributeValues={
-                ":pk": {"S": instance_pk(dump.instance_id)},
+                ":pk": {"S": dump.incident_pk},
                 ":prefix": {"S": INCIDENT_PREFIX},
                 ":key": {"S": dump.key},
             },
@@ -70,7 +70,7 @@ class Adapter:
         names = {f"#{name}": name for name in values}
         self.dynamodb.update_item(
             TableName=self.settings.table_name,
-            Key={"pk": {"S": instance_pk(dump.instance_id)}, "sk": {"S": sk}},
+            Key={"pk": {"S": dump.incident_pk}, "sk": {"S": sk}},
             UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in values),
             ConditionExpression="attribute_exists(pk) AND contains(dump_keys, :dump_key)",
             ExpressionAttributeNames=names,

@@ -7,61 +7,16 @@ IMDSv2 tokens and ``autoscaling/target-lifecycle-state``.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from tests.support.dumps import AGENT, run_agent
+from tests.support.imds import FakeImds
 
 AGENT_DIR = AGENT.parent
 INSTALLED = "/usr/local/libexec/crashcart/crashcart-agent"
-
-
-class FakeImds:
-    """IMDSv2 on 127.0.0.1: a token, then the target lifecycle state (None: 404)."""
-
-    def __init__(self) -> None:
-        self.state: str | None = None
-        self.tokenless_requests = 0
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                self._answer(200, "token-1" if self.path == "/latest/api/token" else "")
-
-            def do_GET(self) -> None:
-                if self.headers.get("X-aws-ec2-metadata-token") != "token-1":
-                    fake.tokenless_requests += 1
-                    self._answer(401, "")
-                elif (
-                    self.path == "/latest/meta-data/autoscaling/target-lifecycle-state"
-                    and fake.state is not None
-                ):
-                    self._answer(200, fake.state)
-                else:
-                    self._answer(404, "")
-
-            def _answer(self, status: int, body: str) -> None:
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *_args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -30,7 +30,10 @@ gate    run by systemd before a workload's cluster agent (kubelet, ecs; drop-in
 ship    uploads each dump folder under /var/crash not yet shipped: the vmcore (as ``vmcore``),
         the kernel log (as ``dmesg.txt``), then a generated ``metadata.json`` (written last:
         its arrival means the dump is complete) to
-        s3://<bucket>/dumps/<role id>:<instance id>/<dump id>/, every object with
+        s3://<bucket>/dumps/<role id>:<instance id>/<dump id>/ (with
+        CRASHCART_DUMP_LAYOUT=account, for an organisation's central bucket:
+        s3://<bucket>/dumps/<account id>/<role id>:<instance id>/<dump id>/, the account
+        from the instance identity document), every object with
         ``If-None-Match: *`` (never overwrite), large files as multipart uploads. A folder
         is marked shipped (.crashcart-shipped) only after metadata.json is stored; only
         shipped folders are ever deleted, keeping the newest CRASHCART_KEEP_SHIPPED.
@@ -95,6 +98,15 @@ class Config:
         self.space_ratio = float(env.get("CRASHCART_DUMP_SPACE_RATIO", "0.25"))
         self.cli_timeout = int(env.get("CRASHCART_CLI_TIMEOUT", "1800"))
         self.arch = env.get("CRASHCART_ARCH") or platform.machine()
+        #: "instance" (default: the account's own bucket) or "account" (a central bucket:
+        #: the key starts with the instance's account id).
+        self.layout = env.get("CRASHCART_DUMP_LAYOUT", "instance")
+        self.account_id = env.get("CRASHCART_ACCOUNT_ID") or None
+        if self.layout not in ("instance", "account"):
+            raise AgentError(
+                f"CRASHCART_DUMP_LAYOUT={self.layout!r}: give 'instance' (the account's own "
+                "bucket, the default) or 'account' (an organisation's central bucket)"
+            )
         if self.part_size < 5 * MIB:
             raise AgentError("CRASHCART_PART_SIZE must be at least 5 MiB (S3 minimum part)")
         if self.keep_shipped < 0:
@@ -119,7 +131,7 @@ def read_text(path: Path) -> str | None:
 # --------------------------------------------------------------------------- IMDSv2
 
 
-def imds_get(config: Config, path: str) -> str:
+def imds_get(config: Config, path: str, root: str = "meta-data") -> str:
     """A value from the instance metadata service, with an IMDSv2 session token."""
     last = "no attempt"
     for attempt in range(5):
@@ -132,7 +144,7 @@ def imds_get(config: Config, path: str) -> str:
             with urllib.request.urlopen(token_request, timeout=5) as response:
                 token = response.read().decode()
             request = urllib.request.Request(
-                f"{config.imds}/latest/meta-data/{path}",
+                f"{config.imds}/latest/{root}/{path}",
                 headers={"X-aws-ec2-metadata-token": token},
             )
             with urllib.request.urlopen(request, timeout=5) as response:
@@ -501,6 +513,28 @@ def owner_prefix(config: Config, region: str, instance_id: str) -> str:
     return instance_id
 
 
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+
+
+# aws-assumption: org-central-key-account-segment
+def account_segment(config: Config) -> str:
+    """``<account id>/`` for a central bucket (``CRASHCART_DUMP_LAYOUT=account``), else "".
+
+    The account comes from the instance identity document (IMDS), the instance's own account:
+    the central bucket policy lets the instance's role write only under
+    ``dumps/${aws:PrincipalAccount}/``, which is that account.
+    """
+    if config.layout != "account":
+        return ""
+    account = config.account_id
+    if account is None:
+        document = json.loads(imds_get(config, "instance-identity/document", root="dynamic"))
+        account = str(document.get("accountId", ""))
+    if not _ACCOUNT_ID.fullmatch(account):
+        raise AgentError(f"account id {account!r} from the identity document is not 12 digits")
+    return account + "/"
+
+
 def bucket_name(config: Config, region: str) -> str:
     if config.bucket:
         return config.bucket
@@ -608,7 +642,7 @@ def ship(config: Config) -> int:
     if pending:
         instance_id, region = identity(config)
         bucket = bucket_name(config, region)
-        prefix = owner_prefix(config, region, instance_id)
+        prefix = account_segment(config) + owner_prefix(config, region, instance_id)
         for folder in pending:
             try:
                 ship_folder(config, region, bucket, prefix, folder, instance_id)

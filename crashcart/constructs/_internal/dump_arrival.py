@@ -26,6 +26,8 @@ from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.dump_bucket_iam import logical_id
 from crashcart.constructs._internal.function_code import DUMP_ARRIVAL
 from crashcart.constructs._internal.lambda_functions import (
+    acknowledge_dead_letter_queue,
+    acknowledge_outside_vpc,
     acknowledge_plain_environment,
     acknowledge_unreserved,
     acknowledge_untraced,
@@ -184,26 +186,8 @@ def dump_arrival(
         bound="each invocation only updates the incident of the instance whose own "
         "prefix received the object, and only that instance can write there",
     )
-    for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
-        acknowledge(
-            function,
-            f"{pack}::{pack}-LambdaInsideVPC",
-            "the function only calls regional AWS APIs (S3, DynamoDB, SNS); a VPC "
-            "would add endpoints and ENIs without reducing its reach",
-        )
-    acknowledge(
-        function,
-        "Serverless::Serverless-LambdaAsyncFailureDestination",
-        "failed asynchronous invocations go to the function's dead-letter queue "
-        "(FailedEvents) after Lambda's 2 retries; an on-failure destination as well "
-        "would keep every failed event twice",
-    )
-    acknowledge(
-        queue,
-        "Serverless::Serverless-SQSRedrivePolicy",
-        "this queue is itself the dead-letter queue of the dump-arrival function: "
-        "nothing consumes it automatically, so there is nothing to redrive it to",
-    )
+    acknowledge_outside_vpc(function, apis="S3, DynamoDB, SNS")
+    acknowledge_dead_letter_queue(function, queue, name="dump-arrival")
     rule = events.Rule(
         scope,
         "MetadataCreated",

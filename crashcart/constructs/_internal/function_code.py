@@ -82,3 +82,5 @@ INCIDENT_SWEEP: Final = FunctionPackage("incident_sweep")
 LIFECYCLE_HOLD: Final = FunctionPackage("lifecycle_hold", includes=("remediation",))
 
 KILL_SWITCH: Final = FunctionPackage("kill_switch")
+#: The central incident view: a dump's arrival is placed by dump arrival's own decision.
+INCIDENT_VIEW: Final = FunctionPackage("incident_view", includes=("dump_arrival",))

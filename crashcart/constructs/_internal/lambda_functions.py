@@ -93,3 +93,33 @@ def acknowledge_plain_environment(function: IConstruct) -> None:
         "at rest with its AWS managed key, and a customer key would add a KMS call and a "
         "failure mode to every cold start",
     )
+
+
+def acknowledge_outside_vpc(function: IConstruct, *, apis: str) -> None:
+    """Acknowledge the packs' "function inside a VPC" rule on a function that only calls
+    regional AWS APIs (``apis``, e.g. ``"S3, DynamoDB, SNS"``)."""
+    for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
+        acknowledge(
+            function,
+            f"{pack}::{pack}-LambdaInsideVPC",
+            f"the function only calls regional AWS APIs ({apis}); a VPC would add "
+            "endpoints and ENIs without reducing its reach",
+        )
+
+
+def acknowledge_dead_letter_queue(function: IConstruct, queue: IConstruct, *, name: str) -> None:
+    """Acknowledge the Serverless pack's findings on a function whose failed asynchronous
+    invocations go to its dead-letter queue ``queue`` (``name``: the function, for the reason)."""
+    acknowledge(
+        function,
+        "Serverless::Serverless-LambdaAsyncFailureDestination",
+        "failed asynchronous invocations go to the function's dead-letter queue "
+        "(FailedEvents) after Lambda's 2 retries; an on-failure destination as well "
+        "would keep every failed event twice",
+    )
+    acknowledge(
+        queue,
+        "Serverless::Serverless-SQSRedrivePolicy",
+        f"this queue is itself the dead-letter queue of the {name} function: "
+        "nothing consumes it automatically, so there is nothing to redrive it to",
+    )

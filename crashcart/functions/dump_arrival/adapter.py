@@ -20,6 +20,27 @@ from .decision import Incident
 from .settings import Settings
 
 
+def latest_incident(dynamodb: Any, table_name: str, pk: str) -> Incident | None:
+    """The latest incident under partition key ``pk`` (also the central view's, whose keys
+    name the account too)."""
+    response = dynamodb.query(
+        TableName=table_name,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": INCIDENT_PREFIX}},
+        ScanIndexForward=False,
+        Limit=1,
+        ConsistentRead=True,
+    )
+    items = response.get("Items") or []
+    if not items:
+        return None
+    item = items[0]
+    sk = item["sk"]["S"]
+    opened = item.get("opened_at", {}).get("S") or sk.removeprefix(INCIDENT_PREFIX)
+    keys = tuple(value["S"] for value in item.get("dump_keys", {}).get("L", []))
+    return Incident(sk, parse_time(opened), item.get("state", {}).get("S", ""), keys)
+
+
 class Adapter:
     """AWS calls, with injected clients."""
 
@@ -34,25 +55,7 @@ class Adapter:
         return read_head(self.s3, bucket, key, limit)
 
     def latest_incident(self, instance_id: str) -> Incident | None:
-        response = self.dynamodb.query(
-            TableName=self.settings.table_name,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={
-                ":pk": {"S": instance_pk(instance_id)},
-                ":prefix": {"S": INCIDENT_PREFIX},
-            },
-            ScanIndexForward=False,
-            Limit=1,
-            ConsistentRead=True,
-        )
-        items = response.get("Items") or []
-        if not items:
-            return None
-        item = items[0]
-        sk = item["sk"]["S"]
-        opened = item.get("opened_at", {}).get("S") or sk.removeprefix(INCIDENT_PREFIX)
-        keys = tuple(value["S"] for value in item.get("dump_keys", {}).get("L", []))
-        return Incident(sk, parse_time(opened), item.get("state", {}).get("S", ""), keys)
+        return latest_incident(self.dynamodb, self.settings.table_name, instance_pk(instance_id))
 
     def attach(self, instance_id: str, sk: str, keys: list[str], summary: str, now: str) -> bool:
         try:

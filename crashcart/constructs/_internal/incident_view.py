@@ -1,0 +1,211 @@
+"""The central incident view unit: the function, its failure queues, the two rules that feed
+it (member incident updates on the central bus, dump arrivals on the default bus) and the
+alarms on every failure path.
+
+Private to :mod:`crashcart.constructs.organisation_central`. The function's rights are a
+customer managed policy on its own role; events it refuses end in its dead-letter queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from crashcart.constructs._internal.function_code import INCIDENT_VIEW
+from crashcart.constructs._internal.lambda_functions import (
+    acknowledge_dead_letter_queue,
+    acknowledge_outside_vpc,
+    acknowledge_plain_environment,
+    acknowledge_unreserved,
+    acknowledge_untraced,
+)
+from crashcart.constructs._internal.queues import encrypted_queue
+from crashcart.constructs._internal.secure_function import function_log_group, function_role
+from crashcart.constructs._internal.service_access import (
+    failure_queue_alarm,
+    undeliverable_events_alarm,
+)
+from crashcart.constructs._internal.service_key import logs_and_rules_key
+from crashcart.constructs.incident_store import (
+    DUMP_ARRIVAL_ACTIONS,
+    PUBLISH_KEY_ACTIONS,
+    TABLE_KEY_ACTIONS,
+    IncidentStore,
+)
+from crashcart.runtime import environment as variables
+from crashcart.runtime.dumps import DUMPS_PREFIX
+from crashcart.runtime.organisation import INCIDENT_DETAIL_TYPE, INCIDENT_SOURCE
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """What :func:`incident_view` created."""
+
+    function: lambda_.Function
+    failed: sqs.Queue
+    undelivered: sqs.Queue
+    update_rule: events.Rule
+    dump_rule: events.Rule
+    alarms: list[cloudwatch.Alarm]
+
+
+def incident_view(
+    scope: Construct,
+    *,
+    bus: events.IEventBus,
+    bucket: s3.IBucket,
+    incidents: IncidentStore,
+    window: cdk.Duration,
+    log_retention: logs.RetentionDays,
+) -> IncidentView:
+    """The central incident view in ``scope`` (see ``OrganisationCentral``)."""
+    table, topic = incidents.table, incidents.topic
+    key = logs_and_rules_key(
+        scope,
+        "Key",
+        description="crashcart central incident view: logs and failed events",
+    )
+    failed = encrypted_queue(scope, "FailedEvents", key=key)
+    undelivered = encrypted_queue(
+        scope,
+        "Undelivered",
+        key=key,
+        dead_letter_store="this queue is itself the dead-letter store of the incident "
+        "view's rule targets; an alarm notifies on every message sent to it",
+    )
+    log_group = function_log_group(scope, "Logs", key=key, retention=log_retention)
+    role = function_role(scope, "Role", description="crashcart central incident view")
+    statements = [
+        iam.PolicyStatement(
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[log_group.log_group_arn],
+        ),
+        iam.PolicyStatement(actions=list(DUMP_ARRIVAL_ACTIONS), resources=[table.table_arn]),
+        iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]),
+        iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[failed.queue_arn]),
+        iam.PolicyStatement(
+            actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+        ),
+    ]
+    if table.encryption_key is not None:
+        statements.append(
+            iam.PolicyStatement(
+                actions=list(TABLE_KEY_ACTIONS), resources=[table.encryption_key.key_arn]
+            )
+        )
+    if topic.master_key is not None and topic.master_key is not table.encryption_key:
+        statements.append(
+            iam.PolicyStatement(
+                actions=list(PUBLISH_KEY_ACTIONS), resources=[topic.master_key.key_arn]
+            )
+        )
+    policy = iam.ManagedPolicy(
+        scope,
+        "Policy",
+        description="crashcart central incident view",
+        statements=statements,
+        roles=[role],
+    )
+    function = lambda_.Function(
+        scope,
+        "Function",
+        runtime=lambda_.Runtime.PYTHON_3_14,
+        handler=INCIDENT_VIEW.handler,
+        code=INCIDENT_VIEW.code(),
+        role=role.without_policy_updates(),
+        description="crashcart: member incident updates and central dumps -> incident view",
+        timeout=cdk.Duration.seconds(30),
+        memory_size=256,
+        # aws-assumption: lambda-destinations-use-the-function-role
+        dead_letter_queue=failed,
+        retry_attempts=2,
+        log_group=log_group,
+        environment={
+            variables.TABLE_NAME: table.table_name,
+            variables.TOPIC_ARN: topic.topic_arn,
+            variables.DUMP_BUCKET: bucket.bucket_name,
+            variables.ATTACH_WINDOW_SECONDS: str(int(window.to_seconds())),
+        },
+    )
+    function.node.add_dependency(policy)
+    acknowledge_untraced(function)
+    acknowledge_plain_environment(function)
+    acknowledge_unreserved(
+        function,
+        None,
+        bound="each invocation writes one incident item of the sending account (the bus "
+        "policy admits only the organisation; an update for another account is refused)",
+    )
+    acknowledge_outside_vpc(function, apis="DynamoDB, SNS")
+    acknowledge_dead_letter_queue(function, failed, name="central incident view")
+
+    def target() -> targets.LambdaFunction:
+        return targets.LambdaFunction(
+            function,
+            retry_attempts=8,
+            max_event_age=cdk.Duration.hours(24),
+            # aws-assumption: eventbridge-target-dlq-keeps-undelivered-events
+            dead_letter_queue=undelivered,
+        )
+
+    update_rule = events.Rule(
+        scope,
+        "IncidentUpdates",
+        event_bus=bus,
+        description="crashcart: a member account's incident update -> central incident view",
+        event_pattern=events.EventPattern(
+            source=[INCIDENT_SOURCE], detail_type=[INCIDENT_DETAIL_TYPE]
+        ),
+        targets=[target()],
+    )
+    dump_rule = events.Rule(
+        scope,
+        "DumpArrived",
+        description="crashcart: a dump's metadata.json landed in the central bucket",
+        event_pattern=events.EventPattern(
+            source=["aws.s3"],
+            detail_type=["Object Created"],
+            detail={
+                "bucket": {"name": [bucket.bucket_name]},
+                # aws-assumption: eventbridge-wildcard-spans-key-segments
+                "object": {"key": [{"wildcard": f"{DUMPS_PREFIX}*/*/*/metadata.json"}]},
+            },
+        ),
+        targets=[target()],
+    )
+    alarms = [
+        failure_queue_alarm(
+            scope,
+            "FailedEventsAlarm",
+            failed,
+            topic,
+            "incident events the view refused or failed on",
+        ),
+        failure_queue_alarm(
+            scope,
+            "UndeliveredAlarm",
+            undelivered,
+            topic,
+            "incident events EventBridge could not deliver to the view",
+        ),
+        undeliverable_events_alarm(scope, "UpdatesUndeliverableAlarm", update_rule, topic),
+        undeliverable_events_alarm(scope, "DumpsUndeliverableAlarm", dump_rule, topic),
+    ]
+    return IncidentView(
+        function=function,
+        failed=failed,
+        undelivered=undelivered,
+        update_rule=update_rule,
+        dump_rule=dump_rule,
+        alarms=alarms,
+    )

@@ -1,0 +1,62 @@
+"""Lambda entry point of the central incident view (``handler.handler``): thin on purpose.
+
+It reads the settings from the environment (per call), builds the adapter over boto3 clients
+(created once per container and reused) and hands the event to :func:`service.process`. A bad
+event (an update whose ``detail.account`` is not the sending account, a key without the
+account segment, ...) is logged with its reason and raised: nothing was written, and Lambda's
+retries end in the function's dead-letter queue, where the event is kept.
+
+AWS calls made (the role needs exactly these): ``dynamodb:Query`` / ``PutItem`` /
+``UpdateItem`` on the central incident table, ``sns:Publish`` on its topic, plus KMS on the
+table's key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+
+from .adapter import Adapter
+from .events import BadEventError
+from .service import LOG, process
+from .settings import Settings
+
+#: Per-container state: the boto3 clients survive warm invocations.
+_CONTAINER: dict[str, Any] = {}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _clients() -> dict[str, Any]:
+    if not _CONTAINER:
+        _CONTAINER.update(dynamodb=boto3.client("dynamodb"), sns=boto3.client("sns"))
+    return _CONTAINER
+
+
+def build(settings: Settings, *, clients: dict[str, Any]) -> Adapter:
+    """The adapter over the given clients (what tests call)."""
+    return Adapter(settings, clients["dynamodb"], clients["sns"])
+
+
+def handler(
+    event: dict[str, Any], context: Any, *, clock: Callable[[], datetime] = utc_now
+) -> dict[str, Any]:
+    settings = Settings.from_env(dict(os.environ))
+    try:
+        return process(
+            event,
+            build(settings, clients=_clients()),
+            now=clock(),
+            request_id=getattr(context, "aws_request_id", "unknown"),
+        )
+    except BadEventError as error:
+        # No action; raising keeps the event (Lambda retries, then the dead-letter queue).
+        LOG.error(json.dumps({"outcome": "rejected", "reason": str(error)}))
+        raise

@@ -1,0 +1,46 @@
+"""The incident view's configuration: environment variables -> one typed object.
+
+``CRASHCART_TABLE_NAME``, ``CRASHCART_TOPIC_ARN``, ``CRASHCART_DUMP_BUCKET`` (required),
+``CRASHCART_ATTACH_WINDOW_SECONDS`` (default 6 hours); the names and defaults are
+:data:`crashcart.runtime.environment.INCIDENT_VIEW`'s. Read per call, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+from crashcart.runtime import environment as variables
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    topic_arn: str
+    dump_bucket: str
+    attach_window: timedelta
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        required = [name for name, default in variables.INCIDENT_VIEW.items() if default is None]
+        missing = [name for name in required if not env.get(name)]
+        if missing:
+            raise RuntimeError(f"missing environment variables: {', '.join(missing)}")
+        default = variables.INCIDENT_VIEW[variables.ATTACH_WINDOW_SECONDS]
+        raw = env.get(variables.ATTACH_WINDOW_SECONDS) or str(default)
+        try:
+            seconds = int(raw)
+        except ValueError:
+            raise RuntimeError(
+                f"{variables.ATTACH_WINDOW_SECONDS}={raw!r} is not an integer"
+            ) from None
+        if seconds <= 0:
+            raise RuntimeError(f"{variables.ATTACH_WINDOW_SECONDS}={seconds} must be positive")
+        return cls(
+            env[variables.TABLE_NAME],
+            env[variables.TOPIC_ARN],
+            env[variables.DUMP_BUCKET],
+            timedelta(seconds=seconds),
+        )
