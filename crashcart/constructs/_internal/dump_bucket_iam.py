@@ -118,15 +118,45 @@ def upload_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
     return policy
 
 
-def agent_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
-    """The agent's rights beyond the upload: read the bucket-name parameter, tag its own
-    instance with the attestation tag key (only)."""
-    stack = cdk.Stack.of(dumps)
-    instance_arn = stack.format_arn(service="ec2", resource="instance", resource_name="*")
+def attestation_tag_statement(stack: cdk.Stack, tag_key: str) -> iam.PolicyStatement:
+    """The agent may tag its own instance (only), with the attestation tag key (only)."""
     # aws-assumption: attestation-self-tag
     own_instance_arn = stack.format_arn(
         service="ec2", resource="instance", resource_name=INSTANCE_ID_VARIABLE
     )
+    return iam.PolicyStatement(
+        sid="TagOwnInstanceWithAttestation",
+        actions=["ec2:CreateTags"],
+        resources=[_instances_arn(stack)],
+        conditions={
+            "ArnLike": {"ec2:SourceInstanceARN": own_instance_arn},
+            "ForAllValues:StringEquals": {"aws:TagKeys": [tag_key]},
+            "Null": {"aws:TagKeys": "false"},
+        },
+    )
+
+
+def acknowledge_attestation_tag(policy: iam.ManagedPolicy) -> None:
+    """The reviewed reason for the instance wildcard of :func:`attestation_tag_statement`."""
+    stack = cdk.Stack.of(policy)
+    rendered = nag_rendering(stack.resolve(_instances_arn(stack)))
+    acknowledge(
+        policy,
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]",
+        "the instance may tag only itself (ec2:SourceInstanceARN must be the ARN "
+        "of the tagged instance, ${ec2:InstanceId}) and only with the kdump "
+        "attestation tag key",
+    )
+
+
+def _instances_arn(stack: cdk.Stack) -> str:
+    return stack.format_arn(service="ec2", resource="instance", resource_name="*")
+
+
+def agent_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
+    """The agent's rights beyond the upload: read the bucket-name parameter, tag its own
+    instance with the attestation tag key (only)."""
+    stack = cdk.Stack.of(dumps)
     policy = iam.ManagedPolicy(
         dumps,
         "AgentPolicy",
@@ -137,26 +167,10 @@ def agent_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
                 actions=["ssm:GetParameter"],
                 resources=[dumps.parameter.parameter_arn],
             ),
-            iam.PolicyStatement(
-                sid="TagOwnInstanceWithAttestation",
-                actions=["ec2:CreateTags"],
-                resources=[instance_arn],
-                conditions={
-                    "ArnLike": {"ec2:SourceInstanceARN": own_instance_arn},
-                    "ForAllValues:StringEquals": {"aws:TagKeys": [dumps.attestation_tag_key]},
-                    "Null": {"aws:TagKeys": "false"},
-                },
-            ),
+            attestation_tag_statement(stack, dumps.attestation_tag_key),
         ],
     )
-    rendered = nag_rendering(stack.resolve(instance_arn))
-    acknowledge(
-        policy,
-        f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]",
-        "the instance may tag only itself (ec2:SourceInstanceARN must be the ARN "
-        "of the tagged instance, ${ec2:InstanceId}) and only with the kdump "
-        "attestation tag key",
-    )
+    acknowledge_attestation_tag(policy)
     return policy
 
 
