@@ -279,9 +279,14 @@ def _check(
                 f"{owner} regions: {region!r} is not a Region name such as 'eu-west-1'"
             )
         settings.for_region(region)
+    check_asset_bucket_prefix(prefix)
+
+
+def check_asset_bucket_prefix(prefix: str) -> None:
+    """The asset buckets' names are ``<prefix>-<region>``: S3's bucket naming rules."""
     if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix) or "--" in prefix:
         raise ConfigurationError(
-            f"{owner} asset_bucket_prefix={prefix!r}: 3-40 lower-case letters, digits and "
-            "single hyphens, starting and ending with a letter or digit; the buckets are "
+            f"asset_bucket_prefix={prefix!r}: 3-40 lower-case letters, digits and single "
+            "hyphens, starting and ending with a letter or digit; the buckets are "
             "'<prefix>-<region>' (S3 bucket names, at most 63 characters)"
         )
