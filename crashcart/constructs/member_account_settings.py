@@ -59,7 +59,9 @@ BUCKET_NAME: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _PARTITION = r"(?P<partition>aws|aws-cn|aws-us-gov)"
 _WHERE = r"(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12})"
 KEY_ARN: Final = re.compile(rf"arn:{_PARTITION}:kms:{_WHERE}:key/[A-Za-z0-9-]{{1,128}}")
-EVENT_BUS_ARN: Final = re.compile(rf"arn:{_PARTITION}:events:{_WHERE}:event-bus/[\w.+=,@/-]{{1,256}}")
+EVENT_BUS_ARN: Final = re.compile(
+    rf"arn:{_PARTITION}:events:{_WHERE}:event-bus/[\w.+=,@/-]{{1,256}}"
+)
 #: IAM policy names: letters, digits and +=,.@_- (128 at most; room left for the Region).
 POLICY_NAME: Final = re.compile(r"[\w+=,.@-]{1,100}")
 TABLE_ARN: Final = re.compile(rf"arn:{_PARTITION}:dynamodb:{_WHERE}:table/[A-Za-z0-9_.-]{{3,255}}")
@@ -108,7 +110,8 @@ class MemberAccountSettings:
 
     def __post_init__(self) -> None:
         if not _unresolved(self.organisation_id) and not (
-            isinstance(self.organisation_id, str) and ORGANISATION_ID.fullmatch(self.organisation_id)
+            isinstance(self.organisation_id, str)
+            and ORGANISATION_ID.fullmatch(self.organisation_id)
         ):
             raise ConfigurationError(
                 f"MemberAccountSettings organisation_id={self.organisation_id!r}: give the "
@@ -165,7 +168,12 @@ class MemberAccountSettings:
                 "S3 bucket name (3-63 lower-case letters, digits, dots and hyphens)"
             )
         for what, value, pattern, example in (
-            ("dump_key_arn", central.dump_key_arn, KEY_ARN, "arn:aws:kms:<region>:<account>:key/<id>"),
+            (
+                "dump_key_arn",
+                central.dump_key_arn,
+                KEY_ARN,
+                "arn:aws:kms:<region>:<account>:key/<id>",
+            ),
             (
                 "event_bus_arn",
                 central.event_bus_arn,

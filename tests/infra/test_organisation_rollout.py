@@ -73,9 +73,9 @@ def test_the_template_url_is_the_member_template_published_as_an_asset(
     assert "crashcart:member-template-not-yet-synthesized" not in json.dumps(assembly.rollout)
     # the member template is an asset of the rollout stack, not a stack of its own
     cloud = json.loads(assembly.path("manifest.json").read_text())
-    assert not any(
-        name.startswith("CrashcartRolloutMember") for name in cloud["artifacts"]
-    ), sorted(cloud["artifacts"])
+    assert not any(name.startswith("CrashcartRolloutMember") for name in cloud["artifacts"]), (
+        sorted(cloud["artifacts"])
+    )
 
 
 def test_the_member_template_needs_no_bootstrap_bucket_and_no_asset_parameters(
@@ -113,7 +113,9 @@ def test_every_asset_is_copied_into_every_regions_bucket_before_the_stack_set(
     assert set(by_bucket) == {f"{PREFIX}-{region}" for region in REGIONS}
     manifest = json.loads(assembly.path("CrashcartRollout.assets.json").read_text())
     published = {
-        dest["objectKey"] for entry in manifest["files"].values() for dest in entry["destinations"].values()
+        dest["objectKey"]
+        for entry in manifest["files"].values()
+        for dest in entry["destinations"].values()
     }
     (stack_set,) = _of_type(rollout, "AWS::CloudFormation::StackSet").values()
     for logical_id, copy in by_bucket.values():
@@ -145,9 +147,7 @@ def test_the_agent_writes_only_under_its_account_and_session_in_the_central_buck
     assembly: RolloutAssembly,
 ) -> None:
     policies = _of_type(assembly.member, "AWS::IAM::ManagedPolicy")
-    (agent,) = [
-        p for p in policies.values() if "ManagedPolicyName" in p["Properties"]
-    ]
+    (agent,) = [p for p in policies.values() if "ManagedPolicyName" in p["Properties"]]
     assert agent["Properties"]["ManagedPolicyName"] == {
         "Fn::Join": ["", ["crashcart-agent-", {"Ref": "AWS::Region"}]]
     }
@@ -218,7 +218,10 @@ def test_each_regions_asset_bucket_is_readable_by_the_organisation_only(
         (policy,) = [
             p
             for p in _of_type(template, "AWS::S3::BucketPolicy").values()
-            if any(s.get("Sid") == "OrganisationReadsAssets" for s in p["Properties"]["PolicyDocument"]["Statement"])
+            if any(
+                s.get("Sid") == "OrganisationReadsAssets"
+                for s in p["Properties"]["PolicyDocument"]["Statement"]
+            )
         ]
         (read,) = [
             s

@@ -191,7 +191,10 @@ def test_the_member_template_refuses_docker_image_assets() -> None:
     app = cdk.App()
     deploying = cdk.Stack(app, "Deploying")
     synthesizer = StackSetTemplateSynthesizer(
-        deploying_stack=deploying, copies_scope=deploying, bucket_prefix=PREFIX, regions=["eu-west-1"]
+        deploying_stack=deploying,
+        copies_scope=deploying,
+        bucket_prefix=PREFIX,
+        regions=["eu-west-1"],
     )
     cdk.Stack(deploying, "Member", synthesizer=synthesizer)
     with pytest.raises(ConfigurationError, match="cannot use Docker image assets"):

@@ -120,9 +120,7 @@ class CentralAccess(Construct):
                     actions=["kms:GenerateDataKey", "kms:Decrypt"],
                     resources=[self.dump_key.key_arn],
                     conditions={
-                        "StringEquals": {
-                            "kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"
-                        },
+                        "StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"},
                         "StringLike": {
                             "kms:EncryptionContext:aws:s3:arn": self.dump_bucket.arn_for_objects(
                                 f"{account_dumps}*"
