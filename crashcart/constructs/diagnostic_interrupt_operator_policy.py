@@ -29,9 +29,8 @@ exactly its wildcards - so that a reviewer checks who may crash an instance in o
 
 from __future__ import annotations
 
-import json
-
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass

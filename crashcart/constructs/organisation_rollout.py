@@ -124,7 +124,7 @@ class OrganisationRollout(Construct):
         asset_bucket_prefix: str,
         member: MemberRemediation = MemberRemediation(),  # noqa: B008 - frozen value
         call_as: CallAs = CallAs.SELF,
-        pace: RolloutPace = RolloutPace(),  # noqa: B008 - frozen value
+        pace: RolloutPace = RolloutPace(),
         retain_stacks_on_account_removal: bool = False,
         stack_set_name: str = "crashcart-member",
     ) -> None:

@@ -5,7 +5,6 @@ buckets; every acknowledgement and checkov skip is on the narrowest construct, l
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 

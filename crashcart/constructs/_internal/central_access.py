@@ -26,12 +26,12 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from crashcart.compliance import acknowledge
-from crashcart.constructs.diagnostic_interrupt_operator_policy import nag_rendering
 from crashcart.constructs._internal.dump_bucket_iam import (
     USERID_VARIABLE,
     acknowledge_attestation_tag,
     attestation_tag_statement,
 )
+from crashcart.constructs.diagnostic_interrupt_operator_policy import nag_rendering
 from crashcart.constructs.member_account_settings import MemberAccountSettings
 from crashcart.runtime.dumps import DEFAULT_PARAMETER_NAME, DUMPS_PREFIX
 

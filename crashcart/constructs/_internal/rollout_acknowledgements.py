@@ -9,9 +9,10 @@ that singleton (the narrowest construct that has them), each with its reason.
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
-from aws_cdk import aws_s3 as s3
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from crashcart.compliance import acknowledge_all, skip_checkov
 from crashcart.constructs.diagnostic_interrupt_operator_policy import nag_rendering
@@ -34,18 +35,16 @@ def acknowledge_asset_copies(deploying: cdk.Stack, copies: Construct) -> None:
     handlers = [
         child for child in deploying.node.children if child.node.id.startswith(HANDLER_ID_PREFIX)
     ]
-    buckets = [child for child in copies.node.children if isinstance(child, s3.BucketBase)] + [
-        child for child in copies.node.find_all() if _is_imported_bucket(child)
+    # the imported buckets (bootstrap and per-Region asset buckets): jsii hands them over as
+    # interface proxies, so they are told by their attributes
+    buckets: list[Any] = [
+        child for child in copies.node.find_all() if hasattr(child, "arn_for_objects")
     ]
     for handler in handlers:
         _acknowledge_handler(deploying, handler, buckets)
 
 
-def _is_imported_bucket(construct: object) -> bool:
-    return hasattr(construct, "bucket_arn") and hasattr(construct, "arn_for_objects")
-
-
-def _acknowledge_handler(deploying: cdk.Stack, handler: Construct, buckets: list[object]) -> None:
+def _acknowledge_handler(deploying: cdk.Stack, handler: IConstruct, buckets: list[Any]) -> None:
     findings = {
         "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
         "service-role/AWSLambdaBasicExecutionRole]": "aws-cdk-lib's BucketDeployment gives "
@@ -82,7 +81,7 @@ def _acknowledge_handler(deploying: cdk.Stack, handler: Construct, buckets: list
             "retain_on_delete=True it only ever copies objects in"
         )
     for bucket in buckets:
-        rendered = nag_rendering(deploying.resolve(bucket.arn_for_objects("*")))  # type: ignore[attr-defined]
+        rendered = nag_rendering(deploying.resolve(bucket.arn_for_objects("*")))
         if rendered is not None:
             findings[f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]"] = (
                 "the copies read any asset of the bootstrap bucket and write any key of the "
@@ -92,7 +91,7 @@ def _acknowledge_handler(deploying: cdk.Stack, handler: Construct, buckets: list
     _skip_checkov(handler)
 
 
-def _skip_checkov(handler: Construct) -> None:
+def _skip_checkov(handler: IConstruct) -> None:
     functions = "AWS::Lambda::Function"
     skip_checkov(
         handler,

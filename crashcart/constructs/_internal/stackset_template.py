@@ -40,7 +40,6 @@ from constructs import Construct
 
 from crashcart.errors import ConfigurationError
 
-
 #: What the template URL resolves to before the member stack is synthesized.
 NOT_YET_SYNTHESIZED = "crashcart:member-template-not-yet-synthesized"
 
