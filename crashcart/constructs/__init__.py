@@ -29,7 +29,15 @@ from crashcart.constructs.kdump_image_pipeline import (
     PipelineSchedule,
 )
 from crashcart.constructs.kill_switch_reach import KillSwitchReach
+from crashcart.constructs.member_account_settings import (
+    CentralRegion,
+    MemberAccountSettings,
+    MemberRemediation,
+)
 from crashcart.constructs.operations_monitoring import OperationsMonitoring
+from crashcart.constructs.organisation_asset_bucket import OrganisationAssetBucket
+from crashcart.constructs.organisation_guardrails import GuardrailTarget, OrganisationGuardrails
+from crashcart.constructs.organisation_rollout import CallAs, OrganisationRollout, RolloutPace
 from crashcart.constructs.running_instance_arming import RebootWindow, RunningInstanceArming
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
@@ -48,7 +56,9 @@ __all__ = [
     "AttestationPolicy",
     "AttestationWatch",
     "AutoScalingHold",
+    "CallAs",
     "CanaryCrashDrill",
+    "CentralRegion",
     "CircuitBreaker",
     "CrashDumpBucket",
     "DebugSymbolStore",
@@ -59,17 +69,24 @@ __all__ = [
     "DumpOverdueSweep",
     "DumpTriageJob",
     "FleetWatch",
+    "GuardrailTarget",
     "Hardening",
     "IncidentStore",
     "InterruptGuards",
     "KdumpImagePipeline",
     "KillSwitchReach",
     "ManagedAlarms",
+    "MemberAccountSettings",
+    "MemberRemediation",
     "MissedAlarmSweep",
     "OperationsMonitoring",
+    "OrganisationAssetBucket",
+    "OrganisationGuardrails",
+    "OrganisationRollout",
     "ParentImage",
     "PipelineSchedule",
     "RebootWindow",
+    "RolloutPace",
     "RunningInstanceArming",
     "TriageTaskSize",
     "UnresponsiveInstanceRemediation",
