@@ -98,6 +98,9 @@ class CentralAccess(Construct):
             string_value=bucket_name,
             description="crashcart: the central crash-dump bucket the on-instance agent ships to",
         )
+        # Cross-account: this identity policy and the central bucket's and key's policies must
+        # both allow each request.
+        # aws-assumption: member-agent-cross-account-write
         account_dumps = f"{DUMPS_PREFIX}{stack.account}/"
         own_prefix = self.dump_bucket.arn_for_objects(f"{account_dumps}{USERID_VARIABLE}/*")
         self.agent_policy = iam.ManagedPolicy(

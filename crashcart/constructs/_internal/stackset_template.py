@@ -163,6 +163,8 @@ class StackSetTemplateSynthesizer(cdk.StackSynthesizer):
 
     def _copy(self, region: str, first: s3deploy.ISource) -> s3deploy.BucketDeployment:
         name = f"{self._bucket_prefix}-{region}"
+        # The copy function runs in the deploying Region and writes to every Region's bucket.
+        # aws-assumption: stackset-asset-copy-cross-region
         destination = s3.Bucket.from_bucket_attributes(
             self._copies_scope, f"AssetBucket-{region}", bucket_name=name, region=region
         )
