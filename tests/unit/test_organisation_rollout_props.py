@@ -199,3 +199,14 @@ def test_the_member_template_refuses_docker_image_assets() -> None:
     cdk.Stack(deploying, "Member", synthesizer=synthesizer)
     with pytest.raises(ConfigurationError, match="cannot use Docker image assets"):
         synthesizer.add_docker_image_asset(source_hash="abc", directory_name="image")
+
+
+def test_a_member_template_too_big_for_a_template_url_fails_the_synth(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from crashcart.constructs._internal import stackset_template
+    from tests.support.organisation import rollout_app
+
+    monkeypatch.setattr(stackset_template, "MAX_TEMPLATE_BYTES", 10_000)
+    with pytest.raises(Exception, match="CloudFormation reads at most 10,000 bytes"):
+        rollout_app(str(tmp_path))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -40,6 +41,8 @@ from constructs import Construct
 
 from crashcart.errors import ConfigurationError
 
+#: CloudFormation's limit on a template read from S3 (a template URL), in bytes.
+MAX_TEMPLATE_BYTES = 460_800
 #: What the template URL resolves to before the member stack is synthesized.
 NOT_YET_SYNTHESIZED = "crashcart:member-template-not-yet-synthesized"
 
@@ -129,6 +132,14 @@ class StackSetTemplateSynthesizer(cdk.StackSynthesizer):
     def synthesize(self, session: cdk.ISynthesisSession) -> None:
         # Writes <template file> into the assembly; no stack artifact is emitted.
         template = self._synthesize_template(session)
+        size = (Path(session.assembly.outdir) / str(template.file_name)).stat().st_size
+        # aws-assumption: stacksets-quotas
+        if size > MAX_TEMPLATE_BYTES:
+            raise ConfigurationError(
+                f"the StackSet's member template is {size:,} bytes; CloudFormation reads at "
+                f"most {MAX_TEMPLATE_BYTES:,} bytes from a template URL: move resources out "
+                "of the member stack"
+            )
         location = self._deploying_stack.synthesizer.add_file_asset(
             source_hash=template.source_hash,
             file_name=template.file_name,
