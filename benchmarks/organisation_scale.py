@@ -89,53 +89,27 @@ def _digest(template: dict[str, Any]) -> dict[str, Any]:
 def _member(mode: str, capacity: int) -> dict[str, Any]:
     """The member template next to a workload stack that declares ``capacity`` instances."""
     import aws_cdk as cdk
-    from aws_cdk import aws_autoscaling as autoscaling
-    from aws_cdk import aws_ec2 as ec2
 
+    from benchmarks.fleet_scale import declare_fleet, declared_capacity
     from benchmarks.template_scale import _context
     from crashcart import FleetWatch, ManagedAlarms, MemberRemediation, OptInTag
     from crashcart.stacks.organisation_member import OrganisationMemberStack
 
     started = time.perf_counter()
     app = cdk.App(context=_context())
-    region = REGIONS[0]
-    workload = cdk.Stack(app, "Workload", env=cdk.Environment(account=_DEPLOYING, region=region))
-    vpc = ec2.Vpc.from_vpc_attributes(
-        workload,
-        "Vpc",
-        vpc_id="vpc-0123456789abcdef0",
-        availability_zones=[f"{region}a", f"{region}b"],
-        private_subnet_ids=["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
-    )
-    group = autoscaling.AutoScalingGroup(
-        workload,
-        "Fleet",
-        vpc=vpc,
-        instance_type=ec2.InstanceType("m5.large"),
-        machine_image=ec2.MachineImage.generic_linux({region: "ami-0123456789abcdef0"}),
-        min_capacity=capacity,
-        max_capacity=capacity,
-        require_imdsv2=True,
-    )
+    declare_fleet(app, capacity)
     tag = OptInTag()
-    cdk.Tags.of(group).add(tag.key, tag.value, apply_to_launched_instances=True)
     fleet = FleetWatch() if mode == "fleet" else ManagedAlarms()
     # environment-agnostic, as the StackSet's template is
     OrganisationMemberStack(
         app, "Member", settings=_settings(), member=MemberRemediation(tag=tag, fleet=fleet)
     )
     assembly = app.synth()
-    workload_template = assembly.get_stack_by_name("Workload").template
-    group_props = next(
-        r["Properties"]
-        for r in workload_template["Resources"].values()
-        if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"
-    )
     template = assembly.get_stack_by_name("Member").template
     # the bootstrap-version parameter and rule of an ordinary stack are not resources
     return {
         **_digest(template),
-        "declared_capacity": int(group_props["MaxSize"]),
+        "declared_capacity": declared_capacity(assembly),
         "seconds": round(time.perf_counter() - started, 2),
     }
 
