@@ -30,6 +30,7 @@ from crashcart.constructs._internal.dump_bucket_iam import (
     USERID_VARIABLE,
     acknowledge_attestation_tag,
     attestation_tag_statement,
+    upload_statements,
 )
 from crashcart.constructs.diagnostic_interrupt_operator_policy import nag_rendering
 from crashcart.constructs.member_account_settings import MemberAccountSettings
@@ -113,23 +114,11 @@ class CentralAccess(Construct):
             description="crashcart agent: create dumps under its own prefix in the central "
             "bucket, read the bucket name, attest kdump on itself",
             statements=[
-                iam.PolicyStatement(
-                    sid="CreateOwnDumps",
-                    actions=["s3:PutObject"],
-                    resources=[own_prefix],
-                ),
-                iam.PolicyStatement(
-                    sid="EncryptDumpsThroughS3",
-                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                    resources=[self.dump_key.key_arn],
-                    conditions={
-                        "StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"},
-                        "StringLike": {
-                            "kms:EncryptionContext:aws:s3:arn": self.dump_bucket.arn_for_objects(
-                                f"{account_dumps}*"
-                            )
-                        },
-                    },
+                *upload_statements(
+                    stack,
+                    own_prefix_arn=own_prefix,
+                    key_arn=self.dump_key.key_arn,
+                    dumps_arn_pattern=self.dump_bucket.arn_for_objects(f"{account_dumps}*"),
                 ),
                 iam.PolicyStatement(
                     sid="ReadBucketNameParameter",

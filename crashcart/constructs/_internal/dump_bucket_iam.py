@@ -92,19 +92,11 @@ def upload_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
         "UploadPolicy",
         description="crashcart: create crash dumps under the instance's own prefix",
         statements=[
-            iam.PolicyStatement(
-                sid="CreateOwnDumps",
-                actions=["s3:PutObject"],
-                resources=[dumps.own_prefix_arn],
-            ),
-            iam.PolicyStatement(
-                sid="EncryptDumpsThroughS3",
-                actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                resources=[dumps.encryption_key.key_arn],
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"},
-                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": dumps.dumps_arn_pattern},
-                },
+            *upload_statements(
+                stack,
+                own_prefix_arn=dumps.own_prefix_arn,
+                key_arn=dumps.encryption_key.key_arn,
+                dumps_arn_pattern=dumps.dumps_arn_pattern,
             ),
         ],
     )
@@ -116,6 +108,29 @@ def upload_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
         "${aws:userid} policy variable (<role id>:<instance id>)",
     )
     return policy
+
+
+def upload_statements(
+    stack: cdk.Stack, *, own_prefix_arn: str, key_arn: str, dumps_arn_pattern: str
+) -> list[iam.PolicyStatement]:
+    """An instance creates objects under its own prefix, and uses the bucket's key only
+    through S3 in the stack's Region for dump objects (multipart uploads need Decrypt)."""
+    return [
+        iam.PolicyStatement(
+            sid="CreateOwnDumps",
+            actions=["s3:PutObject"],
+            resources=[own_prefix_arn],
+        ),
+        iam.PolicyStatement(
+            sid="EncryptDumpsThroughS3",
+            actions=["kms:GenerateDataKey", "kms:Decrypt"],
+            resources=[key_arn],
+            conditions={
+                "StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"},
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": dumps_arn_pattern},
+            },
+        ),
+    ]
 
 
 def attestation_tag_statement(stack: cdk.Stack, tag_key: str) -> iam.PolicyStatement:
