@@ -42,6 +42,7 @@ MODULES = (
     "synth_cost",
     "template_scale",
     "fleet_scale",
+    "organisation_scale",
     "detection_latency",
     "remediation_latency",
     "burst",

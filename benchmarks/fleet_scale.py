@@ -34,18 +34,16 @@ SIZES_FULL = (1_000, 10_000, 100_000)
 SIZES_SMOKE = (1_000,)
 
 
-def _synth(mode: str, capacity: int) -> dict[str, Any]:
+def declare_fleet(app: Any, capacity: int) -> None:
+    """A stack "Workload" in ``app`` that declares ``capacity`` opted-in instances for real
+    (an Auto Scaling group of that size, tagged with the opt-in tag)."""
     import aws_cdk as cdk
     from aws_cdk import aws_autoscaling as autoscaling
     from aws_cdk import aws_ec2 as ec2
-    from aws_cdk import aws_s3 as s3
 
-    from crashcart import FleetWatch, ManagedAlarms, OptInTag, UnresponsiveInstanceRemediation
+    from crashcart import OptInTag
 
-    started = time.perf_counter()
-    app = cdk.App(context=_context())
-    env = cdk.Environment(account=ACCOUNT, region=REGION)
-    workload = cdk.Stack(app, "Workload", env=env)
+    workload = cdk.Stack(app, "Workload", env=cdk.Environment(account=ACCOUNT, region=REGION))
     vpc = ec2.Vpc.from_vpc_attributes(
         workload,
         "Vpc",
@@ -65,6 +63,30 @@ def _synth(mode: str, capacity: int) -> dict[str, Any]:
     )
     tag = OptInTag()
     cdk.Tags.of(group).add(tag.key, tag.value, apply_to_launched_instances=True)
+
+
+def declared_capacity(assembly: Any) -> int:
+    """The size of the fleet :func:`declare_fleet` declared, read from its template."""
+    template = assembly.get_stack_by_name("Workload").template
+    return int(
+        next(
+            r["Properties"]["MaxSize"]
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"
+        )
+    )
+
+
+def _synth(mode: str, capacity: int) -> dict[str, Any]:
+    import aws_cdk as cdk
+    from aws_cdk import aws_s3 as s3
+
+    from crashcart import FleetWatch, ManagedAlarms, UnresponsiveInstanceRemediation
+
+    started = time.perf_counter()
+    app = cdk.App(context=_context())
+    env = cdk.Environment(account=ACCOUNT, region=REGION)
+    declare_fleet(app, capacity)
     stack = cdk.Stack(app, "Remediation", env=env)
     bucket = s3.Bucket(stack, "Evidence", enforce_ssl=True)
     fleet = FleetWatch() if mode == "fleet" else ManagedAlarms()
@@ -72,17 +94,11 @@ def _synth(mode: str, capacity: int) -> dict[str, Any]:
     assembly = app.synth()
     template = assembly.get_stack_by_name("Remediation").template
     body = json.dumps(template, sort_keys=True)
-    workload_template = assembly.get_stack_by_name("Workload").template
-    group_props = next(
-        r["Properties"]
-        for r in workload_template["Resources"].values()
-        if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"
-    )
     return {
         "resources": len(template["Resources"]),
         "bytes": len(json.dumps(template, indent=1).encode()),
         "sha256": hashlib.sha256(body.encode()).hexdigest()[:16],
-        "declared_capacity": int(group_props["MaxSize"]),
+        "declared_capacity": declared_capacity(assembly),
         "seconds": round(time.perf_counter() - started, 2),
     }
 

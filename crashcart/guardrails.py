@@ -266,6 +266,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--break-glass-role-arn", action="append", default=[])
     parser.add_argument("--platform-role-arn", action="append", default=[])
     parser.add_argument("--partition", default="aws")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="print only the statements, to merge into SCPs the organisation already has",
+    )
     args = parser.parse_args(argv)
     try:
         policies = render_service_control_policies(
@@ -277,12 +282,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.merge:
+        print(json.dumps(merge_statements(policies), indent=2))
+        return 0
     rendered = {
         policy.name: {"description": policy.description, "document": policy.document}
         for policy in policies.all()
     }
     print(json.dumps(rendered, indent=2))
     return 0
+
+
+def merge_statements(policies: GuardrailPolicies) -> dict[str, Any]:
+    """The statements of both SCPs, for merging into SCPs the organisation already has.
+
+    AWS Organizations attaches at most 5 SCPs to a root, OU or account, so an organisation
+    whose targets are full adds these statements to one of its own SCPs instead.
+    ``characters`` is what they add to a minified document (statements and the commas between
+    them): the SCP they go into must stay within 5,120 characters.
+    """
+    statements = [
+        statement for policy in policies.all() for statement in policy.document["Statement"]
+    ]
+    added = sum(len(json.dumps(s, separators=(",", ":"))) for s in statements) + len(statements)
+    return {
+        "statements": statements,
+        "characters": added,
+        "limit": SCP_MAX_CHARACTERS,
+        "note": (
+            "Add these statements to the Statement list of an SCP attached where crashcart "
+            "runs; the statement ids are unique within crashcart's set, check them against "
+            "the SCP's own. AWS Organizations allows 5,120 characters per SCP and 5 SCPs per "
+            "root, OU or account."
+        ),
+    }
 
 
 if __name__ == "__main__":

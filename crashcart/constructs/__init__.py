@@ -29,11 +29,19 @@ from crashcart.constructs.kdump_image_pipeline import (
     PipelineSchedule,
 )
 from crashcart.constructs.kill_switch_reach import KillSwitchReach
+from crashcart.constructs.member_account_settings import (
+    CentralRegion,
+    MemberAccountSettings,
+    MemberRemediation,
+)
 from crashcart.constructs.operations_monitoring import OperationsMonitoring
+from crashcart.constructs.organisation_asset_bucket import OrganisationAssetBucket
 from crashcart.constructs.organisation_central import (
     OrganisationCentral,
     member_upload_statements,
 )
+from crashcart.constructs.organisation_guardrails import GuardrailTarget, OrganisationGuardrails
+from crashcart.constructs.organisation_rollout import CallAs, OrganisationRollout, RolloutPace
 from crashcart.constructs.running_instance_arming import RebootWindow, RunningInstanceArming
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
@@ -52,7 +60,9 @@ __all__ = [
     "AttestationPolicy",
     "AttestationWatch",
     "AutoScalingHold",
+    "CallAs",
     "CanaryCrashDrill",
+    "CentralRegion",
     "CircuitBreaker",
     "CrashDumpBucket",
     "DebugSymbolStore",
@@ -63,18 +73,25 @@ __all__ = [
     "DumpOverdueSweep",
     "DumpTriageJob",
     "FleetWatch",
+    "GuardrailTarget",
     "Hardening",
     "IncidentStore",
     "InterruptGuards",
     "KdumpImagePipeline",
     "KillSwitchReach",
     "ManagedAlarms",
+    "MemberAccountSettings",
+    "MemberRemediation",
     "MissedAlarmSweep",
     "OperationsMonitoring",
+    "OrganisationAssetBucket",
     "OrganisationCentral",
+    "OrganisationGuardrails",
+    "OrganisationRollout",
     "ParentImage",
     "PipelineSchedule",
     "RebootWindow",
+    "RolloutPace",
     "RunningInstanceArming",
     "TriageTaskSize",
     "UnresponsiveInstanceRemediation",

@@ -30,6 +30,7 @@ exactly its wildcards - so that a reviewer checks who may crash an instance in o
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -353,7 +354,8 @@ def nag_rendering(value: object) -> str | None:
     """A resolved CloudFormation value as cdk-nag prints it in finding ids, or None.
 
     ``{"Ref": "AWS::Partition"}`` -> ``<AWS::Partition>``; ``Fn::GetAtt [X, Arn]`` ->
-    ``<X.Arn>``; ``Fn::Join`` concatenates; anything else -> ``None``.
+    ``<X.Arn>``; ``Fn::Join`` concatenates; ``Fn::FindInMap`` (an organisation member
+    template's Region mapping) -> its compact JSON; anything else -> ``None``.
     """
     if isinstance(value, str):
         return value
@@ -363,6 +365,8 @@ def nag_rendering(value: object) -> str | None:
             return f"<{argument}>"
         if function == "Fn::GetAtt" and isinstance(argument, list):
             return f"<{'.'.join(str(part) for part in argument)}>"
+        if function == "Fn::FindInMap" and isinstance(argument, list):
+            return json.dumps(value, separators=(",", ":"))
         if function == "Fn::Join" and isinstance(argument, list) and len(argument) == 2:
             separator, parts = argument
             rendered = [nag_rendering(part) for part in parts]

@@ -24,8 +24,9 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from crashcart.constructs._internal.central_access import CentralAccess
 from crashcart.constructs.auto_scaling_hold import AutoScalingHold
-from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
+from crashcart.constructs.crash_dump_bucket import ATTESTATION_TAG_KEY, CrashDumpBucket
 from crashcart.constructs.dump_overdue_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.dump_triage_job import DumpTriageJob
 from crashcart.constructs.fleet_scale import ManagedAlarms
@@ -45,6 +46,7 @@ from crashcart.opt_in import OptInTag
 
 if TYPE_CHECKING:
     from crashcart.constructs.debug_symbol_store import DebugSymbolStore
+    from crashcart.constructs.member_account_settings import MemberAccountSettings
 
 
 class CrashcartRemediationStack(cdk.Stack):
@@ -70,6 +72,8 @@ class CrashcartRemediationStack(cdk.Stack):
         notifications: Sequence[sns.ITopicSubscription] = (),
         arm_running_instances: bool = False,
         hold_backstop: bool = False,
+        central: MemberAccountSettings | None = None,
+        agent_policy_name: str = "crashcart-agent",
         **stack_kwargs: Any,
     ) -> None:
         """Create the stack.
@@ -105,9 +109,32 @@ class CrashcartRemediationStack(cdk.Stack):
             stack is armed (``dry_run=False``). Its query selects opted-in instances by tag:
             only pass True where the account has resource tags for telemetry switched on
             (see ``AutoScalingHold``). Default: False.
+        :param central: make this a member account's stack of an organisation: evidence goes
+            to the central account's dump bucket of the stack's Region (no bucket here), the
+            agent reads that bucket's name from ``/crashcart/dump-bucket`` and gets a managed
+            policy named ``<agent_policy_name>-<region>`` (``self.central``). Default: None,
+            a stand-alone account with its own ``CrashDumpBucket``.
+        :param agent_policy_name: with ``central``, the agent policy's name before the
+            Region. Default: ``crashcart-agent``.
         :param stack_kwargs: passed to ``cdk.Stack`` (``env``, ``description``, ...).
         """
         super().__init__(scope, construct_id, **stack_kwargs)
+        self.central: CentralAccess | None = None
+        if central is not None:
+            if evidence_bucket is not None or evidence_key is not None:
+                raise ConfigurationError(
+                    "evidence_bucket was given with central: a member account's evidence goes "
+                    "to the central account's dump bucket"
+                )
+            self.central = CentralAccess(
+                self,
+                "Central",
+                settings=central,
+                attestation_tag_key=ATTESTATION_TAG_KEY,
+                agent_policy_name=agent_policy_name,
+            )
+            evidence_bucket = self.central.dump_bucket
+            evidence_key = self.central.dump_key
         self.crash_dumps: CrashDumpBucket | None = None
         self.triage_job: DumpTriageJob | None = None
         self.dump_overdue_sweep: DumpOverdueSweep | None = None

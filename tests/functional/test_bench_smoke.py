@@ -118,6 +118,7 @@ def test_smoke_run_exits_zero_and_runs_every_benchmark(
         "synth_cost",
         "template_scale",
         "fleet_scale",
+        "organisation_scale",
         "detection_latency",
         "remediation_latency",
         "burst",
@@ -146,6 +147,17 @@ def test_fleet_scale_templates_do_not_grow_with_the_declared_fleet(
     assert first["fleet"]["declared_capacity"] == 1000
     assert first["managed"]["resources"] > first["fleet"]["resources"]
     assert first["explicit"]["refused"] is True
+
+
+def test_organisation_scale_member_stack_does_not_grow_with_the_fleet(
+    smoke: tuple[Any, dict[str, Any], str],
+) -> None:
+    figures = _bench(smoke, "organisation_scale")["figures"]
+    members = figures["member"]
+    assert members["fleet-10"]["sha256"] == members["fleet-2000"]["sha256"]
+    assert members["fleet-2000"]["declared_capacity"] == 2000
+    assert figures["organisation"]["stack_instances"] == 200
+    assert "TODO(lead" in figures["organisation_burst"]
 
 
 def test_template_scale_dynamic_is_constant_and_explicit_is_bounded(

@@ -127,6 +127,21 @@ def test_tamper_denies_cover_case_variants_of_the_key() -> None:
         ({"Fn::GetAtt": ["Bucket12", "Arn"]}, "<Bucket12.Arn>"),
         ({"Fn::ImportValue": "x"}, None),
         ({"Fn::Join": ["", ["a", {"Fn::ImportValue": "x"}]]}, None),
+        # an organisation member template's Region mapping: cdk-nag prints compact JSON
+        (
+            {
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:aws:s3:::",
+                        {"Fn::FindInMap": ["CrashcartCentral", {"Ref": "AWS::Region"}, "B"]},
+                        "/evidence/*",
+                    ],
+                ]
+            },
+            'arn:aws:s3:::{"Fn::FindInMap":["CrashcartCentral",{"Ref":"AWS::Region"},"B"]}'
+            "/evidence/*",
+        ),
     ],
 )
 def test_nag_rendering(value: object, expected: str | None) -> None:

@@ -92,19 +92,11 @@ def upload_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
         "UploadPolicy",
         description="crashcart: create crash dumps under the instance's own prefix",
         statements=[
-            iam.PolicyStatement(
-                sid="CreateOwnDumps",
-                actions=["s3:PutObject"],
-                resources=[dumps.own_prefix_arn],
-            ),
-            iam.PolicyStatement(
-                sid="EncryptDumpsThroughS3",
-                actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                resources=[dumps.encryption_key.key_arn],
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"},
-                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": dumps.dumps_arn_pattern},
-                },
+            *upload_statements(
+                stack,
+                own_prefix_arn=dumps.own_prefix_arn,
+                key_arn=dumps.encryption_key.key_arn,
+                dumps_arn_pattern=dumps.dumps_arn_pattern,
             ),
         ],
     )
@@ -118,15 +110,68 @@ def upload_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
     return policy
 
 
-def agent_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
-    """The agent's rights beyond the upload: read the bucket-name parameter, tag its own
-    instance with the attestation tag key (only)."""
-    stack = cdk.Stack.of(dumps)
-    instance_arn = stack.format_arn(service="ec2", resource="instance", resource_name="*")
+def upload_statements(
+    stack: cdk.Stack, *, own_prefix_arn: str, key_arn: str, dumps_arn_pattern: str
+) -> list[iam.PolicyStatement]:
+    """An instance creates objects under its own prefix, and uses the bucket's key only
+    through S3 in the stack's Region for dump objects (multipart uploads need Decrypt)."""
+    return [
+        iam.PolicyStatement(
+            sid="CreateOwnDumps",
+            actions=["s3:PutObject"],
+            resources=[own_prefix_arn],
+        ),
+        iam.PolicyStatement(
+            sid="EncryptDumpsThroughS3",
+            actions=["kms:GenerateDataKey", "kms:Decrypt"],
+            resources=[key_arn],
+            conditions={
+                "StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"},
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": dumps_arn_pattern},
+            },
+        ),
+    ]
+
+
+def attestation_tag_statement(stack: cdk.Stack, tag_key: str) -> iam.PolicyStatement:
+    """The agent may tag its own instance (only), with the attestation tag key (only)."""
     # aws-assumption: attestation-self-tag
     own_instance_arn = stack.format_arn(
         service="ec2", resource="instance", resource_name=INSTANCE_ID_VARIABLE
     )
+    return iam.PolicyStatement(
+        sid="TagOwnInstanceWithAttestation",
+        actions=["ec2:CreateTags"],
+        resources=[_instances_arn(stack)],
+        conditions={
+            "ArnLike": {"ec2:SourceInstanceARN": own_instance_arn},
+            "ForAllValues:StringEquals": {"aws:TagKeys": [tag_key]},
+            "Null": {"aws:TagKeys": "false"},
+        },
+    )
+
+
+def acknowledge_attestation_tag(policy: iam.ManagedPolicy) -> None:
+    """The reviewed reason for the instance wildcard of :func:`attestation_tag_statement`."""
+    stack = cdk.Stack.of(policy)
+    rendered = nag_rendering(stack.resolve(_instances_arn(stack)))
+    acknowledge(
+        policy,
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]",
+        "the instance may tag only itself (ec2:SourceInstanceARN must be the ARN "
+        "of the tagged instance, ${ec2:InstanceId}) and only with the kdump "
+        "attestation tag key",
+    )
+
+
+def _instances_arn(stack: cdk.Stack) -> str:
+    return stack.format_arn(service="ec2", resource="instance", resource_name="*")
+
+
+def agent_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
+    """The agent's rights beyond the upload: read the bucket-name parameter, tag its own
+    instance with the attestation tag key (only)."""
+    stack = cdk.Stack.of(dumps)
     policy = iam.ManagedPolicy(
         dumps,
         "AgentPolicy",
@@ -137,26 +182,10 @@ def agent_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
                 actions=["ssm:GetParameter"],
                 resources=[dumps.parameter.parameter_arn],
             ),
-            iam.PolicyStatement(
-                sid="TagOwnInstanceWithAttestation",
-                actions=["ec2:CreateTags"],
-                resources=[instance_arn],
-                conditions={
-                    "ArnLike": {"ec2:SourceInstanceARN": own_instance_arn},
-                    "ForAllValues:StringEquals": {"aws:TagKeys": [dumps.attestation_tag_key]},
-                    "Null": {"aws:TagKeys": "false"},
-                },
-            ),
+            attestation_tag_statement(stack, dumps.attestation_tag_key),
         ],
     )
-    rendered = nag_rendering(stack.resolve(instance_arn))
-    acknowledge(
-        policy,
-        f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]",
-        "the instance may tag only itself (ec2:SourceInstanceARN must be the ARN "
-        "of the tagged instance, ${ec2:InstanceId}) and only with the kdump "
-        "attestation tag key",
-    )
+    acknowledge_attestation_tag(policy)
     return policy
 
 
