@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 class CentralBus:
     """``events:PutEvents`` of one incident update to the central bus (by its ARN).
 
-    ``client``: a boto3 EventBridge client (typed ``Any``: no type stubs for it are installed).
+    ``client``: a boto3 EventBridge client (typed ``Any``: no typing package for it is installed).
     """
 
     def __init__(self, client: Any, bus_arn: str, *, account: str, region: str, log: Log) -> None:
