@@ -30,6 +30,8 @@ from crashcart.constructs.kdump_image_pipeline import (
 )
 from crashcart.constructs.kill_switch_reach import KillSwitchReach
 from crashcart.constructs.operations_monitoring import OperationsMonitoring
+from crashcart.constructs.organisation_breaker import OrganisationBreaker
+from crashcart.constructs.organisation_link import OrganisationLink
 from crashcart.constructs.running_instance_arming import RebootWindow, RunningInstanceArming
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
@@ -67,6 +69,8 @@ __all__ = [
     "ManagedAlarms",
     "MissedAlarmSweep",
     "OperationsMonitoring",
+    "OrganisationBreaker",
+    "OrganisationLink",
     "ParentImage",
     "PipelineSchedule",
     "RebootWindow",

@@ -143,9 +143,7 @@ class OrganisationLink:
         return None
 
 
-def check_organisation(
-    link: OrganisationLink | None, stack: cdk.Stack
-) -> OrganisationLink | None:
+def check_organisation(link: OrganisationLink | None, stack: cdk.Stack) -> OrganisationLink | None:
     """The prop's type, and the member stack's Region against the central resources'."""
     props.check(
         "UnresponsiveInstanceRemediation",

@@ -689,7 +689,6 @@ class UnresponsiveInstanceRemediation(Construct):
         return failure_queue_alarm(queue, "DepthAlarm", queue, self.topic, what)
 
 
-
 # Re-exported for the docs and tests.
 __all__ = [
     "ALARM_STATE_CHANGE",
