@@ -33,17 +33,16 @@ import re
 from typing import Final
 
 import aws_cdk as cdk
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.compliance import skip_checkov
-from crashcart.constructs._internal.acknowledgements import acknowledge_packs
+from crashcart.constructs._internal.tables import protected_table
 from crashcart.constructs.organisation_link import BREAKER_ACTIONS, BREAKER_KEY_ACTIONS
 from crashcart.errors import ConfigurationError
-from crashcart.runtime.incident import ORGANISATION_BREAKER_PK, PK, SK
+from crashcart.runtime.incident import ORGANISATION_BREAKER_PK
 
 __all__ = ["OrganisationBreaker"]
 
@@ -156,27 +155,14 @@ class OrganisationBreaker(Construct):
                 )
             ]
         )
-        self.table = dynamodb.Table(
+        self.table = protected_table(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(name=PK, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name=SK, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=key,
-            deletion_protection=True,
+            key=key,
             removal_policy=removal_policy,
             resource_policy=policy,
-        )
-        acknowledge_packs(
-            self.table,
-            "DynamoDBInBackupPlan",
-            ("NIST.800.53.R5", "HIPAA.Security"),
-            "one breaker item, rebuilt by the next alarm when lost; point-in-time recovery "
-            "(35 days) is on and the table is deletion-protected and retained",
+            backup_reason="one breaker item, rebuilt by the next alarm when lost; point-in-time "
+            "recovery (35 days) is on and the table is deletion-protected and retained",
         )
 
     def grant_reset(self, grantee: iam.IGrantable) -> iam.Grant:

@@ -111,6 +111,16 @@ REMEDIATION: Final[Mapping[str, str | None]] = {
     ORG_EVENT_BUS_ARN: "",
 }
 
+#: The remediation's variables set only with ``organisation=OrganisationLink(...)`` (without
+#: it the construct leaves them out, and the runtime's empty defaults switch the part off).
+REMEDIATION_ORGANISATION: Final = (
+    ORG_BREAKER_TABLE_ARN,
+    ORG_BREAKER_THRESHOLD,
+    ORG_BREAKER_WINDOW_SECONDS,
+    ORG_BREAKER_QUIET_SECONDS,
+    ORG_EVENT_BUS_ARN,
+)
+
 #: The dump-arrival function (``CrashDumpBucket.notify_incidents``).
 DUMP_ARRIVAL: Final[Mapping[str, str | None]] = {
     TABLE_NAME: None,
