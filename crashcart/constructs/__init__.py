@@ -36,11 +36,13 @@ from crashcart.constructs.member_account_settings import (
 )
 from crashcart.constructs.operations_monitoring import OperationsMonitoring
 from crashcart.constructs.organisation_asset_bucket import OrganisationAssetBucket
+from crashcart.constructs.organisation_breaker import OrganisationBreaker
 from crashcart.constructs.organisation_central import (
     OrganisationCentral,
     member_upload_statements,
 )
 from crashcart.constructs.organisation_guardrails import GuardrailTarget, OrganisationGuardrails
+from crashcart.constructs.organisation_link import OrganisationLink
 from crashcart.constructs.organisation_rollout import CallAs, OrganisationRollout, RolloutPace
 from crashcart.constructs.running_instance_arming import RebootWindow, RunningInstanceArming
 from crashcart.constructs.unresponsive_instance_remediation import (
@@ -85,8 +87,10 @@ __all__ = [
     "MissedAlarmSweep",
     "OperationsMonitoring",
     "OrganisationAssetBucket",
+    "OrganisationBreaker",
     "OrganisationCentral",
     "OrganisationGuardrails",
+    "OrganisationLink",
     "OrganisationRollout",
     "ParentImage",
     "PipelineSchedule",

@@ -71,6 +71,7 @@ from crashcart.constructs.diagnostic_interrupt_operator_policy import (
     tag_tamper_deny_statements,
 )
 from crashcart.constructs.incident_store import REMEDIATION_ACTIONS
+from crashcart.constructs.organisation_link import linked_statements
 from crashcart.constructs.unresponsive_instance_remediation import UnresponsiveInstanceRemediation
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
@@ -474,6 +475,7 @@ class AutoScalingHold(Construct):
             )
         )
         statements.extend(tag_tamper_deny_statements(remediation.tag))
+        statements.extend(linked_statements(remediation))  # its remediation's organisation
         # One IAM style for every crashcart function: a customer managed policy on the
         # function's own role, written whole here (no grant adds to an inline default policy).
         policy = iam.ManagedPolicy(

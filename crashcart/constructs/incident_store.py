@@ -33,10 +33,10 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from crashcart import _props as props
-from crashcart.constructs._internal.acknowledgements import acknowledge_packs
 from crashcart.constructs._internal.service_access import allow_alarm_actions
+from crashcart.constructs._internal.tables import protected_table
 from crashcart.errors import ConfigurationError
-from crashcart.runtime.incident import BREAKER_PREFIX, PK, SK, TRIAGE_ATTRIBUTES
+from crashcart.runtime.incident import BREAKER_PREFIX, TRIAGE_ATTRIBUTES
 
 __all__ = ["IncidentStore"]
 
@@ -155,28 +155,15 @@ class IncidentStore(Construct):
         allow_alarm_actions(self, self.topic)
 
     def _new_table(self, key: kms.IKey, removal_policy: cdk.RemovalPolicy) -> dynamodb.Table:
-        table = dynamodb.Table(
+        return protected_table(
             self,
             "Incidents",
-            partition_key=dynamodb.Attribute(name=PK, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name=SK, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=key,
-            deletion_protection=True,
+            key=key,
             removal_policy=removal_policy,
+            backup_reason="point-in-time recovery (35 days) is on and the table is "
+            "deletion-protected and retained; add it to your AWS Backup plan if you keep "
+            "longer backups",
         )
-        acknowledge_packs(
-            table,
-            "DynamoDBInBackupPlan",
-            ("NIST.800.53.R5", "HIPAA.Security"),
-            "point-in-time recovery (35 days) is on and the table is deletion-protected and "
-            "retained; add it to your AWS Backup plan if you keep longer backups",
-        )
-        return table
 
     # -- grants, one per kind of writer ----------------------------------------------------
 

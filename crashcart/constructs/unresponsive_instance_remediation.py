@@ -92,6 +92,7 @@ from crashcart.constructs._internal.remediation_checks import (
     check_int,
     check_mode,
     check_prop_types,
+    check_resource_budget,
     count_resources,
     function_environment,
 )
@@ -119,9 +120,8 @@ from crashcart.constructs._internal.service_access import (
 )
 from crashcart.constructs._internal.service_key import allow_logs_on_key
 from crashcart.constructs.fleet_scale import ManagedAlarms
-from crashcart.constructs.incident_store import (
-    IncidentStore,
-)
+from crashcart.constructs.incident_store import IncidentStore
+from crashcart.constructs.organisation_link import OrganisationLink, check_organisation
 from crashcart.constructs.remediation_settings import (
     FLEET_QUERY,
     MAX_CONTRIBUTORS,
@@ -200,6 +200,7 @@ class UnresponsiveInstanceRemediation(Construct):
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        organisation: OrganisationLink | None = None,
     ) -> None:
         """Create the remediation for ``instances`` or, with ``fleet``, for every instance.
 
@@ -268,6 +269,10 @@ class UnresponsiveInstanceRemediation(Construct):
         :param removal_policy: what happens to the incident table on removal, when
             ``incidents`` is not given. Default: RETAIN (the table is also
             deletion-protected).
+        :param organisation: the central account's breaker table, key and bus in this Region
+            (``OrganisationLink``): each interrupt first takes a slot of the organisation
+            breaker, and each incident state is sent to the central bus. Default: None
+            (this account alone; the template is as without it).
         :raises ConfigurationError: for every invalid value, with what is allowed and why.
         """
         subscriptions = check_prop_types(
@@ -311,6 +316,7 @@ class UnresponsiveInstanceRemediation(Construct):
                 f"missed_alarm_sweep={missed_alarm_sweep!r}: give MissedAlarmSweep(...) or None"
             )
         self.missed_alarm_sweep_settings = missed_alarm_sweep
+        self.organisation = check_organisation(organisation, stack)
         periods = alarm_window.evaluation_periods
         if (
             isinstance(fleet, FleetWatch)
@@ -523,7 +529,7 @@ class UnresponsiveInstanceRemediation(Construct):
                 log_retention=log_retention,
             )
         else:
-            self._check_resource_budget(len(watched))
+            check_resource_budget(self, len(watched))
             for instance in watched:
                 self.alarms.append(instance_alarm(self, instance, alarm_window))
             # Resources added to the stack after this construct count too: check again
@@ -681,18 +687,6 @@ class UnresponsiveInstanceRemediation(Construct):
         # On messages sent, not visible: each new failure notifies again even while an
         # earlier one still waits in the queue.
         return failure_queue_alarm(queue, "DepthAlarm", queue, self.topic, what)
-
-    def _check_resource_budget(self, count: int) -> None:
-        room = self.max_explicit_instances
-        if count * RESOURCES_PER_INSTANCE > room:
-            raise ConfigurationError(
-                f"{count} explicitly listed instances need {count * RESOURCES_PER_INSTANCE} "
-                f"alarms, but stack {cdk.Stack.of(self).stack_name!r} has room for at most "
-                f"{room} more resources (CloudFormation allows {MAX_STACK_RESOURCES} per "
-                "stack; the remediation itself and the stack's other resources use the rest). "
-                "Use fleet=FleetWatch() instead: one Metrics Insights alarm watches any "
-                "number of instances, or split the instances across stacks"
-            )
 
 
 # Re-exported for the docs and tests.

@@ -39,6 +39,12 @@ MAX_EVENT_AGE_SECONDS: Final = "CRASHCART_MAX_EVENT_AGE_SECONDS"
 MISSED_SWEEP_MAX_PER_PASS: Final = "CRASHCART_MISSED_SWEEP_MAX_PER_PASS"  # noqa: S105 - a name
 MISSED_SWEEP_MAX_PAGES: Final = "CRASHCART_MISSED_SWEEP_MAX_PAGES"
 MISSED_SWEEP_STALE_SECONDS: Final = "CRASHCART_MISSED_SWEEP_STALE_SECONDS"
+# -- remediation function, organisation (optional: empty ARNs switch the part off) -----------
+ORG_BREAKER_TABLE_ARN: Final = "CRASHCART_ORG_BREAKER_TABLE_ARN"
+ORG_BREAKER_THRESHOLD: Final = "CRASHCART_ORG_BREAKER_THRESHOLD"
+ORG_BREAKER_WINDOW_SECONDS: Final = "CRASHCART_ORG_BREAKER_WINDOW_SECONDS"
+ORG_BREAKER_QUIET_SECONDS: Final = "CRASHCART_ORG_BREAKER_QUIET_SECONDS"
+ORG_EVENT_BUS_ARN: Final = "CRASHCART_ORG_EVENT_BUS_ARN"
 # -- kill-switch reach function -------------------------------------------------------------
 ALARM_NAME_PREFIXES: Final = "CRASHCART_ALARM_NAME_PREFIXES"
 KILL_SWITCH_TAG_KEY: Final = "CRASHCART_KILL_SWITCH_TAG_KEY"
@@ -98,7 +104,22 @@ REMEDIATION: Final[Mapping[str, str | None]] = {
     MISSED_SWEEP_MAX_PER_PASS: "10",
     MISSED_SWEEP_MAX_PAGES: "20",
     MISSED_SWEEP_STALE_SECONDS: "1800",
+    ORG_BREAKER_TABLE_ARN: "",
+    ORG_BREAKER_THRESHOLD: "20",
+    ORG_BREAKER_WINDOW_SECONDS: "900",
+    ORG_BREAKER_QUIET_SECONDS: "3600",
+    ORG_EVENT_BUS_ARN: "",
 }
+
+#: The remediation's variables set only with ``organisation=OrganisationLink(...)`` (without
+#: it the construct leaves them out, and the runtime's empty defaults switch the part off).
+REMEDIATION_ORGANISATION: Final = (
+    ORG_BREAKER_TABLE_ARN,
+    ORG_BREAKER_THRESHOLD,
+    ORG_BREAKER_WINDOW_SECONDS,
+    ORG_BREAKER_QUIET_SECONDS,
+    ORG_EVENT_BUS_ARN,
+)
 
 #: The dump-arrival function (``CrashDumpBucket.notify_incidents``).
 DUMP_ARRIVAL: Final[Mapping[str, str | None]] = {

@@ -55,6 +55,10 @@ BREAKER_SK: Final = "state"
 HOLDS_PK: Final = "hold#active"
 #: ``pk`` of the fleet breaker.
 FLEET_BREAKER_PK: Final = f"{BREAKER_PREFIX}fleet"
+#: ``pk`` of the organisation breaker: its one item (``sk`` :data:`BREAKER_SK`) lives in the
+#: central account's breaker table (``OrganisationBreaker``), not in an incident table; same
+#: attributes as the fleet breaker, plus ``last_account`` and ``last_instance``.
+ORGANISATION_BREAKER_PK: Final = f"{BREAKER_PREFIX}organisation"
 
 #: How times are written (UTC, to the second).
 TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"

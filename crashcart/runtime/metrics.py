@@ -34,6 +34,15 @@ REMEDIATION_OUTCOMES: Final[Mapping[str, str]] = {
     "sweep_found": "SweepFoundWork",
     #: missed-alarm sweep: a pass that stopped early (page, per-pass or time bound)
     "sweep_truncated": "SweepTruncated",
+    #: the organisation breaker opened with this function's slot (one notification)
+    "org_breaker_opened": "OrganisationBreakerOpened",
+    #: an interrupt candidate skipped because the organisation breaker is open
+    "org_breaker_skipped": "OrganisationBreakerSkips",
+    #: the organisation breaker table could not be used (unreachable, denied, throttled,
+    #: contended, unexpected answer): the candidate was skipped, fail closed
+    "org_breaker_unavailable": "OrganisationBreakerUnavailable",
+    #: an incident event the central bus did not take (the local record stays)
+    "incident_event_failed": "IncidentEventsFailed",
 }
 
 #: The kill-switch reach function: alarms whose actions it disabled or enabled.

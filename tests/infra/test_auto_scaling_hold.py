@@ -153,7 +153,8 @@ def test_the_function_gets_the_remediation_environment_and_its_own(
     functions = resources_of(template, "AWS::Lambda::Function")
     (function,) = [f for f in functions.values() if "lifecycle_hold" in f["Properties"]["Handler"]]
     names = set(function["Properties"]["Environment"]["Variables"])
-    assert names == set(variables.LIFECYCLE_HOLD)
+    # every variable but the organisation's (set only with organisation=... on the remediation)
+    assert names == set(variables.LIFECYCLE_HOLD) - set(variables.REMEDIATION_ORGANISATION)
     assert function["Properties"]["Environment"]["Variables"][variables.HOLD_HOOK_NAME] == (
         hold.hook_name
     )
@@ -306,3 +307,24 @@ def test_every_statement_is_matched() -> None:
     Template.from_json(template).has_resource_properties(
         "AWS::AutoScaling::LifecycleHook", Match.object_like({"DefaultResult": "CONTINUE"})
     )
+
+
+def test_a_linked_remediation_gives_the_hold_its_organisation_rights_and_variables() -> None:
+    """The hold decides with the remediation's guards, the organisation breaker included:
+    without the rights it would be refused and never interrupt (fail closed)."""
+    from crashcart import OrganisationLink
+
+    region, central = env().region, "999999999999"
+    link = OrganisationLink(
+        breaker_table_arn=f"arn:aws:dynamodb:{region}:{central}:table/crashcart-org-breaker",
+        breaker_key_arn=f"arn:aws:kms:{region}:{central}:key/1234abcd-12ab",
+        central_event_bus_arn=f"arn:aws:events:{region}:{central}:event-bus/central",
+    )
+    _stack, _hold, template = _synth(("web",), remediation_kwargs={"organisation": link})
+    sids = {s.get("Sid") for s in _statements(template, "HoldRole")}
+    assert {"OrganisationBreaker", "OrganisationBreakerKey", "CentralIncidentEvents"} <= sids
+    functions = resources_of(template, "AWS::Lambda::Function")
+    (function,) = [f for f in functions.values() if "lifecycle_hold" in f["Properties"]["Handler"]]
+    hold_variables = function["Properties"]["Environment"]["Variables"]
+    assert hold_variables[variables.ORG_BREAKER_TABLE_ARN] == link.breaker_table_arn
+    assert hold_variables[variables.ORG_EVENT_BUS_ARN] == link.central_event_bus_arn

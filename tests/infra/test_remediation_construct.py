@@ -31,6 +31,7 @@ from crashcart.constructs.unresponsive_instance_remediation import (
 )
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
+from crashcart.runtime.environment import REMEDIATION_ORGANISATION
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
 from tests.support.remediation import (
     INSTANCE_IDS,
@@ -511,8 +512,11 @@ def test_environment_names_and_defaults_match_the_runtime_settings(explicit: Syn
     runtime = load_runtime_settings()
     _, function = only(explicit.json, "AWS::Lambda::Function")
     variables = function["Properties"]["Environment"]["Variables"]
-    assert set(variables) == set(runtime.ENVIRONMENT)
+    # every variable but the organisation's (set only with organisation=...)
+    assert set(variables) == set(runtime.ENVIRONMENT) - set(REMEDIATION_ORGANISATION)
     for name, default in runtime.ENVIRONMENT.items():
+        if name in REMEDIATION_ORGANISATION:
+            continue
         if default is not None and name != "CRASHCART_DRY_RUN":
             # The construct's defaults are the runtime's; dry run is the one deliberate change.
             assert variables[name] == default, name

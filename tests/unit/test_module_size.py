@@ -27,7 +27,6 @@ KNOWN_EXCEPTIONS: dict[str, str] = {
     "crashcart/functions/remediation/service.py": "issue 15 follow-up after issues 16/17",
     "crashcart/functions/remediation/events.py": "issue 15 follow-up after issues 16/17/24",
     "crashcart/functions/remediation/claims.py": "issue 15 follow-up after issue 17",
-    "crashcart/functions/remediation/decision.py": "issue 15 follow-up after issue 17",
     "crashcart/constructs/unresponsive_instance_remediation.py": (
         "issue 15 follow-up after issues 16/17/18/24"
     ),

@@ -33,6 +33,11 @@ BRIEF_TABLE = {
     "CRASHCART_MISSED_SWEEP_MAX_PER_PASS",
     "CRASHCART_MISSED_SWEEP_MAX_PAGES",
     "CRASHCART_MISSED_SWEEP_STALE_SECONDS",
+    "CRASHCART_ORG_BREAKER_TABLE_ARN",
+    "CRASHCART_ORG_BREAKER_THRESHOLD",
+    "CRASHCART_ORG_BREAKER_WINDOW_SECONDS",
+    "CRASHCART_ORG_BREAKER_QUIET_SECONDS",
+    "CRASHCART_ORG_EVENT_BUS_ARN",
 }
 REQUIRED = {
     "CRASHCART_TABLE_NAME",
@@ -139,3 +144,40 @@ def test_fails_on_invalid_values(name: str, value: str, words: str) -> None:
     values = minimal() | {name: value}
     with pytest.raises(S.SettingsError, match=words):
         S.Settings.from_env(values)
+
+
+TABLE_ARN = "arn:aws:dynamodb:eu-west-1:999999999999:table/crashcart-org-breaker"
+BUS_ARN = "arn:aws:events:eu-west-1:999999999999:event-bus/crashcart-central"
+
+
+def test_the_organisation_part_is_off_unless_its_arns_are_given() -> None:
+    s = S.Settings.from_env(minimal())
+    assert (s.org_breaker_table_arn, s.org_event_bus_arn) == ("", "")
+    assert (s.org_breaker_threshold, s.org_breaker_window_seconds) == (20, 900)
+    on = S.Settings.from_env(
+        {
+            **minimal(),
+            "CRASHCART_ORG_BREAKER_TABLE_ARN": TABLE_ARN,
+            "CRASHCART_ORG_EVENT_BUS_ARN": BUS_ARN,
+            "CRASHCART_ORG_BREAKER_THRESHOLD": "7",
+            "CRASHCART_ORG_BREAKER_QUIET_SECONDS": "600",
+        }
+    )
+    assert (on.org_breaker_table_arn, on.org_event_bus_arn) == (TABLE_ARN, BUS_ARN)
+    assert (on.org_breaker_threshold, on.org_breaker_quiet_seconds) == (7, 600)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CRASHCART_ORG_BREAKER_TABLE_ARN", "crashcart-org-breaker", "expected an ARN"),
+        ("CRASHCART_ORG_BREAKER_TABLE_ARN", BUS_ARN, "expected an ARN"),
+        ("CRASHCART_ORG_EVENT_BUS_ARN", TABLE_ARN, "expected an ARN"),
+        ("CRASHCART_ORG_EVENT_BUS_ARN", BUS_ARN.replace("999999999999", "9999"), "expected an ARN"),
+        ("CRASHCART_ORG_BREAKER_THRESHOLD", "1", "at least 2"),
+        ("CRASHCART_ORG_BREAKER_WINDOW_SECONDS", "0", "at least 1"),
+    ],
+)
+def test_bad_organisation_values_are_refused(name: str, value: str, message: str) -> None:
+    with pytest.raises(S.SettingsError, match=message):
+        S.Settings.from_env({**minimal(), name: value})

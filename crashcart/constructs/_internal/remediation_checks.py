@@ -236,7 +236,16 @@ def function_environment(
         # retries, then Lambda's queue): stale or forged timestamps.
         variables.MAX_EVENT_AGE_SECONDS: env_seconds(max_event_age),
         **_sweep_environment(remediation.missed_alarm_sweep_settings),
+        **_organisation_environment(remediation),
     }
+
+
+def _organisation_environment(remediation: UnresponsiveInstanceRemediation) -> dict[str, str]:
+    """The organisation breaker's and central bus's variables (none without the prop)."""
+    from crashcart.constructs.organisation_link import organisation_environment
+
+    link = remediation.organisation
+    return {} if link is None else organisation_environment(link)
 
 
 def _sweep_environment(sweep: MissedAlarmSweep | None) -> dict[str, str]:
@@ -247,3 +256,17 @@ def _sweep_environment(sweep: MissedAlarmSweep | None) -> dict[str, str]:
         variables.MISSED_SWEEP_MAX_PAGES: env_number(sweep.max_pages),
         variables.MISSED_SWEEP_STALE_SECONDS: env_seconds(sweep.stale_after),
     }
+
+
+def check_resource_budget(remediation: UnresponsiveInstanceRemediation, count: int) -> None:
+    """``count`` explicitly listed instances must fit in what is left of the stack."""
+    room = remediation.max_explicit_instances
+    if count * RESOURCES_PER_INSTANCE > room:
+        raise ConfigurationError(
+            f"{count} explicitly listed instances need {count * RESOURCES_PER_INSTANCE} "
+            f"alarms, but stack {cdk.Stack.of(remediation).stack_name!r} has room for at most "
+            f"{room} more resources (CloudFormation allows {MAX_STACK_RESOURCES} per "
+            "stack; the remediation itself and the stack's other resources use the rest). "
+            "Use fleet=FleetWatch() instead: one Metrics Insights alarm watches any "
+            "number of instances, or split the instances across stacks"
+        )

@@ -29,6 +29,7 @@ from crashcart.constructs.diagnostic_interrupt_operator_policy import (
     tag_tamper_deny_statements,
 )
 from crashcart.constructs.incident_store import BREAKER_RESET_ACTIONS, REMEDIATION_ACTIONS
+from crashcart.constructs.organisation_link import grant_organisation_rights
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import dumps
 from crashcart.runtime.incident import BREAKER_PREFIX
@@ -170,6 +171,7 @@ def grant_function_rights(
     # gave this dependency implicitly).
     remediation.function.node.add_dependency(policy)
     _acknowledge_wildcards(remediation, policy, instance_arn, interrupt_arns)
+    grant_organisation_rights(remediation)
     return policy
 
 

@@ -28,7 +28,8 @@ from typing import Any
 from crashcart.functions.remediation.adapter import Ec2Facts, KillSwitch, Notifier, RejectedQueue
 from crashcart.functions.remediation.claims import IncidentStore
 from crashcart.functions.remediation.events import AlarmEvent, Transition, iso
-from crashcart.functions.remediation.service import Remediation, rejected_message
+from crashcart.functions.remediation.rejected import rejected_message
+from crashcart.functions.remediation.service import Remediation
 from crashcart.functions.remediation.telemetry import Log
 from crashcart.runtime.incident import Attribute, HoldState, parse_time
 

@@ -19,12 +19,15 @@ Guard 1 (the event parses and is ours) lives in ``events.py``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from crashcart.runtime.attestation import ATTESTATION_TAG_KEY, Status, judge_attestation
 
+from .breakers import BreakerState as BreakerState
+from .breakers import BreakerStep as BreakerStep
+from .breakers import step_breaker as step_breaker
 from .settings import AttestationPolicy, Settings
 
 VERIFIED_ARCHITECTURES = frozenset({"x86_64"})
@@ -50,6 +53,7 @@ class Guard(StrEnum):
     COOLDOWN = "cooldown"
     BUDGET = "daily-budget"
     BREAKER = "circuit-breaker"
+    ORGANISATION_BREAKER = "organisation-breaker"
 
 
 GUARD_ORDER: tuple[Guard, ...] = tuple(Guard)
@@ -295,27 +299,6 @@ class LimitsState:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BreakerState:
-    """A circuit-breaker item (``pk=breaker#fleet`` / ``breaker#az#<az>``, ``sk=state``)."""
-
-    exists: bool = False
-    version: int = 0
-    window_start_epoch: int | None = None
-    count: int = 0
-    opened_epoch: int | None = None
-    last_alarm_epoch: int | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class BreakerStep:
-    before: BreakerState
-    after: BreakerState
-    is_open: bool
-    just_opened: bool
-    closed_by_quiet: bool
-
-
-@dataclass(frozen=True, kw_only=True)
 class ClaimPlan:
     decision: Decision
     limits_after: LimitsState | None  # None: the limits item is not written
@@ -328,62 +311,6 @@ class ClaimPlan:
         if self.az is not None and self.az.just_opened:
             scopes.append("az")
         return tuple(scopes)
-
-
-def step_breaker(
-    state: BreakerState, *, threshold: int, settings: Settings, now_epoch: int
-) -> BreakerStep:
-    """Count one new ALARM in a breaker; open it when the window's count reaches ``threshold``.
-
-    - Open and no ALARM for ``breaker_quiet_seconds``: it closes, and this ALARM starts a new
-      window. Open otherwise: it stays open and counts (``last_alarm`` moves: every ALARM
-      extends the quiet wait).
-    - Closed: a window starts with the first ALARM and lasts ``breaker_window_seconds``;
-      the ALARM that makes the count reach ``threshold`` opens the breaker (so at most
-      ``threshold - 1`` ALARMs per window get past it).
-    """
-    closed_by_quiet = False
-    window_start = state.window_start_epoch
-    count = state.count
-    opened = state.opened_epoch
-    if opened is not None:
-        last = state.last_alarm_epoch if state.last_alarm_epoch is not None else opened
-        if now_epoch - last >= settings.breaker_quiet_seconds:
-            opened = None
-            window_start = None
-            count = 0
-            closed_by_quiet = True
-    if opened is not None:
-        after = replace(
-            state,
-            exists=True,
-            version=state.version + 1,
-            count=count + 1,
-            last_alarm_epoch=max(now_epoch, state.last_alarm_epoch or now_epoch),
-        )
-        return BreakerStep(
-            before=state, after=after, is_open=True, just_opened=False, closed_by_quiet=False
-        )
-    if window_start is None or now_epoch - window_start >= settings.breaker_window_seconds:
-        window_start = now_epoch
-        count = 0
-    count += 1
-    just_opened = count >= threshold
-    after = BreakerState(
-        exists=True,
-        version=state.version + 1,
-        window_start_epoch=window_start,
-        count=count,
-        opened_epoch=now_epoch if just_opened else None,
-        last_alarm_epoch=now_epoch,
-    )
-    return BreakerStep(
-        before=state,
-        after=after,
-        is_open=just_opened,
-        just_opened=just_opened,
-        closed_by_quiet=closed_by_quiet,
-    )
 
 
 def plan_claim(
@@ -401,15 +328,14 @@ def plan_claim(
     Every new ALARM counts in the breakers, whatever the verdict (``pre`` may already be a
     refusal). The limits item is only written when the verdict stays INTERRUPT.
     """
-    fleet_step = step_breaker(
-        fleet, threshold=settings.breaker_fleet_threshold, settings=settings, now_epoch=now_epoch
-    )
+    timing = {
+        "window_seconds": settings.breaker_window_seconds,
+        "quiet_seconds": settings.breaker_quiet_seconds,
+        "now_epoch": now_epoch,
+    }
+    fleet_step = step_breaker(fleet, threshold=settings.breaker_fleet_threshold, **timing)
     az_step = (
-        None
-        if az is None
-        else step_breaker(
-            az, threshold=settings.breaker_az_threshold, settings=settings, now_epoch=now_epoch
-        )
+        None if az is None else step_breaker(az, threshold=settings.breaker_az_threshold, **timing)
     )
     if pre.verdict is not Verdict.INTERRUPT:
         return ClaimPlan(decision=pre, limits_after=None, fleet=fleet_step, az=az_step)

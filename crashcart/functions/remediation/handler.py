@@ -17,6 +17,11 @@ TransactWriteItems: puts only), ``dynamodb:UpdateItem``, ``dynamodb:Query``, ``s
 ``s3:PutObject`` (``evidence/*``), ``sqs:SendMessage`` (rejected queue), plus KMS rights on
 the keys of the table, topic, bucket and queue. Metrics are embedded-metric-format log lines (no
 ``cloudwatch:PutMetricData``).
+
+With the organisation settings (``UnresponsiveInstanceRemediation(organisation=...)``), also
+``dynamodb:GetItem`` / ``dynamodb:UpdateItem`` on the central breaker table (by its ARN) and
+its key, and ``events:PutEvents`` on the central bus (``org_breaker.py``,
+``central_events.py``).
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ import boto3
 from botocore.config import Config
 
 from .adapter import Ec2Facts, Evidence, Interrupter, KillSwitch, Notifier, RejectedQueue, TypeCache
+from .central_events import CentralBus, ReportingIncidentStore
 from .claims import IncidentStore
+from .org_breaker import OrganisationBreaker, OrganisationBreakerSettings, OrganisationGate
 from .service import Remediation, Where
 from .settings import Settings
 from .telemetry import Log
@@ -61,6 +68,7 @@ def _clients() -> dict[str, Any]:
             sns=boto3.client("sns", config=DEFAULT_CONFIG),
             s3=boto3.client("s3", config=DEFAULT_CONFIG),
             sqs=boto3.client("sqs", config=DEFAULT_CONFIG),
+            events=boto3.client("events", config=DEFAULT_CONFIG),
             type_cache=TypeCache(),
         )
     return _CONTAINER
@@ -86,27 +94,67 @@ def build(
 ) -> Remediation:
     """The service over the given clients (what tests, the drill and benchmarks call)."""
     request_id = str(getattr(context, "aws_request_id", ""))
+    where = where_from(context)
+    log = log or Log(
+        clock=clock,
+        function_name=str(getattr(context, "function_name", "")),
+        request_id=request_id,
+    )
+    notifier = Notifier(clients["sns"], settings.topic_arn)
+    store = IncidentStore(clients["dynamodb"], settings.table_name)
+    if settings.org_event_bus_arn:
+        bus = CentralBus(
+            clients["events"],
+            settings.org_event_bus_arn,
+            account=where.account,
+            region=where.region,
+            log=log,
+        )
+        store = ReportingIncidentStore(clients["dynamodb"], settings.table_name, bus)
     return Remediation(
         settings=settings,
-        where=where_from(context),
+        where=where,
         ec2=Ec2Facts(clients["ec2"], clients.get("type_cache") or TypeCache()),
         interrupter=Interrupter(clients.get("ec2_interrupt", clients["ec2"]), sleep),
         evidence=Evidence(clients["ec2"], clients["s3"], settings.evidence_bucket),
         kill_switch=KillSwitch(clients["ssm"], settings.kill_switch_parameter),
-        notifier=Notifier(clients["sns"], settings.topic_arn),
+        notifier=notifier,
         rejected=RejectedQueue(clients["sqs"], settings.rejected_queue_url),
-        store=IncidentStore(clients["dynamodb"], settings.table_name),
+        store=store,
         clock=clock,
         sleep=sleep,
-        log=log
-        or Log(
-            clock=clock,
-            function_name=str(getattr(context, "function_name", "")),
-            request_id=request_id,
-        ),
+        log=log,
         request_id=request_id,
         remaining_ms=_remaining(context),
+        organisation=_organisation(settings, clients, where, sleep, notifier, log),
     )
+
+
+def _organisation(
+    settings: Settings,
+    clients: dict[str, Any],
+    where: Where,
+    sleep: Callable[[float], None],
+    notifier: Notifier,
+    log: Log,
+) -> OrganisationGate | None:
+    """The organisation breaker's gate, when a central table is configured. Its client is
+    the function's DynamoDB client (the table ARN names the central account's table);
+    ``org_dynamodb`` lets a test route it elsewhere."""
+    if not settings.org_breaker_table_arn:
+        return None
+    breaker = OrganisationBreaker(
+        clients.get("org_dynamodb", clients["dynamodb"]),
+        OrganisationBreakerSettings(
+            table_arn=settings.org_breaker_table_arn,
+            threshold=settings.org_breaker_threshold,
+            window_seconds=settings.org_breaker_window_seconds,
+            quiet_seconds=settings.org_breaker_quiet_seconds,
+        ),
+        account=where.account,
+        sleep=sleep,
+    )
+    return OrganisationGate(breaker, notifier=notifier, log=log)
 
 
 def _remaining(context: Any) -> Callable[[], int]:

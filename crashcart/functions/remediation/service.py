@@ -18,7 +18,6 @@ What raises and what returns (the handler does not catch anything):
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,17 +63,14 @@ from .events import (
     parse,
     show,
 )
+from .org_breaker import OrganisationGate
+from .rejected import MAX_KEPT_DEPTH as MAX_KEPT_DEPTH
+from .rejected import MAX_REJECTED_BYTES as MAX_REJECTED_BYTES
+from .rejected import rejected_message as rejected_message
 from .settings import Settings
-from .telemetry import Log, encode_bounded
+from .telemetry import Log
 
 CLAIM_ATTEMPTS = 12
-#: The most a rejected-queue message body may be. SQS refuses bodies over the queue's
-#: MaximumMessageSize (256 KiB unless configured; aws-assumption: sqs-message-size); the
-#: body is ASCII (JSON with every other character escaped), so characters = bytes.
-MAX_REJECTED_BYTES = 250_000
-#: A kept event nested deeper than this is kept as JSON *text*, so that a reader of the queue
-#: does not hit its own parser's recursion limit (Python's json stops near 1,000 levels).
-MAX_KEPT_DEPTH = 64
 
 
 class ClaimContentionError(Exception):
@@ -121,8 +117,10 @@ class Remediation:
         log: Log,
         request_id: str = "",
         remaining_ms: Callable[[], int] = lambda: 60_000,
+        organisation: OrganisationGate | None = None,
     ) -> None:
         self.settings = settings
+        self.organisation = organisation
         self.remaining_ms = remaining_ms
         self.where = where
         self.ec2 = ec2
@@ -313,6 +311,10 @@ class Remediation:
                 now_epoch=now_epoch,
                 incident_sk=sk,
             )
+            if self.organisation is not None:  # the last guard: one slot of the organisation's
+                plan = self.organisation.gate(
+                    plan, instance_id=event.instance_id, incident=sk, now=(now_epoch, now_iso)
+                )
             item = self._incident_item(event, facts, plan.decision, sk, now_iso)
             transaction = claim_transaction(
                 table=self.store.table,
@@ -677,63 +679,3 @@ class Remediation:
         return Outcome(
             outcome="recovered", reason=reason, instance_id=event.instance_id, incident=sk
         )
-
-
-def rejected_message(
-    event: object, *, reason: str, received_at: str, request_id: str
-) -> tuple[str, dict[str, object] | None]:
-    """The rejected-queue message body for ``event`` (at most :data:`MAX_REJECTED_BYTES`),
-    and what was cut (None when the event is kept whole).
-
-    The body is ``{"reason", "received_at", "request_id", "event"}`` with the event as it
-    came, when its JSON fits and is at most :data:`MAX_KEPT_DEPTH` deep. Otherwise
-    ``"event"`` is replaced by ``"event_text"``, the first part of the event's JSON as a
-    string, and ``"event_cut"``: why, the size and SHA-256 of the whole JSON encoding (so a
-    copy found elsewhere can be matched), the depth and how much was kept. Truncating (not
-    storing the whole elsewhere) is deliberate: the function may write only evidence objects,
-    and a hostile payload has no place next to evidence.
-    """
-    envelope: dict[str, object] = {
-        "reason": reason,
-        "received_at": received_at,
-        "request_id": request_id,
-    }
-    head = json.dumps(envelope)
-    encoded = encode_bounded(event, limit=MAX_REJECTED_BYTES - len(head) - len(', "event": '))
-    if not encoded.cut and encoded.depth <= MAX_KEPT_DEPTH:
-        return f'{head[:-1]}, "event": {encoded.text}}}', None
-    reasons: list[str] = []
-    if encoded.depth > MAX_KEPT_DEPTH:
-        reasons.append(
-            f"it is nested {encoded.depth} levels deep (kept as text beyond {MAX_KEPT_DEPTH})"
-        )
-    cut: dict[str, object] = {
-        "why": "",
-        "bytes": encoded.total,
-        "sha256": encoded.sha256,
-        "depth": encoded.depth,
-        "encoding": "json.dumps defaults: ASCII, ', ' and ': ', keys as received",
-    }
-
-    def render(kept: str) -> str:
-        info = {**cut, "kept_bytes": len(kept)}
-        return json.dumps({**envelope, "event_cut": info, "event_text": kept})
-
-    text = encoded.text
-    cut["why"] = "; ".join(reasons)
-    if encoded.cut or len(render(text)) > MAX_REJECTED_BYTES:
-        reasons.append(
-            f"its JSON is {encoded.total} bytes and the rejected queue keeps at most "
-            f"{MAX_REJECTED_BYTES} per message (the first part is kept)"
-        )
-        cut["why"] = "; ".join(reasons)
-    # The longest prefix whose message fits (escaping as a string can double a character).
-    low, high = 0, len(text)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if len(render(text[:middle])) <= MAX_REJECTED_BYTES:
-            low = middle
-        else:
-            high = middle - 1
-    cut["kept_bytes"] = low
-    return render(text[:low]), cut

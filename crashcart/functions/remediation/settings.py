@@ -44,6 +44,14 @@ variable                               default   meaning
 ``CRASHCART_MISSED_SWEEP_STALE_SECONDS`` ``1800`` missed-alarm sweep: an incident of an instance
                                                  that is still impaired, not updated for this
                                                  long, is stale and handed to the decision again
+``CRASHCART_ORG_BREAKER_TABLE_ARN``    empty     the organisation breaker's table (an ARN in the
+                                                 central account); empty: no organisation breaker
+``CRASHCART_ORG_BREAKER_THRESHOLD``    ``20``    interrupt candidates across the organisation (in
+                                                 this Region) in the window that open it
+``CRASHCART_ORG_BREAKER_WINDOW_SECONDS`` ``900`` its counting window
+``CRASHCART_ORG_BREAKER_QUIET_SECONDS`` ``3600`` no candidate for this long closes it
+``CRASHCART_ORG_EVENT_BUS_ARN``        empty     the central bus incident events go to; empty:
+                                                 no incident events
 =====================================  ========  ==================================================
 
 Booleans accept exactly ``true`` / ``false`` (any case); integers are plain decimal digits.
@@ -87,6 +95,11 @@ class AttestationPolicy(StrEnum):
 ENVIRONMENT: Final = variables.REMEDIATION
 
 _DIGITS = re.compile(r"[0-9]{1,10}")  # fullmatch: "$" would accept a trailing newline
+#: ARNs of the organisation's central table and bus (fullmatch).
+_TABLE_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}")
+_BUS_ARN = re.compile(
+    r"arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/[A-Za-z0-9/_.-]{1,256}"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +130,11 @@ class Settings:
     missed_sweep_max_per_pass: int = 10
     missed_sweep_max_pages: int = 20
     missed_sweep_stale_seconds: int = 1_800
+    org_breaker_table_arn: str = ""
+    org_breaker_threshold: int = 20
+    org_breaker_window_seconds: int = 900
+    org_breaker_quiet_seconds: int = 3_600
+    org_event_bus_arn: str = ""
 
     @property
     def oldest_event_age(self) -> timedelta:
@@ -152,6 +170,8 @@ class Settings:
             "missed_sweep_max_per_pass": self.missed_sweep_max_per_pass,
             "missed_sweep_max_pages": self.missed_sweep_max_pages,
             "missed_sweep_stale_seconds": self.missed_sweep_stale_seconds,
+            "org_breaker_window_seconds": self.org_breaker_window_seconds,
+            "org_breaker_quiet_seconds": self.org_breaker_quiet_seconds,
         }
         for name, number in positive.items():
             if number < 1:
@@ -163,6 +183,21 @@ class Settings:
                 "reaches the threshold opens the breaker and is not interrupted (1 would "
                 "never interrupt anything)"
             )
+        if self.org_breaker_threshold < 2:
+            raise SettingsError(
+                f"org_breaker_threshold={self.org_breaker_threshold}: must be at least 2 (the "
+                "candidate that reaches it opens the organisation breaker and is skipped)"
+            )
+        for name, pattern in (
+            ("org_breaker_table_arn", _TABLE_ARN),
+            ("org_event_bus_arn", _BUS_ARN),
+        ):
+            value = getattr(self, name)
+            if value and not pattern.fullmatch(value):
+                raise SettingsError(
+                    f"{name}={value[:200]!r}: expected an ARN matching {pattern.pattern} "
+                    "(or empty to leave the organisation part off)"
+                )
         if self.boot_grace_seconds < 0 or self.attestation_max_age_seconds < 0:
             raise SettingsError("boot grace and attestation max age cannot be negative")
         if self.cooldown_seconds < self.dump_deadline_seconds:
@@ -186,6 +221,10 @@ class Settings:
             if not value.strip():
                 raise SettingsError(f"{name} is empty: it is required")
             return value.strip()
+
+        def optional(name: str) -> str:
+            """A variable whose empty value means "off" (its default)."""
+            return environ.get(name, ENVIRONMENT[name] or "").strip()
 
         def integer(name: str) -> int:
             value = text(name)
@@ -232,4 +271,9 @@ class Settings:
             missed_sweep_max_per_pass=integer(variables.MISSED_SWEEP_MAX_PER_PASS),
             missed_sweep_max_pages=integer(variables.MISSED_SWEEP_MAX_PAGES),
             missed_sweep_stale_seconds=integer(variables.MISSED_SWEEP_STALE_SECONDS),
+            org_breaker_table_arn=optional(variables.ORG_BREAKER_TABLE_ARN),
+            org_breaker_threshold=integer(variables.ORG_BREAKER_THRESHOLD),
+            org_breaker_window_seconds=integer(variables.ORG_BREAKER_WINDOW_SECONDS),
+            org_breaker_quiet_seconds=integer(variables.ORG_BREAKER_QUIET_SECONDS),
+            org_event_bus_arn=optional(variables.ORG_EVENT_BUS_ARN),
         )
