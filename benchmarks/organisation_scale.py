@@ -71,6 +71,7 @@ def _settings() -> Any:
                 dump_key_arn=f"arn:aws:kms:{region}:{_CENTRAL}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
                 event_bus_arn=f"arn:aws:events:{region}:{_CENTRAL}:event-bus/crashcart",
                 breaker_table_arn=f"arn:aws:dynamodb:{region}:{_CENTRAL}:table/crashcart-org",
+                breaker_key_arn=f"arn:aws:kms:{region}:{_CENTRAL}:key/5678efab-12ab-34cd-56ef-1234567890ab",
             )
             for region in REGIONS
         },

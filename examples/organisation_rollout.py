@@ -33,6 +33,7 @@ def central(region: str) -> CentralRegion:
         dump_key_arn=f"arn:aws:kms:{region}:{CENTRAL}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         event_bus_arn=f"arn:aws:events:{region}:{CENTRAL}:event-bus/crashcart",
         breaker_table_arn=f"arn:aws:dynamodb:{region}:{CENTRAL}:table/crashcart-organisation",
+        breaker_key_arn=f"arn:aws:kms:{region}:{CENTRAL}:key/5678efab-12ab-34cd-56ef-1234567890ab",
     )
 
 

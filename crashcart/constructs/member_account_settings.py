@@ -18,6 +18,7 @@ Example::
                 dump_key_arn="arn:aws:kms:eu-west-1:222222222222:key/1234abcd-...",
                 event_bus_arn="arn:aws:events:eu-west-1:222222222222:event-bus/crashcart",
                 breaker_table_arn="arn:aws:dynamodb:eu-west-1:222222222222:table/crashcart-org",
+                breaker_key_arn="arn:aws:kms:eu-west-1:222222222222:key/5678efgh-...",
             ),
         },
     )
@@ -83,12 +84,15 @@ class CentralRegion:
     :param event_bus_arn: the central EventBridge bus the member's remediation puts incident
         events on (one hop).
     :param breaker_table_arn: the organisation breaker's DynamoDB table.
+    :param breaker_key_arn: the breaker table's KMS key (``OrganisationBreaker``'s customer
+        managed key: a table under an AWS managed key cannot be used across accounts).
     """
 
     dump_bucket_name: str
     dump_key_arn: str
     event_bus_arn: str
     breaker_table_arn: str
+    breaker_key_arn: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,6 +189,12 @@ class MemberAccountSettings:
                 central.breaker_table_arn,
                 TABLE_ARN,
                 "arn:aws:dynamodb:<region>:<account>:table/<name>",
+            ),
+            (
+                "breaker_key_arn",
+                central.breaker_key_arn,
+                KEY_ARN,
+                "arn:aws:kms:<region>:<account>:key/<id>",
             ),
         ):
             if _unresolved(value):

@@ -27,6 +27,11 @@ EVIDENCE_PREFIX: Final = "evidence/"
 REPORTS_PREFIX: Final = "reports/"
 #: The SSM parameter the agent reads the bucket name from.
 DEFAULT_PARAMETER_NAME: Final = "/crashcart/dump-bucket"
+#: The SSM parameter the agent reads its key layout from: ``account`` in an organisation's
+#: member account (``dumps/<account id>/...`` in the central bucket); absent elsewhere.
+LAYOUT_PARAMETER_NAME: Final = "/crashcart/dump-layout"
+#: The layout value of a member account.
+ACCOUNT_LAYOUT: Final = "account"
 #: The object whose arrival means a dump is complete.
 METADATA_NAME: Final = "metadata.json"
 

@@ -164,6 +164,9 @@ class CrashcartRemediationStack(cdk.Stack):
             guards=guards,
             breaker=breaker,
             notifications=notifications,
+            # a member account: every interrupt takes a slot of the organisation breaker and
+            # reports to the central bus (docs/organisation/breakers.md)
+            organisation=self.central.organisation_link() if self.central else None,
             **watch,
         )
         self.arming: RunningInstanceArming | None = (

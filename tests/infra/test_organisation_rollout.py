@@ -143,6 +143,46 @@ def test_the_member_template_holds_the_central_account_per_region(
     }
 
 
+def _in_map(attribute: str) -> dict[str, Any]:
+    return {"Fn::FindInMap": ["CrashcartCentral", {"Ref": "AWS::Region"}, attribute]}
+
+
+def test_the_agent_is_told_its_layout_and_may_read_it(assembly: RolloutAssembly) -> None:
+    # Without "account" the agent would write dumps/<session>/..., which the central bucket
+    # refuses: every dump of the organisation would stay on its instance.
+    (layout,) = [
+        p["Properties"]
+        for p in _of_type(assembly.member, "AWS::SSM::Parameter").values()
+        if p["Properties"].get("Name") == "/crashcart/dump-layout"
+    ]
+    assert layout["Value"] == "account"
+    policies = _of_type(assembly.member, "AWS::IAM::ManagedPolicy")
+    (agent,) = [p for k, p in policies.items() if "AgentPolicy" in k]
+    (read,) = [
+        s
+        for s in agent["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "ReadBucketNameParameter"
+    ]
+    assert read["Action"] == "ssm:GetParameter"
+    assert len(read["Resource"]) == 2
+
+
+def test_the_remediation_takes_slots_of_the_organisation_breaker_and_reports_centrally(
+    assembly: RolloutAssembly,
+) -> None:
+    (function,) = [
+        f["Properties"]
+        for f in _of_type(assembly.member, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"].startswith("crashcart.functions.remediation.")
+    ]
+    variables = function["Environment"]["Variables"]
+    assert variables["CRASHCART_ORG_BREAKER_TABLE_ARN"] == _in_map("BreakerTableArn")
+    assert variables["CRASHCART_ORG_EVENT_BUS_ARN"] == _in_map("EventBusArn")
+    text = json.dumps(_of_type(assembly.member, "AWS::IAM::ManagedPolicy"))
+    for attribute in ("BreakerTableArn", "BreakerKeyArn", "EventBusArn"):
+        assert json.dumps(_in_map(attribute)) in text, attribute
+
+
 def test_the_agent_writes_only_under_its_account_and_session_in_the_central_bucket(
     assembly: RolloutAssembly,
 ) -> None:

@@ -27,6 +27,7 @@ def central_region(region: str, account: str = CENTRAL_ACCOUNT) -> CentralRegion
         dump_key_arn=f"arn:aws:kms:{region}:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         event_bus_arn=f"arn:aws:events:{region}:{account}:event-bus/crashcart",
         breaker_table_arn=f"arn:aws:dynamodb:{region}:{account}:table/crashcart-org-breaker",
+        breaker_key_arn=f"arn:aws:kms:{region}:{account}:key/5678efab-12ab-34cd-56ef-1234567890ab",
     )
 
 

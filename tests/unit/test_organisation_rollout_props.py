@@ -66,6 +66,12 @@ def test_member_account_settings_refuse(changes: dict[str, Any], message: str) -
         ("dump_key_arn", "alias/crashcart", "dump_key_arn='alias/crashcart'"),
         ("event_bus_arn", "arn:aws:sqs:eu-west-1:222222222222:q", "event_bus_arn="),
         ("breaker_table_arn", "crashcart-org", "breaker_table_arn='crashcart-org'"),
+        ("breaker_key_arn", "alias/breaker", "breaker_key_arn='alias/breaker'"),
+        (
+            "breaker_key_arn",
+            "arn:aws:kms:eu-west-1:333333333333:key/1234",
+            "in account 333333333333, not the central account",
+        ),
     ],
 )
 def test_central_region_values_are_checked(field: str, value: str, message: str) -> None:
@@ -96,6 +102,7 @@ def test_tokens_are_not_checked() -> None:
                 dump_key_arn=token,
                 event_bus_arn=token,
                 breaker_table_arn=token,
+                breaker_key_arn=token,
             )
         }
     )

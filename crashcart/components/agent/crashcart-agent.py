@@ -31,7 +31,8 @@ ship    uploads each dump folder under /var/crash not yet shipped: the vmcore (a
         the kernel log (as ``dmesg.txt``), then a generated ``metadata.json`` (written last:
         its arrival means the dump is complete) to
         s3://<bucket>/dumps/<role id>:<instance id>/<dump id>/ (with
-        CRASHCART_DUMP_LAYOUT=account, for an organisation's central bucket:
+        CRASHCART_DUMP_LAYOUT=account (or the SSM parameter /crashcart/dump-layout set to
+        "account", as an organisation's member stack does), for a central bucket:
         s3://<bucket>/dumps/<account id>/<role id>:<instance id>/<dump id>/, the account
         from the instance identity document), every object with
         ``If-None-Match: *`` (never overwrite), large files as multipart uploads. A folder
@@ -98,15 +99,15 @@ class Config:
         self.space_ratio = float(env.get("CRASHCART_DUMP_SPACE_RATIO", "0.25"))
         self.cli_timeout = int(env.get("CRASHCART_CLI_TIMEOUT", "1800"))
         self.arch = env.get("CRASHCART_ARCH") or platform.machine()
-        #: "instance" (default: the account's own bucket) or "account" (a central bucket:
-        #: the key starts with the instance's account id).
-        self.layout = env.get("CRASHCART_DUMP_LAYOUT", "instance")
+        #: "instance" (the account's own bucket) or "account" (a central bucket: the key
+        #: starts with the instance's account id). Unset: the layout parameter says, read
+        #: with the bucket name (a member stack of an organisation sets it to "account");
+        #: without it, "instance".
+        self.layout = env.get("CRASHCART_DUMP_LAYOUT") or None
+        self.layout_parameter = env.get("CRASHCART_LAYOUT_PARAMETER_NAME", "/crashcart/dump-layout")
         self.account_id = env.get("CRASHCART_ACCOUNT_ID") or None
-        if self.layout not in ("instance", "account"):
-            raise AgentError(
-                f"CRASHCART_DUMP_LAYOUT={self.layout!r}: give 'instance' (the account's own "
-                "bucket, the default) or 'account' (an organisation's central bucket)"
-            )
+        if self.layout is not None:
+            check_layout(self.layout, "CRASHCART_DUMP_LAYOUT")
         if self.part_size < 5 * MIB:
             raise AgentError("CRASHCART_PART_SIZE must be at least 5 MiB (S3 minimum part)")
         if self.keep_shipped < 0:
@@ -514,17 +515,27 @@ def owner_prefix(config: Config, region: str, instance_id: str) -> str:
 
 
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
+LAYOUTS = ("instance", "account")
+
+
+def check_layout(layout: str, source: str) -> str:
+    if layout not in LAYOUTS:
+        raise AgentError(
+            f"{source}={layout!r}: give 'instance' (the account's own bucket, the default) "
+            "or 'account' (an organisation's central bucket)"
+        )
+    return layout
 
 
 # aws-assumption: org-central-key-account-segment
-def account_segment(config: Config) -> str:
-    """``<account id>/`` for a central bucket (``CRASHCART_DUMP_LAYOUT=account``), else "".
+def account_segment(config: Config, layout: str) -> str:
+    """``<account id>/`` for a central bucket (layout ``account``), else "".
 
     The account comes from the instance identity document (IMDS), the instance's own account:
     the central bucket policy lets the instance's role write only under
     ``dumps/${aws:PrincipalAccount}/``, which is that account.
     """
-    if config.layout != "account":
+    if layout != "account":
         return ""
     account = config.account_id
     if account is None:
@@ -535,11 +546,34 @@ def account_segment(config: Config) -> str:
     return account + "/"
 
 
-def bucket_name(config: Config, region: str) -> str:
-    if config.bucket:
-        return config.bucket
+def bucket_and_layout(config: Config, region: str) -> tuple[str, str]:
+    """The bucket to ship to and the key layout.
+
+    The bucket: ``CRASHCART_BUCKET`` (then the layout is ``CRASHCART_DUMP_LAYOUT``, default
+    "instance"), else the bucket parameter. The layout: ``CRASHCART_DUMP_LAYOUT``, else the
+    layout parameter (an organisation's member stack sets
+    it to "account"). No layout parameter means "instance" (the account's own bucket); so
+    does a refused read, logged (a stack deployed before the parameter existed grants no
+    read; in a member account the central bucket then refuses the upload, loudly, and the
+    dump stays here for the next run).
+    """
+    if config.bucket:  # configured by hand: the layout too (default "instance")
+        return config.bucket, config.layout or "instance"
     answer = aws(config, region, "ssm", "get-parameter", "--name", config.parameter)
-    return str(answer["Parameter"]["Value"])
+    bucket = str(answer["Parameter"]["Value"])
+    if config.layout:
+        return bucket, config.layout
+    try:
+        answer = aws(config, region, "ssm", "get-parameter", "--name", config.layout_parameter)
+    except AgentError as error:
+        if "ParameterNotFound" in str(error):
+            return bucket, "instance"
+        if "AccessDenied" in str(error):
+            log(f"{config.layout_parameter} not readable ({error}): layout 'instance'")
+            return bucket, "instance"
+        raise
+    layout = str(answer["Parameter"]["Value"])
+    return bucket, check_layout(layout, config.layout_parameter)
 
 
 def ship_folder(
@@ -640,9 +674,14 @@ def ship(config: Config) -> int:
     )
     failed = 0
     if pending:
-        instance_id, region = identity(config)
-        bucket = bucket_name(config, region)
-        prefix = account_segment(config) + owner_prefix(config, region, instance_id)
+        try:
+            instance_id, region = identity(config)
+            bucket, layout = bucket_and_layout(config, region)
+            prefix = account_segment(config, layout) + owner_prefix(config, region, instance_id)
+        except AgentError as error:
+            log(f"could not ship {len(pending)} dump(s) (kept, retried next run): {error}")
+            prune(config)
+            return 1
         for folder in pending:
             try:
                 ship_folder(config, region, bucket, prefix, folder, instance_id)

@@ -34,7 +34,13 @@ from crashcart.constructs._internal.dump_bucket_iam import (
 )
 from crashcart.constructs.diagnostic_interrupt_operator_policy import nag_rendering
 from crashcart.constructs.member_account_settings import MemberAccountSettings
-from crashcart.runtime.dumps import DEFAULT_PARAMETER_NAME, DUMPS_PREFIX
+from crashcart.constructs.organisation_link import OrganisationLink
+from crashcart.runtime.dumps import (
+    ACCOUNT_LAYOUT,
+    DEFAULT_PARAMETER_NAME,
+    DUMPS_PREFIX,
+    LAYOUT_PARAMETER_NAME,
+)
 
 #: The member template's mapping of Region -> central resources.
 MAPPING_ID: Final = "CrashcartCentral"
@@ -43,6 +49,7 @@ DUMP_BUCKET: Final = "DumpBucket"
 DUMP_KEY_ARN: Final = "DumpKeyArn"
 EVENT_BUS_ARN: Final = "EventBusArn"
 BREAKER_TABLE_ARN: Final = "BreakerTableArn"
+BREAKER_KEY_ARN: Final = "BreakerKeyArn"
 
 
 class CentralAccess(Construct):
@@ -76,6 +83,7 @@ class CentralAccess(Construct):
                     DUMP_KEY_ARN: central.dump_key_arn,
                     EVENT_BUS_ARN: central.event_bus_arn,
                     BREAKER_TABLE_ARN: central.breaker_table_arn,
+                    BREAKER_KEY_ARN: central.breaker_key_arn,
                 }
                 for region, central in sorted(settings.regions.items())
             },
@@ -91,6 +99,7 @@ class CentralAccess(Construct):
         #: remediation's central-bus and organisation-breaker props).
         self.event_bus_arn: str = self._lookup(EVENT_BUS_ARN)
         self.breaker_table_arn: str = self._lookup(BREAKER_TABLE_ARN)
+        self.breaker_key_arn: str = self._lookup(BREAKER_KEY_ARN)
         #: The bucket name for the agent, under the name it reads in every account.
         self.parameter = ssm.StringParameter(
             self,
@@ -98,6 +107,15 @@ class CentralAccess(Construct):
             parameter_name=DEFAULT_PARAMETER_NAME,
             string_value=bucket_name,
             description="crashcart: the central crash-dump bucket the on-instance agent ships to",
+        )
+        #: The key layout for the agent: ``account`` (its dumps go under its account id).
+        self.layout_parameter = ssm.StringParameter(
+            self,
+            "LayoutParameter",
+            parameter_name=LAYOUT_PARAMETER_NAME,
+            string_value=ACCOUNT_LAYOUT,
+            description="crashcart: the agent's key layout in the central bucket "
+            "(dumps/<account id>/...)",
         )
         # Cross-account: this identity policy and the central bucket's and key's policies must
         # both allow each request.
@@ -123,7 +141,7 @@ class CentralAccess(Construct):
                 iam.PolicyStatement(
                     sid="ReadBucketNameParameter",
                     actions=["ssm:GetParameter"],
-                    resources=[self.parameter.parameter_arn],
+                    resources=[self.parameter.parameter_arn, self.layout_parameter.parameter_arn],
                 ),
                 attestation_tag_statement(stack, attestation_tag_key),
             ],
@@ -140,6 +158,15 @@ class CentralAccess(Construct):
             "(<role id>:<instance id>)",
         )
         acknowledge_attestation_tag(self.agent_policy)
+
+    def organisation_link(self) -> OrganisationLink:
+        """The remediation's link to this Region's organisation breaker and central bus
+        (tokens: the Region's row of the mapping)."""
+        return OrganisationLink(
+            breaker_table_arn=self.breaker_table_arn,
+            breaker_key_arn=self.breaker_key_arn,
+            central_event_bus_arn=self.event_bus_arn,
+        )
 
     def _lookup(self, attribute: str) -> str:
         return self.mapping.find_in_map(cdk.Aws.REGION, attribute)

@@ -16,6 +16,7 @@ from constructs import Construct
 
 from crashcart.compliance import acknowledge
 from crashcart.constructs.diagnostic_interrupt_operator_policy import nag_rendering
+from crashcart.runtime.dumps import LAYOUT_PARAMETER_NAME
 
 if TYPE_CHECKING:
     from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
@@ -180,13 +181,22 @@ def agent_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
             iam.PolicyStatement(
                 sid="ReadBucketNameParameter",
                 actions=["ssm:GetParameter"],
-                resources=[dumps.parameter.parameter_arn],
+                # the layout parameter exists only in an organisation's member accounts: here
+                # the agent's read of it answers ParameterNotFound ("instance" layout)
+                resources=[dumps.parameter.parameter_arn, layout_parameter_arn(stack)],
             ),
             attestation_tag_statement(stack, dumps.attestation_tag_key),
         ],
     )
     acknowledge_attestation_tag(policy)
     return policy
+
+
+def layout_parameter_arn(stack: cdk.Stack) -> str:
+    """The ARN of this account's and Region's layout parameter (``/crashcart/dump-layout``)."""
+    return stack.format_arn(
+        service="ssm", resource="parameter", resource_name=LAYOUT_PARAMETER_NAME.lstrip("/")
+    )
 
 
 def read_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
