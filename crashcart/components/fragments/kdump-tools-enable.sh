@@ -55,16 +55,8 @@ else
   echo "crashcart: boot configuration already has crashkernel=@@CRASHKERNEL@@"
 fi
 
-# 4. The capture-memory hook: kdump-tools has no hook of its own, so a systemd drop-in on the
-#    unit the capture kernel boots into (kdump-tools-dump.service) starts it before the dump;
-#    the sampler's last write comes when the shutdown after the dump stops it.
-@@FRAGMENT:capture-memory-install@@
-install -d -m 0755 /etc/systemd/system/kdump-tools-dump.service.d
-cat >/etc/systemd/system/kdump-tools-dump.service.d/crashcart-capture-memory.conf <<'CRASHCART_DROPIN_EOF'
-# Written by crashcart: record the capture kernel's memory while the dump is saved.
-[Service]
-ExecStartPre=-/usr/local/libexec/crashcart/capture-memory start /var/crash
-CRASHCART_DROPIN_EOF
+# 4. The capture-memory hook (fragments/capture-memory-*.sh).
+@@CAPTURE_MEMORY_HOOK@@
 
 # 5. Sysctls, undo hardening that blocks kexec, unmask (STIG masks kdump) and enable.
 neutralize_kexec_load_disabled

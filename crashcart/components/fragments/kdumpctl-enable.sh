@@ -56,13 +56,8 @@ set_directive /etc/kdump.conf path /var/crash
 set_directive /etc/kdump.conf core_collector 'makedumpfile @@MAKEDUMP_ARGS@@ --message-level 7'
 @@KDUMPCTL_EXTRA@@
 
-# 4. The capture-memory hook, as kdump's pre and post hooks (kdumpctl puts /etc/kdump/pre.d and
-#    post.d into the capture initramfs; the script takes its mode from its folder).
-@@FRAGMENT:capture-memory-install@@
-for hook_dir in /etc/kdump/pre.d /etc/kdump/post.d; do
-  install -d -m 0755 "$hook_dir"
-  install -m 0755 /usr/local/libexec/crashcart/capture-memory "$hook_dir/50-crashcart-capture-memory"
-done
+# 4. The capture-memory hook (fragments/capture-memory-*.sh).
+@@CAPTURE_MEMORY_HOOK@@
 
 # 5. Sysctls, undo hardening that blocks kexec, unmask (STIG masks kdump) and enable.
 neutralize_kexec_load_disabled
