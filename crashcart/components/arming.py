@@ -118,13 +118,17 @@ def _render(name: str, fields: dict[str, str], settings: KdumpSettings) -> str:
     return text.replace(_MACHINE_MARK, "${crashcart_machine}")
 
 
+#: What stands for the capture-memory hook in the running-instance document's family steps.
+NO_CAPTURE_MEMORY_HOOK = (
+    "# (no capture-memory hook in the running-instance document: SSM's 64 KB limit)"
+)
+
+
 def _family_fields(info: FamilyInfo, settings: KdumpSettings) -> dict[str, str]:
     fields = _fields(info, "crash-dump", settings, "x86_64", None)
     fields["UNAME_MACHINE"] = _MACHINE_MARK
     # SSM's 64 KB document limit leaves no room for the hook (the image components have it).
-    fields["CAPTURE_MEMORY_HOOK"] = (
-        "# (no capture-memory hook in the running-instance document: SSM's 64 KB limit)"
-    )
+    fields["CAPTURE_MEMORY_HOOK"] = NO_CAPTURE_MEMORY_HOOK
     return fields
 
 
