@@ -84,3 +84,31 @@ def parse_metadata_key(raw: str) -> DumpKey:
             f"key {shown} is not dumps/<role id>:<instance id>/<dump id>/metadata.json"
         )
     return DumpKey(key, match.group("owner"), match.group("instance"), match.group("dump"))
+
+
+#: The capture kernel's memory figures (kB) that the agent puts in metadata.json's
+#: ``capture_memory`` and the dump-arrival function copies into the incident: what the
+#: crashed kernel reserved, the most the capture kernel used while saving the dump
+#: (MemTotal less the lowest MemAvailable), the difference, and makedumpfile's peak RSS.
+CAPTURE_MEMORY_FIGURES: Final = (
+    "reserved_kb",
+    "used_kb",
+    "margin_kb",
+    "mem_total_kb",
+    "makedumpfile_vmhwm_kb",
+)
+_FIGURE_BOUND = 1 << 40  # kB: a petabyte; anything beyond is not a memory figure
+
+
+def capture_memory_figures(value: object) -> dict[str, int]:
+    """The known figures of metadata.json's ``capture_memory`` (written by the instance:
+    untrusted), each an integer within bounds; anything else is left out."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        name: number
+        for name in CAPTURE_MEMORY_FIGURES
+        if isinstance(number := value.get(name), int)
+        and not isinstance(number, bool)
+        and -_FIGURE_BOUND < number < _FIGURE_BOUND
+    }

@@ -9,8 +9,8 @@ cat >/usr/local/libexec/crashcart/capture-memory.new <<'CRASHCART_CAPTURE_MEMORY
 #   capture-memory start <dump root>...  before the dump is saved: records MemTotal and
 #       MemAvailable / MemFree, then samples them (and makedumpfile's VmHWM) in the
 #       background, rewriting capture-memory.txt in the newest dump folder under a root
-#       after every sample and once more when stopped (SIGTERM: kdump's post hook, or the
-#       shutdown that follows the dump).
+#       after every sample and a last time (final=1) when the dump has its final name or
+#       the sampler is stopped (SIGTERM: kdump's post hook, or the shutdown after the dump).
 #   capture-memory finish  after the dump: stops the sampler and waits for its last write.
 # Installed as /etc/kdump/{pre,post}.d/50-crashcart-capture-memory, it takes its mode from
 # its folder. It never fails the dump: it always exits 0.
@@ -58,6 +58,15 @@ newest_folder() {
   echo "$found"
 }
 
+# The dump is complete once its final name exists (kdump-tools: dump.<stamp>; kdump: vmcore,
+# both renamed from *-incomplete at the end).
+dump_saved() {
+  for saved in "$folder"/dump.* "$folder"/vmcore; do
+    [ -f "$saved" ] && return 0
+  done
+  return 1
+}
+
 write_out() {
   folder=$(newest_folder)
   [ -n "$folder" ] || return 0
@@ -100,6 +109,9 @@ sample() {
     [ "$value" -gt "$hwm" ] && hwm=$value
     samples=$((samples + 1))
     write_out 0
+    if [ -n "$folder" ] && dump_saved; then
+      break
+    fi
     [ "$stopping" = 0 ] && sleep "$interval"
   done
   write_out 1
