@@ -37,6 +37,7 @@ _MIB = 1024**2
 #: RHEL 9's x86_64 tiers (first range from 768M: see the module docstring).
 RHEL9_X86_64 = "768M-4G:192M,4G-64G:256M,64G-:512M"
 #: RHEL 9's 64-bit ARM (4k pages) tiers (first range from 768M).
+# aws-assumption: graviton-ami-kernel-page-size
 RHEL9_ARM64 = "768M-4G:256M,4G-64G:320M,64G-:576M"
 _UBUNTU_TIERS = "2G-4G:320M,4G-32G:512M,32G-64G:1024M,64G-128G:2048M,128G-:4096M"
 

@@ -34,6 +34,9 @@ ship    uploads each dump folder under /var/crash not yet shipped: the vmcore (a
         ``If-None-Match: *`` (never overwrite), large files as multipart uploads. A folder
         is marked shipped (.crashcart-shipped) only after metadata.json is stored; only
         shipped folders are ever deleted, keeping the newest CRASHCART_KEEP_SHIPPED.
+        metadata.json's ``capture_memory`` holds, as numbers (kB), what the capture kernel
+        had and used while it saved the dump (the component's capture-memory hook writes
+        capture-memory.txt into the folder) against the crashed kernel's reservation.
 
 Python 3.9+ standard library; AWS calls through the AWS CLI (``aws``; needs conditional
 writes: AWS CLI v2 >= 2.18 or v1 >= 1.34). IMDSv2 only. Every path and endpoint can be
