@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from crashcart.components.render import AGENT_DIR
-from crashcart.kdump import parse_crashkernel
+from crashcart.crashkernel_tiers import reservation_bytes
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -46,11 +46,7 @@ def reserved_kb_from_cmdline(cmdline: str, ram_mib: int) -> int | None:
     match = re.search(r"(?:^|\s)crashkernel=(\S+)", cmdline)
     if not match:
         return None
-    ram = ram_mib * MIB
-    for start, end, size in parse_crashkernel(match.group(1)):
-        if start <= ram and (end is None or ram < end):
-            return size // KIB
-    return None
+    return reservation_bytes(match.group(1), ram_mib * MIB) // KIB or None
 
 
 def analyse(dump_dir: Path, *, dmesg_text: str, cmdline: str, ram_mib: int) -> dict[str, Any]:
