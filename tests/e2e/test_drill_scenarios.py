@@ -117,7 +117,7 @@ def test_idle_guest_alarm_to_dump(drill_image: Any, moto_server: str) -> None:
         assert result.timings[key] > 0, key
     # the capture kernel's memory was recorded with the dump, and it fit the reservation
     memory = result.capture_memory
-    assert memory["file"], memory
+    assert memory["file"] and memory["final"], memory
     assert memory["reserved_from"] == "the crashed kernel's boot log", memory
     assert 0 < memory["used_mib"] < memory["reserved_mib"], memory
     assert 0 < memory["mem_total_mib"] < memory["reserved_mib"], memory
