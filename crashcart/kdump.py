@@ -117,10 +117,11 @@ class KdumpSettings:
     """How kdump is armed on a Linux image. Every field is validated at construction.
 
     :param crashkernel: memory reserved for the capture kernel, as the kernel's
-        ``crashkernel=`` value (without the prefix). Default:
-        ``"768M-4G:192M,4G-64G:256M,64G-:512M"`` — RHEL 9's EC2 default ranges, with the
-        first range starting at 768M instead of 1G so that "1 GiB" instance types (whose
-        usable RAM is just under 1 GiB) still get a reservation.
+        ``crashkernel=`` value (without the prefix). Default: None — the documented tiers of
+        the image's family and architecture (:mod:`crashcart.crashkernel_tiers`), e.g.
+        ``"768M-4G:192M,4G-64G:256M,64G-:512M"`` (RHEL 9's x86_64 tiers, first range from
+        768M so that "1 GiB" instance types still get a reservation) on x86_64 and
+        ``"768M-4G:256M,4G-64G:320M,64G-:576M"`` on arm64. A value you give wins everywhere.
     :param dump_level: makedumpfile ``-d`` page filter (0-31). Default: 31 (drop zero,
         cache, user and free pages: the smallest dump that still has all kernel data).
     :param compression: makedumpfile compression. Default: ``"lzo"`` (``-l``), fast and
@@ -135,7 +136,7 @@ class KdumpSettings:
         in ``/var/crash``. Default: 1024.
     """
 
-    crashkernel: str = "768M-4G:192M,4G-64G:256M,64G-:512M"
+    crashkernel: str | None = None
     dump_level: int = 31
     compression: Compression = "lzo"
     panic_reboot_seconds: int = 10
@@ -145,7 +146,8 @@ class KdumpSettings:
     min_free_space_mib: int = 1024
 
     def __post_init__(self) -> None:
-        parse_crashkernel(self.crashkernel)
+        if self.crashkernel is not None:
+            parse_crashkernel(self.crashkernel)
         if isinstance(self.dump_level, bool) or not 0 <= self.dump_level <= 31:
             raise ConfigurationError(
                 f"dump_level {self.dump_level!r} is not a makedumpfile -d level: use 0-31 "

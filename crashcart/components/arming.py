@@ -29,6 +29,7 @@ Render::
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from crashcart.components.families import FAMILIES, FamilyInfo
@@ -40,6 +41,7 @@ from crashcart.components.render import (
     agent_files,
     agent_script_lines,
 )
+from crashcart.crashkernel_tiers import RHEL9_X86_64, crashkernel_of
 from crashcart.errors import ConfigurationError
 from crashcart.kdump import KdumpSettings, parse_crashkernel
 
@@ -116,15 +118,35 @@ def _render(name: str, fields: dict[str, str], settings: KdumpSettings) -> str:
     return text.replace(_MACHINE_MARK, "${crashcart_machine}")
 
 
+#: What stands for the capture-memory hook in the running-instance document's family steps.
+NO_CAPTURE_MEMORY_HOOK = (
+    "# (no capture-memory hook in the running-instance document: SSM's 64 KB limit)"
+)
+
+
 def _family_fields(info: FamilyInfo, settings: KdumpSettings) -> dict[str, str]:
     fields = _fields(info, "crash-dump", settings, "x86_64", None)
     fields["UNAME_MACHINE"] = _MACHINE_MARK
+    # SSM's 64 KB document limit leaves no room for the hook (the image components have it).
+    fields["CAPTURE_MEMORY_HOOK"] = NO_CAPTURE_MEMORY_HOOK
     return fields
 
 
 def _subshell_function(name: str, body: str) -> list[str]:
     """``name() ( body )``: its own ``set -e`` and ``exit`` stay inside the subshell."""
     return [f"{name}() (", *body.split("\n"), ")"]
+
+
+def running_instance_settings(settings: KdumpSettings) -> KdumpSettings:
+    """``settings`` with a crashkernel: the user's, else RHEL 9's x86_64 tiers.
+
+    The document arms every family on both architectures with one value, chosen at render
+    time; without a value of yours it is the x86_64 tiers, which are under Red Hat's arm64
+    minimum: give ``KdumpSettings(crashkernel=RHEL9_ARM64)`` for Graviton instances.
+    """
+    if settings.crashkernel is not None:
+        return settings
+    return replace(settings, crashkernel=RHEL9_X86_64)
 
 
 def _ranges_mib(crashkernel: str) -> tuple[str, str, str]:
@@ -157,6 +179,7 @@ def render_arming_script(
             f"settings must be KdumpSettings (running-instance arming is Linux-only), "
             f"got {type(settings).__name__}"
         )
+    settings = running_instance_settings(settings)
     if isinstance(min_memory_mib, bool) or not isinstance(min_memory_mib, int):
         raise ConfigurationError(f"min_memory_mib must be a whole number, got {min_memory_mib!r}")
     if not 512 <= min_memory_mib <= 1_048_576:
@@ -218,7 +241,7 @@ def render_arming_script(
     agent = agent_script_lines(files, compress=True)
     functions += _subshell_function("install_agent", "\n".join(agent) if agent else "true")
 
-    starts, ends, sizes = _ranges_mib(settings.crashkernel)
+    starts, ends, sizes = _ranges_mib(crashkernel_of(settings))
     template_fields = {
         "REBOOT_EXIT_CODE": str(REBOOT_EXIT_CODE),
         "REBOOT_PARAMETER": REBOOT_PARAMETER,
@@ -226,7 +249,7 @@ def render_arming_script(
         "FAILURE_TABLE": "\n".join(
             f"#   {code}   FAILED {name}" for name, code in FAILURE_CODES.items()
         ),
-        "CRASHKERNEL": settings.crashkernel,
+        "CRASHKERNEL": crashkernel_of(settings),
         "MIN_MEMORY_MIB": str(min_memory_mib),
         "MAX_RESERVATION_PERCENT": str(MAX_RESERVATION_PERCENT),
         "CK_STARTS": starts,
@@ -268,7 +291,7 @@ def render_arming_document(
     script = render_arming_script(
         settings, min_memory_mib=min_memory_mib, include_agent=include_agent
     )
-    settings = settings or KdumpSettings()
+    settings = running_instance_settings(settings or KdumpSettings())
     # aws-assumption: ssm-command-document-limits
     document: dict[str, Any] = {
         "schemaVersion": "2.2",

@@ -42,6 +42,7 @@ from crashcart.components.families import (
     Architecture,
     FamilyInfo,
 )
+from crashcart.crashkernel_tiers import crashkernel_of, for_image
 from crashcart.errors import ConfigurationError
 from crashcart.kdump import KdumpSettings, WindowsCrashDumpSettings
 
@@ -295,8 +296,9 @@ def _fields(
         )
         return fields
     words, lines = _sysctl_values(settings)
+    crashkernel = crashkernel_of(settings)
     description = (
-        f"crashcart: arm kdump on {info.label} (crashkernel={settings.crashkernel}, "
+        f"crashcart: arm kdump on {info.label} (crashkernel={crashkernel}, "
         f"makedumpfile {settings.makedumpfile_args}, kernel.unknown_nmi_panic=1), install the "
         "crashcart agent, reboot, validate"
     )
@@ -304,7 +306,7 @@ def _fields(
         description += f". {agent_note}"
     fields.update(
         DESCRIPTION=json.dumps(description),
-        CRASHKERNEL=settings.crashkernel,
+        CRASHKERNEL=crashkernel,
         MAKEDUMP_ARGS=settings.makedumpfile_args,
         PANIC_ON_OOPS=str(int(settings.panic_on_oops)),
         SYSCTL_WORDS=words,
@@ -313,6 +315,7 @@ def _fields(
         UNAME_MACHINE=UNAME_MACHINE[architecture],
         KDUMP_SERVICE=info.kdump_service or "",
         PACKAGES=" ".join(info.kdump_packages),
+        CAPTURE_MEMORY_HOOK=capture_memory_hook(info),
         KDUMPCTL_EXTRA=(
             "# RHEL 9: keep our crashkernel (kdumpctl would reset it to the kernel default).\n"
             "set_directive /etc/kdump.conf auto_reset_crashkernel no"
@@ -321,6 +324,17 @@ def _fields(
         ),
     )
     return fields
+
+
+def capture_memory_hook(info: FamilyInfo) -> str:
+    """The bash that installs the capture-memory hook and wires it into the family's kdump
+    (``fragments/capture-memory-*.sh``)."""
+    wiring = (
+        "capture-memory-kdump-tools"
+        if info.kdump_service == "kdump-tools.service"
+        else "capture-memory-kdumpctl"
+    )
+    return _fragment_text("capture-memory-install") + "\n" + _fragment_text(wiring)
 
 
 def _fragment_name(name: str, settings: object) -> str:
@@ -406,6 +420,8 @@ def render_component(
         raise ConfigurationError(
             f"architecture {architecture!r} is not one of {', '.join(UNAME_MACHINE)}"
         )
+    if isinstance(settings, KdumpSettings):
+        settings = for_image(settings, family, architecture)
     files = agent_files(agent_dir) if phase_set == "crash-dump" and info.platform == "Linux" else []
     agent_note = (
         AGENT_MISSING_NOTE

@@ -26,6 +26,7 @@ from crashcart.constructs._image_pipeline_props import (
     PipelineSchedule,
 )
 from crashcart.constructs.debug_symbol_store import DebugSymbolStore
+from crashcart.crashkernel_tiers import crashkernel_of, for_image, under_arm64_minimum
 from crashcart.errors import ConfigurationError
 from crashcart.kdump import KdumpSettings, WindowsCrashDumpSettings
 
@@ -213,10 +214,27 @@ def check_platform(
                 f"{family} is Linux: windows_crash_dump is Windows-only; use kdump="
                 "KdumpSettings(...)"
             )
-        settings = kdump or KdumpSettings()
+        settings = for_image(kdump or KdumpSettings(), family, architecture)
+        _warn_under_arm64_minimum(scope, settings, architecture)
         working_directory = working_directory or "/root"
         check_working_directory(working_directory)
     return info, settings, working_directory
+
+
+def _warn_under_arm64_minimum(scope: Construct, settings: KdumpSettings, architecture: str) -> None:
+    """A crashkernel of yours under Red Hat's documented arm64 minimum is a synth warning (a
+    value you set wins: it may be measured; the defaults never are under it)."""
+    if architecture != "arm64":
+        return
+    problems = under_arm64_minimum(crashkernel_of(settings))
+    if problems:
+        cdk.Annotations.of(scope).add_warning_v2(
+            "crashcart:crashkernel-under-arm64-minimum",
+            f"crashkernel={crashkernel_of(settings)} on arm64 reserves "
+            f"{'; '.join(problems)}: under Red Hat's documented arm64 minimum the capture "
+            "kernel may run out of memory; prove the value with a canary crash drill "
+            "(docs/canary-drill.md) or use the default",
+        )
 
 
 def whole(

@@ -68,6 +68,7 @@ from crashcart.constructs._internal.image_pipeline_storage import (
     notification_topic,
 )
 from crashcart.constructs.debug_symbol_store import DebugSymbolStore
+from crashcart.crashkernel_tiers import crashkernel_of
 from crashcart.errors import ConfigurationError
 from crashcart.kdump import KdumpSettings, WindowsCrashDumpSettings
 
@@ -290,7 +291,7 @@ class KdumpImagePipeline(Construct):
         pipeline_tag_value = cdk.Names.unique_id(self)[-60:]
         # EC2 tag values: letters, digits, spaces and _ . : / = + - @ (no commas).
         crashkernel = (
-            settings.crashkernel.replace(",", " ")
+            crashkernel_of(settings).replace(",", " ")
             if isinstance(settings, KdumpSettings)
             else "n/a (Windows)"
         )

@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from crashcart.drill import diskfs
+from crashcart.drill import capture_memory, diskfs
 from crashcart.drill.image import GUEST_STATE, guest_files
 from crashcart.drill.paths import RUN_FREE_BYTES, cache_dir, prune_runs, require_free_space
 from crashcart.drill.prepare import (
@@ -96,6 +96,8 @@ class ScenarioResult:
     dump_dir: str | None = None
     dump_files: dict[str, int] = field(default_factory=dict)
     dmesg_excerpt: list[str] = field(default_factory=list)
+    #: The capture kernel's memory against the reservation (crashcart.drill.capture_memory).
+    capture_memory: dict[str, Any] = field(default_factory=dict)
     triage: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
     workdir: str = ""
@@ -714,6 +716,14 @@ def _observe_nmi(
         return _finish(
             result.fail("dump", f"the dump's dmesg has no '{NMI_MARKER}' line"), scenario, started
         )
+    result.capture_memory = capture_memory.analyse(
+        dump_dir, dmesg_text=dmesg_text, cmdline=result.cmdline, ram_mib=GUEST_MEMORY_MIB
+    )
+    result.stage(
+        "capture-memory",
+        result.capture_memory["file"],
+        capture_memory.summary(result.capture_memory),
+    )
     result.stage(
         "panic",
         True,

@@ -120,3 +120,31 @@ def incident_pk_of(instance_id: str, account: str | None = None) -> str:
     """The incident partition key of an instance, qualified by its account when given (the
     central incident view keeps every member account's instances in one table)."""
     return f"{INSTANCE_PREFIX}{account}:{instance_id}" if account else instance_pk(instance_id)
+
+
+#: The capture kernel's memory figures (kB) that the agent puts in metadata.json's
+#: ``capture_memory`` and the dump-arrival function copies into the incident: what the
+#: crashed kernel reserved, the most the capture kernel used while saving the dump
+#: (MemTotal less the lowest MemAvailable), the difference, and makedumpfile's peak RSS.
+CAPTURE_MEMORY_FIGURES: Final = (
+    "reserved_kb",
+    "used_kb",
+    "margin_kb",
+    "mem_total_kb",
+    "makedumpfile_vmhwm_kb",
+)
+_FIGURE_BOUND = 1 << 40  # kB: a petabyte; anything beyond is not a memory figure
+
+
+def capture_memory_figures(value: object) -> dict[str, int]:
+    """The known figures of metadata.json's ``capture_memory`` (written by the instance:
+    untrusted), each an integer within bounds; anything else is left out."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        name: number
+        for name in CAPTURE_MEMORY_FIGURES
+        if isinstance(number := value.get(name), int)
+        and not isinstance(number, bool)
+        and -_FIGURE_BOUND < number < _FIGURE_BOUND
+    }

@@ -159,6 +159,8 @@ class Attribute(StrEnum):
     # -- dump arrival
     DUMP_KEYS = "dump_keys"
     SUMMARY = "summary"
+    #: the capture kernel's memory figures from metadata.json (kB; see runtime.dumps)
+    CAPTURE_MEMORY = "capture_memory"
     # -- overdue sweep
     OVERDUE_AT = "overdue_at"
     OVERDUE_NOTIFIED_AT = "overdue_notified_at"

@@ -115,6 +115,13 @@ def test_idle_guest_alarm_to_dump(drill_image: Any, moto_server: str) -> None:
     assert result.triage is not None and "NMI" in (result.triage["panic_message"] or "")
     for key in ("boot_to_ready_s", "nmi_to_dump_saved_s", "dump_mib", "guest_ram_mib"):
         assert result.timings[key] > 0, key
+    # the capture kernel's memory was recorded with the dump, and it fit the reservation
+    memory = result.capture_memory
+    assert memory["file"] and memory["final"], memory
+    assert memory["reserved_from"] == "the crashed kernel's boot log", memory
+    assert 0 < memory["used_mib"] < memory["reserved_mib"], memory
+    assert 0 < memory["mem_total_mib"] < memory["reserved_mib"], memory
+    assert memory["margin_mib"] > 0 and memory["makedumpfile_peak_mib"] > 0, memory
 
 
 def test_hung_cpus_with_interrupts_off_still_get_the_nmi(

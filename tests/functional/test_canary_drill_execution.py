@@ -67,6 +67,11 @@ def test_success_promotes_the_ami_and_terminates_every_canary() -> None:
             assert result["memory_mib"] > 0 and result["dump_bytes"] > 4096
             assert result["hang_to_interrupt_seconds"] is not None
             assert 59 <= result["interrupt_to_dump_seconds"] <= 62, result
+            # reserved vs used by the capture kernel on this type, and the margin
+            assert result["capture_reserved_mib"] == 256.0, result
+            assert result["capture_used_mib"] == 91.0, result
+            assert result["capture_margin_mib"] == 165.0, result
+            assert result["makedumpfile_peak_mib"] == 20.0, result
         assert _verified_parameter() == world.ami_id
         assert world.image_tags()[canary.AMI_STATUS_TAG_KEY] == "verified"
         # The lock is released: a second drill of the same AMI may run.
@@ -86,10 +91,12 @@ def test_success_promotes_the_ami_and_terminates_every_canary() -> None:
 
 def test_a_dump_that_arrives_after_the_alarm_recovered_still_passes() -> None:
     with drill_world() as (world, _):
-        world.hooks += [attest_armed, dump_arrives(state="recovered")]
+        # (an AMI baked before the capture-memory hook: no figures, still a pass)
+        world.hooks += [attest_armed, dump_arrives(state="recovered", capture_memory=None)]
         execution = run(world, {"source": "candidate"})
         assert execution["status"] == "SUCCEEDED", execution
         assert {r["outcome"] for r in _results(world)} == {"passed"}
+        assert {r["capture_used_mib"] for r in _results(world)} == {None}
         _all_terminated(world, len(TYPES))
 
 

@@ -20,6 +20,7 @@ from tests.support.dumps import (
     AWS_CLI,
     BUILD_ID,
     INSTANCE_ID,
+    NMI_PANIC_DMESG,
     fake_host,
     load_module,
     make_dump,
@@ -198,3 +199,76 @@ def test_attestation_is_published_as_the_instance_tag(tmp_path: Path, moto_reset
     assert value.endswith("unknown_nmi_panic=0")
     local = json.loads((tmp_path / "state" / "attestation.json").read_text())
     assert local["armed"] is False and local["build_id"] == BUILD_ID
+
+
+#: What the capture-memory hook writes (components/fragments/capture-memory-install.sh).
+CAPTURE_MEMORY = """\
+# crashcart capture-kernel memory while the dump was saved (kB)
+kernel_release=6.1.0-27-cloud-amd64
+mem_total_kb=150000
+mem_available_start_kb=90000
+mem_free_start_kb=100000
+mem_available_min_kb=60000
+mem_free_min_kb=20000
+makedumpfile_vmhwm_kb=18000
+samples=97
+sample_interval_s=0.2
+final=1
+"""
+RESERVING = (
+    "[    0.004000] Reserving 192MB of memory at 752MB for crashkernel (System RAM: 1023MB)\n"
+)
+
+
+def test_ships_the_capture_kernels_memory_as_numbers_with_the_reservation(
+    s3: Any, host: dict[str, str], moto_reset: str
+) -> None:
+    """Issue 18, part 2: the figures the capture-memory hook saved with the dump travel in
+    metadata.json as numbers, against the reservation the crashed kernel logged at boot."""
+    crash = Path(host["CRASHCART_CRASH_DIR"])
+    measured = make_dump(crash, "202612052300", dmesg=RESERVING + NMI_PANIC_DMESG)
+    (measured / "capture-memory.txt").write_text(CAPTURE_MEMORY)
+    make_dump(crash, "202612052301")  # no hook, no reservation line
+    result = run_agent(host, "ship", endpoint=moto_reset)
+    assert result.returncode == 0, result.stderr
+
+    def metadata(dump_id: str) -> Any:
+        key = f"dumps/{INSTANCE_ID}/{dump_id}/metadata.json"
+        return json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+    assert metadata("202612052300")["capture_memory"] == {
+        "mem_total_kb": 150000,
+        "mem_available_start_kb": 90000,
+        "mem_free_start_kb": 100000,
+        "mem_available_min_kb": 60000,
+        "mem_free_min_kb": 20000,
+        "makedumpfile_vmhwm_kb": 18000,
+        "samples": 97,
+        "final": 1,
+        "used_kb": 90000,  # MemTotal less the lowest MemAvailable
+        "reserved_kb": 192 * 1024,
+        "margin_kb": 192 * 1024 - 90000,
+    }
+    assert metadata("202612052301")["capture_memory"] is None
+
+
+def test_reads_the_reservation_from_either_kernel_log_form_and_ignores_junk(
+    tmp_path: Path,
+) -> None:
+    agent = load_module(AGENT, "crashcart_agent_capture_memory")
+    assert agent.reserved_kb_from_dmesg(RESERVING) == 192 * 1024
+    generic = (
+        "[    0.000000] crashkernel reserved: 0x00000000af000000 - 0x00000000bf000000 (256 MB)"
+    )
+    assert agent.reserved_kb_from_dmesg(generic) == 256 * 1024
+    assert agent.reserved_kb_from_dmesg(NMI_PANIC_DMESG) is None
+    (tmp_path / "capture-memory.txt").write_text(
+        "mem_total_kb=100\nmem_available_min_kb=40\nmem_total_kb=oops\n$(reboot)=1\nextra=5\n"
+    )
+    assert agent.capture_memory(tmp_path, None) == {
+        "mem_total_kb": 100,
+        "mem_available_min_kb": 40,
+        "used_kb": 60,
+    }
+    (tmp_path / "capture-memory.txt").write_text("# the hook started, nothing sampled\n")
+    assert agent.capture_memory(tmp_path, 1024) is None

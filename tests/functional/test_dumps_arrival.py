@@ -304,3 +304,46 @@ def test_keys_outside_the_grammar_after_one_decode_are_rejected(
 def test_a_key_that_is_not_utf8_once_decoded_is_rejected(arrival: ModuleType) -> None:
     with pytest.raises(arrival.BadEventError, match="not UTF-8 once URL-decoded"):
         arrival.parse_event(object_created_event(BUCKET, PREFIX + "%ff/metadata.json"))
+
+
+@pytest.mark.parametrize("opened", [True, False], ids=["attach", "open"])
+def test_the_capture_kernels_memory_figures_reach_the_incident_as_numbers(
+    arrival: ModuleType, aws: dict[str, Any], opened: bool
+) -> None:
+    """Issue 18, part 2: the agent's capture-memory figures travel to the incident (where the
+    canary drill reads them); the instance wrote them, so only bounded integers of the known
+    names are kept."""
+    if opened:
+        incident(aws, NOW - timedelta(minutes=10))
+    figures = {
+        "reserved_kb": 196608,
+        "used_kb": 90000,
+        "margin_kb": 106608,
+        "mem_total_kb": 150000,
+        "makedumpfile_vmhwm_kb": 18000,
+        "mem_free_min_kb": 20000,  # not one the incident keeps
+        "samples": "97",
+    }
+    hostile = {"used_kb": True, "reserved_kb": 10**30, "margin_kb": "1", "x": {"y": 1}}
+    key = ship(aws, metadata=metadata_document(capture_memory=figures))
+    arrival.process(
+        object_created_event(BUCKET, key), adapter(arrival, aws), now=NOW, request_id="r-9"
+    )
+    (item,) = items(aws)
+    assert item["capture_memory"] == {
+        "M": {
+            "reserved_kb": {"N": "196608"},
+            "used_kb": {"N": "90000"},
+            "margin_kb": {"N": "106608"},
+            "mem_total_kb": {"N": "150000"},
+            "makedumpfile_vmhwm_kb": {"N": "18000"},
+        }
+    }
+    # nothing usable: no attribute at all
+    aws["ddb"].delete_item(TableName=TABLE, Key={"pk": item["pk"], "sk": item["sk"]})
+    key = ship(aws, metadata=metadata_document(capture_memory=hostile))
+    arrival.process(
+        object_created_event(BUCKET, key), adapter(arrival, aws), now=NOW, request_id="r-10"
+    )
+    (item,) = items(aws)
+    assert "capture_memory" not in item

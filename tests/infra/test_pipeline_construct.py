@@ -597,3 +597,29 @@ def test_fails_deprecate_after_out_of_range_or_not_a_duration() -> None:
         ConfigurationError, match="image_tests_timeout=1 minute 30 seconds: must be a whole"
     ):
         _make(image_tests_timeout=cdk.Duration.seconds(90))
+
+
+def test_the_default_reservation_follows_the_architecture(built: Built) -> None:
+    """Issue 18, part 2: arm64 gets the documented arm64 tiers (the x86_64 ones once applied to
+    every architecture are 64 MiB under Red Hat's arm64 minimum)."""
+    tags = {
+        name: _one(built.templates[name], "AWS::ImageBuilder::ImageRecipe")["AmiTags"]
+        for name in ("minimal", "arm")
+    }
+    assert tags["arm"]["crashcart:crashkernel"] == "768M-4G:256M 4G-64G:320M 64G-:576M"
+    assert tags["minimal"]["crashcart:crashkernel"] == "768M-4G:192M 4G-64G:256M 64G-:512M"
+    assert built.arm.settings == KdumpSettings(crashkernel="768M-4G:256M,4G-64G:320M,64G-:576M")
+    Annotations.from_stack(built.stacks["arm"]).has_no_warning(
+        "*", Match.string_like_regexp("arm64 minimum")
+    )
+
+
+def test_an_arm64_value_of_yours_under_the_documented_minimum_wins_with_a_warning() -> None:
+    pipeline = _make(
+        family="debian-12", architecture="arm64", kdump=KdumpSettings(crashkernel="384M-:128M")
+    )
+    assert pipeline.ami_tags["crashcart:crashkernel"] == "384M-:128M"
+    Annotations.from_stack(cdk.Stack.of(pipeline)).has_warning(
+        "/Bad/P",
+        Match.string_like_regexp(r"crashkernel=384M-:128M on arm64 reserves 128M at 1 GiB"),
+    )

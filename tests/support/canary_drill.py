@@ -88,9 +88,21 @@ def attest_armed(world: World, action: str, payload: dict[str, Any]) -> None:
         )
 
 
-def dump_arrives(summary: str = NMI_SUMMARY, *, state: str = "dump-received") -> Hook:
+#: The capture kernel's memory figures (kB) the dump arrival copies from metadata.json.
+CAPTURE_MEMORY = {"reserved_kb": 262144, "used_kb": 93184, "margin_kb": 168960,
+                  "mem_total_kb": 215040, "makedumpfile_vmhwm_kb": 20480}  # fmt: skip
+
+
+def dump_arrives(
+    summary: str = NMI_SUMMARY,
+    *,
+    state: str = "dump-received",
+    capture_memory: dict[str, int] | None = CAPTURE_MEMORY,
+) -> Hook:
     """After the hang: the remediation interrupts, the dump and its summary arrive (and, with
-    ``state="recovered"``, the alarm went back to OK and the remediation marked it so)."""
+    ``state="recovered"``, the alarm went back to OK and the remediation marked it so); the
+    incident carries ``capture_memory`` as the dump arrival writes it (None: the dump had no
+    capture-memory figures)."""
 
     def hook(world: World, action: str, payload: dict[str, Any]) -> None:
         if action != canary.Action.CHECK_DUMP:
@@ -118,6 +130,11 @@ def dump_arrives(summary: str = NMI_SUMMARY, *, state: str = "dump-received") ->
                 "updated_at": {"S": iso(now)},
                 "dump_keys": {"L": [{"S": f"{prefix}/metadata.json"}]},
                 "summary": {"S": summary},
+                **(
+                    {"capture_memory": {"M": {k: {"N": str(v)} for k, v in capture_memory.items()}}}
+                    if capture_memory
+                    else {}
+                ),
             },
         )
 

@@ -24,7 +24,9 @@ M = 1024**2
 
 def test_defaults_are_the_documented_ones() -> None:
     settings = KdumpSettings()
-    assert settings.crashkernel == "768M-4G:192M,4G-64G:256M,64G-:512M"
+    # None: the documented tiers of the image's family and architecture
+    # (tests/unit/test_crashkernel_tiers.py pins them)
+    assert settings.crashkernel is None
     assert settings.makedumpfile_args == "-l -d 31"
     assert settings.sysctls == {
         "kernel.unknown_nmi_panic": 1,
@@ -158,8 +160,8 @@ def test_fails_invalid_windows_settings(kwargs: dict[str, object], match: str) -
 
 
 def test_the_canary_drill_docs_state_the_default_reservation_for_every_linux_family() -> None:
-    """Issue 18, part 2: the default is one set of ranges for every family; docs/canary-drill.md
-    says which, what each distribution documents, and how to size it from the drill."""
+    """Issue 18, part 2: the default follows each family's documented tiers per architecture;
+    docs/canary-drill.md shows every one, its source, and how to size it from the drill."""
     import typing
 
     from crashcart.components.families import Family
@@ -168,7 +170,11 @@ def test_the_canary_drill_docs_state_the_default_reservation_for_every_linux_fam
     text = (REPO_ROOT / "docs" / "canary-drill.md").read_text(encoding="utf-8")
     start = text.index("\n## Sizing the crashkernel reservation")
     section = text[start : text.index("\n## ", start + 1)]
-    assert f"`crashkernel={KdumpSettings().crashkernel}`" in section
+    from crashcart.crashkernel_tiers import DEFAULT_CRASHKERNEL
+
+    for (family, architecture), value in DEFAULT_CRASHKERNEL.items():
+        row = next(line for line in section.splitlines() if f"`{family}`" in line)
+        assert f"{architecture} `{value}`" in row, (family, architecture)
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     documented = {
         name for row in rows for name in re.findall(r"`([a-z0-9.-]+)`", row.split(" | ")[0])

@@ -38,6 +38,9 @@ ship    uploads each dump folder under /var/crash not yet shipped: the vmcore (a
         ``If-None-Match: *`` (never overwrite), large files as multipart uploads. A folder
         is marked shipped (.crashcart-shipped) only after metadata.json is stored; only
         shipped folders are ever deleted, keeping the newest CRASHCART_KEEP_SHIPPED.
+        metadata.json's ``capture_memory`` holds, as numbers (kB), what the capture kernel
+        had and used while it saved the dump (the component's capture-memory hook writes
+        capture-memory.txt into the folder) against the crashed kernel's reservation.
 
 Python 3.9+ standard library; AWS calls through the AWS CLI (``aws``; needs conditional
 writes: AWS CLI v2 >= 2.18 or v1 >= 1.34). IMDSv2 only. Every path and endpoint can be
@@ -397,6 +400,61 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: The figures the capture-memory hook writes (components/fragments/capture-memory-install.sh).
+CAPTURE_MEMORY_FILE = "capture-memory.txt"
+CAPTURE_MEMORY_FIELDS = (
+    "mem_total_kb",
+    "mem_available_start_kb",
+    "mem_free_start_kb",
+    "mem_available_min_kb",
+    "mem_free_min_kb",
+    "makedumpfile_vmhwm_kb",
+    "samples",
+    "final",
+)
+_CAPTURE_LINE = re.compile(r"^([a-z_]+)=(\d+)$")
+#: The crashed kernel's own boot log line for its reservation: x86 up to 6.5 ("Reserving 192MB
+#: of memory at 752MB for crashkernel"), generic code from 6.6 and arm64 ("crashkernel
+#: reserved: 0x... - 0x... (192 MB)").
+_RESERVED_LINES = (
+    re.compile(r"Reserving (\d+)MB of memory at \d+MB for crashkernel"),
+    re.compile(r"crashkernel reserved: 0x[0-9a-f]+ - 0x[0-9a-f]+ \((\d+) MB\)"),
+)
+
+
+def reserved_kb_from_dmesg(text: str) -> int | None:
+    """The crashkernel reservation the crashed kernel logged at boot (kB), or None."""
+    for pattern in _RESERVED_LINES:
+        match = pattern.search(text)
+        if match:
+            return int(match.group(1)) * 1024
+    return None
+
+
+def capture_memory(folder: Path, reserved_kb: int | None) -> dict[str, int] | None:
+    """The capture kernel's memory figures saved with a dump, as numbers (kB), or None.
+
+    ``used_kb`` is the most the capture environment held at once (MemTotal less the lowest
+    MemAvailable seen while the dump was saved); ``margin_kb`` is the reservation less that
+    (what was left over). Lines that are not ``<name>=<integer>`` are ignored.
+    """
+    text = read_text(folder / CAPTURE_MEMORY_FILE)
+    if text is None:
+        return None
+    values = {}
+    for line in text.splitlines():
+        match = _CAPTURE_LINE.match(line.strip())
+        if match and match.group(1) in CAPTURE_MEMORY_FIELDS:
+            values[match.group(1)] = int(match.group(2))
+    if "mem_total_kb" not in values or "mem_available_min_kb" not in values:
+        return None
+    values["used_kb"] = values["mem_total_kb"] - values["mem_available_min_kb"]
+    if reserved_kb:
+        values["reserved_kb"] = reserved_kb
+        values["margin_kb"] = reserved_kb - values["used_kb"]
+    return values
+
+
 def dump_files(folder: Path) -> tuple[Path | None, Path | None]:
     """The vmcore and the kernel log of a kdump folder (kdump-tools or kdump.service)."""
     vmcore = None
@@ -607,6 +665,10 @@ def ship_folder(
             progress.add(name)
             progress_path.write_text("\n".join(sorted(progress)) + "\n")
     release = info.get("OSRELEASE") or _release_from_dmesg(dmesg)
+    reserved_kb = reserved_kb_from_dmesg(read_text(dmesg) or "") if dmesg else None
+    if reserved_kb is None:  # this boot's reservation: the same kernel command line, usually
+        size = read_text(config.sys / "kernel" / "kexec_crash_size")
+        reserved_kb = int(size) // 1024 if size and size.isdigit() and int(size) else None
     dumped = vmcore or dmesg
     assert dumped is not None
     metadata = {
@@ -623,6 +685,7 @@ def ship_folder(
         ).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "format": files[0].get("format") if vmcore is not None else None,
         "files": files,
+        "capture_memory": capture_memory(folder, reserved_kb),
         "shipped_at": utc_now(),
         "agent": "crashcart-agent 1",
     }

@@ -55,7 +55,10 @@ else
   echo "crashcart: boot configuration already has crashkernel=@@CRASHKERNEL@@"
 fi
 
-# 4. Sysctls, undo hardening that blocks kexec, unmask (STIG masks kdump) and enable.
+# 4. The capture-memory hook (fragments/capture-memory-*.sh).
+@@CAPTURE_MEMORY_HOOK@@
+
+# 5. Sysctls, undo hardening that blocks kexec, unmask (STIG masks kdump) and enable.
 neutralize_kexec_load_disabled
 write_crashcart_settings @@KDUMP_SERVICE@@
 systemctl unmask @@KDUMP_SERVICE@@

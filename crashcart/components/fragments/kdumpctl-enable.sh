@@ -56,7 +56,10 @@ set_directive /etc/kdump.conf path /var/crash
 set_directive /etc/kdump.conf core_collector 'makedumpfile @@MAKEDUMP_ARGS@@ --message-level 7'
 @@KDUMPCTL_EXTRA@@
 
-# 4. Sysctls, undo hardening that blocks kexec, unmask (STIG masks kdump) and enable.
+# 4. The capture-memory hook (fragments/capture-memory-*.sh).
+@@CAPTURE_MEMORY_HOOK@@
+
+# 5. Sysctls, undo hardening that blocks kexec, unmask (STIG masks kdump) and enable.
 neutralize_kexec_load_disabled
 write_crashcart_settings @@KDUMP_SERVICE@@
 systemctl unmask @@KDUMP_SERVICE@@

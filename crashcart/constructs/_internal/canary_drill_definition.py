@@ -183,6 +183,11 @@ def iteration(function_arn: str) -> dict[str, Any]:
             interrupt_to_dump_seconds="$.dump.interrupt_to_dump_seconds",
             dump_bytes="$.dump.dump_bytes",
             memory_mib="$.dump.memory_mib",
+            # reserved vs used by the capture kernel (null: the dump had no figures)
+            capture_reserved_mib="$.dump.capture_reserved_mib",
+            capture_used_mib="$.dump.capture_used_mib",
+            capture_margin_mib="$.dump.capture_margin_mib",
+            makedumpfile_peak_mib="$.dump.makedumpfile_peak_mib",
         ),
         # Every path of a launched canary ends here: its output is the verdict.
         # aws-assumption: sfn-service-integrations

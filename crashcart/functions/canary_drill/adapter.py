@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from crashcart.runtime import canary
 from crashcart.runtime.attestation import ATTESTATION_TAG_KEY
+from crashcart.runtime.dumps import capture_memory_figures
 from crashcart.runtime.incident import INCIDENT_PREFIX, instance_pk, iso, parse_time
 
 from .logic import CAPACITY_ERRORS, IncidentFacts, Readiness
@@ -277,6 +278,7 @@ class Adapter:
             opened_at=_time(_s(item, "opened_at")),
             dump_keys=tuple(v.get("S", "") for v in item.get("dump_keys", {}).get("L", [])),
             summary=_s(item, "summary"),
+            capture_memory=_figures(item.get("capture_memory", {}).get("M", {})),
         )
 
     def dump_listing(self, metadata_key: str) -> tuple[int | None, datetime | None]:
@@ -297,3 +299,14 @@ class Adapter:
 
     def notify(self, subject: str, message: str) -> None:
         self.sns.publish(TopicArn=self.settings.topic_arn, Subject=subject[:100], Message=message)
+
+
+def _figures(raw: Mapping[str, Any]) -> dict[str, int]:
+    """The incident's capture-memory map (DynamoDB numbers) as the figures it holds."""
+    numbers: dict[str, int] = {}
+    for name, value in raw.items():
+        try:
+            numbers[name] = int(value["N"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return capture_memory_figures(numbers)

@@ -95,6 +95,8 @@ class IncidentFacts:
     opened_at: datetime | None = None
     dump_keys: tuple[str, ...] = ()
     summary: str = ""
+    #: The capture kernel's memory figures (kB) the dump arrival copied from metadata.json.
+    capture_memory: Mapping[str, int] = field(default_factory=dict)
 
 
 def judge_dump(
@@ -196,3 +198,21 @@ def skip_reason(*, family: str | None, architecture: str | None) -> str | None:
             "a manual SysRq check through the serial console"
         )
     return None
+
+
+def capture_memory_mib(figures: Mapping[str, int]) -> dict[str, float | None]:
+    """Reserved against used for one type, in MiB (None where the dump did not say):
+    ``capture_reserved_mib``, ``capture_used_mib`` (the most the capture kernel held while
+    saving the dump), ``capture_margin_mib`` (reserved less used) and
+    ``makedumpfile_peak_mib``."""
+
+    def mib(name: str) -> float | None:
+        value = figures.get(name)
+        return None if value is None else round(value / 1024, 1)
+
+    return {
+        "capture_reserved_mib": mib("reserved_kb"),
+        "capture_used_mib": mib("used_kb"),
+        "capture_margin_mib": mib("margin_kb"),
+        "makedumpfile_peak_mib": mib("makedumpfile_vmhwm_kb"),
+    }

@@ -21,6 +21,7 @@ from crashcart.runtime.metrics import DIMENSION, NAMESPACE
 from .adapter import Adapter, CapacityError
 from .logic import (
     attested_at,
+    capture_memory_mib,
     conclude,
     judge_dump,
     judge_ready,
@@ -38,6 +39,10 @@ FIGURES = (
     "interrupt_to_dump_seconds",
     "dump_bytes",
     "memory_mib",
+    "capture_reserved_mib",
+    "capture_used_mib",
+    "capture_margin_mib",
+    "makedumpfile_peak_mib",
 )
 
 
@@ -180,6 +185,8 @@ def check_dump(adapter: Adapter, payload: Mapping[str, Any], now: datetime) -> d
             dump_bytes=size,
             memory_mib=adapter.memory_mib(instance_type),
             summary=incident.summary,
+            # what the capture kernel needed on this type against what was reserved
+            **capture_memory_mib(incident.capture_memory),
         )
     if poll is not Poll.PENDING:
         _log(f"dump-{poll.value}", instance_id=instance_id, reason=reason)

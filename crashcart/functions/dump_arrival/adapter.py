@@ -57,22 +57,33 @@ class Adapter:
     def latest_incident(self, instance_id: str) -> Incident | None:
         return latest_incident(self.dynamodb, self.settings.table_name, instance_pk(instance_id))
 
-    def attach(self, instance_id: str, sk: str, keys: list[str], summary: str, now: str) -> bool:
+    def attach(
+        self,
+        instance_id: str,
+        sk: str,
+        keys: list[str],
+        summary: str,
+        now: str,
+        capture_memory: dict[str, int] | None = None,
+    ) -> bool:
+        values: dict[str, Any] = {
+            ":state": {"S": State.DUMP_RECEIVED},
+            ":keys": {"L": [{"S": key} for key in keys]},
+            ":summary": {"S": summary},
+            ":now": {"S": now},
+        }
+        update = "SET #state = :state, dump_keys = :keys, summary = :summary, updated_at = :now"
+        if capture_memory:
+            update += ", capture_memory = :memory"
+            values[":memory"] = _number_map(capture_memory)
         try:
             self.dynamodb.update_item(
                 TableName=self.settings.table_name,
                 Key={"pk": {"S": instance_pk(instance_id)}, "sk": {"S": sk}},
-                UpdateExpression=(
-                    "SET #state = :state, dump_keys = :keys, summary = :summary, updated_at = :now"
-                ),
+                UpdateExpression=update,
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(dump_keys)",
                 ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={
-                    ":state": {"S": State.DUMP_RECEIVED},
-                    ":keys": {"L": [{"S": key} for key in keys]},
-                    ":summary": {"S": summary},
-                    ":now": {"S": now},
-                },
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -88,12 +99,15 @@ class Adapter:
         summary: str,
         reason: str,
         request_id: str,
+        capture_memory: dict[str, int] | None = None,
     ) -> bool:
         opened = sk.removeprefix(INCIDENT_PREFIX)
+        extra = {"capture_memory": _number_map(capture_memory)} if capture_memory else {}
         try:
             self.dynamodb.put_item(
                 TableName=self.settings.table_name,
                 Item={
+                    **extra,
                     "pk": {"S": instance_pk(instance_id)},
                     "sk": {"S": sk},
                     "instance_id": {"S": instance_id},
@@ -120,3 +134,7 @@ class Adapter:
         # written would lose the notification on the retry (it finds a duplicate).
         safe = notification.subject(subject, fallback="crashcart: dump")
         self.sns.publish(TopicArn=self.settings.topic_arn, Subject=safe, Message=message)
+
+
+def _number_map(figures: dict[str, int]) -> dict[str, Any]:
+    return {"M": {name: {"N": str(value)} for name, value in figures.items()}}

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from crashcart.runtime import untrusted
+from crashcart.runtime.dumps import capture_memory_figures
 from crashcart.runtime.incident import Origin, iso
 from crashcart.runtime.kernel_log import summarize
 
@@ -67,6 +68,7 @@ def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> 
         summary = "no dmesg file was shipped with this dump: run triage on the vmcore"
         backtrace_text = "(no kernel log)"
 
+    capture_memory = capture_memory_figures(metadata.get("capture_memory"))
     for _attempt in range(3):
         latest = adapter.latest_incident(arrival.instance_id)
         decision = decide(latest, arrival.key, now, adapter.settings.attach_window)
@@ -75,7 +77,7 @@ def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> 
             return {"outcome": "duplicate", "incident": decision.incident_sk}
         if decision.action == "attach":
             done = adapter.attach(
-                arrival.instance_id, decision.incident_sk, keys, summary, iso(now)
+                arrival.instance_id, decision.incident_sk, keys, summary, iso(now), capture_memory
             )
         else:
             done = adapter.open(
@@ -85,6 +87,7 @@ def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> 
                 summary,
                 f"dump arrived: {decision.reason}",
                 request_id,
+                capture_memory,
             )
         if done:
             break
