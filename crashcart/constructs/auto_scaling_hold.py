@@ -151,13 +151,13 @@ class AutoScalingHold(Construct):
         schedule: cdk.Duration | None = None,
         escalation_reboot: bool = True,
         backstop: bool = False,
-        evidence_key: kms.IKey | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         reserved_concurrency: int | None = None,
     ) -> None:
         """
         :param remediation: the remediation whose incidents, kill switch, opt-in tag, key,
-            topic, evidence bucket and guards the hold uses.
+            topic, crash-dump bucket (its ``dumps``: evidence and its key) and guards the
+            hold uses.
         :param groups: the Auto Scaling groups to hold terminating instances for; each gets
             one termination lifecycle hook (default result CONTINUE). Default: none (only
             the escalation and the backstop).
@@ -177,8 +177,6 @@ class AutoScalingHold(Construct):
             is on. Without it, a failing hold / escalation function is still reported by its
             failure and error alarms.
             Default: False.
-        :param evidence_key: the evidence bucket's KMS key, if it is not the bucket's own
-            ``encryption_key``. Default: the bucket's.
         :param log_retention: Default: one year.
         :param reserved_concurrency: Default: None (overlapping runs are safe: every hold
             and escalation write is conditional or idempotent).
@@ -319,7 +317,7 @@ class AutoScalingHold(Construct):
             max_event_age=cdk.Duration.hours(1),
             on_failure=QueueDestination(self.dead_letter_queue),
         )
-        self._grant(evidence_key or remediation.evidence_bucket.encryption_key)
+        self._grant(remediation.evidence_key)
 
         # -- delivery -------------------------------------------------------------------
         target = targets.LambdaFunction(

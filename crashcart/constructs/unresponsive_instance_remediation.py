@@ -118,6 +118,7 @@ from crashcart.constructs._internal.service_access import (
     undeliverable_events_alarm,
 )
 from crashcart.constructs._internal.service_key import allow_logs_on_key
+from crashcart.constructs.existing_dump_bucket import DumpBucket, ExistingDumpBucket
 from crashcart.constructs.fleet_scale import ManagedAlarms
 from crashcart.constructs.incident_store import (
     IncidentStore,
@@ -169,7 +170,8 @@ class UnresponsiveInstanceRemediation(Construct):
     per queue, on messages sent), ``undeliverable_events_alarm`` (events the rule could not
     put into its dead-letter queue), ``alarms`` (the status-check alarms: one per instance,
     or the one fleet alarm),
-    ``kill_switch``, ``log_group``, ``alarm_name_prefix``, ``evidence_bucket``.
+    ``kill_switch``, ``log_group``, ``alarm_name_prefix``, ``dumps``, ``evidence_bucket``
+    and ``evidence_key`` (the bucket and key of ``dumps``).
     """
 
     def __init__(
@@ -177,8 +179,7 @@ class UnresponsiveInstanceRemediation(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        evidence_bucket: s3.IBucket,
-        evidence_key: kms.IKey | None = None,
+        dumps: DumpBucket,
         instances: Sequence[ec2.IInstance | str] | None = None,
         fleet: FleetWatch | ManagedAlarms | None = None,
         tag: OptInTag = OptInTag(),  # noqa: B008 - frozen value
@@ -203,11 +204,11 @@ class UnresponsiveInstanceRemediation(Construct):
     ) -> None:
         """Create the remediation for ``instances`` or, with ``fleet``, for every instance.
 
-        :param evidence_bucket: where the function writes console output before an
-            interrupt (``evidence/<instance-id>/<opened_at>/console-output.txt``).
-        :param evidence_key: the KMS key of ``evidence_bucket``. Default: the bucket's own
-            ``encryption_key`` when it has one; otherwise no KMS right is granted (an
-            SSE-S3 bucket needs none).
+        :param dumps: the crash-dump bucket, where the function also writes console output
+            before an interrupt (``evidence/<instance-id>/<opened_at>/console-output.txt``):
+            the deployment's ``CrashDumpBucket``, or an ``ExistingDumpBucket`` (bucket and
+            key) for one crashcart did not create. The function may ``kms:Encrypt`` /
+            ``GenerateDataKey`` with its key (none is granted for an SSE-S3 bucket).
         :param instances: the instances to watch: ``ec2.IInstance`` objects (tagged here
             with the opt-in tag) or instance ids (``i-...``) that must carry the tag
             already. One alarm each. Default: none; then ``fleet`` is required.
@@ -271,8 +272,7 @@ class UnresponsiveInstanceRemediation(Construct):
         :raises ConfigurationError: for every invalid value, with what is allowed and why.
         """
         subscriptions = check_prop_types(
-            evidence_bucket=evidence_bucket,
-            evidence_key=evidence_key,
+            dumps=dumps,
             tag=tag,
             alarm_window=alarm_window,
             guards=guards,
@@ -335,7 +335,10 @@ class UnresponsiveInstanceRemediation(Construct):
 
         self.tag = tag
         self.dry_run = dry_run
-        self.evidence_bucket = evidence_bucket
+        self.dumps = dumps
+        #: The bucket and key of ``dumps`` (console-output evidence goes there).
+        self.evidence_bucket: s3.IBucket = dumps.bucket
+        self.evidence_key: kms.IKey | None = dumps.encryption_key
         self.alarm_name_prefix: str = alarm_name_prefix(self)
 
         # -- incident store (table, key, topic), kill switch ---------------------------------
@@ -449,7 +452,7 @@ class UnresponsiveInstanceRemediation(Construct):
             max_event_age=max_event_age,
             on_failure=QueueDestination(self.failure_queue),
         )
-        grant_function_rights(self, evidence_key or evidence_bucket.encryption_key)
+        grant_function_rights(self, self.evidence_key)
 
         # -- delivery -------------------------------------------------------------------
         detail_type = (
@@ -715,6 +718,7 @@ __all__ = [
     "AlarmWindow",
     "AttestationPolicy",
     "CircuitBreaker",
+    "ExistingDumpBucket",
     "FleetWatch",
     "InterruptGuards",
     "ManagedAlarms",

@@ -16,11 +16,11 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct, IValidation
 
 from crashcart import _props as props
+from crashcart.constructs.existing_dump_bucket import check_dump_bucket
 from crashcart.constructs.fleet_scale import ManagedAlarms
 from crashcart.constructs.remediation_settings import (
     AlarmWindow,
@@ -70,8 +70,7 @@ def snake(name: str) -> str:
 
 def check_prop_types(
     *,
-    evidence_bucket: object,
-    evidence_key: object,
+    dumps: object,
     tag: object,
     alarm_window: object,
     guards: object,
@@ -83,10 +82,7 @@ def check_prop_types(
 ) -> list[sns.ITopicSubscription]:
     """A prop of the wrong type fails here, naming it, not as an AttributeError later."""
     owner = "UnresponsiveInstanceRemediation"
-    props.check(owner, "evidence_bucket", evidence_bucket, s3.IBucket, example="dumps.bucket")
-    props.check(
-        owner, "evidence_key", evidence_key, kms.IKey, example="dumps.encryption_key", optional=True
-    )
+    check_dump_bucket(owner, dumps)
     props.check(owner, "tag", tag, OptInTag, example="OptInTag(key='team:nmi', value='yes')")
     props.check(
         owner,
