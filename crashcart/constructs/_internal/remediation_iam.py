@@ -11,7 +11,7 @@ packs that forbid inline policies pass in the grantee's stack.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -292,3 +292,58 @@ def kill_switch_statements(
             resources=[remediation.kill_switch.parameter_arn],
         )
     ]
+
+
+class RemediationGrants:
+    """The operator grants of the remediation construct: reset the breakers, set the kill
+    switch (a mixin of :class:`UnresponsiveInstanceRemediation`)."""
+
+    def _remediation(self) -> UnresponsiveInstanceRemediation:
+        return cast("UnresponsiveInstanceRemediation", self)
+
+    def grant_reset_breaker(self, grantee: iam.IGrantable) -> iam.ManagedPolicy:
+        """Let ``grantee`` read and reset the circuit-breaker items, and nothing else.
+
+        Attaches a customer managed policy (in the grantee's stack) to the grantee's role,
+        user or group: ``dynamodb:GetItem`` / ``UpdateItem`` / ``DeleteItem`` on the incident
+        table, only for partition keys starting with ``breaker#``
+        (``dynamodb:LeadingKeys``), plus the table key's use. A managed policy, not an
+        inline one, so that compliance packs that forbid inline policies (NIST 800-53,
+        HIPAA, PCI DSS ``IAMNoInlinePolicy``) pass in the grantee's stack. To put the
+        statements in a policy of your own instead, use :meth:`reset_breaker_statements`.
+        Calling it twice for one grantee returns the same policy.
+
+        :raises ConfigurationError: the grantee's principal is not a role, user or group.
+        """
+        return grant_policy(
+            self._remediation(),
+            grantee,
+            "ResetBreaker",
+            self.reset_breaker_statements(),
+            "crashcart: read and reset the remediation circuit breakers",
+        )
+
+    def reset_breaker_statements(self) -> list[iam.PolicyStatement]:
+        """The statements :meth:`grant_reset_breaker` grants, for a policy of your own."""
+        return reset_breaker_statements(self._remediation())
+
+    def grant_kill_switch(self, grantee: iam.IGrantable) -> iam.ManagedPolicy:
+        """Let ``grantee`` read and set the kill-switch parameter (``on`` / ``off``).
+
+        Attaches a customer managed policy (in the grantee's stack) to the grantee's role,
+        user or group, for the reason given in :meth:`grant_reset_breaker`; the statements
+        alone are :meth:`kill_switch_statements`.
+
+        :raises ConfigurationError: the grantee's principal is not a role, user or group.
+        """
+        return grant_policy(
+            self._remediation(),
+            grantee,
+            "KillSwitch",
+            self.kill_switch_statements(),
+            "crashcart: read and set the remediation kill switch",
+        )
+
+    def kill_switch_statements(self) -> list[iam.PolicyStatement]:
+        """The statements :meth:`grant_kill_switch` grants, for a policy of your own."""
+        return kill_switch_statements(self._remediation())

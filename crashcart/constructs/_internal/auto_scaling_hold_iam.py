@@ -1,0 +1,145 @@
+"""The Auto Scaling hold function's rights: one customer managed policy on its own role.
+
+The same style as every crashcart function (``remediation_iam``): the policy is written
+whole here, nothing is added to an inline default policy, and each wildcard resource is
+acknowledged where the policy is written, with the reason it cannot be narrower.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+
+from crashcart.constructs._internal.acknowledgements import acknowledge_finding
+from crashcart.constructs._internal.remediation_iam import (
+    DESCRIBE_ACTIONS,
+    EVIDENCE_PREFIX,
+    other_key_statements,
+)
+from crashcart.constructs.diagnostic_interrupt_operator_policy import (
+    instance_arns,
+    interrupt_statement,
+    nag_rendering,
+    tag_tamper_deny_statements,
+)
+from crashcart.constructs.incident_store import REMEDIATION_ACTIONS
+
+if TYPE_CHECKING:
+    from crashcart.constructs.auto_scaling_hold import AutoScalingHold
+
+#: What the hold needs of the table beyond the remediation's writer: the holds partition
+#: (DeleteItem) and the escalation's filtered Scan.
+HOLD_TABLE_ACTIONS: Final = (*REMEDIATION_ACTIONS, "dynamodb:DeleteItem", "dynamodb:Scan")
+LIFECYCLE_ACTIONS: Final = (
+    "autoscaling:CompleteLifecycleAction",
+    "autoscaling:RecordLifecycleActionHeartbeat",
+)
+
+
+def grant_hold_rights(hold: AutoScalingHold, evidence_key: kms.IKey | None) -> None:
+    """Exactly the rights the hold function uses, as a customer managed policy
+    (``FunctionPolicy``) on its own role, with each wildcard acknowledged and why."""
+    stack = cdk.Stack.of(hold)
+    remediation = hold.remediation
+    instance_arn = f"arn:{stack.partition}:ec2:{stack.region}:{stack.account}:instance/*"
+    tag_condition = {"StringEquals": {remediation.tag.condition_key: remediation.tag.value}}
+    evidence_arn = remediation.evidence_bucket.arn_for_objects(f"{EVIDENCE_PREFIX}*")
+    statements = [
+        iam.PolicyStatement(
+            sid="Logs",
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[hold.log_group.log_group_arn],
+        ),
+        iam.PolicyStatement(
+            sid="DescribeInstances", actions=list(DESCRIBE_ACTIONS), resources=["*"]
+        ),
+        iam.PolicyStatement(
+            # aws-assumption: ec2-tag-condition-keys
+            sid="OptedInInstances",
+            actions=["ec2:GetConsoleOutput", "ec2:RebootInstances"],
+            resources=[instance_arn],
+            conditions=tag_condition,
+        ),
+        iam.PolicyStatement(
+            sid="KillSwitch",
+            actions=["ssm:GetParameter"],
+            resources=[remediation.kill_switch.parameter_arn],
+        ),
+        iam.PolicyStatement(
+            sid="IncidentTable",
+            actions=list(HOLD_TABLE_ACTIONS),
+            resources=[remediation.table.table_arn],
+        ),
+        iam.PolicyStatement(
+            sid="Notify", actions=["sns:Publish"], resources=[remediation.topic.topic_arn]
+        ),
+        iam.PolicyStatement(sid="Evidence", actions=["s3:PutObject"], resources=[evidence_arn]),
+        iam.PolicyStatement(
+            sid="Queues",
+            actions=["sqs:SendMessage"],
+            resources=[
+                remediation.rejected_queue.queue_arn,
+                hold.dead_letter_queue.queue_arn,
+            ],
+        ),
+        iam.PolicyStatement(
+            sid="DeploymentKey",
+            actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            resources=[remediation.key.key_arn],
+        ),
+    ]
+    if hold.groups:
+        # aws-assumption: autoscaling-group-resource-arns
+        statements.append(
+            iam.PolicyStatement(
+                sid="LifecycleActionsOfHeldGroups",
+                actions=list(LIFECYCLE_ACTIONS),
+                resources=[g.auto_scaling_group_arn for g in hold.groups],
+            )
+        )
+    statements.extend(other_key_statements(remediation, evidence_key))
+    # The same interrupt right (and tag-tamper denies) as the remediation function.
+    statements.append(
+        interrupt_statement(tag=remediation.tag, regions=[stack.region], accounts=[stack.account])
+    )
+    statements.extend(tag_tamper_deny_statements(remediation.tag))
+    # One IAM style for every crashcart function: a customer managed policy on the
+    # function's own role, written whole here (no grant adds to an inline default policy).
+    policy = iam.ManagedPolicy(
+        hold,
+        "FunctionPolicy",
+        description="crashcart lifecycle hold and escalation: exactly the rights it uses",
+        statements=statements,
+        roles=[hold.role],
+    )
+    # The function starts only once its rights exist.
+    hold.function.node.add_dependency(policy)
+    wildcards = {
+        "*": "ec2 Describe* calls support no resource-level permissions: AWS requires '*'",
+        instance_arn: (
+            "GetConsoleOutput, RebootInstances and SendDiagnosticInterrupt reach instances "
+            "that do not exist at deploy time; limited to this account and region and, by "
+            "a StringEquals aws:ResourceTag condition, to opted-in instances"
+        ),
+        evidence_arn: "PutObject only under evidence/: keys hold the instance and time",
+    }
+    for arn in instance_arns([stack.region], [stack.account]):
+        wildcards[arn] = (
+            "SendDiagnosticInterrupt reaches instances that do not exist at deploy time; "
+            "limited to this account and region and, by a StringEquals "
+            "aws:ResourceTag condition, to opted-in instances"
+        )
+    for group in hold.groups:
+        wildcards[group.auto_scaling_group_arn] = (
+            "an Auto Scaling group's ARN holds a generated id unknown at deploy time; the "
+            "ARN names exactly this group (autoScalingGroupName/<name>)"
+        )
+    for arn, reason in wildcards.items():
+        rendered = nag_rendering(stack.resolve(arn))
+        if rendered is not None:
+            acknowledge_finding(
+                policy, f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]", reason
+            )
