@@ -25,7 +25,6 @@ MIN_REASON = 40
 KNOWN_EXCEPTIONS: dict[str, str] = {
     # The remediation function package: changed by issues 16, 17 and 24.
     "crashcart/functions/remediation/service.py": "issue 15 follow-up after issues 16/17",
-    "crashcart/functions/remediation/events.py": "issue 15 follow-up after issues 16/17/24",
     "crashcart/functions/remediation/claims.py": "issue 15 follow-up after issue 17",
     "crashcart/functions/remediation/decision.py": "issue 15 follow-up after issue 17",
     # The drill runner and its guest preparation: reworked by issue 24, and the running-
