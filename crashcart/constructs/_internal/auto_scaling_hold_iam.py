@@ -13,17 +13,15 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 
-from crashcart.constructs._internal.acknowledgements import acknowledge_finding
 from crashcart.constructs._internal.remediation_iam import (
-    DESCRIBE_ACTIONS,
     EVIDENCE_PREFIX,
+    acknowledge_wildcards,
+    incident_function_statements,
+    interrupting_function_policy,
     other_key_statements,
 )
 from crashcart.constructs.diagnostic_interrupt_operator_policy import (
     instance_arns,
-    interrupt_statement,
-    nag_rendering,
-    tag_tamper_deny_statements,
 )
 from crashcart.constructs.incident_store import REMEDIATION_ACTIONS
 
@@ -45,52 +43,15 @@ def grant_hold_rights(hold: AutoScalingHold, evidence_key: kms.IKey | None) -> N
     stack = cdk.Stack.of(hold)
     remediation = hold.remediation
     instance_arn = f"arn:{stack.partition}:ec2:{stack.region}:{stack.account}:instance/*"
-    tag_condition = {"StringEquals": {remediation.tag.condition_key: remediation.tag.value}}
     evidence_arn = remediation.evidence_bucket.arn_for_objects(f"{EVIDENCE_PREFIX}*")
-    statements = [
-        iam.PolicyStatement(
-            sid="Logs",
-            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-            resources=[hold.log_group.log_group_arn],
-        ),
-        iam.PolicyStatement(
-            sid="DescribeInstances", actions=list(DESCRIBE_ACTIONS), resources=["*"]
-        ),
-        iam.PolicyStatement(
-            # aws-assumption: ec2-tag-condition-keys
-            sid="OptedInInstances",
-            actions=["ec2:GetConsoleOutput", "ec2:RebootInstances"],
-            resources=[instance_arn],
-            conditions=tag_condition,
-        ),
-        iam.PolicyStatement(
-            sid="KillSwitch",
-            actions=["ssm:GetParameter"],
-            resources=[remediation.kill_switch.parameter_arn],
-        ),
-        iam.PolicyStatement(
-            sid="IncidentTable",
-            actions=list(HOLD_TABLE_ACTIONS),
-            resources=[remediation.table.table_arn],
-        ),
-        iam.PolicyStatement(
-            sid="Notify", actions=["sns:Publish"], resources=[remediation.topic.topic_arn]
-        ),
-        iam.PolicyStatement(sid="Evidence", actions=["s3:PutObject"], resources=[evidence_arn]),
-        iam.PolicyStatement(
-            sid="Queues",
-            actions=["sqs:SendMessage"],
-            resources=[
-                remediation.rejected_queue.queue_arn,
-                hold.dead_letter_queue.queue_arn,
-            ],
-        ),
-        iam.PolicyStatement(
-            sid="DeploymentKey",
-            actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-            resources=[remediation.key.key_arn],
-        ),
-    ]
+    statements = incident_function_statements(
+        remediation,
+        log_group=hold.log_group,
+        instance_sid="OptedInInstances",
+        instance_actions=("ec2:GetConsoleOutput", "ec2:RebootInstances"),
+        table_actions=HOLD_TABLE_ACTIONS,
+        queues=(remediation.rejected_queue, hold.dead_letter_queue),
+    )
     if hold.groups:
         # aws-assumption: autoscaling-group-resource-arns
         statements.append(
@@ -102,21 +63,14 @@ def grant_hold_rights(hold: AutoScalingHold, evidence_key: kms.IKey | None) -> N
         )
     statements.extend(other_key_statements(remediation, evidence_key))
     # The same interrupt right (and tag-tamper denies) as the remediation function.
-    statements.append(
-        interrupt_statement(tag=remediation.tag, regions=[stack.region], accounts=[stack.account])
-    )
-    statements.extend(tag_tamper_deny_statements(remediation.tag))
-    # One IAM style for every crashcart function: a customer managed policy on the
-    # function's own role, written whole here (no grant adds to an inline default policy).
-    policy = iam.ManagedPolicy(
+    policy = interrupting_function_policy(
         hold,
-        "FunctionPolicy",
+        remediation,
+        statements,
+        role=hold.role,
+        function=hold.function,
         description="crashcart lifecycle hold and escalation: exactly the rights it uses",
-        statements=statements,
-        roles=[hold.role],
     )
-    # The function starts only once its rights exist.
-    hold.function.node.add_dependency(policy)
     wildcards = {
         "*": "ec2 Describe* calls support no resource-level permissions: AWS requires '*'",
         instance_arn: (
@@ -137,9 +91,4 @@ def grant_hold_rights(hold: AutoScalingHold, evidence_key: kms.IKey | None) -> N
             "an Auto Scaling group's ARN holds a generated id unknown at deploy time; the "
             "ARN names exactly this group (autoScalingGroupName/<name>)"
         )
-    for arn, reason in wildcards.items():
-        rendered = nag_rendering(stack.resolve(arn))
-        if rendered is not None:
-            acknowledge_finding(
-                policy, f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]", reason
-            )
+    acknowledge_wildcards(policy, wildcards)

@@ -11,11 +11,15 @@ packs that forbid inline policies pass in the grantee's stack.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from crashcart import _props as props
@@ -80,19 +84,27 @@ def other_key_statements(
     return statements
 
 
-def grant_function_rights(
-    remediation: UnresponsiveInstanceRemediation, evidence_key: kms.IKey | None
-) -> iam.ManagedPolicy:
-    """Exactly the rights the function uses (brief: 'Permissions the function uses'), as a
-    customer managed policy (``FunctionPolicy``) on the function's own role."""
+def incident_function_statements(
+    remediation: UnresponsiveInstanceRemediation,
+    *,
+    log_group: logs.ILogGroup,
+    instance_sid: str,
+    instance_actions: Sequence[str],
+    table_actions: Sequence[str],
+    queues: Sequence[sqs.IQueue],
+) -> list[iam.PolicyStatement]:
+    """What every function that acts on the remediation's incidents needs, in one order:
+    its logs, Describe*, ``instance_actions`` on opted-in instances (by tag), the kill
+    switch, ``table_actions`` on the incident table, the topic, the evidence prefix,
+    ``queues`` and the deployment's key. The remediation and the Auto Scaling hold differ
+    only in those arguments."""
     stack = cdk.Stack.of(remediation)
-    role = remediation.role
     instance_arn = f"arn:{stack.partition}:ec2:{stack.region}:{stack.account}:instance/*"
-    statements = [
+    return [
         iam.PolicyStatement(
             sid="Logs",
             actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-            resources=[remediation.log_group.log_group_arn],
+            resources=[log_group.log_group_arn],
         ),
         iam.PolicyStatement(
             sid="DescribeInstances",
@@ -101,8 +113,8 @@ def grant_function_rights(
         ),
         iam.PolicyStatement(
             # aws-assumption: ec2-tag-condition-keys
-            sid="ConsoleOutputOptedIn",
-            actions=["ec2:GetConsoleOutput"],
+            sid=instance_sid,
+            actions=list(instance_actions),
             resources=[instance_arn],
             conditions={"StringEquals": {remediation.tag.condition_key: remediation.tag.value}},
         ),
@@ -113,7 +125,7 @@ def grant_function_rights(
         ),
         iam.PolicyStatement(
             sid="IncidentTable",
-            actions=list(TABLE_ACTIONS),
+            actions=list(table_actions),
             resources=[remediation.table.table_arn],
         ),
         iam.PolicyStatement(
@@ -129,7 +141,7 @@ def grant_function_rights(
         iam.PolicyStatement(
             sid="Queues",
             actions=["sqs:SendMessage"],
-            resources=[remediation.rejected_queue.queue_arn, remediation.failure_queue.queue_arn],
+            resources=[queue.queue_arn for queue in queues],
         ),
         iam.PolicyStatement(
             sid="DeploymentKey",
@@ -137,6 +149,72 @@ def grant_function_rights(
             resources=[remediation.key.key_arn],
         ),
     ]
+
+
+def interrupting_function_policy(
+    scope: Construct,
+    remediation: UnresponsiveInstanceRemediation,
+    statements: list[iam.PolicyStatement],
+    *,
+    role: iam.IRole,
+    function: lambda_.IFunction,
+    description: str,
+) -> iam.ManagedPolicy:
+    """``statements`` plus the interrupt right as grant_diagnostic_interrupt states it
+    (opted-in instances of this account and region) and the denies that keep the function
+    from opting in, as the customer managed policy ``FunctionPolicy`` on ``role``.
+
+    One IAM style for every crashcart function: the policy is written whole (no grant adds
+    to an inline default policy), and the function starts only once its rights exist (an
+    inline default policy of the role gave that dependency implicitly).
+    """
+    stack = cdk.Stack.of(scope)
+    statements.append(
+        interrupt_statement(tag=remediation.tag, regions=[stack.region], accounts=[stack.account])
+    )
+    statements.extend(tag_tamper_deny_statements(remediation.tag))
+    policy = iam.ManagedPolicy(
+        scope,
+        "FunctionPolicy",
+        description=description,
+        statements=statements,
+        roles=[role],
+    )
+    function.node.add_dependency(policy)
+    return policy
+
+
+def acknowledge_wildcards(policy: Construct, wildcards: Mapping[str, str]) -> None:
+    """Acknowledge the AwsSolutions-IAM5 finding of each wildcard resource, with its reason.
+
+    cdk-nag names the resource as rendered in the template (``<AWS::Partition>``,
+    ``<Logical.Arn>``); one whose rendering is unknown stays unacknowledged (reported).
+    """
+    stack = cdk.Stack.of(policy)
+    for arn, reason in wildcards.items():
+        rendered = nag_rendering(stack.resolve(arn))
+        if rendered is not None:
+            acknowledge_finding(
+                policy, f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]", reason
+            )
+
+
+def grant_function_rights(
+    remediation: UnresponsiveInstanceRemediation, evidence_key: kms.IKey | None
+) -> iam.ManagedPolicy:
+    """Exactly the rights the function uses (brief: 'Permissions the function uses'), as a
+    customer managed policy (``FunctionPolicy``) on the function's own role."""
+    stack = cdk.Stack.of(remediation)
+    role = remediation.role
+    instance_arn = f"arn:{stack.partition}:ec2:{stack.region}:{stack.account}:instance/*"
+    statements = incident_function_statements(
+        remediation,
+        log_group=remediation.log_group,
+        instance_sid="ConsoleOutputOptedIn",
+        instance_actions=("ec2:GetConsoleOutput",),
+        table_actions=TABLE_ACTIONS,
+        queues=(remediation.rejected_queue, remediation.failure_queue),
+    )
     statements.extend(other_key_statements(remediation, evidence_key))
     if remediation.function.is_bound_to_vpc:
         statements.append(
@@ -155,20 +233,14 @@ def grant_function_rights(
     # The interrupt right as grant_diagnostic_interrupt states it (opted-in instances of
     # this account and region), and the denies that keep the function from opting in.
     interrupt_arns = instance_arns([stack.region], [stack.account])
-    statements.append(
-        interrupt_statement(tag=remediation.tag, regions=[stack.region], accounts=[stack.account])
-    )
-    statements.extend(tag_tamper_deny_statements(remediation.tag))
-    policy = iam.ManagedPolicy(
+    policy = interrupting_function_policy(
         remediation,
-        "FunctionPolicy",
+        remediation,
+        statements,
+        role=role,
+        function=remediation.function,
         description="crashcart remediation function: exactly the rights it uses",
-        statements=statements,
-        roles=[role],
     )
-    # The function starts only once its rights exist (an inline default policy of the role
-    # gave this dependency implicitly).
-    remediation.function.node.add_dependency(policy)
     _acknowledge_wildcards(remediation, policy, instance_arn, interrupt_arns)
     return policy
 
@@ -182,7 +254,6 @@ def _acknowledge_wildcards(
     """The policy's wildcards, each with its reason (AwsSolutions-IAM5). The interrupt's
     first: where its ARN renders like GetConsoleOutput's, the reason naming both wins."""
     acknowledge_instance_wildcards(policy, interrupt_arns)
-    stack = cdk.Stack.of(remediation)
     evidence_arn = remediation.evidence_bucket.arn_for_objects(f"{EVIDENCE_PREFIX}*")
     wildcards = {
         "*": (
@@ -199,14 +270,7 @@ def _acknowledge_wildcards(
             "keys include the instance id and incident time, known only at run time"
         ),
     }
-    for arn, reason in wildcards.items():
-        # cdk-nag names the resource as rendered in the template (<AWS::Partition>,
-        # <Logical.Arn>); one whose rendering is unknown stays unacknowledged (reported).
-        rendered = nag_rendering(stack.resolve(arn))
-        if rendered is not None:
-            acknowledge_finding(
-                policy, f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]", reason
-            )
+    acknowledge_wildcards(policy, wildcards)
 
 
 def grant_policy(
