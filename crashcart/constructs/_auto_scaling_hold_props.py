@@ -61,7 +61,7 @@ class DumpDeadline:
 
 
 @dataclass(frozen=True)
-class HoldTiming:
+class _HoldTiming:
     """The hold's checked timing: the hooks' heartbeat, the tick, the longest dump deadline
     (seconds) and the backstop's window in periods of :data:`BACKSTOP_PERIOD`."""
 
@@ -78,7 +78,7 @@ def hold_timing(
     schedule: cdk.Duration | None,
     dump_deadline: DumpDeadline,
     backstop: bool,
-) -> HoldTiming:
+) -> _HoldTiming:
     """Check the hold's timing props together.
 
     :raises ConfigurationError: a value Auto Scaling or CloudWatch would refuse, or one that
@@ -114,4 +114,4 @@ def hold_timing(
             f"exceed the {METRICS_INSIGHTS_MAX_SECONDS}s a Metrics Insights alarm "
             "evaluates; lower the maximum or pass backstop=False"
         )
-    return HoldTiming(heartbeat, tick, heartbeat_s, maximum, backstop_periods)
+    return _HoldTiming(heartbeat, tick, heartbeat_s, maximum, backstop_periods)
