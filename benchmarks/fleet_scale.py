@@ -81,7 +81,12 @@ def _synth(mode: str, capacity: int) -> dict[str, Any]:
     import aws_cdk as cdk
     from aws_cdk import aws_s3 as s3
 
-    from crashcart import FleetWatch, ManagedAlarms, UnresponsiveInstanceRemediation
+    from crashcart import (
+        ExistingDumpBucket,
+        FleetWatch,
+        ManagedAlarms,
+        UnresponsiveInstanceRemediation,
+    )
 
     started = time.perf_counter()
     app = cdk.App(context=_context())
@@ -90,7 +95,9 @@ def _synth(mode: str, capacity: int) -> dict[str, Any]:
     stack = cdk.Stack(app, "Remediation", env=env)
     bucket = s3.Bucket(stack, "Evidence", enforce_ssl=True)
     fleet = FleetWatch() if mode == "fleet" else ManagedAlarms()
-    UnresponsiveInstanceRemediation(stack, "Remediation", evidence_bucket=bucket, fleet=fleet)
+    UnresponsiveInstanceRemediation(
+        stack, "Remediation", dumps=ExistingDumpBucket(bucket=bucket), fleet=fleet
+    )
     assembly = app.synth()
     template = assembly.get_stack_by_name("Remediation").template
     body = json.dumps(template, sort_keys=True)
@@ -107,7 +114,7 @@ def _explicit_refusal(capacity: int) -> dict[str, Any]:
     import aws_cdk as cdk
     from aws_cdk import aws_s3 as s3
 
-    from crashcart import UnresponsiveInstanceRemediation
+    from crashcart import ExistingDumpBucket, UnresponsiveInstanceRemediation
     from crashcart.errors import ConfigurationError
 
     app = cdk.App(context=_context())
@@ -116,7 +123,10 @@ def _explicit_refusal(capacity: int) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         UnresponsiveInstanceRemediation(
-            stack, "Remediation", evidence_bucket=bucket, instances=instance_ids(capacity)
+            stack,
+            "Remediation",
+            dumps=ExistingDumpBucket(bucket=bucket),
+            instances=instance_ids(capacity),
         )
     except ConfigurationError as error:
         return {

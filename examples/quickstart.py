@@ -42,8 +42,7 @@ def build(app: cdk.App) -> list[cdk.Stack]:
         "Remediation",
         fleet=FleetWatch(),
         tag=tag,
-        evidence_bucket=dumps.bucket,
-        evidence_key=dumps.encryption_key,
+        dumps=dumps,
         dry_run=True,  # shadow mode: every guard runs, the interrupt is a DryRun call
         notifications=[subscriptions.EmailSubscription("oncall@example.com")],
     )

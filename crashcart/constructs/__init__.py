@@ -19,6 +19,7 @@ from crashcart.constructs.diagnostic_interrupt_operator_policy import (
 )
 from crashcart.constructs.dump_overdue_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.dump_triage_job import DumpTriageJob, TriageTaskSize
+from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 from crashcart.constructs.fleet_scale import ManagedAlarms
 from crashcart.constructs.incident_store import IncidentStore
 from crashcart.constructs.kdump_image_pipeline import (
@@ -74,6 +75,7 @@ __all__ = [
     "DumpLifecycle",
     "DumpOverdueSweep",
     "DumpTriageJob",
+    "ExistingDumpBucket",
     "FleetWatch",
     "GuardrailTarget",
     "Hardening",

@@ -32,27 +32,25 @@ kernel fails every check, while an instance that passes some minutes is answerin
 not what an NMI is for. The function re-confirms ``impaired`` with DescribeInstanceStatus
 before acting, so a longer window buys little safety and costs minutes of outage.
 
-Where the parts are: the value types in :mod:`.remediation_settings`; the prop checks and
-the function's environment in ``_internal/remediation_checks.py``; the function's rights and
-the operator grants in ``_internal/remediation_iam.py``; the status-check alarms in
-``_internal/remediation_alarms.py``; the compliance acknowledgements in
-``_internal/remediation_acknowledgements.py``; the incident table, key and topic in
-:mod:`.incident_store`; the runtime in ``crashcart/functions/remediation/``. This module is
-longer than 450 lines because the constructor documents its 27 props and wires the
-deployment in its one order (store, queues, function, delivery, alarms, budget check).
+Where the parts are: the value types in :mod:`.remediation_settings`; under ``_internal/``:
+the prop checks, the incident store it defaults to and the function's environment in
+``remediation_checks``; the function's rights and the operator grants in ``remediation_iam``;
+the alarm rule, the sweep's schedule and the failure queues in ``remediation_delivery``; the
+status-check alarms in ``remediation_alarms``; the ``metric_*`` methods in
+``remediation_metrics``; the compliance acknowledgements in ``remediation_acknowledgements``;
+the incident table, key and topic in :mod:`.incident_store`; the runtime in
+``crashcart/functions/remediation/``. This module keeps the props, their documentation and
+the wiring in its one order (store, queues, function, delivery, alarms, budget check).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -63,38 +61,42 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from crashcart import _props as props
-from crashcart.constructs._internal.acknowledgements import acknowledge_finding
 from crashcart.constructs._internal.fleet_shards import (
     AlarmManager,
-    check_insights_alarm_quota,
-    partial_data_watch,
 )
 from crashcart.constructs._internal.function_code import REMEDIATION as REMEDIATION_FUNCTION
 from crashcart.constructs._internal.lambda_functions import (
     acknowledge_plain_environment,
     acknowledge_unreserved,
     acknowledge_untraced,
-    check_reserved_concurrency,
 )
-from crashcart.constructs._internal.queues import encrypted_queue
-from crashcart.constructs._internal.remediation_acknowledgements import acknowledge_findings
+from crashcart.constructs._internal.remediation_acknowledgements import (
+    acknowledge_findings,
+    acknowledge_subscription,
+)
 from crashcart.constructs._internal.remediation_alarms import (
     STATUS_METRIC,
-    acknowledge_status_alarm,
-    fleet_alarm,
-    instance_alarm,
+    watch_status_checks,
 )
 from crashcart.constructs._internal.remediation_checks import (
     MAX_STACK_RESOURCES,
     RESOURCES_PER_INSTANCE,
-    StackResourceBudget,
     alarm_name_prefix,
-    check_int,
-    check_mode,
     check_prop_types,
-    check_resource_budget,
+    check_settings,
     count_resources,
     function_environment,
+    incident_store,
+    warn_untagged_ids,
+)
+from crashcart.constructs._internal.remediation_delivery import (
+    ALARM_STATE_CHANGE,
+    CONTRIBUTOR_STATE_CHANGE,
+    alarm_rule,
+    allow_services_on_key,
+    failure_queue,
+    missed_alarm_sweep_rule,
+    queue_alarms,
 )
 from crashcart.constructs._internal.remediation_iam import (
     DESCRIBE_ACTIONS,
@@ -102,25 +104,26 @@ from crashcart.constructs._internal.remediation_iam import (
     EVIDENCE_PREFIX,
     KEY_ACTIONS,
     TABLE_ACTIONS,
+    RemediationGrants,
     grant_function_rights,
-    grant_policy,
-    kill_switch_statements,
-    reset_breaker_statements,
+)
+from crashcart.constructs._internal.remediation_metrics import (
+    METRIC_DIMENSION,
+    METRIC_NAMESPACE,
+    OUTCOME_METRICS,
+    RemediationMetrics,
 )
 from crashcart.constructs._internal.secure_function import (
     QueueDestination,
     function_log_group,
     function_role,
 )
-from crashcart.constructs._internal.service_access import (
-    alarm_topic_statements,
-    allow_rules_on_key,
-    failure_queue_alarm,
-    undeliverable_events_alarm,
-)
-from crashcart.constructs._internal.service_key import allow_logs_on_key
+from crashcart.constructs._internal.service_access import undeliverable_events_alarm
+from crashcart.constructs.existing_dump_bucket import DumpBucket, ExistingDumpBucket
 from crashcart.constructs.fleet_scale import ManagedAlarms
-from crashcart.constructs.incident_store import IncidentStore
+from crashcart.constructs.incident_store import (
+    IncidentStore,
+)
 from crashcart.constructs.organisation_link import OrganisationLink, check_organisation
 from crashcart.constructs.remediation_settings import (
     FLEET_QUERY,
@@ -131,37 +134,15 @@ from crashcart.constructs.remediation_settings import (
     FleetWatch,
     InterruptGuards,
     MissedAlarmSweep,
-    _seconds,
-    _unresolved,
 )
-from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
-from crashcart.runtime import metrics
-
-#: The rule input that starts a pass of the missed-alarm sweep (the function's ``sweep.py``).
-SWEEP_TRIGGER_KEY: Final = "crashcart-action"
-SWEEP_TRIGGER_VALUE: Final = "missed-alarm-sweep"
-
-#: EventBridge detail types of CloudWatch alarm events.
-ALARM_STATE_CHANGE: Final = "CloudWatch Alarm State Change"
-CONTRIBUTOR_STATE_CHANGE: Final = "CloudWatch Alarm Contributor State Change"
-#: Metrics Insights alarms evaluate only the most recent three hours of data.
-MAX_INSIGHTS_EVALUATION_MINUTES: Final = 180
-
-#: Embedded-metric-format metrics the runtime writes (defined in crashcart.runtime.metrics):
-#: namespace, the one dimension (value: function name), names by outcome.
-# aws-assumption: emf-log-metrics
-METRIC_NAMESPACE: Final = metrics.NAMESPACE
-METRIC_DIMENSION: Final = metrics.DIMENSION
-OUTCOME_METRICS: Final = metrics.REMEDIATION_OUTCOMES
-
 
 # --------------------------------------------------------------------------------------
 # The construct
 # --------------------------------------------------------------------------------------
 
 
-class UnresponsiveInstanceRemediation(Construct):
+class UnresponsiveInstanceRemediation(RemediationMetrics, RemediationGrants, Construct):
     """Detect instances whose guest stopped answering and interrupt them, behind guards.
 
     Attributes: ``function``, ``role``, ``table``, ``topic``, ``key``, ``rule``,
@@ -169,7 +150,8 @@ class UnresponsiveInstanceRemediation(Construct):
     per queue, on messages sent), ``undeliverable_events_alarm`` (events the rule could not
     put into its dead-letter queue), ``alarms`` (the status-check alarms: one per instance,
     or the one fleet alarm),
-    ``kill_switch``, ``log_group``, ``alarm_name_prefix``, ``evidence_bucket``.
+    ``kill_switch``, ``log_group``, ``alarm_name_prefix``, ``dumps``, ``evidence_bucket``
+    and ``evidence_key`` (the bucket and key of ``dumps``).
     """
 
     def __init__(
@@ -177,8 +159,7 @@ class UnresponsiveInstanceRemediation(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        evidence_bucket: s3.IBucket,
-        evidence_key: kms.IKey | None = None,
+        dumps: DumpBucket,
         instances: Sequence[ec2.IInstance | str] | None = None,
         fleet: FleetWatch | ManagedAlarms | None = None,
         tag: OptInTag = OptInTag(),  # noqa: B008 - frozen value
@@ -204,11 +185,11 @@ class UnresponsiveInstanceRemediation(Construct):
     ) -> None:
         """Create the remediation for ``instances`` or, with ``fleet``, for every instance.
 
-        :param evidence_bucket: where the function writes console output before an
-            interrupt (``evidence/<instance-id>/<opened_at>/console-output.txt``).
-        :param evidence_key: the KMS key of ``evidence_bucket``. Default: the bucket's own
-            ``encryption_key`` when it has one; otherwise no KMS right is granted (an
-            SSE-S3 bucket needs none).
+        :param dumps: the crash-dump bucket, where the function also writes console output
+            before an interrupt (``evidence/<instance-id>/<opened_at>/console-output.txt``):
+            the deployment's ``CrashDumpBucket``, or an ``ExistingDumpBucket`` (bucket and
+            key) for one crashcart did not create. The function may ``kms:Encrypt`` /
+            ``GenerateDataKey`` with its key (none is granted for an SSE-S3 bucket).
         :param instances: the instances to watch: ``ec2.IInstance`` objects (tagged here
             with the opt-in tag) or instance ids (``i-...``) that must carry the tag
             already. One alarm each. Default: none; then ``fleet`` is required.
@@ -276,8 +257,7 @@ class UnresponsiveInstanceRemediation(Construct):
         :raises ConfigurationError: for every invalid value, with what is allowed and why.
         """
         subscriptions = check_prop_types(
-            evidence_bucket=evidence_bucket,
-            evidence_key=evidence_key,
+            dumps=dumps,
             tag=tag,
             alarm_window=alarm_window,
             guards=guards,
@@ -296,97 +276,48 @@ class UnresponsiveInstanceRemediation(Construct):
             optional=True,
         )
         super().__init__(scope, construct_id)
-        stack = cdk.Stack.of(self)
-        watched = check_mode(instances, fleet)
-        check_reserved_concurrency(reserved_concurrency)
-        check_int("memory_size", memory_size, 128, 10_240)
-        check_int("retry_attempts", retry_attempts, 0, 2)
-        timeout_s = _seconds("timeout", timeout, minimum=10)
-        if timeout_s is not None and timeout_s > 900:
-            raise ConfigurationError(f"timeout={timeout_s}s: Lambda allows at most 900 s")
-        age_s = _seconds("max_event_age", max_event_age, minimum=60)
-        if age_s is not None and age_s > 6 * 3600:
-            raise ConfigurationError(
-                f"max_event_age={age_s}s: Lambda keeps asynchronous events at most 6 hours"
-            )
-        if not isinstance(dry_run, bool):
-            raise ConfigurationError(f"dry_run={dry_run!r}: must be True or False")
-        if missed_alarm_sweep is not None and not isinstance(missed_alarm_sweep, MissedAlarmSweep):
-            raise ConfigurationError(
-                f"missed_alarm_sweep={missed_alarm_sweep!r}: give MissedAlarmSweep(...) or None"
-            )
+        watched = check_settings(
+            instances=instances,
+            fleet=fleet,
+            alarm_window=alarm_window,
+            missed_alarm_sweep=missed_alarm_sweep,
+            dry_run=dry_run,
+            reserved_concurrency=reserved_concurrency,
+            timeout=timeout,
+            memory_size=memory_size,
+            retry_attempts=retry_attempts,
+            max_event_age=max_event_age,
+        )
         self.missed_alarm_sweep_settings = missed_alarm_sweep
-        self.organisation = check_organisation(organisation, stack)
-        periods = alarm_window.evaluation_periods
-        if (
-            isinstance(fleet, FleetWatch)
-            and not _unresolved(periods)
-            and periods > MAX_INSIGHTS_EVALUATION_MINUTES
-        ):
-            raise ConfigurationError(
-                f"AlarmWindow evaluation_periods={periods} with fleet mode: Metrics Insights "
-                f"alarms evaluate at most the last {MAX_INSIGHTS_EVALUATION_MINUTES} minutes "
-                "of data"
-            )
-
-        raw_ids = [i for i in watched if isinstance(i, str)]
-        if raw_ids:
-            cdk.Annotations.of(self).add_warning_v2(
-                "crashcart:remediation:instanceIdsMustBeTagged",
-                f"{len(raw_ids)} instance(s) given by id ({', '.join(raw_ids[:5])}"
-                f"{', ...' if len(raw_ids) > 5 else ''}): crashcart cannot tag them. Each must "
-                f"carry the tag {tag.key}={tag.value}, or the function skips it and IAM denies "
-                "the interrupt",
-            )
+        self.organisation = check_organisation(organisation, cdk.Stack.of(self))
+        warn_untagged_ids(self, watched, tag)
 
         self.tag = tag
         self.dry_run = dry_run
-        self.evidence_bucket = evidence_bucket
+        self.dumps = dumps
+        #: The bucket and key of ``dumps`` (console-output evidence goes there).
+        self.evidence_bucket: s3.IBucket = dumps.bucket
+        self.evidence_key: kms.IKey | None = dumps.encryption_key
         self.alarm_name_prefix: str = alarm_name_prefix(self)
 
         # -- incident store (table, key, topic), kill switch ---------------------------------
-        if incidents is None:
-            # "Default" is left out of logical ids: the table, key and topic keep the ids
-            # they had when this construct created them itself (a new id would replace them).
-            incidents = IncidentStore(
-                self,
-                "Default",
-                encryption_key=encryption_key,
-                topic=topic,
-                removal_policy=removal_policy,
-                key_description="crashcart remediation: incident table, topic, queues, logs",
-                topic_display_name="crashcart remediation",
-            )
-        elif topic is not None:
-            raise ConfigurationError(
-                "topic was given with incidents: the remediation announces on its incident "
-                "store's topic; give the topic to the IncidentStore instead"
-            )
-        self.incidents = incidents
-        key = encryption_key or incidents.encryption_key
-        if key is None:
-            raise ConfigurationError(
-                "the incident store's table has no customer key: give encryption_key for the "
-                "remediation's queues and log group"
-            )
-        self.key: kms.IKey = key
-        self._allow_services_on_key()
-        self.table = incidents.table
-        self.topic: sns.ITopic = incidents.topic
+        self.incidents, self.key = incident_store(
+            self,
+            incidents,
+            encryption_key=encryption_key,
+            topic=topic,
+            removal_policy=removal_policy,
+        )
+        allow_services_on_key(self)
+        self.table = self.incidents.table
+        self.topic: sns.ITopic = self.incidents.topic
         #: The topic subscriptions added from ``notifications`` (each recipient confirms
         #: first; aws-assumption: sns-subscription-confirmation).
         self.subscriptions: list[sns.Subscription] = [
             self.topic.add_subscription(subscription) for subscription in subscriptions
         ]
         for added in self.subscriptions:
-            acknowledge_finding(
-                added,
-                "Serverless::Serverless-SNSRedrivePolicy",
-                "a notification is a copy for people: every incident, skip and failure it "
-                "reports is also recorded in the incident table and the function's log, and "
-                "SNS counts undeliverable ones (NumberOfNotificationsFailed); a redrive queue "
-                "would keep a second copy of incident text nobody reads",
-            )
+            acknowledge_subscription(added)
 
         # aws-assumption: ssm-kill-switch-parameter
         self.kill_switch = ssm.StringParameter(
@@ -401,14 +332,14 @@ class UnresponsiveInstanceRemediation(Construct):
         )
 
         # -- queues ---------------------------------------------------------------------
-        self.dead_letter_queue = self._queue(
-            "DeadLetterQueue", "events EventBridge could not deliver to the function"
+        self.dead_letter_queue = failure_queue(
+            self, "DeadLetterQueue", "events EventBridge could not deliver to the function"
         )
-        self.failure_queue = self._queue(
-            "FailureQueue", "events the function failed on after Lambda's retries"
+        self.failure_queue = failure_queue(
+            self, "FailureQueue", "events the function failed on after Lambda's retries"
         )
-        self.rejected_queue = self._queue(
-            "RejectedQueue", "malformed or foreign events the function refused"
+        self.rejected_queue = failure_queue(
+            self, "RejectedQueue", "malformed or foreign events the function refused"
         )
 
         # -- function -------------------------------------------------------------------
@@ -455,47 +386,11 @@ class UnresponsiveInstanceRemediation(Construct):
             max_event_age=max_event_age,
             on_failure=QueueDestination(self.failure_queue),
         )
-        grant_function_rights(self, evidence_key or evidence_bucket.encryption_key)
+        grant_function_rights(self, self.evidence_key)
 
-        # -- delivery -------------------------------------------------------------------
-        detail_type = (
-            CONTRIBUTOR_STATE_CHANGE if isinstance(fleet, FleetWatch) else ALARM_STATE_CHANGE
-        )
-        self.rule = events.Rule(
-            self,
-            "AlarmRule",
-            description=(
-                f"crashcart: {detail_type} of alarms named {self.alarm_name_prefix}* "
-                "to the remediation function"
-            ),
-            event_pattern=events.EventPattern(
-                source=["aws.cloudwatch"],
-                detail_type=[detail_type],
-                account=[stack.account],
-                region=[stack.region],
-                detail={
-                    "alarmName": [{"prefix": self.alarm_name_prefix}],
-                    "state": {"value": ["ALARM", "OK"]},
-                },
-            ),
-        )
-        self.rule.add_target(
-            targets.LambdaFunction(
-                self.function,
-                dead_letter_queue=self.dead_letter_queue,
-                max_event_age=max_event_age,
-                retry_attempts=185,
-            )
-        )
-
-        self.queue_alarms: list[cloudwatch.Alarm] = [
-            self._queue_depth_alarm(queue, what)
-            for queue, what in (
-                (self.dead_letter_queue, "undelivered events (EventBridge -> function)"),
-                (self.failure_queue, "events the function failed on"),
-                (self.rejected_queue, "events the function rejected as malformed or foreign"),
-            )
-        ]
+        # -- delivery (``_internal/remediation_delivery.py``) ---------------------------
+        self.rule = alarm_rule(self, fleet, max_event_age)
+        self.queue_alarms: list[cloudwatch.Alarm] = queue_alarms(self)
         #: Events EventBridge could not even put into the dead-letter queue (lost).
         self.undeliverable_events_alarm = undeliverable_events_alarm(
             self, "UndeliverableEventsAlarm", self.rule, self.topic
@@ -503,7 +398,9 @@ class UnresponsiveInstanceRemediation(Construct):
         #: The missed-alarm sweep's schedule (None when ``missed_alarm_sweep`` is None).
         self.missed_alarm_sweep_rule: events.Rule | None = None
         if missed_alarm_sweep is not None:
-            self.missed_alarm_sweep_rule = self._missed_alarm_sweep(missed_alarm_sweep)
+            self.missed_alarm_sweep_rule, self.sweep_undeliverable_events_alarm = (
+                missed_alarm_sweep_rule(self, missed_alarm_sweep)
+            )
 
         acknowledge_findings(self, vpc is None)
 
@@ -516,27 +413,7 @@ class UnresponsiveInstanceRemediation(Construct):
         self.partial_data_alarm: cloudwatch.Alarm | None = None
         #: ``fleet=ManagedAlarms()``: the alarm manager (None in the other modes).
         self.alarm_manager: AlarmManager | None = None
-        if isinstance(fleet, FleetWatch):
-            check_insights_alarm_quota(self, fleet.alarm_quota, adding=1)
-            self.alarms.append(fleet_alarm(self, fleet, alarm_window))
-            self.partial_data_alarm = partial_data_watch(self)
-        elif isinstance(fleet, ManagedAlarms):
-            self.alarm_manager = AlarmManager(
-                self,
-                "AlarmManager",
-                managed=fleet,
-                window=alarm_window,
-                log_retention=log_retention,
-            )
-        else:
-            check_resource_budget(self, len(watched))
-            for instance in watched:
-                self.alarms.append(instance_alarm(self, instance, alarm_window))
-            # Resources added to the stack after this construct count too: check again
-            # when the whole stack is known, before CloudFormation would refuse it.
-            self.node.add_validation(StackResourceBudget(self, len(watched)))
-        for alarm in self.alarms:
-            acknowledge_status_alarm(self, alarm)
+        watch_status_checks(self, fleet, watched, alarm_window, log_retention)
 
     # -- public API ----------------------------------------------------------------------
 
@@ -544,149 +421,6 @@ class UnresponsiveInstanceRemediation(Construct):
     def max_explicit_instances(self) -> int:
         """How many more explicitly listed instances this stack could still take."""
         return MAX_STACK_RESOURCES - count_resources(cdk.Stack.of(self)) - 1
-
-    def metric(self, metric_name: str, **props: Any) -> cloudwatch.Metric:
-        """A metric the function emits (embedded metric format), as a 5-minute Sum."""
-        return cloudwatch.Metric(
-            namespace=METRIC_NAMESPACE,
-            metric_name=metric_name,
-            dimensions_map={METRIC_DIMENSION: self.function.function_name},
-            statistic=props.pop("statistic", "Sum"),
-            period=props.pop("period", cdk.Duration.minutes(5)),
-            **props,
-        )
-
-    def metric_interrupts_sent(self, **props: Any) -> cloudwatch.Metric:
-        """Interrupts sent (not dry run)."""
-        return self.metric(OUTCOME_METRICS["interrupted"], **props)
-
-    def metric_interrupts_dry_run(self, **props: Any) -> cloudwatch.Metric:
-        """Interrupts that dry-run mode sent with ``DryRun=True``."""
-        return self.metric(OUTCOME_METRICS["dry_run"], **props)
-
-    def metric_interrupts_skipped(self, **props: Any) -> cloudwatch.Metric:
-        """ALARMs a guard refused to act on."""
-        return self.metric(OUTCOME_METRICS["skipped"], **props)
-
-    def metric_interrupts_failed(self, **props: Any) -> cloudwatch.Metric:
-        """Interrupts EC2 refused or that failed."""
-        return self.metric(OUTCOME_METRICS["failed"], **props)
-
-    def metric_events_rejected(self, **props: Any) -> cloudwatch.Metric:
-        """Malformed or foreign events sent to the rejected queue."""
-        return self.metric(OUTCOME_METRICS["rejected"], **props)
-
-    def metric_breaker_opened(self, **props: Any) -> cloudwatch.Metric:
-        """Times the fleet or a zone circuit breaker opened."""
-        return self.metric(OUTCOME_METRICS["breaker_opened"], **props)
-
-    def metric_first_unattested_skips(self, **props: Any) -> cloudwatch.Metric:
-        """Instances skipped for the first time because their kdump attestation was not valid
-        (each is also notified; later skips of the same instance count only as skipped)."""
-        return self.metric(OUTCOME_METRICS["unattested_first_skip"], **props)
-
-    def grant_reset_breaker(self, grantee: iam.IGrantable) -> iam.ManagedPolicy:
-        """Let ``grantee`` read and reset the circuit-breaker items, and nothing else.
-
-        Attaches a customer managed policy (in the grantee's stack) to the grantee's role,
-        user or group: ``dynamodb:GetItem`` / ``UpdateItem`` / ``DeleteItem`` on the incident
-        table, only for partition keys starting with ``breaker#``
-        (``dynamodb:LeadingKeys``), plus the table key's use. A managed policy, not an
-        inline one, so that compliance packs that forbid inline policies (NIST 800-53,
-        HIPAA, PCI DSS ``IAMNoInlinePolicy``) pass in the grantee's stack. To put the
-        statements in a policy of your own instead, use :meth:`reset_breaker_statements`.
-        Calling it twice for one grantee returns the same policy.
-
-        :raises ConfigurationError: the grantee's principal is not a role, user or group.
-        """
-        return grant_policy(
-            self,
-            grantee,
-            "ResetBreaker",
-            self.reset_breaker_statements(),
-            "crashcart: read and reset the remediation circuit breakers",
-        )
-
-    def reset_breaker_statements(self) -> list[iam.PolicyStatement]:
-        """The statements :meth:`grant_reset_breaker` grants, for a policy of your own."""
-        return reset_breaker_statements(self)
-
-    def grant_kill_switch(self, grantee: iam.IGrantable) -> iam.ManagedPolicy:
-        """Let ``grantee`` read and set the kill-switch parameter (``on`` / ``off``).
-
-        Attaches a customer managed policy (in the grantee's stack) to the grantee's role,
-        user or group, for the reason given in :meth:`grant_reset_breaker`; the statements
-        alone are :meth:`kill_switch_statements`.
-
-        :raises ConfigurationError: the grantee's principal is not a role, user or group.
-        """
-        return grant_policy(
-            self,
-            grantee,
-            "KillSwitch",
-            self.kill_switch_statements(),
-            "crashcart: read and set the remediation kill switch",
-        )
-
-    def kill_switch_statements(self) -> list[iam.PolicyStatement]:
-        """The statements :meth:`grant_kill_switch` grants, for a policy of your own."""
-        return kill_switch_statements(self)
-
-    def metric_sweep_found_work(self, **props: Any) -> cloudwatch.Metric:
-        """Impaired opted-in instances the missed-alarm sweep handed to the decision (each
-        one an alarm event that was missed, or an incident that went stale)."""
-        return self.metric(OUTCOME_METRICS["sweep_found"], **props)
-
-    def _missed_alarm_sweep(self, sweep: MissedAlarmSweep) -> events.Rule:
-        rule = events.Rule(
-            self,
-            "MissedAlarmSweepSchedule",
-            description=(
-                "crashcart: the remediation function's pass over impaired opted-in instances "
-                "whose alarm event was missed"
-            ),
-            schedule=events.Schedule.rate(sweep.schedule),
-        )
-        rule.add_target(
-            targets.LambdaFunction(
-                self.function,
-                event=events.RuleTargetInput.from_object(
-                    {SWEEP_TRIGGER_KEY: SWEEP_TRIGGER_VALUE, "scheduled-at": events.EventField.time}
-                ),
-                dead_letter_queue=self.dead_letter_queue,
-                # a lost pass is replaced by the next one: a short retry only
-                max_event_age=cdk.Duration.minutes(10),
-                retry_attempts=2,
-            )
-        )
-        self.sweep_undeliverable_events_alarm = undeliverable_events_alarm(
-            self, "MissedAlarmSweepUndeliverableAlarm", rule, self.topic
-        )
-        return rule
-
-    def _queue(self, construct_id: str, what: str) -> sqs.Queue:
-        queue = encrypted_queue(
-            self,
-            construct_id,
-            key=self.key,
-            dead_letter_store=f"this queue is itself a dead-letter store ({what}); an alarm "
-            "notifies the topic on every message sent to it",
-        )
-        return queue
-
-    def _allow_services_on_key(self) -> None:
-        """Logs (the log group), EventBridge (the rule's dead-letter queue) and this account's
-        alarms (the topic) may use the deployment's key."""
-        allow_logs_on_key(self, self.key, "CrashcartLogsUseKey")
-        # aws-assumption: sse-kms-keys-for-service-senders
-        allow_rules_on_key(self, self.key, "CrashcartEventBridgeDeadLetterQueue")
-        _publish, use_key = alarm_topic_statements(self, self.incidents.topic)
-        self.key.add_to_resource_policy(use_key)
-
-    def _queue_depth_alarm(self, queue: sqs.Queue, what: str) -> cloudwatch.Alarm:
-        # On messages sent, not visible: each new failure notifies again even while an
-        # earlier one still waits in the queue.
-        return failure_queue_alarm(queue, "DepthAlarm", queue, self.topic, what)
 
 
 # Re-exported for the docs and tests.
@@ -709,6 +443,7 @@ __all__ = [
     "AlarmWindow",
     "AttestationPolicy",
     "CircuitBreaker",
+    "ExistingDumpBucket",
     "FleetWatch",
     "InterruptGuards",
     "ManagedAlarms",

@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_autoscaling as autoscaling
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -29,6 +27,7 @@ from crashcart.constructs.auto_scaling_hold import AutoScalingHold
 from crashcart.constructs.crash_dump_bucket import ATTESTATION_TAG_KEY, CrashDumpBucket
 from crashcart.constructs.dump_overdue_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.dump_triage_job import DumpTriageJob
+from crashcart.constructs.existing_dump_bucket import DumpBucket, ExistingDumpBucket
 from crashcart.constructs.fleet_scale import ManagedAlarms
 from crashcart.constructs.kill_switch_reach import KillSwitchReach
 from crashcart.constructs.operations_monitoring import OperationsMonitoring
@@ -65,8 +64,7 @@ class CrashcartRemediationStack(cdk.Stack):
         alarm_window: AlarmWindow = AlarmWindow(),  # noqa: B008 - frozen value
         guards: InterruptGuards = InterruptGuards(),  # noqa: B008 - frozen value
         breaker: CircuitBreaker = CircuitBreaker(),  # noqa: B008 - frozen value
-        evidence_bucket: s3.IBucket | None = None,
-        evidence_key: kms.IKey | None = None,
+        dumps: ExistingDumpBucket | None = None,
         full_triage: bool = True,
         symbol_store: DebugSymbolStore | None = None,
         notifications: Sequence[sns.ITopicSubscription] = (),
@@ -91,10 +89,11 @@ class CrashcartRemediationStack(cdk.Stack):
         :param alarm_window: Default: 3 of 3 one-minute periods.
         :param guards: Default: ``InterruptGuards()``.
         :param breaker: Default: ``CircuitBreaker()``.
-        :param evidence_bucket: bucket for console-output evidence. Default: a new
-            ``CrashDumpBucket`` in this stack (``self.crash_dumps``), which also receives
-            the dumps and updates incidents when one arrives.
-        :param evidence_key: that bucket's key. Default: the crash-dump bucket's key.
+        :param dumps: a crash-dump bucket crashcart did not create (bucket and key), for
+            the console-output evidence; dump arrival, triage and the overdue sweep are then
+            left to its owner. Default: a new ``CrashDumpBucket`` in this stack
+            (``self.crash_dumps``), which also receives the dumps and updates incidents when
+            one arrives.
         :param full_triage: run ``DumpTriageJob`` (a Fargate task per dump, in its own
             isolated VPC) for the crash-dump bucket this stack creates. Default: True.
         :param symbol_store: where that job finds debug vmlinux files by build id (the
@@ -121,10 +120,10 @@ class CrashcartRemediationStack(cdk.Stack):
         super().__init__(scope, construct_id, **stack_kwargs)
         self.central: CentralAccess | None = None
         if central is not None:
-            if evidence_bucket is not None or evidence_key is not None:
+            if dumps is not None:
                 raise ConfigurationError(
-                    "evidence_bucket was given with central: a member account's evidence goes "
-                    "to the central account's dump bucket"
+                    "dumps was given with central: a member account's evidence goes to the "
+                    "central account's dump bucket"
                 )
             self.central = CentralAccess(
                 self,
@@ -133,22 +132,30 @@ class CrashcartRemediationStack(cdk.Stack):
                 attestation_tag_key=ATTESTATION_TAG_KEY,
                 agent_policy_name=agent_policy_name,
             )
-            evidence_bucket = self.central.dump_bucket
-            evidence_key = self.central.dump_key
+            dumps = ExistingDumpBucket(
+                bucket=self.central.dump_bucket, encryption_key=self.central.dump_key
+            )
         self.crash_dumps: CrashDumpBucket | None = None
         self.triage_job: DumpTriageJob | None = None
         self.dump_overdue_sweep: DumpOverdueSweep | None = None
-        if evidence_bucket is not None and symbol_store is not None:
+        if dumps is not None and symbol_store is not None:
             raise ConfigurationError(
-                "symbol_store was given with evidence_bucket: the triage job runs only for the "
+                "symbol_store was given with dumps: the triage job runs only for the "
                 "crash-dump bucket this stack creates; add DumpTriageJob next to your own "
                 "CrashDumpBucket instead"
             )
-        if evidence_bucket is None:
-            self.crash_dumps = CrashDumpBucket(self, "CrashDumps")
-            evidence_bucket = self.crash_dumps.bucket
-            evidence_key = self.crash_dumps.encryption_key
-        self.evidence_bucket = evidence_bucket
+        if dumps is not None and not isinstance(dumps, ExistingDumpBucket):
+            raise ConfigurationError(
+                f"dumps={dumps!r}: give ExistingDumpBucket(bucket=..., encryption_key=...) "
+                "for a bucket crashcart did not create, or leave it out for a new "
+                "CrashDumpBucket in this stack"
+            )
+        wired: DumpBucket
+        if dumps is None:
+            wired = self.crash_dumps = CrashDumpBucket(self, "CrashDumps")
+        else:
+            wired = dumps
+        self.evidence_bucket = wired.bucket
         if instance_ids:
             watch: dict[str, Any] = {"instances": list(instance_ids)}
         else:
@@ -156,8 +163,7 @@ class CrashcartRemediationStack(cdk.Stack):
         self.remediation = UnresponsiveInstanceRemediation(
             self,
             "Remediation",
-            evidence_bucket=evidence_bucket,
-            evidence_key=evidence_key,
+            dumps=wired,
             tag=tag,
             dry_run=dry_run,
             alarm_window=alarm_window,
@@ -188,7 +194,6 @@ class CrashcartRemediationStack(cdk.Stack):
                 )
                 for name in auto_scaling_group_names
             ],
-            evidence_key=evidence_key,
             # a shadow-mode deployment never interrupts, so it must never reboot either
             backstop=hold_backstop and not dry_run,
         )

@@ -38,8 +38,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     remediation = UnresponsiveInstanceRemediation(
         stack,
         "Remediation",
-        evidence_bucket=dumps.bucket,
-        evidence_key=dumps.encryption_key,
+        dumps=dumps,
         fleet=FleetWatch(),
         dry_run=False,
     )
@@ -51,7 +50,6 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
             autoscaling.AutoScalingGroup.from_auto_scaling_group_name(stack, f"G{i}", name)
             for i, name in enumerate(("web", "workers"))
         ],
-        evidence_key=dumps.encryption_key,
         backstop=True,
     )
     app.synth()  # raises ValidationFailed on any unacknowledged finding

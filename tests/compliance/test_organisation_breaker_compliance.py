@@ -14,6 +14,7 @@ from aws_cdk import aws_s3 as s3
 from crashcart import FleetWatch, OrganisationBreaker, OrganisationLink
 from crashcart import UnresponsiveInstanceRemediation as Remediation
 from crashcart.compliance import NAG_PACKS, add_compliance_checks
+from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 from tests.conftest import TEST_REGION
 from tests.support.cfn_lint import cfn_lint
 from tests.support.checkov import checkov_summary, run_checkov
@@ -44,7 +45,7 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Remediation(
         member,
         "Remediation",
-        evidence_bucket=bucket,
+        dumps=ExistingDumpBucket(bucket=bucket),
         fleet=FleetWatch(),
         organisation=LINK,
     )

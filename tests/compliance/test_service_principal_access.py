@@ -15,6 +15,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 
+from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
 from tests.support.incidents import store_of
 from tests.support.service_access import Finding, Walker, walk_templates
@@ -65,7 +66,7 @@ def construct_templates() -> dict[str, dict[str, Any]]:
     stack = stacks["remediation"] = cdk.Stack(app, "Remediation", env=ENV)
     evidence = s3.Bucket(stack, "Evidence", enforce_ssl=True)
     UnresponsiveInstanceRemediation(
-        stack, "Remediation", evidence_bucket=evidence, fleet=FleetWatch()
+        stack, "Remediation", dumps=ExistingDumpBucket(bucket=evidence), fleet=FleetWatch()
     )
 
     stack = stacks["dump-arrival"] = cdk.Stack(app, "DumpArrival", env=ENV)
@@ -86,7 +87,7 @@ def construct_templates() -> dict[str, dict[str, Any]]:
     stack = stacks["monitoring"] = cdk.Stack(app, "Monitoring", env=ENV)
     evidence = s3.Bucket(stack, "Evidence", enforce_ssl=True)
     remediation = UnresponsiveInstanceRemediation(
-        stack, "Remediation", evidence_bucket=evidence, fleet=FleetWatch()
+        stack, "Remediation", dumps=ExistingDumpBucket(bucket=evidence), fleet=FleetWatch()
     )
     OperationsMonitoring(stack, "Monitoring", remediation=remediation)
 

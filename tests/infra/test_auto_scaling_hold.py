@@ -11,6 +11,7 @@ from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk.assertions import Annotations, Match, Template
 
 from crashcart.constructs.auto_scaling_hold import AutoScalingHold, DumpDeadline
+from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 from crashcart.constructs.unresponsive_instance_remediation import (
     FleetWatch,
     UnresponsiveInstanceRemediation,
@@ -34,17 +35,14 @@ def _synth(
     remediation = UnresponsiveInstanceRemediation(
         stack,
         "Remediation",
-        evidence_bucket=bucket,
-        evidence_key=key,
+        dumps=ExistingDumpBucket(bucket=bucket, encryption_key=key),
         fleet=FleetWatch(),
         **(remediation_kwargs or {}),
     )
     groups = [
         autoscaling.AutoScalingGroup.from_auto_scaling_group_name(stack, f"G-{n}", n) for n in names
     ]
-    hold = AutoScalingHold(
-        stack, "Hold", remediation=remediation, groups=groups, evidence_key=key, **kwargs
-    )
+    hold = AutoScalingHold(stack, "Hold", remediation=remediation, groups=groups, **kwargs)
     return stack, hold, Template.from_stack(stack).to_json()
 
 

@@ -11,6 +11,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from crashcart import FleetWatch, ManagedAlarms, UnresponsiveInstanceRemediation
+from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
@@ -33,7 +34,7 @@ def synth(fleet: Any, name: str = "Scale") -> Synth:
     stack = cdk.Stack(app, name, env=env())
     bucket, _ = evidence_bucket(stack)
     construct = UnresponsiveInstanceRemediation(
-        stack, "Remediation", evidence_bucket=bucket, fleet=fleet
+        stack, "Remediation", dumps=ExistingDumpBucket(bucket=bucket), fleet=fleet
     )
     template = app.synth().get_stack_by_name(name).template
     return Synth(construct, template, Template.from_json(template), stack)
@@ -191,10 +192,12 @@ def test_fails_at_construction_past_the_metrics_insights_alarm_quota() -> None:
     app = new_app()
     stack = cdk.Stack(app, "Quota", env=env())
     bucket, _ = evidence_bucket(stack)
-    UnresponsiveInstanceRemediation(stack, "One", evidence_bucket=bucket, fleet=FleetWatch())
+    UnresponsiveInstanceRemediation(
+        stack, "One", dumps=ExistingDumpBucket(bucket=bucket), fleet=FleetWatch()
+    )
     with pytest.raises(ConfigurationError) as raised:
         UnresponsiveInstanceRemediation(
-            stack, "Two", evidence_bucket=bucket, fleet=FleetWatch(alarm_quota=1)
+            stack, "Two", dumps=ExistingDumpBucket(bucket=bucket), fleet=FleetWatch(alarm_quota=1)
         )
     message = str(raised.value)
     assert "would have 2 Metrics Insights alarms, more than FleetWatch alarm_quota=1" in message
@@ -208,7 +211,7 @@ def test_fails_at_synth_when_later_insights_alarms_pass_the_quota() -> None:
     stack = cdk.Stack(app, "QuotaLater", env=env())
     bucket, _ = evidence_bucket(stack)
     UnresponsiveInstanceRemediation(
-        stack, "One", evidence_bucket=bucket, fleet=FleetWatch(alarm_quota=1)
+        stack, "One", dumps=ExistingDumpBucket(bucket=bucket), fleet=FleetWatch(alarm_quota=1)
     )
     cloudwatch.Alarm(
         stack,

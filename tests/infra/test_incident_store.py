@@ -14,6 +14,7 @@ from aws_cdk.assertions import Match, Template
 
 from crashcart import IncidentStore, UnresponsiveInstanceRemediation
 from crashcart.constructs import incident_store as store_module
+from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 from crashcart.errors import ConfigurationError
 from crashcart.runtime.incident import TRIAGE_ATTRIBUTES
 from tests.support.remediation import INSTANCE_IDS, env, new_app
@@ -75,7 +76,7 @@ def test_the_remediation_construct_keeps_the_ids_it_gave_its_table_key_and_topic
     stack = _stack("Ids")
     evidence = s3.Bucket(stack, "Evidence")
     remediation = UnresponsiveInstanceRemediation(
-        stack, "Remediation", evidence_bucket=evidence, instances=[INSTANCE_IDS[0]]
+        stack, "Remediation", dumps=ExistingDumpBucket(bucket=evidence), instances=[INSTANCE_IDS[0]]
     )
     ids = {
         name: stack.get_logical_id(construct.node.default_child)  # type: ignore[arg-type]
@@ -101,7 +102,7 @@ def test_a_given_store_is_used_and_a_second_topic_is_refused() -> None:
     remediation = UnresponsiveInstanceRemediation(
         stack,
         "Remediation",
-        evidence_bucket=evidence,
+        dumps=ExistingDumpBucket(bucket=evidence),
         instances=[INSTANCE_IDS[0]],
         incidents=incidents,
     )
@@ -111,7 +112,7 @@ def test_a_given_store_is_used_and_a_second_topic_is_refused() -> None:
         UnresponsiveInstanceRemediation(
             stack,
             "Again",
-            evidence_bucket=evidence,
+            dumps=ExistingDumpBucket(bucket=evidence),
             instances=[INSTANCE_IDS[1]],
             incidents=incidents,
             topic=incidents.topic,

@@ -13,6 +13,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 
 from crashcart.constructs.dump_overdue_sweep import DumpOverdueSweep
+from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 from crashcart.constructs.operations_monitoring import OperationsMonitoring
 from crashcart.constructs.unresponsive_instance_remediation import (
     FleetWatch,
@@ -154,7 +155,7 @@ def _small(
     stack = cdk.Stack(new_app(), "Small", env=env())
     bucket = s3.Bucket(stack, "Evidence", enforce_ssl=True)
     remediation = UnresponsiveInstanceRemediation(
-        stack, "Remediation", evidence_bucket=bucket, fleet=FleetWatch()
+        stack, "Remediation", dumps=ExistingDumpBucket(bucket=bucket), fleet=FleetWatch()
     )
     monitoring = OperationsMonitoring(stack, "Monitoring", remediation=remediation, **kwargs)
     return stack, monitoring, remediation

@@ -36,6 +36,7 @@ from crashcart.constructs import (
     UnresponsiveInstanceRemediation,
     grant_diagnostic_interrupt,
 )
+from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 from crashcart.errors import ConfigurationError
 from tests.support import triage_job as triage_support
 from tests.support.incidents import stand_in_incidents, store_of
@@ -50,7 +51,10 @@ def _stack() -> cdk.Stack:
 
 def _remediation(stack: cdk.Stack, **props: Any) -> UnresponsiveInstanceRemediation:
     bucket, key = evidence_bucket(stack)
-    kwargs: dict[str, Any] = {"evidence_bucket": bucket, "evidence_key": key, "fleet": FleetWatch()}
+    kwargs: dict[str, Any] = {
+        "dumps": ExistingDumpBucket(bucket=bucket, encryption_key=key),
+        "fleet": FleetWatch(),
+    }
     return UnresponsiveInstanceRemediation(stack, "Remediation", **{**kwargs, **props})
 
 
@@ -82,7 +86,7 @@ WRONG_TYPES: list[tuple[str, Build, str]] = [
         "sns.ITopic",
     ),
     ("remediation-key", lambda s: _remediation(s, encryption_key="alias/crashcart"), "kms.IKey"),
-    ("remediation-bucket", lambda s: _remediation(s, evidence_bucket="my-dumps"), "s3.IBucket"),
+    ("remediation-bucket", lambda s: _remediation(s, dumps="my-dumps"), "CrashDumpBucket"),
     ("remediation-vpc", lambda s: _remediation(s, vpc="vpc-0123456789abcdef0"), "ec2.IVpc"),
     (
         "remediation-notifications",
@@ -190,8 +194,7 @@ def test_imported_resources_and_proxies_are_accepted() -> None:
     UnresponsiveInstanceRemediation(
         stack,
         "Remediation",
-        evidence_bucket=bucket,
-        evidence_key=key,
+        dumps=ExistingDumpBucket(bucket=bucket, encryption_key=key),
         fleet=FleetWatch(),
         topic=topic,
         encryption_key=key,

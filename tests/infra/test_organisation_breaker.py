@@ -14,6 +14,7 @@ from aws_cdk.assertions import Annotations, Match, Template
 
 from crashcart import FleetWatch, OrganisationBreaker, OrganisationLink
 from crashcart import UnresponsiveInstanceRemediation as Remediation
+from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 from crashcart.errors import ConfigurationError
 from tests.conftest import TEST_ACCOUNT, TEST_REGION
 from tests.support.remediation import env, evidence_bucket, new_app, resources_of
@@ -40,7 +41,11 @@ def member(organisation: OrganisationLink | None, region: str = TEST_REGION) -> 
     stack = cdk.Stack(app, "Member", env=cdk.Environment(account=TEST_ACCOUNT, region=region))
     bucket, _ = evidence_bucket(stack)
     Remediation(
-        stack, "Remediation", evidence_bucket=bucket, fleet=FleetWatch(), organisation=organisation
+        stack,
+        "Remediation",
+        dumps=ExistingDumpBucket(bucket=bucket),
+        fleet=FleetWatch(),
+        organisation=organisation,
     )
     template: dict[str, Any] = Template.from_stack(stack).to_json()
     return template

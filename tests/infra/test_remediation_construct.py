@@ -15,6 +15,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Annotations, Match, Template
 
+from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 from crashcart.constructs.unresponsive_instance_remediation import (
     ALARM_STATE_CHANGE,
     CONTRIBUTOR_STATE_CHANGE,
@@ -82,7 +83,7 @@ def explicit() -> Synth:
     stack = cdk.Stack(app, "Explicit", env=env())
     bucket, _ = evidence_bucket(stack)
     construct = UnresponsiveInstanceRemediation(
-        stack, "Remediation", evidence_bucket=bucket, instances=list(INSTANCE_IDS)
+        stack, "Remediation", dumps=ExistingDumpBucket(bucket=bucket), instances=list(INSTANCE_IDS)
     )
     return Synth(stack, construct)
 
@@ -94,7 +95,7 @@ def fleet() -> Synth:
     stack = cdk.Stack(app, "Fleet", env=env())
     bucket, _ = evidence_bucket(stack)
     construct = UnresponsiveInstanceRemediation(
-        stack, "Remediation", evidence_bucket=bucket, fleet=FleetWatch()
+        stack, "Remediation", dumps=ExistingDumpBucket(bucket=bucket), fleet=FleetWatch()
     )
     return Synth(stack, construct)
 
@@ -120,8 +121,7 @@ def full() -> Synth:
     construct = UnresponsiveInstanceRemediation(
         stack,
         "Remediation",
-        evidence_bucket=bucket,
-        evidence_key=evidence_key,
+        dumps=ExistingDumpBucket(bucket=bucket, encryption_key=evidence_key),
         instances=[instance, "i-0fedcba9876543210"],
         tag=OptInTag(key="acme:nmi", value="yes"),
         alarm_window=AlarmWindow(evaluation_periods=5, datapoints_to_alarm=4),
@@ -309,7 +309,7 @@ def test_alarm_name_prefix_is_generated_per_deployment() -> None:
         stack = cdk.Stack(app, name, env=env())
         bucket, _ = evidence_bucket(stack)
         construct = UnresponsiveInstanceRemediation(
-            stack, "Remediation", evidence_bucket=bucket, fleet=FleetWatch()
+            stack, "Remediation", dumps=ExistingDumpBucket(bucket=bucket), fleet=FleetWatch()
         )
         assert construct.alarm_name_prefix.startswith(f"crashcart-{name}-")
         assert construct.alarm_name_prefix.endswith("-")
@@ -928,7 +928,11 @@ def test_an_imported_topic_and_key_warn_what_their_owner_must_allow() -> None:
         key_arn=key.key_arn,
     )
     UnresponsiveInstanceRemediation(
-        stack, "Remediation", evidence_bucket=bucket, fleet=FleetWatch(), topic=imported
+        stack,
+        "Remediation",
+        dumps=ExistingDumpBucket(bucket=bucket),
+        fleet=FleetWatch(),
+        topic=imported,
     )
     Annotations.from_stack(stack).has_warning(
         "/Imported/Remediation",
@@ -1048,7 +1052,11 @@ def test_no_missed_alarm_sweep_means_no_schedule() -> None:
     stack = cdk.Stack(app, "NoSweep", env=env())
     bucket, _key = evidence_bucket(stack)
     construct = UnresponsiveInstanceRemediation(
-        stack, "Remediation", evidence_bucket=bucket, fleet=FleetWatch(), missed_alarm_sweep=None
+        stack,
+        "Remediation",
+        dumps=ExistingDumpBucket(bucket=bucket),
+        fleet=FleetWatch(),
+        missed_alarm_sweep=None,
     )
     assert construct.missed_alarm_sweep_rule is None
     # the alarm rule and the fleet alarm's partial-data rule; no schedule
@@ -1080,7 +1088,7 @@ def test_fails_on_a_missed_alarm_sweep_of_the_wrong_type() -> None:
         UnresponsiveInstanceRemediation(
             stack,
             "Remediation",
-            evidence_bucket=bucket,
+            dumps=ExistingDumpBucket(bucket=bucket),
             fleet=FleetWatch(),
             missed_alarm_sweep=True,  # type: ignore[arg-type]
         )

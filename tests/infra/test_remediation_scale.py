@@ -12,6 +12,7 @@ import pytest
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 
+from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 from crashcart.constructs.unresponsive_instance_remediation import (
     MAX_STACK_RESOURCES,
     FleetWatch,
@@ -40,7 +41,10 @@ def room() -> int:
     stack, bucket = stack_with_bucket(app, "Probe")
     with pytest.raises(ConfigurationError) as raised:
         UnresponsiveInstanceRemediation(
-            stack, "Remediation", evidence_bucket=bucket, instances=instance_ids(600)
+            stack,
+            "Remediation",
+            dumps=ExistingDumpBucket(bucket=bucket),
+            instances=instance_ids(600),
         )
     message = str(raised.value)
     assert "600 explicitly listed instances need 600 alarms" in message
@@ -56,7 +60,10 @@ def test_fails_one_instance_past_the_resource_limit(room: int) -> None:
     stack, bucket = stack_with_bucket(app, "OnePast")
     with pytest.raises(ConfigurationError, match=rf"room for at most {room} more"):
         UnresponsiveInstanceRemediation(
-            stack, "Remediation", evidence_bucket=bucket, instances=instance_ids(room + 1)
+            stack,
+            "Remediation",
+            dumps=ExistingDumpBucket(bucket=bucket),
+            instances=instance_ids(room + 1),
         )
 
 
@@ -65,7 +72,7 @@ def test_the_largest_allowed_list_synthesizes_within_the_limit(room: int) -> Non
     app = new_app()
     stack, bucket = stack_with_bucket(app, "AtLimit")
     UnresponsiveInstanceRemediation(
-        stack, "Remediation", evidence_bucket=bucket, instances=instance_ids(room)
+        stack, "Remediation", dumps=ExistingDumpBucket(bucket=bucket), instances=instance_ids(room)
     )
     assembly = app.synth()  # CDK itself fails past 500 (TooManyResourcesInStack)
     template = assembly.get_stack_by_name("AtLimit").template
@@ -90,7 +97,7 @@ def fleet_templates(capacity: int) -> tuple[dict[str, Any], dict[str, Any]]:
     cdk.Tags.of(group).add(tag.key, tag.value, apply_to_launched_instances=True)
     stack, bucket = stack_with_bucket(app, "Remediation")
     UnresponsiveInstanceRemediation(
-        stack, "Remediation", evidence_bucket=bucket, fleet=FleetWatch()
+        stack, "Remediation", dumps=ExistingDumpBucket(bucket=bucket), fleet=FleetWatch()
     )
     assembly = app.synth()
     return (
@@ -122,7 +129,7 @@ def test_fails_at_synth_when_later_resources_push_the_stack_past_the_limit() -> 
     app = new_app()
     stack, bucket = stack_with_bucket(app, "GrowsLater")
     remediation = UnresponsiveInstanceRemediation(
-        stack, "Remediation", evidence_bucket=bucket, instances=instance_ids(3)
+        stack, "Remediation", dumps=ExistingDumpBucket(bucket=bucket), instances=instance_ids(3)
     )
     for n in range(remediation.max_explicit_instances + 1):
         sns.Topic(stack, f"Later{n}")

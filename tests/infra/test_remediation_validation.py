@@ -9,6 +9,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 from crashcart.constructs.unresponsive_instance_remediation import (
     AlarmWindow,
     CircuitBreaker,
@@ -31,7 +32,7 @@ _counter = iter(range(10_000))
 def build(app: cdk.App, **props: Any) -> UnresponsiveInstanceRemediation:
     stack = cdk.Stack(app, f"V{next(_counter)}", env=env())
     bucket, _ = evidence_bucket(stack)
-    props.setdefault("evidence_bucket", bucket)
+    props.setdefault("dumps", ExistingDumpBucket(bucket=bucket))
     if "instances" not in props and "fleet" not in props:
         props["instances"] = list(INSTANCE_IDS)
     return UnresponsiveInstanceRemediation(stack, "Remediation", **props)
@@ -274,7 +275,7 @@ def test_tokens_are_not_validated_at_synth(app: cdk.App) -> None:
     construct = UnresponsiveInstanceRemediation(
         stack,
         "Remediation",
-        evidence_bucket=bucket,
+        dumps=ExistingDumpBucket(bucket=bucket),
         instances=[instance.value_as_string],
         guards=InterruptGuards(daily_budget=budget.value_as_number),
         reserved_concurrency=concurrency.value_as_number,

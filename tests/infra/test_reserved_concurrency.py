@@ -21,6 +21,7 @@ from aws_cdk.assertions import Template
 
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
 from crashcart.constructs.dump_overdue_sweep import DumpOverdueSweep
+from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 from crashcart.constructs.unresponsive_instance_remediation import UnresponsiveInstanceRemediation
 from crashcart.errors import ConfigurationError
 from tests.support.incidents import store_of
@@ -40,7 +41,11 @@ def _table(stack: cdk.Stack) -> dynamodb.Table:
 def _remediation(stack: cdk.Stack, **reservation: Any) -> lambda_.Function:
     bucket, _ = evidence_bucket(stack)
     construct = UnresponsiveInstanceRemediation(
-        stack, "Remediation", evidence_bucket=bucket, instances=[INSTANCE_IDS[0]], **reservation
+        stack,
+        "Remediation",
+        dumps=ExistingDumpBucket(bucket=bucket),
+        instances=[INSTANCE_IDS[0]],
+        **reservation,
     )
     return construct.function
 

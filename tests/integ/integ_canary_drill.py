@@ -74,8 +74,7 @@ def build(app: cdk.App) -> integ.IntegTest:
         "Remediation",
         fleet=FleetWatch(),
         tag=tag,
-        evidence_bucket=dumps.bucket,
-        evidence_key=dumps.encryption_key,
+        dumps=dumps,
         dry_run=False,  # the drill needs the real interrupt
     )
     dumps.notify_incidents(incidents=remediation.incidents)

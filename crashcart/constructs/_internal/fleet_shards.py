@@ -28,7 +28,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IValidation
 
-from crashcart.constructs._internal.acknowledgements import acknowledge_finding, acknowledge_packs
+from crashcart.constructs._internal.acknowledgements import acknowledge_packs
 from crashcart.constructs._internal.function_code import FunctionPackage
 from crashcart.constructs._internal.lambda_functions import (
     acknowledge_plain_environment,
@@ -36,6 +36,7 @@ from crashcart.constructs._internal.lambda_functions import (
     acknowledge_untraced,
 )
 from crashcart.constructs._internal.queues import encrypted_queue
+from crashcart.constructs._internal.remediation_iam import acknowledge_wildcards
 from crashcart.constructs._internal.secure_function import (
     QueueDestination,
     function_log_group,
@@ -46,7 +47,6 @@ from crashcart.constructs._internal.service_access import (
     failure_queue_alarm,
     undeliverable_events_alarm,
 )
-from crashcart.constructs.diagnostic_interrupt_operator_policy import nag_rendering
 from crashcart.constructs.fleet_scale import ManagedAlarms
 from crashcart.constructs.remediation_settings import AlarmWindow
 from crashcart.errors import ConfigurationError
@@ -255,12 +255,7 @@ class AlarmManager(Construct):
             "unknown at deploy time; the resource is limited to this deployment's alarm-name "
             "prefix in this account and Region",
         }
-        for arn, reason in reasons.items():
-            rendered = nag_rendering(stack.resolve(arn))
-            if rendered is not None:
-                acknowledge_finding(
-                    self.policy, f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]", reason
-                )
+        acknowledge_wildcards(self.policy, reasons)
         acknowledge_untraced(self.function)
         acknowledge_plain_environment(self.function)
         acknowledge_unreserved(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crashcart.constructs._internal.acknowledgements import acknowledge_packs
+from constructs import IConstruct
+
+from crashcart.constructs._internal.acknowledgements import acknowledge_finding, acknowledge_packs
 
 if TYPE_CHECKING:
     from crashcart.constructs.unresponsive_instance_remediation import (
@@ -35,3 +37,15 @@ def acknowledge_findings(remediation: UnresponsiveInstanceRemediation, no_vpc: b
             "opens no connection into a network; pass vpc= to run it in a VPC with "
             "interface endpoints",
         )
+
+
+def acknowledge_subscription(subscription: IConstruct) -> None:
+    """A notification subscription has no redrive queue, on purpose."""
+    acknowledge_finding(
+        subscription,
+        "Serverless::Serverless-SNSRedrivePolicy",
+        "a notification is a copy for people: every incident, skip and failure it "
+        "reports is also recorded in the incident table and the function's log, and "
+        "SNS counts undeliverable ones (NumberOfNotificationsFailed); a redrive queue "
+        "would keep a second copy of incident text nobody reads",
+    )

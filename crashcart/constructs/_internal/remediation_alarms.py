@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
 
 from crashcart.constructs._internal.acknowledgements import acknowledge_packs
+from crashcart.constructs._internal.fleet_shards import (
+    AlarmManager,
+    check_insights_alarm_quota,
+    partial_data_watch,
+)
+from crashcart.constructs._internal.remediation_checks import (
+    StackResourceBudget,
+    check_resource_budget,
+)
+from crashcart.constructs.fleet_scale import ManagedAlarms
 from crashcart.constructs.remediation_settings import AlarmWindow, FleetWatch, _unresolved
 
 if TYPE_CHECKING:
@@ -103,3 +115,36 @@ def acknowledge_status_alarm(
         "acted on through its EventBridge state-change event (rule AlarmRule -> the "
         "guarded function); an alarm action would bypass the guards or notify twice",
     )
+
+
+def watch_status_checks(
+    remediation: UnresponsiveInstanceRemediation,
+    fleet: FleetWatch | ManagedAlarms | None,
+    watched: Sequence[ec2.IInstance | str],
+    window: AlarmWindow,
+    log_retention: logs.RetentionDays,
+) -> None:
+    """The status-check alarms of the watch mode, set on the remediation: the fleet alarm and
+    its partial-data watch, the alarm manager, or one alarm per listed instance (last: the
+    stack's resource budget is what is left)."""
+    if isinstance(fleet, FleetWatch):
+        check_insights_alarm_quota(remediation, fleet.alarm_quota, adding=1)
+        remediation.alarms.append(fleet_alarm(remediation, fleet, window))
+        remediation.partial_data_alarm = partial_data_watch(remediation)
+    elif isinstance(fleet, ManagedAlarms):
+        remediation.alarm_manager = AlarmManager(
+            remediation,
+            "AlarmManager",
+            managed=fleet,
+            window=window,
+            log_retention=log_retention,
+        )
+    else:
+        check_resource_budget(remediation, len(watched))
+        for instance in watched:
+            remediation.alarms.append(instance_alarm(remediation, instance, window))
+        # Resources added to the stack after this construct count too: check again
+        # when the whole stack is known, before CloudFormation would refuse it.
+        remediation.node.add_validation(StackResourceBudget(remediation, len(watched)))
+    for alarm in remediation.alarms:
+        acknowledge_status_alarm(remediation, alarm)

@@ -16,18 +16,21 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct, IValidation
 
 from crashcart import _props as props
+from crashcart.constructs._internal.lambda_functions import check_reserved_concurrency
+from crashcart.constructs.existing_dump_bucket import check_dump_bucket
 from crashcart.constructs.fleet_scale import ManagedAlarms
+from crashcart.constructs.incident_store import IncidentStore
 from crashcart.constructs.remediation_settings import (
     AlarmWindow,
     CircuitBreaker,
     FleetWatch,
     InterruptGuards,
     MissedAlarmSweep,
+    _seconds,
     _unresolved,
 )
 from crashcart.errors import ConfigurationError
@@ -43,6 +46,8 @@ if TYPE_CHECKING:
 MAX_STACK_RESOURCES: Final = 500
 #: Template resources each explicitly listed instance adds (its status-check alarm).
 RESOURCES_PER_INSTANCE: Final = 1
+#: Metrics Insights alarms evaluate only the most recent three hours of data.
+MAX_INSIGHTS_EVALUATION_MINUTES: Final = 180
 
 _INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})\Z")
 
@@ -70,8 +75,7 @@ def snake(name: str) -> str:
 
 def check_prop_types(
     *,
-    evidence_bucket: object,
-    evidence_key: object,
+    dumps: object,
     tag: object,
     alarm_window: object,
     guards: object,
@@ -83,10 +87,7 @@ def check_prop_types(
 ) -> list[sns.ITopicSubscription]:
     """A prop of the wrong type fails here, naming it, not as an AttributeError later."""
     owner = "UnresponsiveInstanceRemediation"
-    props.check(owner, "evidence_bucket", evidence_bucket, s3.IBucket, example="dumps.bucket")
-    props.check(
-        owner, "evidence_key", evidence_key, kms.IKey, example="dumps.encryption_key", optional=True
-    )
+    check_dump_bucket(owner, dumps)
     props.check(owner, "tag", tag, OptInTag, example="OptInTag(key='team:nmi', value='yes')")
     props.check(
         owner,
@@ -169,6 +170,117 @@ def check_mode(
             )
         seen.add(key)
     return list(instances)
+
+
+def check_settings(
+    *,
+    instances: Sequence[ec2.IInstance | str] | None,
+    fleet: FleetWatch | ManagedAlarms | None,
+    alarm_window: AlarmWindow,
+    missed_alarm_sweep: object,
+    dry_run: object,
+    reserved_concurrency: int | None,
+    timeout: cdk.Duration,
+    memory_size: int,
+    retry_attempts: int,
+    max_event_age: cdk.Duration,
+) -> list[ec2.IInstance | str]:
+    """The watch mode and the function's settings; returns the instances to watch."""
+    watched = check_mode(instances, fleet)
+    check_reserved_concurrency(reserved_concurrency)
+    check_int("memory_size", memory_size, 128, 10_240)
+    check_int("retry_attempts", retry_attempts, 0, 2)
+    timeout_s = _seconds("timeout", timeout, minimum=10)
+    if timeout_s is not None and timeout_s > 900:
+        raise ConfigurationError(f"timeout={timeout_s}s: Lambda allows at most 900 s")
+    age_s = _seconds("max_event_age", max_event_age, minimum=60)
+    if age_s is not None and age_s > 6 * 3600:
+        raise ConfigurationError(
+            f"max_event_age={age_s}s: Lambda keeps asynchronous events at most 6 hours"
+        )
+    if not isinstance(dry_run, bool):
+        raise ConfigurationError(f"dry_run={dry_run!r}: must be True or False")
+    if missed_alarm_sweep is not None and not isinstance(missed_alarm_sweep, MissedAlarmSweep):
+        raise ConfigurationError(
+            f"missed_alarm_sweep={missed_alarm_sweep!r}: give MissedAlarmSweep(...) or None"
+        )
+    periods = alarm_window.evaluation_periods
+    if (
+        isinstance(fleet, FleetWatch)
+        and not _unresolved(periods)
+        and periods > MAX_INSIGHTS_EVALUATION_MINUTES
+    ):
+        raise ConfigurationError(
+            f"AlarmWindow evaluation_periods={periods} with fleet mode: Metrics Insights "
+            f"alarms evaluate at most the last {MAX_INSIGHTS_EVALUATION_MINUTES} minutes "
+            "of data"
+        )
+    return watched
+
+
+def check_resource_budget(remediation: UnresponsiveInstanceRemediation, count: int) -> None:
+    """``count`` listed instances (one alarm each) must fit in what is left of the stack."""
+    room = remediation.max_explicit_instances
+    if count * RESOURCES_PER_INSTANCE > room:
+        raise ConfigurationError(
+            f"{count} explicitly listed instances need {count * RESOURCES_PER_INSTANCE} "
+            f"alarms, but stack {cdk.Stack.of(remediation).stack_name!r} has room for at most "
+            f"{room} more resources (CloudFormation allows {MAX_STACK_RESOURCES} per "
+            "stack; the remediation itself and the stack's other resources use the rest). "
+            "Use fleet=FleetWatch() instead: one Metrics Insights alarm watches any "
+            "number of instances, or split the instances across stacks"
+        )
+
+
+def warn_untagged_ids(
+    scope: Construct, watched: Sequence[ec2.IInstance | str], tag: OptInTag
+) -> None:
+    """Instances given by id cannot be tagged here: a synth warning says they must be."""
+    raw_ids = [i for i in watched if isinstance(i, str)]
+    if raw_ids:
+        cdk.Annotations.of(scope).add_warning_v2(
+            "crashcart:remediation:instanceIdsMustBeTagged",
+            f"{len(raw_ids)} instance(s) given by id ({', '.join(raw_ids[:5])}"
+            f"{', ...' if len(raw_ids) > 5 else ''}): crashcart cannot tag them. Each must "
+            f"carry the tag {tag.key}={tag.value}, or the function skips it and IAM denies "
+            "the interrupt",
+        )
+
+
+def incident_store(
+    remediation: UnresponsiveInstanceRemediation,
+    incidents: IncidentStore | None,
+    *,
+    encryption_key: kms.IKey | None,
+    topic: sns.ITopic | None,
+    removal_policy: cdk.RemovalPolicy,
+) -> tuple[IncidentStore, kms.IKey]:
+    """The incident store the remediation uses (the given one, or its own) and the key of its
+    queues and log group."""
+    if incidents is None:
+        # "Default" is left out of logical ids: the table, key and topic keep the ids
+        # they had when this construct created them itself (a new id would replace them).
+        incidents = IncidentStore(
+            remediation,
+            "Default",
+            encryption_key=encryption_key,
+            topic=topic,
+            removal_policy=removal_policy,
+            key_description="crashcart remediation: incident table, topic, queues, logs",
+            topic_display_name="crashcart remediation",
+        )
+    elif topic is not None:
+        raise ConfigurationError(
+            "topic was given with incidents: the remediation announces on its incident "
+            "store's topic; give the topic to the IncidentStore instead"
+        )
+    key = encryption_key or incidents.encryption_key
+    if key is None:
+        raise ConfigurationError(
+            "the incident store's table has no customer key: give encryption_key for the "
+            "remediation's queues and log group"
+        )
+    return incidents, key
 
 
 def alarm_name_prefix(scope: Construct) -> str:
@@ -256,17 +368,3 @@ def _sweep_environment(sweep: MissedAlarmSweep | None) -> dict[str, str]:
         variables.MISSED_SWEEP_MAX_PAGES: env_number(sweep.max_pages),
         variables.MISSED_SWEEP_STALE_SECONDS: env_seconds(sweep.stale_after),
     }
-
-
-def check_resource_budget(remediation: UnresponsiveInstanceRemediation, count: int) -> None:
-    """``count`` explicitly listed instances must fit in what is left of the stack."""
-    room = remediation.max_explicit_instances
-    if count * RESOURCES_PER_INSTANCE > room:
-        raise ConfigurationError(
-            f"{count} explicitly listed instances need {count * RESOURCES_PER_INSTANCE} "
-            f"alarms, but stack {cdk.Stack.of(remediation).stack_name!r} has room for at most "
-            f"{room} more resources (CloudFormation allows {MAX_STACK_RESOURCES} per "
-            "stack; the remediation itself and the stack's other resources use the rest). "
-            "Use fleet=FleetWatch() instead: one Metrics Insights alarm watches any "
-            "number of instances, or split the instances across stacks"
-        )

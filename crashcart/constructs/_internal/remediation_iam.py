@@ -11,11 +11,15 @@ packs that forbid inline policies pass in the grantee's stack.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from crashcart import _props as props
@@ -81,19 +85,27 @@ def other_key_statements(
     return statements
 
 
-def grant_function_rights(
-    remediation: UnresponsiveInstanceRemediation, evidence_key: kms.IKey | None
-) -> iam.ManagedPolicy:
-    """Exactly the rights the function uses (brief: 'Permissions the function uses'), as a
-    customer managed policy (``FunctionPolicy``) on the function's own role."""
+def incident_function_statements(
+    remediation: UnresponsiveInstanceRemediation,
+    *,
+    log_group: logs.ILogGroup,
+    instance_sid: str,
+    instance_actions: Sequence[str],
+    table_actions: Sequence[str],
+    queues: Sequence[sqs.IQueue],
+) -> list[iam.PolicyStatement]:
+    """What every function that acts on the remediation's incidents needs, in one order:
+    its logs, Describe*, ``instance_actions`` on opted-in instances (by tag), the kill
+    switch, ``table_actions`` on the incident table, the topic, the evidence prefix,
+    ``queues`` and the deployment's key. The remediation and the Auto Scaling hold differ
+    only in those arguments."""
     stack = cdk.Stack.of(remediation)
-    role = remediation.role
     instance_arn = f"arn:{stack.partition}:ec2:{stack.region}:{stack.account}:instance/*"
-    statements = [
+    return [
         iam.PolicyStatement(
             sid="Logs",
             actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-            resources=[remediation.log_group.log_group_arn],
+            resources=[log_group.log_group_arn],
         ),
         iam.PolicyStatement(
             sid="DescribeInstances",
@@ -102,8 +114,8 @@ def grant_function_rights(
         ),
         iam.PolicyStatement(
             # aws-assumption: ec2-tag-condition-keys
-            sid="ConsoleOutputOptedIn",
-            actions=["ec2:GetConsoleOutput"],
+            sid=instance_sid,
+            actions=list(instance_actions),
             resources=[instance_arn],
             conditions={"StringEquals": {remediation.tag.condition_key: remediation.tag.value}},
         ),
@@ -114,7 +126,7 @@ def grant_function_rights(
         ),
         iam.PolicyStatement(
             sid="IncidentTable",
-            actions=list(TABLE_ACTIONS),
+            actions=list(table_actions),
             resources=[remediation.table.table_arn],
         ),
         iam.PolicyStatement(
@@ -130,7 +142,7 @@ def grant_function_rights(
         iam.PolicyStatement(
             sid="Queues",
             actions=["sqs:SendMessage"],
-            resources=[remediation.rejected_queue.queue_arn, remediation.failure_queue.queue_arn],
+            resources=[queue.queue_arn for queue in queues],
         ),
         iam.PolicyStatement(
             sid="DeploymentKey",
@@ -138,6 +150,72 @@ def grant_function_rights(
             resources=[remediation.key.key_arn],
         ),
     ]
+
+
+def interrupting_function_policy(
+    scope: Construct,
+    remediation: UnresponsiveInstanceRemediation,
+    statements: list[iam.PolicyStatement],
+    *,
+    role: iam.IRole,
+    function: lambda_.IFunction,
+    description: str,
+) -> iam.ManagedPolicy:
+    """``statements`` plus the interrupt right as grant_diagnostic_interrupt states it
+    (opted-in instances of this account and region) and the denies that keep the function
+    from opting in, as the customer managed policy ``FunctionPolicy`` on ``role``.
+
+    One IAM style for every crashcart function: the policy is written whole (no grant adds
+    to an inline default policy), and the function starts only once its rights exist (an
+    inline default policy of the role gave that dependency implicitly).
+    """
+    stack = cdk.Stack.of(scope)
+    statements.append(
+        interrupt_statement(tag=remediation.tag, regions=[stack.region], accounts=[stack.account])
+    )
+    statements.extend(tag_tamper_deny_statements(remediation.tag))
+    policy = iam.ManagedPolicy(
+        scope,
+        "FunctionPolicy",
+        description=description,
+        statements=statements,
+        roles=[role],
+    )
+    function.node.add_dependency(policy)
+    return policy
+
+
+def acknowledge_wildcards(policy: Construct, wildcards: Mapping[str, str]) -> None:
+    """Acknowledge the AwsSolutions-IAM5 finding of each wildcard resource, with its reason.
+
+    cdk-nag names the resource as rendered in the template (``<AWS::Partition>``,
+    ``<Logical.Arn>``); one whose rendering is unknown stays unacknowledged (reported).
+    """
+    stack = cdk.Stack.of(policy)
+    for arn, reason in wildcards.items():
+        rendered = nag_rendering(stack.resolve(arn))
+        if rendered is not None:
+            acknowledge_finding(
+                policy, f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]", reason
+            )
+
+
+def grant_function_rights(
+    remediation: UnresponsiveInstanceRemediation, evidence_key: kms.IKey | None
+) -> iam.ManagedPolicy:
+    """Exactly the rights the function uses (brief: 'Permissions the function uses'), as a
+    customer managed policy (``FunctionPolicy``) on the function's own role."""
+    stack = cdk.Stack.of(remediation)
+    role = remediation.role
+    instance_arn = f"arn:{stack.partition}:ec2:{stack.region}:{stack.account}:instance/*"
+    statements = incident_function_statements(
+        remediation,
+        log_group=remediation.log_group,
+        instance_sid="ConsoleOutputOptedIn",
+        instance_actions=("ec2:GetConsoleOutput",),
+        table_actions=TABLE_ACTIONS,
+        queues=(remediation.rejected_queue, remediation.failure_queue),
+    )
     statements.extend(other_key_statements(remediation, evidence_key))
     if remediation.function.is_bound_to_vpc:
         statements.append(
@@ -156,20 +234,14 @@ def grant_function_rights(
     # The interrupt right as grant_diagnostic_interrupt states it (opted-in instances of
     # this account and region), and the denies that keep the function from opting in.
     interrupt_arns = instance_arns([stack.region], [stack.account])
-    statements.append(
-        interrupt_statement(tag=remediation.tag, regions=[stack.region], accounts=[stack.account])
-    )
-    statements.extend(tag_tamper_deny_statements(remediation.tag))
-    policy = iam.ManagedPolicy(
+    policy = interrupting_function_policy(
         remediation,
-        "FunctionPolicy",
+        remediation,
+        statements,
+        role=role,
+        function=remediation.function,
         description="crashcart remediation function: exactly the rights it uses",
-        statements=statements,
-        roles=[role],
     )
-    # The function starts only once its rights exist (an inline default policy of the role
-    # gave this dependency implicitly).
-    remediation.function.node.add_dependency(policy)
     _acknowledge_wildcards(remediation, policy, instance_arn, interrupt_arns)
     grant_organisation_rights(remediation)
     return policy
@@ -184,7 +256,6 @@ def _acknowledge_wildcards(
     """The policy's wildcards, each with its reason (AwsSolutions-IAM5). The interrupt's
     first: where its ARN renders like GetConsoleOutput's, the reason naming both wins."""
     acknowledge_instance_wildcards(policy, interrupt_arns)
-    stack = cdk.Stack.of(remediation)
     evidence_arn = remediation.evidence_bucket.arn_for_objects(f"{EVIDENCE_PREFIX}*")
     wildcards = {
         "*": (
@@ -201,14 +272,7 @@ def _acknowledge_wildcards(
             "keys include the instance id and incident time, known only at run time"
         ),
     }
-    for arn, reason in wildcards.items():
-        # cdk-nag names the resource as rendered in the template (<AWS::Partition>,
-        # <Logical.Arn>); one whose rendering is unknown stays unacknowledged (reported).
-        rendered = nag_rendering(stack.resolve(arn))
-        if rendered is not None:
-            acknowledge_finding(
-                policy, f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]", reason
-            )
+    acknowledge_wildcards(policy, wildcards)
 
 
 def grant_policy(
@@ -294,3 +358,58 @@ def kill_switch_statements(
             resources=[remediation.kill_switch.parameter_arn],
         )
     ]
+
+
+class RemediationGrants:
+    """The operator grants of the remediation construct: reset the breakers, set the kill
+    switch (a mixin of :class:`UnresponsiveInstanceRemediation`)."""
+
+    def _remediation(self) -> UnresponsiveInstanceRemediation:
+        return cast("UnresponsiveInstanceRemediation", self)
+
+    def grant_reset_breaker(self, grantee: iam.IGrantable) -> iam.ManagedPolicy:
+        """Let ``grantee`` read and reset the circuit-breaker items, and nothing else.
+
+        Attaches a customer managed policy (in the grantee's stack) to the grantee's role,
+        user or group: ``dynamodb:GetItem`` / ``UpdateItem`` / ``DeleteItem`` on the incident
+        table, only for partition keys starting with ``breaker#``
+        (``dynamodb:LeadingKeys``), plus the table key's use. A managed policy, not an
+        inline one, so that compliance packs that forbid inline policies (NIST 800-53,
+        HIPAA, PCI DSS ``IAMNoInlinePolicy``) pass in the grantee's stack. To put the
+        statements in a policy of your own instead, use :meth:`reset_breaker_statements`.
+        Calling it twice for one grantee returns the same policy.
+
+        :raises ConfigurationError: the grantee's principal is not a role, user or group.
+        """
+        return grant_policy(
+            self._remediation(),
+            grantee,
+            "ResetBreaker",
+            self.reset_breaker_statements(),
+            "crashcart: read and reset the remediation circuit breakers",
+        )
+
+    def reset_breaker_statements(self) -> list[iam.PolicyStatement]:
+        """The statements :meth:`grant_reset_breaker` grants, for a policy of your own."""
+        return reset_breaker_statements(self._remediation())
+
+    def grant_kill_switch(self, grantee: iam.IGrantable) -> iam.ManagedPolicy:
+        """Let ``grantee`` read and set the kill-switch parameter (``on`` / ``off``).
+
+        Attaches a customer managed policy (in the grantee's stack) to the grantee's role,
+        user or group, for the reason given in :meth:`grant_reset_breaker`; the statements
+        alone are :meth:`kill_switch_statements`.
+
+        :raises ConfigurationError: the grantee's principal is not a role, user or group.
+        """
+        return grant_policy(
+            self._remediation(),
+            grantee,
+            "KillSwitch",
+            self.kill_switch_statements(),
+            "crashcart: read and set the remediation kill switch",
+        )
+
+    def kill_switch_statements(self) -> list[iam.PolicyStatement]:
+        """The statements :meth:`grant_kill_switch` grants, for a policy of your own."""
+        return kill_switch_statements(self._remediation())
