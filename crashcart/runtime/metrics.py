@@ -57,3 +57,9 @@ SWEEP_CENSUS: Final[Mapping[str, str]] = {
     "opted_in": "OptedInInstances",
     "attested": "AttestedInstances",
 }
+
+#: The central incident view: "dump received" events a member's bus refused or that could
+#: not be sent (the dump is recorded centrally; the event is retried, then kept in the DLQ).
+INCIDENT_VIEW_OUTCOMES: Final[Mapping[str, str]] = {
+    "member_event_failed": "MemberDumpEventsFailed",
+}

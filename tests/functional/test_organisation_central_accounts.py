@@ -99,7 +99,7 @@ def central(moto_reset: str) -> dict[str, Any]:
         Endpoint=queue_arn,
         Attributes={"RawMessageDelivery": "true"},
     )
-    settings = Settings(TABLE, topic, BUCKET, timedelta(hours=6))
+    settings = Settings(TABLE, topic, BUCKET, timedelta(hours=6), REGION)
     adapter = view_handler.build(settings, clients={"dynamodb": ddb, "sns": sns})
     return {"s3": s3, "ddb": ddb, "sqs": sqs, "queue": queue, "topic": topic, "view": adapter}
 

@@ -1,6 +1,7 @@
 """The central incident view unit: the function, its failure queues, the two rules that feed
 it (member incident updates on the central bus, dump arrivals on the default bus) and the
-alarms on every failure path.
+alarms on every failure path. The function also puts a "dump received" event on the member's
+default bus in this Region (received there by ``CentralDumpReceiver``).
 
 Private to :mod:`crashcart.constructs.organisation_central`. The function's rights are a
 customer managed policy on its own role; events it refuses end in its dead-letter queue.
@@ -21,6 +22,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.function_code import INCIDENT_VIEW
 from crashcart.constructs._internal.lambda_functions import (
     acknowledge_dead_letter_queue,
@@ -45,6 +47,23 @@ from crashcart.constructs.incident_store import (
 from crashcart.runtime import environment as variables
 from crashcart.runtime.dumps import DUMPS_PREFIX
 from crashcart.runtime.organisation import INCIDENT_DETAIL_TYPE, INCIDENT_SOURCE
+
+
+#: How cdk-nag names the member buses' resource (for the acknowledgement).
+MEMBER_BUSES_NAG = "arn:<AWS::Partition>:events:<AWS::Region>:*:event-bus/default"
+
+
+def member_buses_statement() -> iam.PolicyStatement:
+    """``events:PutEvents`` on every account's default bus in this Region, nothing else.
+
+    No organisation condition: ``aws:ResourceOrgID`` is not documented for EventBridge's
+    PutEvents (the member's bus policy is what admits only this account); see
+    aws-assumption: org-eventbridge-default-bus-cross-account.
+    """
+    return iam.PolicyStatement(
+        actions=["events:PutEvents"],
+        resources=[f"arn:{cdk.Aws.PARTITION}:events:{cdk.Aws.REGION}:*:event-bus/default"],
+    )
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,7 @@ def incident_view(
         iam.PolicyStatement(
             actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
         ),
+        member_buses_statement(),
     ]
     if table.encryption_key is not None:
         statements.append(
@@ -135,9 +155,19 @@ def incident_view(
             variables.TOPIC_ARN: topic.topic_arn,
             variables.DUMP_BUCKET: bucket.bucket_name,
             variables.ATTACH_WINDOW_SECONDS: str(int(window.to_seconds())),
+            variables.PARTITION: cdk.Aws.PARTITION,
         },
     )
     function.node.add_dependency(policy)
+    acknowledge(
+        policy,
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::{MEMBER_BUSES_NAG}]",
+        "the view tells the member account whose dump it linked, on that member's default "
+        "bus in this Region; members are every account of the organisation, new ones "
+        "included, so the account is a wildcard. Only events:PutEvents, only default buses "
+        "of this Region; each member's bus policy admits only this central account and only "
+        "source crashcart.central (CentralDumpReceiver)",
+    )
     acknowledge_untraced(function)
     acknowledge_plain_environment(function)
     acknowledge_unreserved(
@@ -146,7 +176,7 @@ def incident_view(
         bound="each invocation writes one incident item of the sending account (the bus "
         "policy admits only the organisation; an update for another account is refused)",
     )
-    acknowledge_outside_vpc(function, apis="DynamoDB, SNS")
+    acknowledge_outside_vpc(function, apis="DynamoDB, SNS, EventBridge")
     acknowledge_dead_letter_queue(function, failed, name="central incident view")
 
     def target() -> targets.LambdaFunction:

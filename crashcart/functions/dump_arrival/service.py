@@ -6,6 +6,10 @@ event ends in the dead-letter queue after Lambda's retries; nothing is changed) 
 metadata.json and dmesg.txt -> first summary from the kernel log (panic string, reason, the
 backtrace the kernel printed) -> decide: attach to the instance's latest incident, or open a
 ``spontaneous`` one -> write (conditional) -> SNS notification.
+
+In an organisation's member account the same function also takes the central account's
+"dump received" event (source ``crashcart.central``): :mod:`.central` records it with the
+same decision and writes.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Any
 from crashcart.runtime import untrusted
 from crashcart.runtime.incident import Origin, iso
 from crashcart.runtime.kernel_log import summarize
+from crashcart.runtime.organisation import DUMP_RECEIVED_SOURCE
 
+from . import central
 from .adapter import Adapter
 from .decision import decide
 from .events import BadEventError, parse_event, parse_metadata
@@ -36,6 +42,8 @@ FRAMES_QUOTED = 24
 
 
 def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> dict[str, Any]:
+    if isinstance(event, dict) and event.get("source") == DUMP_RECEIVED_SOURCE:
+        return central.process(event, adapter, request_id=request_id)
     arrival = parse_event(event)
     raw = adapter.read(arrival.bucket, arrival.key, MAX_METADATA_BYTES)
     if raw is None:
