@@ -81,7 +81,7 @@ def check_central_account(value: object) -> str:
         raise ConfigurationError(
             f"CentralDumpReceiver: central_account_id={value!r}: give the 12-digit id of the "
             "organisation's central account (where OrganisationCentral is deployed): the "
-            "member's default bus admits \"dump received\" events from that account only"
+            'member\'s default bus admits "dump received" events from that account only'
         )
     return value
 
@@ -220,7 +220,9 @@ class CentralDumpReceiver(Construct):
         self.failed_events_queue: sqs.Queue = failed
         self.undelivered_queue: sqs.Queue = undelivered
 
-        default_bus = f"arn:{stack.partition}:events:{stack.region}:{stack.account}:event-bus/default"
+        default_bus = (
+            f"arn:{stack.partition}:events:{stack.region}:{stack.account}:event-bus/default"
+        )
         #: The default bus admits the central account's "dump received" events, nothing else
         #: through this statement.
         self.bus_policy = events.CfnEventBusPolicy(

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -80,8 +79,8 @@ def lifecycle() -> Iterator[Lifecycle]:
 
 
 @pytest.fixture(scope="module")
-def sweep_mod() -> ModuleType:
-    return load_sweep()  # type: ignore[return-value]
+def sweep_mod() -> Any:
+    return load_sweep()
 
 
 def member_account(world: World) -> str:
@@ -113,9 +112,7 @@ class Central:
         create_incident_table(self.ddb, self.table)
         topic = client("sns").create_topic(Name=f"central-{world.tag}")["TopicArn"]
         self.hop = EventBridgeHop(CENTRAL)
-        settings = ViewSettings(
-            self.table, topic, CENTRAL_BUCKET, timedelta(hours=6), TEST_REGION
-        )
+        settings = ViewSettings(self.table, topic, CENTRAL_BUCKET, timedelta(hours=6), TEST_REGION)
         self.view = view_handler.build(
             settings, clients={"dynamodb": self.ddb, "sns": client("sns"), "events": self.hop}
         )
@@ -165,7 +162,9 @@ def incident(world: World, instance: str, sk: str) -> dict[str, Any]:
 
 
 def sweep(sweep_mod: Any, world: World, clock: Clock) -> Any:
-    store = sweep_mod.Store(world.client("dynamodb"), world.env["CRASHCART_TABLE_NAME"], max_pages=10)
+    store = sweep_mod.Store(
+        world.client("dynamodb"), world.env["CRASHCART_TABLE_NAME"], max_pages=10
+    )
     sent: list[tuple[str, str]] = []
     return sweep_mod.sweep(store, lambda s, b: sent.append((s, b)), now=clock()), sent
 
@@ -195,7 +194,10 @@ def test_a_centrally_linked_dump_reaches_the_member_its_sweep_and_its_hold(
         "Crashcart Dump Received",
         CENTRAL,
     )
-    assert central.hop.delivered(f"arn:aws:events:{TEST_REGION}:{OTHER_MEMBER}:event-bus/default") == []
+    assert (
+        central.hop.delivered(f"arn:aws:events:{TEST_REGION}:{OTHER_MEMBER}:event-bus/default")
+        == []
+    )
 
     # The member's receiver records it on the member's own incident, as a local arrival would.
     recorded = arrival_handler.process(event, receiver(world, member), now=clock(), request_id="r")

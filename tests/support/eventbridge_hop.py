@@ -22,7 +22,10 @@ from botocore.exceptions import ClientError
 from botocore.validate import validate_parameters
 
 _INPUT = (
-    botocore.session.get_session().get_service_model("events").operation_model("PutEvents").input_shape
+    botocore.session.get_session()
+    .get_service_model("events")
+    .operation_model("PutEvents")
+    .input_shape
 )
 
 

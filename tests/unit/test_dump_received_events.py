@@ -20,9 +20,7 @@ KEY_A = "dumps/111111111111/AROAEXAMPLEROLEID1234:i-0123456789abcdef0/2026120522
 
 
 def parse(event: Any, *, account: str = ACCOUNT_A, region: str = REGION) -> DumpReceived:
-    return parse_dump_received_event(
-        event, central_account=CENTRAL, account=account, region=region
-    )
+    return parse_dump_received_event(event, central_account=CENTRAL, account=account, region=region)
 
 
 def _event(**detail: Any) -> dict[str, Any]:
@@ -47,20 +45,28 @@ def test_the_event_round_trips_through_the_contract() -> None:
     ("event", "reason"),
     [
         # the envelope account is the sender (EventBridge sets it): only the central account
-        ({**load_event("central_dump_received_account_a"), "account": ACCOUNT_B},
-         f"sent by account {ACCOUNT_B}, not by the central account {CENTRAL}"),
-        ({**load_event("central_dump_received_account_a"), "source": "crashcart.incident"},
-         "not a crashcart dump-received event"),
-        ({**load_event("central_dump_received_account_a"), "detail-type": "Other"},
-         "not a crashcart dump-received event"),
+        (
+            {**load_event("central_dump_received_account_a"), "account": ACCOUNT_B},
+            f"sent by account {ACCOUNT_B}, not by the central account {CENTRAL}",
+        ),
+        (
+            {**load_event("central_dump_received_account_a"), "source": "crashcart.incident"},
+            "not a crashcart dump-received event",
+        ),
+        (
+            {**load_event("central_dump_received_account_a"), "detail-type": "Other"},
+            "not a crashcart dump-received event",
+        ),
         (_event(schema=2), "detail.schema 2 is not 1"),
         # meant for another member (B's dump sent to A's bus, or a forged account)
         (_event(account=ACCOUNT_B), f"detail.account {ACCOUNT_B} is not this account"),
         (_event(region="us-east-1"), "detail.region us-east-1 is not this Region"),
         (_event(instance_id="i-0fedcba9876543210"), "is not a central key of account"),
         (_event(dump_key=KEY_A.replace(ACCOUNT_A, ACCOUNT_B)), "is not a central key of account"),
-        (_event(dump_key="dumps/AROAEXAMPLEROLEID1234:i-0123456789abcdef0/d/metadata.json"),
-         "is not a central key of account"),
+        (
+            _event(dump_key="dumps/AROAEXAMPLEROLEID1234:i-0123456789abcdef0/d/metadata.json"),
+            "is not a central key of account",
+        ),
         (_event(dump_key="dumps/../secret"), "is not dumps/"),
         (_event(dump_key=None), "not text"),
         (_event(received_at="yesterday"), "detail.received_at yesterday is not"),

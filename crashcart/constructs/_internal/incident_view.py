@@ -48,7 +48,6 @@ from crashcart.runtime import environment as variables
 from crashcart.runtime.dumps import DUMPS_PREFIX
 from crashcart.runtime.organisation import INCIDENT_DETAIL_TYPE, INCIDENT_SOURCE
 
-
 #: How cdk-nag names the member buses' resource (for the acknowledgement).
 MEMBER_BUSES_NAG = "arn:<AWS::Partition>:events:<AWS::Region>:*:event-bus/default"
 

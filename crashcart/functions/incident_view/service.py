@@ -32,8 +32,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from crashcart.functions.dump_arrival.decision import decide
-from crashcart.runtime.dumps import incident_pk_of
 from crashcart.runtime import metrics
+from crashcart.runtime.dumps import incident_pk_of
 from crashcart.runtime.incident import iso
 from crashcart.runtime.organisation import DumpReceived, IncidentUpdate
 
