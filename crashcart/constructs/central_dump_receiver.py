@@ -41,6 +41,7 @@ from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.constructs._internal.function_code import DUMP_ARRIVAL
+from crashcart.constructs._internal.incident_view import incident_writer_statements
 from crashcart.constructs._internal.lambda_functions import (
     acknowledge_dead_letter_queue,
     acknowledge_outside_vpc,
@@ -55,12 +56,7 @@ from crashcart.constructs._internal.service_access import (
     undeliverable_events_alarm,
 )
 from crashcart.constructs._internal.service_key import logs_and_rules_key
-from crashcart.constructs.incident_store import (
-    DUMP_ARRIVAL_ACTIONS,
-    PUBLISH_KEY_ACTIONS,
-    TABLE_KEY_ACTIONS,
-    IncidentStore,
-)
+from crashcart.constructs.incident_store import IncidentStore
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
 from crashcart.runtime.organisation import DUMP_RECEIVED_DETAIL_TYPE, DUMP_RECEIVED_SOURCE
@@ -153,30 +149,9 @@ class CentralDumpReceiver(Construct):
         )
         log_group = function_log_group(self, "Logs", key=key, retention=log_retention)
         role = function_role(self, "Role", description="crashcart central dump receiver")
-        statements = [
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn],
-            ),
-            iam.PolicyStatement(actions=list(DUMP_ARRIVAL_ACTIONS), resources=[table.table_arn]),
-            iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]),
-            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[failed.queue_arn]),
-            iam.PolicyStatement(
-                actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
-            ),
-        ]
-        if table.encryption_key is not None:
-            statements.append(
-                iam.PolicyStatement(
-                    actions=list(TABLE_KEY_ACTIONS), resources=[table.encryption_key.key_arn]
-                )
-            )
-        if topic.master_key is not None and topic.master_key is not table.encryption_key:
-            statements.append(
-                iam.PolicyStatement(
-                    actions=list(PUBLISH_KEY_ACTIONS), resources=[topic.master_key.key_arn]
-                )
-            )
+        statements = incident_writer_statements(
+            log_group=log_group, incidents=incidents, failed=failed, key=key
+        )
         policy = iam.ManagedPolicy(
             self,
             "Policy",

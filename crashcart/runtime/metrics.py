@@ -8,8 +8,10 @@ methods and alarms name the same metrics from here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import Final
+from datetime import datetime
+from typing import Any, Final
 
 #: CloudWatch namespace of every crashcart metric.
 NAMESPACE: Final = "crashcart"
@@ -63,3 +65,27 @@ SWEEP_CENSUS: Final[Mapping[str, str]] = {
 INCIDENT_VIEW_OUTCOMES: Final[Mapping[str, str]] = {
     "member_event_failed": "MemberDumpEventsFailed",
 }
+
+
+def emf_line(
+    name: str, value: int, *, function_name: str, now: datetime, fields: Mapping[str, Any]
+) -> str:
+    """One log line (``fields`` plus the count ``value`` of metric ``name``) that CloudWatch
+    also turns into a data point, as embedded metric format (aws-assumption:
+    emf-lambda-stdout)."""
+    record = {
+        **fields,
+        DIMENSION: function_name or "unknown",
+        name: value,
+        "_aws": {
+            "Timestamp": int(now.timestamp() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [[DIMENSION]],
+                    "Metrics": [{"Name": name, "Unit": "Count"}],
+                }
+            ],
+        },
+    }
+    return json.dumps(record, sort_keys=True) + "\n"

@@ -16,6 +16,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -65,6 +66,41 @@ def member_buses_statement() -> iam.PolicyStatement:
     )
 
 
+def incident_writer_statements(
+    *, log_group: logs.ILogGroup, incidents: IncidentStore, failed: sqs.IQueue, key: kms.IKey
+) -> list[iam.PolicyStatement]:
+    """The rights of a function that records dumps on ``incidents`` (the dump-arrival actions
+    on its table, publish on its topic, their keys), logs to ``log_group`` and keeps failed
+    invocations in ``failed``, both encrypted with ``key`` (the central view; a member's
+    ``CentralDumpReceiver``)."""
+    table, topic = incidents.table, incidents.topic
+    statements = [
+        iam.PolicyStatement(
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[log_group.log_group_arn],
+        ),
+        iam.PolicyStatement(actions=list(DUMP_ARRIVAL_ACTIONS), resources=[table.table_arn]),
+        iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]),
+        iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[failed.queue_arn]),
+        iam.PolicyStatement(
+            actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+        ),
+    ]
+    if table.encryption_key is not None:
+        statements.append(
+            iam.PolicyStatement(
+                actions=list(TABLE_KEY_ACTIONS), resources=[table.encryption_key.key_arn]
+            )
+        )
+    if topic.master_key is not None and topic.master_key is not table.encryption_key:
+        statements.append(
+            iam.PolicyStatement(
+                actions=list(PUBLISH_KEY_ACTIONS), resources=[topic.master_key.key_arn]
+            )
+        )
+    return statements
+
+
 @dataclass(frozen=True)
 class IncidentView:
     """What :func:`incident_view` created."""
@@ -104,30 +140,11 @@ def incident_view(
     log_group = function_log_group(scope, "Logs", key=key, retention=log_retention)
     role = function_role(scope, "Role", description="crashcart central incident view")
     statements = [
-        iam.PolicyStatement(
-            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-            resources=[log_group.log_group_arn],
-        ),
-        iam.PolicyStatement(actions=list(DUMP_ARRIVAL_ACTIONS), resources=[table.table_arn]),
-        iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]),
-        iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[failed.queue_arn]),
-        iam.PolicyStatement(
-            actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+        *incident_writer_statements(
+            log_group=log_group, incidents=incidents, failed=failed, key=key
         ),
         member_buses_statement(),
     ]
-    if table.encryption_key is not None:
-        statements.append(
-            iam.PolicyStatement(
-                actions=list(TABLE_KEY_ACTIONS), resources=[table.encryption_key.key_arn]
-            )
-        )
-    if topic.master_key is not None and topic.master_key is not table.encryption_key:
-        statements.append(
-            iam.PolicyStatement(
-                actions=list(PUBLISH_KEY_ACTIONS), resources=[topic.master_key.key_arn]
-            )
-        )
     policy = iam.ManagedPolicy(
         scope,
         "Policy",

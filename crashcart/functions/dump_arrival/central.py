@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
 from typing import Any
 
-from crashcart.runtime.incident import Origin, iso, parse_time
+from crashcart.runtime.incident import Origin, parse_time
 from crashcart.runtime.organisation import BadDumpReceivedError, parse_dump_received_event
 
 from .adapter import Adapter
-from .decision import decide
 from .events import BadEventError
+from .placement import place
 
 LOG = logging.getLogger("crashcart.dump_arrival")
 
@@ -51,34 +50,21 @@ def parse(event: Any, adapter: Adapter) -> Any:
 def process(event: Any, adapter: Adapter, *, request_id: str) -> dict[str, Any]:
     """Record the central dump on this account's incident table, then notify."""
     received = parse(event, adapter)
-    keys = [received.dump_key]
-    # The dump's arrival time (the central view's), not this delivery's: a retried event
-    # places the dump as it would have been placed on time.
-    now = parse_time(received.received_at)
-    for _attempt in range(3):
-        latest = adapter.latest_incident(received.instance_id)
-        decision = decide(latest, received.dump_key, now, adapter.settings.attach_window)
-        if decision.action == "duplicate":
-            LOG.info(json.dumps({"outcome": "duplicate", "key": received.dump_key}))
-            return {"outcome": "duplicate", "incident": decision.incident_sk}
-        if decision.action == "attach":
-            done = adapter.attach(
-                received.instance_id, decision.incident_sk, keys, received.summary, iso(now)
-            )
-        else:
-            done = adapter.open(
-                received.instance_id,
-                decision.incident_sk,
-                keys,
-                received.summary,
-                f"dump arrived in the central bucket: {decision.reason}",
-                request_id,
-            )
-        if done:
-            break
-        now = now + timedelta(seconds=1)  # lost a race: decide again on fresh facts
-    else:
-        raise RuntimeError(f"could not record the dump {received.dump_key} after 3 attempts")
+    # Placed at the dump's arrival time (the central view's), not this delivery's: a retried
+    # event places the dump as it would have been placed on time.
+    decision = place(
+        adapter,
+        instance_id=received.instance_id,
+        arrival_key=received.dump_key,
+        keys=[received.dump_key],
+        summary=received.summary,
+        now=parse_time(received.received_at),
+        reason="dump arrived in the central bucket",
+        request_id=request_id,
+    )
+    if decision.action == "duplicate":
+        LOG.info(json.dumps({"outcome": "duplicate", "key": received.dump_key}))
+        return {"outcome": "duplicate", "incident": decision.incident_sk}
     origin = Origin.SPONTANEOUS if decision.action == "open" else Origin.REMEDIATION
     adapter.notify(
         f"crashcart: dump from {received.instance_id} received centrally",

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from crashcart.runtime import untrusted
-from crashcart.runtime.incident import Origin, iso
+from crashcart.runtime.incident import Origin
 from crashcart.runtime.kernel_log import summarize
 from crashcart.runtime.organisation import DUMP_RECEIVED_SOURCE
 
 from . import central
 from .adapter import Adapter
-from .decision import decide
 from .events import BadEventError, parse_event, parse_metadata
+from .placement import place
 
 LOG = logging.getLogger("crashcart.dump_arrival")
 LOG.setLevel(logging.INFO)
@@ -75,30 +75,19 @@ def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> 
         summary = "no dmesg file was shipped with this dump: run triage on the vmcore"
         backtrace_text = "(no kernel log)"
 
-    for _attempt in range(3):
-        latest = adapter.latest_incident(arrival.instance_id)
-        decision = decide(latest, arrival.key, now, adapter.settings.attach_window)
-        if decision.action == "duplicate":
-            LOG.info(json.dumps({"outcome": "duplicate", "key": arrival.key}))
-            return {"outcome": "duplicate", "incident": decision.incident_sk}
-        if decision.action == "attach":
-            done = adapter.attach(
-                arrival.instance_id, decision.incident_sk, keys, summary, iso(now)
-            )
-        else:
-            done = adapter.open(
-                arrival.instance_id,
-                decision.incident_sk,
-                keys,
-                summary,
-                f"dump arrived: {decision.reason}",
-                request_id,
-            )
-        if done:
-            break
-        now = now + timedelta(seconds=1)  # lost a race: decide again on fresh facts
-    else:
-        raise RuntimeError(f"could not record the dump {arrival.key} after 3 attempts")
+    decision = place(
+        adapter,
+        instance_id=arrival.instance_id,
+        arrival_key=arrival.key,
+        keys=keys,
+        summary=summary,
+        now=now,
+        reason="dump arrived",
+        request_id=request_id,
+    )
+    if decision.action == "duplicate":
+        LOG.info(json.dumps({"outcome": "duplicate", "key": arrival.key}))
+        return {"outcome": "duplicate", "incident": decision.incident_sk}
 
     origin = Origin.SPONTANEOUS if decision.action == "open" else Origin.REMEDIATION
 

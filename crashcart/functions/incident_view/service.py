@@ -96,24 +96,16 @@ def tell_member(
 def member_event_failed_record(*, function_name: str, now: datetime) -> str:
     """One embedded-metric line counting a "dump received" event that did not reach the
     member (aws-assumption: emf-lambda-stdout)."""
-    name = metrics.INCIDENT_VIEW_OUTCOMES["member_event_failed"]
-    record = {
-        "message": "dump received event not delivered to the member's bus",
-        "service": "crashcart-incident-view",
-        metrics.DIMENSION: function_name,
-        name: 1,
-        "_aws": {
-            "Timestamp": int(now.timestamp() * 1000),
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": metrics.NAMESPACE,
-                    "Dimensions": [[metrics.DIMENSION]],
-                    "Metrics": [{"Name": name, "Unit": "Count"}],
-                }
-            ],
+    return metrics.emf_line(
+        metrics.INCIDENT_VIEW_OUTCOMES["member_event_failed"],
+        1,
+        function_name=function_name,
+        now=now,
+        fields={
+            "message": "dump received event not delivered to the member's bus",
+            "service": "crashcart-incident-view",
         },
-    }
-    return json.dumps(record, sort_keys=True) + "\n"
+    )
 
 
 def _stdout(line: str) -> None:
