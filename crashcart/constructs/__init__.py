@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from crashcart.constructs.auto_scaling_hold import AutoScalingHold, DumpDeadline
 from crashcart.constructs.canary_crash_drill import CanaryCrashDrill
+from crashcart.constructs.central_dump_receiver import CentralDumpReceiver
 from crashcart.constructs.crash_dump_bucket import (
     ATTESTATION_TAG_KEY,
     CrashDumpBucket,
@@ -65,6 +66,7 @@ __all__ = [
     "AutoScalingHold",
     "CallAs",
     "CanaryCrashDrill",
+    "CentralDumpReceiver",
     "CentralRegion",
     "CircuitBreaker",
     "CrashDumpBucket",

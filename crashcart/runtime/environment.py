@@ -51,6 +51,10 @@ KILL_SWITCH_TAG_KEY: Final = "CRASHCART_KILL_SWITCH_TAG_KEY"
 KILL_SWITCH_TAG_VALUE: Final = "CRASHCART_KILL_SWITCH_TAG_VALUE"
 # -- dump-arrival function -----------------------------------------------------------------
 ATTACH_WINDOW_SECONDS: Final = "CRASHCART_ATTACH_WINDOW_SECONDS"
+# -- organisation: the way back (central view -> member's default bus -> member receiver) ----
+PARTITION: Final = "CRASHCART_PARTITION"
+CENTRAL_ACCOUNT: Final = "CRASHCART_CENTRAL_ACCOUNT"
+MEMBER_ACCOUNT: Final = "CRASHCART_MEMBER_ACCOUNT"
 # -- overdue sweep -------------------------------------------------------------------------
 DUMP_BUCKET_PARAMETER: Final = "CRASHCART_DUMP_BUCKET_PARAMETER"
 SWEEP_MAX_PAGES: Final = "CRASHCART_SWEEP_MAX_PAGES"
@@ -237,5 +241,16 @@ INCIDENT_VIEW: Final[Mapping[str, str | None]] = {
     TABLE_NAME: None,
     TOPIC_ARN: None,
     DUMP_BUCKET: None,
+    ATTACH_WINDOW_SECONDS: "21600",
+    PARTITION: "aws",
+}
+
+#: The member's receiver of the central account's "dump received" events
+#: (``CentralDumpReceiver``): the dump-arrival function with the central event type.
+CENTRAL_DUMP_RECEIVER: Final[Mapping[str, str | None]] = {
+    TABLE_NAME: None,
+    TOPIC_ARN: None,
+    CENTRAL_ACCOUNT: None,
+    MEMBER_ACCOUNT: None,
     ATTACH_WINDOW_SECONDS: "21600",
 }

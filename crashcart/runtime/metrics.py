@@ -8,8 +8,10 @@ methods and alarms name the same metrics from here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import Final
+from datetime import datetime
+from typing import Any, Final
 
 #: CloudWatch namespace of every crashcart metric.
 NAMESPACE: Final = "crashcart"
@@ -66,3 +68,33 @@ SWEEP_CENSUS: Final[Mapping[str, str]] = {
     "opted_in": "OptedInInstances",
     "attested": "AttestedInstances",
 }
+
+#: The central incident view: "dump received" events a member's bus refused or that could
+#: not be sent (the dump is recorded centrally; the event is retried, then kept in the DLQ).
+INCIDENT_VIEW_OUTCOMES: Final[Mapping[str, str]] = {
+    "member_event_failed": "MemberDumpEventsFailed",
+}
+
+
+def emf_line(
+    name: str, value: int, *, function_name: str, now: datetime, fields: Mapping[str, Any]
+) -> str:
+    """One log line (``fields`` plus the count ``value`` of metric ``name``) that CloudWatch
+    also turns into a data point, as embedded metric format (aws-assumption:
+    emf-lambda-stdout)."""
+    record = {
+        **fields,
+        DIMENSION: function_name or "unknown",
+        name: value,
+        "_aws": {
+            "Timestamp": int(now.timestamp() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [[DIMENSION]],
+                    "Metrics": [{"Name": name, "Unit": "Count"}],
+                }
+            ],
+        },
+    }
+    return json.dumps(record, sort_keys=True) + "\n"

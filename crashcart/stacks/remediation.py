@@ -24,6 +24,7 @@ from constructs import Construct
 
 from crashcart.constructs._internal.central_access import CentralAccess
 from crashcart.constructs.auto_scaling_hold import AutoScalingHold
+from crashcart.constructs.central_dump_receiver import CentralDumpReceiver
 from crashcart.constructs.crash_dump_bucket import ATTESTATION_TAG_KEY, CrashDumpBucket
 from crashcart.constructs.dump_overdue_sweep import AttestationWatch, DumpOverdueSweep
 from crashcart.constructs.dump_triage_job import DumpTriageJob
@@ -226,6 +227,16 @@ class CrashcartRemediationStack(cdk.Stack):
                 "DumpBucketParameter",
                 value=self.crash_dumps.parameter.parameter_name,
                 description="SSM parameter the on-instance agent reads the dump bucket from",
+            )
+        #: A member account: the central account's word that an instance's dump arrived in
+        #: the central bucket, recorded on this account's incidents (the hold releases on it).
+        self.central_dumps: CentralDumpReceiver | None = None
+        if central is not None:
+            self.central_dumps = CentralDumpReceiver(
+                self,
+                "CentralDumps",
+                central_account_id=central.central_account,
+                incidents=self.remediation.incidents,
             )
         # The kill switch reaches every acting alarm of this stack (tagged at synth) and the
         # alarms the remediation names at run time (by its prefix).

@@ -47,6 +47,11 @@ ACKNOWLEDGED = {
         for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
     },
     ("IncidentView/FailedEvents", "Serverless-SQSRedrivePolicy"),
+    # the way back: PutEvents on any member's default bus in this Region
+    (
+        "IncidentView/Policy",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:events:<AWS::Region>:*:event-bus/default]",
+    ),
     *{
         ("IncidentView/Function", f"{pack}-LambdaInsideVPC")
         for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
@@ -71,7 +76,10 @@ def test_acknowledgements_are_exactly_the_reviewed_ones(synthesized: Path) -> No
             at = violation["acknowledgedAt"]
             assert at.startswith(f"{STACK}/Central/"), at
             seen.add(
-                (at.removeprefix(f"{STACK}/Central/"), violation["acknowledgedId"].split("::")[-1])
+                (
+                    at.removeprefix(f"{STACK}/Central/"),
+                    violation["acknowledgedId"].split("::", 1)[-1],
+                )
             )
     assert seen == ACKNOWLEDGED
 

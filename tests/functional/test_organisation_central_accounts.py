@@ -40,6 +40,7 @@ from tests.support.dumps import (
     object_created_event,
     run_agent,
 )
+from tests.support.eventbridge_hop import EventBridgeHop
 from tests.support.incidents import create_incident_table
 
 CENTRAL, ACCOUNT_A, ACCOUNT_B = "999999999999", "111111111111", "222222222222"
@@ -99,9 +100,18 @@ def central(moto_reset: str) -> dict[str, Any]:
         Endpoint=queue_arn,
         Attributes={"RawMessageDelivery": "true"},
     )
-    settings = Settings(TABLE, topic, BUCKET, timedelta(hours=6))
-    adapter = view_handler.build(settings, clients={"dynamodb": ddb, "sns": sns})
-    return {"s3": s3, "ddb": ddb, "sqs": sqs, "queue": queue, "topic": topic, "view": adapter}
+    settings = Settings(TABLE, topic, BUCKET, timedelta(hours=6), REGION)
+    hop = EventBridgeHop(CENTRAL)
+    adapter = view_handler.build(settings, clients={"dynamodb": ddb, "sns": sns, "events": hop})
+    return {
+        "s3": s3,
+        "ddb": ddb,
+        "sqs": sqs,
+        "queue": queue,
+        "topic": topic,
+        "view": adapter,
+        "hop": hop,
+    }
 
 
 def incidents(ddb: Any) -> dict[tuple[str, str], dict[str, Any]]:
@@ -204,6 +214,10 @@ def test_a_dump_from_a_lands_under_as_prefix_and_the_view_records_it_for_a(
     assert "dump_keys" not in b_item  # same instance id, other account: untouched
     (message,) = notifications(central)
     assert f"account {ACCOUNT_A}" in message and metadata_key in message
+    # ... and tells A (only A), on A's default bus in this Region.
+    (sent,) = central["hop"].sent
+    assert sent["EventBusName"] == f"arn:aws:events:{REGION}:{ACCOUNT_A}:event-bus/default"
+    assert json.loads(sent["Detail"])["dump_key"] == metadata_key
 
     # The triage job in the central account finds the incident the view linked.
     settings = TriageSettings(metadata_key, BUCKET, None, TABLE, central["topic"], tmp_path)
@@ -229,10 +243,11 @@ def test_the_handler_logs_and_raises_a_refused_event(
     monkeypatch.setenv("CRASHCART_TABLE_NAME", settings.table_name)
     monkeypatch.setenv("CRASHCART_TOPIC_ARN", settings.topic_arn)
     monkeypatch.setenv("CRASHCART_DUMP_BUCKET", settings.dump_bucket)
+    monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setattr(
         view_handler,
         "_CONTAINER",
-        {"dynamodb": central["ddb"], "sns": central["view"].sns},
+        {"dynamodb": central["ddb"], "sns": central["view"].sns, "events": central["hop"]},
     )
     with pytest.raises(BadEventError):
         view_handler.handler(load_event("incident_view_update_b_claims_a"), None)

@@ -173,6 +173,34 @@ def test_the_view_sets_exactly_its_environment_contract(template: Template) -> N
     assert function["Properties"]["DeadLetterConfig"]
 
 
+def test_the_view_may_put_events_only_on_default_buses_of_this_region(template: Template) -> None:
+    """The way back: PutEvents on a member's default bus in this Region, nothing else."""
+    (policy,) = template.find_resources("AWS::IAM::ManagedPolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    events = [s for s in statements if "events" in json.dumps(s["Action"])]
+    assert events == [
+        {
+            "Action": "events:PutEvents",
+            "Effect": "Allow",
+            "Resource": {
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:",
+                        {"Ref": "AWS::Partition"},
+                        ":events:",
+                        {"Ref": "AWS::Region"},
+                        ":*:event-bus/default",
+                    ],
+                ]
+            },
+        }
+    ]
+    (function,) = template.find_resources("AWS::Lambda::Function").values()
+    partition = function["Properties"]["Environment"]["Variables"][variables.PARTITION]
+    assert partition == {"Ref": "AWS::Partition"}
+
+
 def test_the_view_asset_imports_alone(tmp_path: Path) -> None:
     app = cdk.App(outdir=str(tmp_path / "out"))
     stack = cdk.Stack(app, "C", env=cdk.Environment(account=TEST_ACCOUNT, region=TEST_REGION))

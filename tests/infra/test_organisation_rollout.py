@@ -295,3 +295,18 @@ def test_the_management_account_gets_the_member_stack_as_an_ordinary_stack(
     for function in functions.values():
         assert "cdk-hnb659fds-assets" in json.dumps(function["Properties"]["Code"])
     assert _of_type(template, "AWS::S3::Bucket") == {}
+
+
+def test_the_member_hears_from_the_central_account_when_its_dumps_arrive(
+    assembly: RolloutAssembly,
+) -> None:
+    # Without the receiver the member's incidents never learn of a dump in the central
+    # bucket: an Auto Scaling hold would keep its instance until the deadline.
+    (policy,) = _of_type(assembly.member, "AWS::Events::EventBusPolicy").values()
+    assert "222222222222" in json.dumps(policy["Properties"]["Statement"]["Principal"])
+    patterns = [
+        r["Properties"]["EventPattern"]
+        for r in _of_type(assembly.member, "AWS::Events::Rule").values()
+        if "EventPattern" in r["Properties"]
+    ]
+    assert any(p.get("source") == ["crashcart.central"] for p in patterns), patterns

@@ -1,6 +1,7 @@
 """The central incident view unit: the function, its failure queues, the two rules that feed
 it (member incident updates on the central bus, dump arrivals on the default bus) and the
-alarms on every failure path.
+alarms on every failure path. The function also puts a "dump received" event on the member's
+default bus in this Region (received there by ``CentralDumpReceiver``).
 
 Private to :mod:`crashcart.constructs.organisation_central`. The function's rights are a
 customer managed policy on its own role; events it refuses end in its dead-letter queue.
@@ -15,12 +16,14 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.function_code import INCIDENT_VIEW
 from crashcart.constructs._internal.lambda_functions import (
     acknowledge_dead_letter_queue,
@@ -45,6 +48,57 @@ from crashcart.constructs.incident_store import (
 from crashcart.runtime import environment as variables
 from crashcart.runtime.dumps import DUMPS_PREFIX
 from crashcart.runtime.organisation import INCIDENT_DETAIL_TYPE, INCIDENT_SOURCE
+
+#: How cdk-nag names the member buses' resource (for the acknowledgement).
+MEMBER_BUSES_NAG = "arn:<AWS::Partition>:events:<AWS::Region>:*:event-bus/default"
+
+
+def member_buses_statement() -> iam.PolicyStatement:
+    """``events:PutEvents`` on every account's default bus in this Region, nothing else.
+
+    No organisation condition: ``aws:ResourceOrgID`` is not documented for EventBridge's
+    PutEvents (the member's bus policy is what admits only this account); see
+    aws-assumption: org-eventbridge-default-bus-cross-account.
+    """
+    return iam.PolicyStatement(
+        actions=["events:PutEvents"],
+        resources=[f"arn:{cdk.Aws.PARTITION}:events:{cdk.Aws.REGION}:*:event-bus/default"],
+    )
+
+
+def incident_writer_statements(
+    *, log_group: logs.ILogGroup, incidents: IncidentStore, failed: sqs.IQueue, key: kms.IKey
+) -> list[iam.PolicyStatement]:
+    """The rights of a function that records dumps on ``incidents`` (the dump-arrival actions
+    on its table, publish on its topic, their keys), logs to ``log_group`` and keeps failed
+    invocations in ``failed``, both encrypted with ``key`` (the central view; a member's
+    ``CentralDumpReceiver``)."""
+    table, topic = incidents.table, incidents.topic
+    statements = [
+        iam.PolicyStatement(
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[log_group.log_group_arn],
+        ),
+        iam.PolicyStatement(actions=list(DUMP_ARRIVAL_ACTIONS), resources=[table.table_arn]),
+        iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]),
+        iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[failed.queue_arn]),
+        iam.PolicyStatement(
+            actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+        ),
+    ]
+    if table.encryption_key is not None:
+        statements.append(
+            iam.PolicyStatement(
+                actions=list(TABLE_KEY_ACTIONS), resources=[table.encryption_key.key_arn]
+            )
+        )
+    if topic.master_key is not None and topic.master_key is not table.encryption_key:
+        statements.append(
+            iam.PolicyStatement(
+                actions=list(PUBLISH_KEY_ACTIONS), resources=[topic.master_key.key_arn]
+            )
+        )
+    return statements
 
 
 @dataclass(frozen=True)
@@ -86,29 +140,11 @@ def incident_view(
     log_group = function_log_group(scope, "Logs", key=key, retention=log_retention)
     role = function_role(scope, "Role", description="crashcart central incident view")
     statements = [
-        iam.PolicyStatement(
-            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-            resources=[log_group.log_group_arn],
+        *incident_writer_statements(
+            log_group=log_group, incidents=incidents, failed=failed, key=key
         ),
-        iam.PolicyStatement(actions=list(DUMP_ARRIVAL_ACTIONS), resources=[table.table_arn]),
-        iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]),
-        iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[failed.queue_arn]),
-        iam.PolicyStatement(
-            actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
-        ),
+        member_buses_statement(),
     ]
-    if table.encryption_key is not None:
-        statements.append(
-            iam.PolicyStatement(
-                actions=list(TABLE_KEY_ACTIONS), resources=[table.encryption_key.key_arn]
-            )
-        )
-    if topic.master_key is not None and topic.master_key is not table.encryption_key:
-        statements.append(
-            iam.PolicyStatement(
-                actions=list(PUBLISH_KEY_ACTIONS), resources=[topic.master_key.key_arn]
-            )
-        )
     policy = iam.ManagedPolicy(
         scope,
         "Policy",
@@ -135,9 +171,19 @@ def incident_view(
             variables.TOPIC_ARN: topic.topic_arn,
             variables.DUMP_BUCKET: bucket.bucket_name,
             variables.ATTACH_WINDOW_SECONDS: str(int(window.to_seconds())),
+            variables.PARTITION: cdk.Aws.PARTITION,
         },
     )
     function.node.add_dependency(policy)
+    acknowledge(
+        policy,
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::{MEMBER_BUSES_NAG}]",
+        "the view tells the member account whose dump it linked, on that member's default "
+        "bus in this Region; members are every account of the organisation, new ones "
+        "included, so the account is a wildcard. Only events:PutEvents, only default buses "
+        "of this Region; each member's bus policy admits only this central account and only "
+        "source crashcart.central (CentralDumpReceiver)",
+    )
     acknowledge_untraced(function)
     acknowledge_plain_environment(function)
     acknowledge_unreserved(
@@ -146,7 +192,7 @@ def incident_view(
         bound="each invocation writes one incident item of the sending account (the bus "
         "policy admits only the organisation; an update for another account is refused)",
     )
-    acknowledge_outside_vpc(function, apis="DynamoDB, SNS")
+    acknowledge_outside_vpc(function, apis="DynamoDB, SNS, EventBridge")
     acknowledge_dead_letter_queue(function, failed, name="central incident view")
 
     def target() -> targets.LambdaFunction:

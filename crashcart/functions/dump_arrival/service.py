@@ -6,23 +6,29 @@ event ends in the dead-letter queue after Lambda's retries; nothing is changed) 
 metadata.json and dmesg.txt -> first summary from the kernel log (panic string, reason, the
 backtrace the kernel printed) -> decide: attach to the instance's latest incident, or open a
 ``spontaneous`` one -> write (conditional) -> SNS notification.
+
+In an organisation's member account the same function also takes the central account's
+"dump received" event (source ``crashcart.central``): :mod:`.central` records it with the
+same decision and writes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from crashcart.runtime import untrusted
 from crashcart.runtime.dumps import capture_memory_figures
-from crashcart.runtime.incident import Origin, iso
+from crashcart.runtime.incident import Origin
 from crashcart.runtime.kernel_log import summarize
+from crashcart.runtime.organisation import DUMP_RECEIVED_SOURCE
 
+from . import central
 from .adapter import Adapter
-from .decision import decide
 from .events import BadEventError, parse_event, parse_metadata
+from .placement import place
 
 LOG = logging.getLogger("crashcart.dump_arrival")
 LOG.setLevel(logging.INFO)
@@ -37,6 +43,8 @@ FRAMES_QUOTED = 24
 
 
 def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> dict[str, Any]:
+    if isinstance(event, dict) and event.get("source") == DUMP_RECEIVED_SOURCE:
+        return central.process(event, adapter, request_id=request_id)
     arrival = parse_event(event)
     raw = adapter.read(arrival.bucket, arrival.key, MAX_METADATA_BYTES)
     if raw is None:
@@ -68,32 +76,20 @@ def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> 
         summary = "no dmesg file was shipped with this dump: run triage on the vmcore"
         backtrace_text = "(no kernel log)"
 
-    capture_memory = capture_memory_figures(metadata.get("capture_memory"))
-    for _attempt in range(3):
-        latest = adapter.latest_incident(arrival.instance_id)
-        decision = decide(latest, arrival.key, now, adapter.settings.attach_window)
-        if decision.action == "duplicate":
-            LOG.info(json.dumps({"outcome": "duplicate", "key": arrival.key}))
-            return {"outcome": "duplicate", "incident": decision.incident_sk}
-        if decision.action == "attach":
-            done = adapter.attach(
-                arrival.instance_id, decision.incident_sk, keys, summary, iso(now), capture_memory
-            )
-        else:
-            done = adapter.open(
-                arrival.instance_id,
-                decision.incident_sk,
-                keys,
-                summary,
-                f"dump arrived: {decision.reason}",
-                request_id,
-                capture_memory,
-            )
-        if done:
-            break
-        now = now + timedelta(seconds=1)  # lost a race: decide again on fresh facts
-    else:
-        raise RuntimeError(f"could not record the dump {arrival.key} after 3 attempts")
+    decision = place(
+        adapter,
+        capture_memory=capture_memory_figures(metadata.get("capture_memory")),
+        instance_id=arrival.instance_id,
+        arrival_key=arrival.key,
+        keys=keys,
+        summary=summary,
+        now=now,
+        reason="dump arrived",
+        request_id=request_id,
+    )
+    if decision.action == "duplicate":
+        LOG.info(json.dumps({"outcome": "duplicate", "key": arrival.key}))
+        return {"outcome": "duplicate", "incident": decision.incident_sk}
 
     origin = Origin.SPONTANEOUS if decision.action == "open" else Origin.REMEDIATION
 

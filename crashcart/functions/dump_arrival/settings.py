@@ -1,8 +1,10 @@
 """The dump-arrival function's configuration: environment variables -> one typed object.
 
 ``CRASHCART_TABLE_NAME`` and ``CRASHCART_TOPIC_ARN`` (required), ``CRASHCART_ATTACH_WINDOW_SECONDS``
-(default 6 hours); the names are :mod:`crashcart.runtime.environment`'s. Read per call, never
-at import time.
+(default 6 hours); the names are :mod:`crashcart.runtime.environment`'s. A member's receiver
+of the central account's "dump received" events (``CentralDumpReceiver``) also sets
+``CRASHCART_CENTRAL_ACCOUNT`` and ``CRASHCART_MEMBER_ACCOUNT``; ``AWS_REGION`` is Lambda's.
+Read per call, never at import time.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ class Settings:
     table_name: str
     topic_arn: str
     attach_window: timedelta
+    #: The central account whose "dump received" events this function accepts, and the
+    #: account and Region they must be for (None: central events are refused).
+    central_account: str | None = None
+    member_account: str | None = None
+    region: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -37,4 +44,11 @@ class Settings:
             ) from None
         if seconds <= 0:
             raise RuntimeError(f"CRASHCART_ATTACH_WINDOW_SECONDS={seconds} must be positive")
-        return cls(env[variables.TABLE_NAME], env[variables.TOPIC_ARN], timedelta(seconds=seconds))
+        return cls(
+            env[variables.TABLE_NAME],
+            env[variables.TOPIC_ARN],
+            timedelta(seconds=seconds),
+            env.get(variables.CENTRAL_ACCOUNT) or None,
+            env.get(variables.MEMBER_ACCOUNT) or None,
+            env.get("AWS_REGION") or None,
+        )

@@ -1,7 +1,8 @@
-"""The incident view's AWS calls (DynamoDB, SNS) over injected clients."""
+"""The incident view's AWS calls (DynamoDB, SNS, EventBridge) over injected clients."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -10,7 +11,12 @@ from crashcart.functions.dump_arrival.adapter import latest_incident
 from crashcart.functions.dump_arrival.decision import Incident
 from crashcart.runtime import notification
 from crashcart.runtime.incident import INCIDENT_PREFIX, Origin, State
-from crashcart.runtime.organisation import IncidentUpdate
+from crashcart.runtime.organisation import (
+    DUMP_RECEIVED_DETAIL_TYPE,
+    DUMP_RECEIVED_SOURCE,
+    DumpReceived,
+    IncidentUpdate,
+)
 
 from .settings import Settings
 
@@ -26,13 +32,48 @@ def _conditional(call: Any, **request: Any) -> bool:
     return True
 
 
+class MemberEventError(RuntimeError):
+    """The "dump received" event did not reach the member's bus (refused or not sent)."""
+
+
 class Adapter:
     """AWS calls, with injected clients."""
 
-    def __init__(self, settings: Settings, dynamodb: Any, sns: Any) -> None:
+    def __init__(self, settings: Settings, dynamodb: Any, sns: Any, events: Any) -> None:
         self.settings = settings
         self.dynamodb = dynamodb
         self.sns = sns
+        self.events = events
+
+    def send_dump_received(self, received: DumpReceived) -> str:
+        """Put one "dump received" event directly on the member's default bus in this Region
+        (one hop); its event id. :class:`MemberEventError` when the call fails or the entry
+        is refused (PutEvents reports refused entries in its answer, not as an error)."""
+        bus = self.settings.member_bus_arn(received.account)
+        try:
+            answer = self.events.put_events(
+                Entries=[
+                    {
+                        # aws-assumption: org-eventbridge-default-bus-cross-account
+                        "EventBusName": bus,
+                        "Source": DUMP_RECEIVED_SOURCE,
+                        "DetailType": DUMP_RECEIVED_DETAIL_TYPE,
+                        "Detail": json.dumps(received.detail(), sort_keys=True),
+                    }
+                ]
+            )
+        except ClientError as error:
+            raise MemberEventError(
+                f"PutEvents to {bus} failed: {error.response['Error'].get('Code')}: "
+                f"{error.response['Error'].get('Message', '')[:200]}"
+            ) from error
+        (entry,) = answer.get("Entries") or [{}]
+        if answer.get("FailedEntryCount", 0) or not entry.get("EventId"):
+            raise MemberEventError(
+                f"PutEvents to {bus} refused the entry: {entry.get('ErrorCode')}: "
+                f"{str(entry.get('ErrorMessage', ''))[:200]}"
+            )
+        return str(entry["EventId"])
 
     def record_update(self, pk: str, update: IncidentUpdate, event_id: str) -> bool:
         """Write a member's incident state; False when a newer update is already recorded

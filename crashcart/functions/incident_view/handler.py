@@ -8,7 +8,9 @@ retries end in the function's dead-letter queue, where the event is kept.
 
 AWS calls made (the role needs exactly these): ``dynamodb:Query`` / ``PutItem`` /
 ``UpdateItem`` on the central incident table, ``sns:Publish`` on its topic, plus KMS on the
-table's key.
+table's key; ``events:PutEvents`` on the member accounts' default buses of this Region (the
+"dump received" event; a failure is logged, counted and raised, so the event is retried and
+then kept in the dead-letter queue, while the central record stays).
 """
 
 from __future__ import annotations
@@ -36,13 +38,17 @@ def utc_now() -> datetime:
 
 def _clients() -> dict[str, Any]:
     if not _CONTAINER:
-        _CONTAINER.update(dynamodb=boto3.client("dynamodb"), sns=boto3.client("sns"))
+        _CONTAINER.update(
+            dynamodb=boto3.client("dynamodb"),
+            sns=boto3.client("sns"),
+            events=boto3.client("events"),
+        )
     return _CONTAINER
 
 
 def build(settings: Settings, *, clients: dict[str, Any]) -> Adapter:
     """The adapter over the given clients (what tests call)."""
-    return Adapter(settings, clients["dynamodb"], clients["sns"])
+    return Adapter(settings, clients["dynamodb"], clients["sns"], clients["events"])
 
 
 def handler(
@@ -55,6 +61,7 @@ def handler(
             build(settings, clients=_clients()),
             now=clock(),
             request_id=getattr(context, "aws_request_id", "unknown"),
+            function_name=getattr(context, "function_name", "") or "unknown",
         )
     except BadEventError as error:
         # No action; raising keeps the event (Lambda retries, then the dead-letter queue).

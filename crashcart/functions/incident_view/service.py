@@ -11,6 +11,14 @@ event ends in the function's dead-letter queue after Lambda's retries; nothing i
   ``spontaneous`` incident is opened (the same decision as an account's own dump arrival,
   :func:`crashcart.functions.dump_arrival.decision.decide`), then announced.
 
+Once a dump is linked (or found already linked: a retry), the view puts one "dump received"
+event (:class:`crashcart.runtime.organisation.DumpReceived`) directly on the member's default
+bus in this Region, so the member's own incident, overdue sweep and Auto Scaling hold learn
+that the dump arrived (``CentralDumpReceiver`` in the member). If that fails, the central
+record stays; the failure is logged, counted (metric ``MemberDumpEventsFailed``) and raised:
+Lambda retries the event (the retry finds the dump linked and only sends again), then keeps
+it in the dead-letter queue.
+
 The view reads nothing from the dump: the triage job (``DumpTriageJob`` on the central
 bucket) reads it and adds its report to the incident this function linked.
 """
@@ -19,29 +27,90 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import datetime, timedelta
 from typing import Any
 
 from crashcart.functions.dump_arrival.decision import decide
+from crashcart.runtime import metrics
 from crashcart.runtime.dumps import incident_pk_of
 from crashcart.runtime.incident import iso
-from crashcart.runtime.organisation import IncidentUpdate
+from crashcart.runtime.organisation import DumpReceived, IncidentUpdate
 
-from .adapter import Adapter
+from .adapter import Adapter, MemberEventError
 from .events import DumpArrived, parse_event
 
 LOG = logging.getLogger("crashcart.incident_view")
 LOG.setLevel(logging.INFO)
 
 
-def process(event: Any, adapter: Adapter, *, now: datetime, request_id: str) -> dict[str, Any]:
+def process(
+    event: Any,
+    adapter: Adapter,
+    *,
+    now: datetime,
+    request_id: str,
+    function_name: str = "unknown",
+) -> dict[str, Any]:
     report = parse_event(event, dump_bucket=adapter.settings.dump_bucket)
     if isinstance(report, IncidentUpdate):
         result = record_update(report, adapter, event_id=str(event.get("id", "")))
     else:
         result = record_dump(report, adapter, now=now, request_id=request_id)
+        result = tell_member(report, result, adapter, now=now, function_name=function_name)
     LOG.info(json.dumps(result))
     return result
+
+
+def tell_member(
+    arrival: DumpArrived,
+    result: dict[str, Any],
+    adapter: Adapter,
+    *,
+    now: datetime,
+    function_name: str,
+) -> dict[str, Any]:
+    """Send the member its "dump received" event (also for a duplicate: a retry after a
+    failed send finds the dump linked, and the member ignores a repeat)."""
+    received = DumpReceived(
+        account=arrival.account,
+        region=adapter.settings.region,
+        instance_id=arrival.dump.instance_id,
+        dump_key=arrival.dump.key,
+        received_at=iso(now),
+        summary=(
+            f"shipped to the central dump bucket {arrival.bucket}: the central incident "
+            "view and triage job have it"
+        ),
+    )
+    try:
+        event_id = adapter.send_dump_received(received)
+    except MemberEventError as error:
+        failed = {**result, "member_event": "failed", "reason": str(error)}
+        LOG.error(json.dumps({"outcome": "member_event_failed", **failed}))
+        _stdout(member_event_failed_record(function_name=function_name, now=now))
+        raise
+    return {**result, "member_event": event_id}
+
+
+def member_event_failed_record(*, function_name: str, now: datetime) -> str:
+    """One embedded-metric line counting a "dump received" event that did not reach the
+    member (aws-assumption: emf-lambda-stdout)."""
+    return metrics.emf_line(
+        metrics.INCIDENT_VIEW_OUTCOMES["member_event_failed"],
+        1,
+        function_name=function_name,
+        now=now,
+        fields={
+            "message": "dump received event not delivered to the member's bus",
+            "service": "crashcart-incident-view",
+        },
+    )
+
+
+def _stdout(line: str) -> None:
+    sys.stdout.write(line)
+    sys.stdout.flush()
 
 
 def record_update(update: IncidentUpdate, adapter: Adapter, *, event_id: str) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """The incident view's configuration: environment variables -> one typed object.
 
 ``CRASHCART_TABLE_NAME``, ``CRASHCART_TOPIC_ARN``, ``CRASHCART_DUMP_BUCKET`` (required),
-``CRASHCART_ATTACH_WINDOW_SECONDS`` (default 6 hours); the names and defaults are
-:data:`crashcart.runtime.environment.INCIDENT_VIEW`'s. Read per call, never at import time.
+``CRASHCART_ATTACH_WINDOW_SECONDS`` (default 6 hours), ``CRASHCART_PARTITION`` (default
+``aws``); the names and defaults are :data:`crashcart.runtime.environment.INCIDENT_VIEW`'s.
+``AWS_REGION`` (set by Lambda) is the Region whose member default buses the view writes to.
+Read per call, never at import time.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ class Settings:
     topic_arn: str
     dump_bucket: str
     attach_window: timedelta
+    #: The Region and partition of the member buses the "dump received" events go to.
+    region: str
+    partition: str = "aws"
+
+    def member_bus_arn(self, account: str) -> str:
+        """The member's default bus in this Region (one hop: aws-assumption:
+        org-eventbridge-default-bus-cross-account)."""
+        return f"arn:{self.partition}:events:{self.region}:{account}:event-bus/default"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -38,9 +48,13 @@ class Settings:
             ) from None
         if seconds <= 0:
             raise RuntimeError(f"{variables.ATTACH_WINDOW_SECONDS}={seconds} must be positive")
+        if not env.get("AWS_REGION"):
+            raise RuntimeError("missing environment variable: AWS_REGION (set by Lambda)")
         return cls(
             env[variables.TABLE_NAME],
             env[variables.TOPIC_ARN],
             env[variables.DUMP_BUCKET],
             timedelta(seconds=seconds),
+            env["AWS_REGION"],
+            env.get(variables.PARTITION) or str(variables.INCIDENT_VIEW[variables.PARTITION]),
         )

@@ -23,7 +23,6 @@ off (docs/operations.md).
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,25 +106,17 @@ def _record(result: Reconciled, *, now: datetime, function_name: str) -> str:
 
     aws-assumption: emf-lambda-stdout
     """
-    name = metrics.KILL_SWITCH_OUTCOMES["alarm_actions_changed"]
-    record = {
-        "message": "kill switch reconciled with alarm actions",
-        "service": "crashcart-kill-switch",
-        **result.as_dict(),
-        metrics.DIMENSION: function_name or "unknown",
-        name: len(result.changed),
-        "_aws": {
-            "Timestamp": int(now.timestamp() * 1000),
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": metrics.NAMESPACE,
-                    "Dimensions": [[metrics.DIMENSION]],
-                    "Metrics": [{"Name": name, "Unit": "Count"}],
-                }
-            ],
+    return metrics.emf_line(
+        metrics.KILL_SWITCH_OUTCOMES["alarm_actions_changed"],
+        len(result.changed),
+        function_name=function_name,
+        now=now,
+        fields={
+            "message": "kill switch reconciled with alarm actions",
+            "service": "crashcart-kill-switch",
+            **result.as_dict(),
         },
-    }
-    return json.dumps(record, sort_keys=True) + "\n"
+    )
 
 
 def _stdout(line: str) -> None:
