@@ -17,8 +17,13 @@ monitoring (documented, not built: Metrics Insights alarms in the monitoring acc
 account or one per shard of 10,000 scanned metrics, against the default quota of 200 such
 alarms per Region).
 
-The organisation-wide burst (interrupts stop at the organisation breaker) needs the
-organisation breaker, which is built on another branch (i23-breaker): see ``TODO_BURST``.
+The organisation-wide burst (simulated with the real breaker code on moto's server on
+127.0.0.1): every account of a Region reports impaired instances at once, interleaved; each
+candidate goes through the remediation's ``OrganisationBreaker.take`` against that Region's
+one breaker table, and only ``TAKEN`` slots would go on to interrupt. The first
+``BURST_CANDIDATES_PER_ACCOUNT`` candidates of each account are simulated (all 2,000 would
+be the same read-then-refuse once the breaker is open: it stays open until ``quiet`` passes
+with no candidate).
 """
 
 from __future__ import annotations
@@ -50,13 +55,79 @@ _CENTRAL: Final = "222222222222"
 _DEPLOYING: Final = "111111111111"
 _ORG: Final = "o-a1b2c3d4e5"
 
-#: What the lead wires at merge: the organisation-wide burst through the organisation breaker
-#: (i23-breaker's table and claim). Not measured here, and not faked.
-TODO_BURST: Final = (
-    "TODO(lead, issue 23 merge): the organisation-wide burst (50 accounts x 4 Regions, every "
-    "instance impaired at once, interrupts stop at the organisation breaker) needs the "
-    "organisation breaker of branch i23-breaker, which this branch does not have"
-)
+#: Candidates per account simulated in the burst (full run / smoke run).
+BURST_CANDIDATES_PER_ACCOUNT: Final = 10
+BURST_CANDIDATES_PER_ACCOUNT_SMOKE: Final = 2
+#: The organisation breaker's default threshold (``OrganisationLink``).
+BURST_THRESHOLD: Final = 20
+
+
+def organisation_burst(per_account: int) -> dict[str, Any]:
+    """Every account of every Region at once through its Region's organisation breaker."""
+    import boto3
+
+    from benchmarks._aws import moto_server
+    from crashcart.functions.remediation.org_breaker import (
+        OrganisationBreaker,
+        OrganisationBreakerSettings,
+        SlotOutcome,
+    )
+
+    started = time.perf_counter()
+    now_epoch = 1_800_000_000
+    results: dict[str, dict[str, int]] = {}
+    with moto_server() as url:
+        for region in REGIONS:
+            client = boto3.client(
+                "dynamodb",
+                endpoint_url=url,
+                region_name=region,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            table = f"crashcart-org-breaker-{region}"
+            client.create_table(
+                TableName=table,
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            settings = OrganisationBreakerSettings(
+                table_arn=table,
+                threshold=BURST_THRESHOLD,
+                window_seconds=900,
+                quiet_seconds=3600,
+            )
+            breakers = [
+                OrganisationBreaker(
+                    client, settings, account=f"{100000000000 + n}", sleep=lambda _: None
+                )
+                for n in range(ACCOUNTS)
+            ]
+            counts = {outcome.value: 0 for outcome in SlotOutcome}
+            for index in range(per_account):
+                for account, breaker in enumerate(breakers):
+                    slot = breaker.take(
+                        now_epoch=now_epoch + index,
+                        now_iso="2027-01-15T08:00:00Z",
+                        instance_id=f"i-{account:08x}{index:09x}",
+                    )
+                    counts[slot.outcome.value] += 1
+            results[region] = counts
+    return {
+        "per_account": per_account,
+        "candidates": ACCOUNTS * len(REGIONS) * per_account,
+        "threshold": BURST_THRESHOLD,
+        "regions": results,
+        "interrupts": sum(r[SlotOutcome.TAKEN.value] for r in results.values()),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def _settings() -> Any:
@@ -177,6 +248,10 @@ def run(ctx: Any) -> dict[str, Any]:
     log(f"{NAME}: rollout stack for 1 Region")
     rollout_one = _rollout(REGIONS[:1])
 
+    per_account = BURST_CANDIDATES_PER_ACCOUNT_SMOKE if ctx.smoke else BURST_CANDIDATES_PER_ACCOUNT
+    log(f"{NAME}: organisation-wide burst, {per_account} candidates per account and Region")
+    burst = organisation_burst(per_account)
+
     stack_instances = ACCOUNTS * len(REGIONS)
     member_resources = members[f"fleet-{INSTANCES_PER_ACCOUNT_REGION}"]["resources"]
     counts = ACCOUNT_COUNTS_SMOKE if ctx.smoke else ACCOUNT_COUNTS_FULL
@@ -231,6 +306,17 @@ def run(ctx: Any) -> dict[str, Any]:
             f"{rollout_one['rollout']['resources']} -> {rollout['rollout']['resources']}",
         ),
         check(
+            "organisation-wide burst: each Region's breaker lets exactly threshold - 1 "
+            "candidates through, every other is refused (none unavailable)",
+            all(
+                r["taken"] == BURST_THRESHOLD - 1
+                and r["open"] == ACCOUNTS * per_account - (BURST_THRESHOLD - 1)
+                and r["unavailable"] == 0
+                for r in burst["regions"].values()
+            ),
+            json.dumps(burst["regions"]),
+        ),
+        check(
             "modelled: central monitoring with one alarm per account passes the 200-alarm "
             "quota at 50 accounts and not at 500",
             model[str(50)]["central_monitoring"]["per_account_within_quota"]
@@ -256,7 +342,7 @@ def run(ctx: Any) -> dict[str, Any]:
                 "per Metrics Insights query, 200 Metrics Insights alarms per account and "
                 "Region), not a synthesized central account"
             ),
-            "organisation_burst": TODO_BURST,
+            "organisation_burst": burst,
         },
         "summary": {
             "member stack resources, any fleet size": (
@@ -269,7 +355,11 @@ def run(ctx: Any) -> dict[str, Any]:
                 f"{rollout['rollout']['resources']} for {len(REGIONS)} Regions, any number "
                 "of accounts"
             ),
-            "organisation burst": "not measured: " + TODO_BURST,
+            "organisation burst": (
+                f"{burst['interrupts']} interrupts for {burst['candidates']:,} simultaneous "
+                f"candidates ({ACCOUNTS} accounts x {len(REGIONS)} Regions x {per_account}); "
+                f"threshold {BURST_THRESHOLD} per Region"
+            ),
         },
         "tables": [
             table(
