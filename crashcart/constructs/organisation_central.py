@@ -4,7 +4,9 @@ It holds what every member account shares (docs/organisation/central.md): one cr
 bucket (bucket owner enforced, its own KMS key; members write only under
 ``dumps/<their account>/<role id>:<instance id>/`` and never read), one EventBridge bus that
 takes only crashcart incident updates and only from the organisation, the central incident
-view (one table, one topic) fed by that bus and by the bucket's dump arrivals. The triage job
+view (one table, one topic) fed by that bus and by the bucket's dump arrivals, and the
+Region's organisation breaker (``OrganisationBreaker``). Its outputs are the values of the
+member stacks' ``CentralRegion`` for this Region. The triage job
 and the symbol store attach to it as in one account::
 
     central = OrganisationCentral(self, "Central", organisation_id="o-a1b2c3d4e5")
@@ -40,6 +42,7 @@ from crashcart.constructs._internal.organisation_policies import (
 )
 from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
 from crashcart.constructs.incident_store import IncidentStore
+from crashcart.constructs.organisation_breaker import OrganisationBreaker
 from crashcart.errors import ConfigurationError
 from crashcart.runtime.organisation import ORGANISATION_ID
 
@@ -176,6 +179,29 @@ class OrganisationCentral(Construct):
         self.update_rule: events.Rule = view.update_rule
         self.dump_rule: events.Rule = view.dump_rule
         self.alarms: list[cloudwatch.Alarm] = view.alarms
+
+        #: The organisation breaker of this Region: the one shared item every member's
+        #: remediation takes a slot from before it interrupts (docs/organisation/breakers.md).
+        self.breaker = OrganisationBreaker(
+            self, "Breaker", organisation_id=organisation_id, removal_policy=removal_policy
+        )
+        self._outputs(stack)
+
+    def _outputs(self, stack: cdk.Stack) -> None:
+        """What a member stack's ``CentralRegion`` needs, as this stack's outputs."""
+        for output_id, value, what in (
+            ("DumpBucketName", self.bucket.bucket_name, "dump_bucket_name"),
+            ("DumpKeyArn", self.dumps.encryption_key.key_arn, "dump_key_arn"),
+            ("EventBusArn", self.bus.event_bus_arn, "event_bus_arn"),
+            ("BreakerTableArn", self.breaker.table.table_arn, "breaker_table_arn"),
+            ("BreakerKeyArn", self.breaker.encryption_key.key_arn, "breaker_key_arn"),
+        ):
+            cdk.CfnOutput(
+                self,
+                output_id,
+                value=value,
+                description=f"CentralRegion({what}=...) of the member stacks in {stack.region}",
+            )
 
     def grant_read(self, analyst: iam.IRole | iam.IUser | iam.IGroup) -> iam.ManagedPolicy:
         """Read the central dumps (analysts of the central account): see

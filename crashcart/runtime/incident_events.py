@@ -65,6 +65,8 @@ _INSTANCE = re.compile(r"i-[0-9a-f]{8,17}")
 _ZONE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}[a-z]{1,2}|[a-z]{3,4}[0-9]-az[0-9]{1,2}")
 #: ``crashcart.runtime.incident.TIME_FORMAT`` (UTC, to the second).
 _ISO_Z = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+#: An incident's sort key: ``incident#`` and the time it opened.
+_INCIDENT_SK = re.compile(re.escape(INCIDENT_PREFIX) + _ISO_Z.pattern)
 _FIELDS: Final = frozenset(
     {
         "schema",
@@ -195,8 +197,10 @@ def _update_from_detail(detail: Mapping[str, Any]) -> IncidentUpdate:
     if schema != SCHEMA or isinstance(schema, bool):
         raise IncidentEventError(f"schema={schema!r}: this reader understands {SCHEMA}")
     incident = _text(detail, "incident", None)
-    if not incident.startswith(INCIDENT_PREFIX) or len(incident) > 100:
-        raise IncidentEventError(f"incident={incident[:80]!r}: must be {INCIDENT_PREFIX}<time>")
+    if not _INCIDENT_SK.fullmatch(incident):
+        raise IncidentEventError(
+            f"incident={incident[:80]!r}: must be {INCIDENT_PREFIX}<opened at, ISO-8601 Z>"
+        )
     state_text = _text(detail, "state", None)
     try:
         state = State(state_text)

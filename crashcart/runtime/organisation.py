@@ -33,17 +33,17 @@ and instance's.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from crashcart.runtime import untrusted
+from crashcart.runtime import incident_events, untrusted
 from crashcart.runtime.dumps import BadKeyError, parse_metadata_key
-from crashcart.runtime.incident import INCIDENT_PREFIX, TIME_FORMAT, State, parse_time
+from crashcart.runtime.incident import INCIDENT_PREFIX, TIME_FORMAT, parse_time
 
 #: The event's source and detail type (the central bus accepts only this source).
-INCIDENT_SOURCE: Final = "crashcart.incident"
-INCIDENT_DETAIL_TYPE: Final = "Crashcart Incident Update"
-SCHEMA: Final = 1
+INCIDENT_SOURCE: Final = incident_events.SOURCE
+INCIDENT_DETAIL_TYPE: Final = incident_events.DETAIL_TYPE
+SCHEMA: Final = incident_events.SCHEMA
 #: The way back: the central view -> a member's default bus.
 DUMP_RECEIVED_SOURCE: Final = "crashcart.central"
 DUMP_RECEIVED_DETAIL_TYPE: Final = "Crashcart Dump Received"
@@ -61,36 +61,10 @@ INCIDENT_SK: Final = re.compile(re.escape(INCIDENT_PREFIX) + r"\d{4}-\d\d-\d\dT\
 ORGANISATION_ID: Final = re.compile(r"o-[a-z0-9]{10,32}")
 
 
-class BadIncidentEventError(ValueError):
-    """The event is not an incident update the central view may record; the message says why."""
-
-
-@dataclass(frozen=True)
-class IncidentUpdate:
-    """One member incident change (the event's detail)."""
-
-    account: str
-    region: str
-    instance_id: str
-    incident: str
-    state: State
-    availability_zone: str | None
-    updated_at: str
-    reason: str | None
-
-    def detail(self) -> dict[str, Any]:
-        """The event detail (what the sender puts, JSON-encoded, in ``Detail``)."""
-        return {
-            "schema": SCHEMA,
-            "account": self.account,
-            "region": self.region,
-            "instance_id": self.instance_id,
-            "incident": self.incident,
-            "state": str(self.state),
-            "availability_zone": self.availability_zone,
-            "updated_at": self.updated_at,
-            "reason": self.reason,
-        }
+#: The incident update's error, type and reader: one definition, in
+#: :mod:`crashcart.runtime.incident_events` (the sender's module); named here too for the view.
+BadIncidentEventError = incident_events.IncidentEventError
+IncidentUpdate = incident_events.IncidentUpdate
 
 
 def _field(
@@ -106,59 +80,14 @@ def _field(
 
 
 def parse_incident_event(event: Any) -> IncidentUpdate:
-    """The incident update an EventBridge event carries, checked field by field."""
-    if not isinstance(event, dict):
-        raise BadIncidentEventError(f"event is a {type(event).__name__}, not an object")
-    if event.get("source") != INCIDENT_SOURCE or event.get("detail-type") != INCIDENT_DETAIL_TYPE:
-        raise BadIncidentEventError(
-            f"not a crashcart incident update (source={untrusted.line(event.get('source'), 60)}, "
-            f"detail-type={untrusted.line(event.get('detail-type'), 60)})"
-        )
-    sender = event.get("account")
-    if not isinstance(sender, str) or not ACCOUNT_ID.fullmatch(sender):
-        raise BadIncidentEventError("the envelope has no 12-digit account")
-    detail = event.get("detail")
-    if not isinstance(detail, dict):
-        raise BadIncidentEventError("event has no detail object")
-    if detail.get("schema") != SCHEMA:
-        raise BadIncidentEventError(
-            f"detail.schema {untrusted.line(detail.get('schema'), 20)} is not {SCHEMA}"
-        )
-    account = _field(detail, "account", ACCOUNT_ID)
-    if account != sender:
-        # aws-assumption: eventbridge-envelope-account-is-the-sender
-        raise BadIncidentEventError(
-            f"detail.account {account} is not the sending account {sender}: a member may "
-            "only report its own incidents"
-        )
-    state = detail.get("state")
-    if state not in {str(s) for s in State}:
-        raise BadIncidentEventError(
-            f"detail.state {untrusted.line(state, 40)} is not one of "
-            + ", ".join(str(s) for s in State)
-        )
-    updated_at = detail.get("updated_at")
-    try:
-        if not isinstance(updated_at, str):
-            raise ValueError
-        parse_time(updated_at)
-    except ValueError:
-        raise BadIncidentEventError(
-            f"detail.updated_at {untrusted.line(updated_at, 40)} is not {TIME_FORMAT}"
-        ) from None
-    reason = detail.get("reason")
-    if reason is not None and not isinstance(reason, str):
-        raise BadIncidentEventError(f"detail.reason is a {type(reason).__name__}, not text")
-    return IncidentUpdate(
-        account=account,
-        region=_field(detail, "region", REGION),
-        instance_id=_field(detail, "instance_id", INSTANCE_ID),
-        incident=_field(detail, "incident", INCIDENT_SK),
-        state=State(state),
-        availability_zone=_field(detail, "availability_zone", AVAILABILITY_ZONE, null=True),
-        updated_at=updated_at,
-        reason=None if reason is None else untrusted.line(reason, REASON_CHARS),
-    )
+    """The incident update an EventBridge event carries (checked field by field, and
+    ``detail.account`` against the sending account, by
+    :func:`crashcart.runtime.incident_events.parse_incident_event`), its reason made one
+    printable line: it was written in another account."""
+    update = incident_events.parse_incident_event(event)
+    if update.reason is None:
+        return update
+    return replace(update, reason=untrusted.line(update.reason, REASON_CHARS))
 
 
 class BadDumpReceivedError(ValueError):

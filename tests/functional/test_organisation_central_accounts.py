@@ -156,7 +156,7 @@ def test_the_central_view_records_each_accounts_incidents_and_refuses_impersonat
     assert len(notifications(central)) == 2
 
     # B's event claiming to be A: refused with the reason, nothing written, nothing sent.
-    with pytest.raises(BadEventError, match=f"not the sending account {ACCOUNT_B}"):
+    with pytest.raises(BadEventError, match=f"not the sending account '{ACCOUNT_B}'"):
         service.process(
             load_event("incident_view_update_b_claims_a"), view, now=NOW, request_id="r3"
         )
@@ -254,4 +254,6 @@ def test_the_handler_logs_and_raises_a_refused_event(
     (record,) = [r for r in caplog.records if r.name == "crashcart.incident_view"]
     logged = json.loads(record.getMessage())
     assert logged["outcome"] == "rejected"
-    assert f"detail.account {ACCOUNT_A} is not the sending account {ACCOUNT_B}" in logged["reason"]
+    assert (
+        f"detail.account {ACCOUNT_A} is not the sending account '{ACCOUNT_B}'" in logged["reason"]
+    )
