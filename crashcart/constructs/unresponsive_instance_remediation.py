@@ -250,10 +250,8 @@ class UnresponsiveInstanceRemediation(RemediationMetrics, RemediationGrants, Con
         :param removal_policy: what happens to the incident table on removal, when
             ``incidents`` is not given. Default: RETAIN (the table is also
             deletion-protected).
-        :param organisation: the central account's breaker table, key and bus in this Region
-            (``OrganisationLink``): each interrupt first takes a slot of the organisation
-            breaker, and each incident state is sent to the central bus. Default: None
-            (this account alone; the template is as without it).
+        :param organisation: ``OrganisationLink`` (docs/organisation/breakers.md): take a slot
+            of the organisation breaker first, report to the central bus. Default: None.
         :raises ConfigurationError: for every invalid value, with what is allowed and why.
         """
         subscriptions = check_prop_types(

@@ -157,7 +157,10 @@ def test_organisation_scale_member_stack_does_not_grow_with_the_fleet(
     assert members["fleet-10"]["sha256"] == members["fleet-2000"]["sha256"]
     assert members["fleet-2000"]["declared_capacity"] == 2000
     assert figures["organisation"]["stack_instances"] == 200
-    assert "TODO(lead" in figures["organisation_burst"]
+    burst = figures["organisation_burst"]
+    # every Region's breaker lets threshold - 1 of the simultaneous candidates through
+    assert burst["interrupts"] == 4 * (burst["threshold"] - 1)
+    assert all(r["unavailable"] == 0 for r in burst["regions"].values())
 
 
 def test_template_scale_dynamic_is_constant_and_explicit_is_bounded(

@@ -23,9 +23,6 @@ MIN_REASON = 40
 #: (so not edited by the issue 15 split). Each is to be split, or to state its reason, in the
 #: follow-up of issue 15 once that work has merged; remove an entry when it is done.
 KNOWN_EXCEPTIONS: dict[str, str] = {
-    # The remediation function package: changed by issues 16, 17 and 24.
-    "crashcart/functions/remediation/service.py": "issue 15 follow-up after issues 16/17",
-    "crashcart/functions/remediation/claims.py": "issue 15 follow-up after issue 17",
     # The drill runner and its guest preparation: reworked by issue 24, and the running-
     # instance scenario of issue 19 is being added to them.
     "crashcart/drill/run.py": "issue 15 follow-up after issues 19/24",

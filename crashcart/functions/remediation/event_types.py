@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 #: How many characters of a string value a reason quotes.
 _SHOWN = 80
@@ -126,3 +127,17 @@ def show(value: object) -> str:
     if isinstance(value, dict | list | tuple):
         return f"<{type(value).__name__} of {len(value)}>"
     return f"<{type(value).__name__}>"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What one event came to (the handler's answer, and the tests')."""
+
+    outcome: str
+    reason: str
+    instance_id: str | None = None
+    incident: str | None = None
+    guard: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}

@@ -21,18 +21,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from crashcart.runtime.dumps import EVIDENCE_PREFIX
 from crashcart.runtime.incident import (
-    FLEET_BREAKER_PK,
     NOTIFY_RECOVERY_FROM,
-    Origin,
     State,
-    az_breaker_pk,
     incident_sk,
-    instance_pk,
 )
 
 from . import notify, sweep
@@ -40,18 +35,16 @@ from .adapter import (
     Ec2Facts,
     Evidence,
     Interrupter,
-    InterruptOutcome,
     KillSwitch,
     Notifier,
     RejectedQueue,
 )
 from .claims import (
     IncidentStore,
-    StoreUnavailableError,
     claim_transaction,
-    to_attributes,
 )
-from .decision import ClaimPlan, Decision, Facts, Guard, Verdict, decide, plan_claim
+from .decision import ClaimPlan, Facts, Guard, Verdict, decide, plan_claim
+from .event_types import Outcome as Outcome
 from .events import (
     SWEEP_ALARM_NAME,
     SWEEP_DETAIL_TYPE,
@@ -63,6 +56,8 @@ from .events import (
     parse,
     show,
 )
+from .incident_record import incident_item
+from .interrupt_step import InterruptStep
 from .org_breaker import OrganisationGate
 from .rejected import MAX_KEPT_DEPTH as MAX_KEPT_DEPTH
 from .rejected import MAX_REJECTED_BYTES as MAX_REJECTED_BYTES
@@ -78,18 +73,6 @@ class ClaimContentionError(Exception):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Outcome:
-    outcome: str
-    reason: str
-    instance_id: str | None = None
-    incident: str | None = None
-    guard: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-@dataclass(frozen=True, kw_only=True)
 class Where:
     """The function's own account and region (guard 3 compares the alarm's with these)."""
 
@@ -97,7 +80,7 @@ class Where:
     region: str
 
 
-class Remediation:
+class Remediation(InterruptStep):
     """One invocation's worth of remediation, with every dependency injected."""
 
     def __init__(
@@ -315,7 +298,15 @@ class Remediation:
                 plan = self.organisation.gate(
                     plan, instance_id=event.instance_id, incident=sk, now=(now_epoch, now_iso)
                 )
-            item = self._incident_item(event, facts, plan.decision, sk, now_iso)
+            item = incident_item(
+                event,
+                facts,
+                plan.decision,
+                sk,
+                now_iso,
+                request_id=self.request_id,
+                dry_run=self.settings.dry_run,
+            )
             transaction = claim_transaction(
                 table=self.store.table,
                 instance_id=event.instance_id,
@@ -383,247 +374,6 @@ class Remediation:
                 guard=decision.guard,
             )
         return self._interrupt(event, facts, plan, sk, now)
-
-    def _incident_item(
-        self, event: AlarmEvent, facts: Facts, decision: Decision, sk: str, now_iso: str
-    ) -> dict[str, Any]:
-        state = {
-            Verdict.INTERRUPT: State.CLAIMED,
-            Verdict.SKIP: State.SKIPPED,
-            Verdict.ESCALATE: State.ESCALATED,
-        }[decision.verdict]
-        instance = facts.instance
-        status = facts.status
-        values: dict[str, object] = {
-            "instance_id": event.instance_id,
-            "state": state,
-            "alarm_name": event.alarm_name,
-            "alarm_arn": event.alarm_arn,
-            "opened_at": event.opened_at,
-            "updated_at": now_iso,
-            "reason": decision.reason,
-            "decision": decision.verdict.value,
-            "guard": decision.guard.value if decision.guard is not None else None,
-            "warnings": list(decision.warnings) or None,
-            "origin": (
-                Origin.MISSED_ALARM_SWEEP
-                if event.detail_type == SWEEP_DETAIL_TYPE
-                else Origin.REMEDIATION
-            ),
-            "event_id": event.event_id,
-            "lambda_request_id": self.request_id or None,
-            "dry_run": self.settings.dry_run,
-            "availability_zone": instance.availability_zone if instance else None,
-            "instance_type": instance.instance_type if instance else None,
-            "impaired_since": (
-                iso(status.impaired_since) if status and status.impaired_since else None
-            ),
-        }
-        return {
-            "pk": {"S": instance_pk(event.instance_id)},
-            "sk": {"S": sk},
-            **to_attributes(values),
-        }
-
-    def _announce_breaker(self, plan: ClaimPlan, az: str | None) -> None:
-        for scope in plan.opened_scopes:
-            step = plan.fleet if scope == "fleet" else plan.az
-            assert step is not None
-            name = "fleet" if scope == "fleet" else f"availability zone {az}"
-            pk = FLEET_BREAKER_PK if scope == "fleet" else az_breaker_pk(az or "")
-            subject, message = notify.breaker_opened(
-                scope=name,
-                count=step.after.count,
-                window_seconds=self.settings.breaker_window_seconds,
-                quiet_seconds=self.settings.breaker_quiet_seconds,
-                reset=(f"delete the item pk={pk}, sk=state from table {self.store.table}"),
-            )
-            self._notify(subject, message, breaker=pk)
-            self.log.warning(
-                "circuit breaker opened",
-                metric="breaker_opened",
-                outcome="breaker-opened",
-                breaker=pk,
-                count=step.after.count,
-            )
-
-    def _announce_unattested(
-        self, event: AlarmEvent, decision: Decision, sk: str, now_iso: str
-    ) -> None:
-        """The first skip of an instance for its attestation is notified and counted.
-
-        Attestation rests on an IAM condition (docs/aws-assumptions.md, attestation-self-tag);
-        if it never held, every real alarm would be skipped without a word. When the table
-        cannot tell whether this is the first skip, the notification goes out anyway.
-        """
-        try:
-            first = self.store.note_attestation_skip(
-                event.instance_id, incident=sk, reason=decision.reason, now_iso=now_iso
-            )
-        except StoreUnavailableError as error:
-            self.log.error(
-                "attestation skip not recorded (notifying anyway)",
-                instance_id=event.instance_id,
-                incident=sk,
-                error=str(error),
-            )
-            first = True
-        if not first:
-            return
-        subject, message = notify.unattested(
-            instance_id=event.instance_id, alarm_name=event.alarm_name, reason=decision.reason
-        )
-        self._notify(subject, message, instance_id=event.instance_id)
-        self.log.warning(
-            "first skip of this instance for its kdump attestation",
-            metric="unattested_first_skip",
-            outcome="skipped",
-            guard=decision.guard,
-            reason=decision.reason,
-            instance_id=event.instance_id,
-            incident=sk,
-        )
-
-    def _interrupt(
-        self, event: AlarmEvent, facts: Facts, plan: ClaimPlan, sk: str, now: datetime
-    ) -> Outcome:
-        instance_id = event.instance_id
-        decision = plan.decision
-        key = f"{EVIDENCE_PREFIX}{instance_id}/{event.opened_at}/console-output.txt"
-        evidence_key, evidence_error = self.evidence.capture(instance_id, key)
-        if evidence_error is not None:
-            self.log.warning(
-                "evidence not saved (continuing)", instance_id=instance_id, error=evidence_error
-            )
-        result = self.interrupter.send(instance_id, dry_run=self.settings.dry_run)
-        done_iso = iso(self.clock())
-        common: dict[str, object] = {
-            "updated_at": done_iso,
-            "evidence_key": evidence_key,
-            "evidence_error": evidence_error,
-            "interrupt_outcome": result.outcome.value,
-            "interrupt_code": result.code or None,
-            "interrupt_attempts": result.attempts,
-            "request_id": result.request_id or None,
-        }
-        if result.outcome in (InterruptOutcome.SENT, InterruptOutcome.UNKNOWN):
-            deadline = iso(now + timedelta(seconds=self.settings.dump_deadline_seconds))
-            values = {
-                **common,
-                "state": State.INTERRUPTED,
-                "interrupted_at": done_iso,
-                "dump_deadline": deadline,
-            }
-            self._record(instance_id, sk, values)
-            subject, message = notify.interrupted(
-                instance_id=instance_id,
-                alarm_name=event.alarm_name,
-                reason=decision.reason,
-                outcome=result.outcome.value,
-                dump_deadline=deadline,
-                evidence=(
-                    f"s3://{self.evidence.bucket}/{evidence_key}"
-                    if evidence_key
-                    else f"not saved ({evidence_error})"
-                ),
-                warnings=decision.warnings,
-            )
-            self._notify(subject, message, instance_id=instance_id)
-            self.log.info(
-                "diagnostic interrupt sent",
-                metric="interrupted",
-                outcome="interrupted",
-                interrupt_outcome=result.outcome.value,
-                reason=decision.reason,
-                instance_id=instance_id,
-                incident=sk,
-                ec2_request_id=result.request_id,
-                warnings=list(decision.warnings),
-            )
-            return Outcome(
-                outcome="interrupted", reason=decision.reason, instance_id=instance_id, incident=sk
-            )
-        if result.outcome is InterruptOutcome.DRY_RUN_OK:
-            reason = (
-                "dry run: EC2 answered DryRunOperation, the interrupt was not sent "
-                f"({decision.reason})"
-            )
-            self._record(instance_id, sk, {**common, "state": State.SKIPPED, "reason": reason})
-            subject, message = notify.dry_run(
-                instance_id=instance_id, alarm_name=event.alarm_name, reason=decision.reason
-            )
-            self._notify(subject, message, instance_id=instance_id)
-            self.log.info(
-                "dry run: interrupt not sent",
-                metric="dry_run",
-                outcome="dry-run",
-                reason=reason,
-                instance_id=instance_id,
-                incident=sk,
-            )
-            return Outcome(outcome="dry-run", reason=reason, instance_id=instance_id, incident=sk)
-        # A definite refusal: nothing happened, so the claim is given back.
-        reason = f"SendDiagnosticInterrupt refused: {result.code} {result.message}".strip()
-        # aws-assumption: diagnostic-interrupt-error-codes
-        if result.code == "UnsupportedOperation" and facts.instance is not None:
-            self.ec2.mark_unsupported(
-                facts.type_facts, facts.instance.instance_type, result.message or result.code
-            )
-        self._record(instance_id, sk, {**common, "state": State.FAILED, "reason": reason})
-        if plan.limits_after is not None and not self.store.release(instance_id, plan.limits_after):
-            self.log.warning("claim was not released (changed meanwhile)", instance_id=instance_id)
-        subject, message = notify.failed(
-            instance_id=instance_id,
-            alarm_name=event.alarm_name,
-            code=result.code,
-            message=result.message,
-        )
-        self._notify(subject, message, instance_id=instance_id)
-        self.log.error(
-            "diagnostic interrupt failed",
-            metric="failed",
-            outcome="failed",
-            reason=reason,
-            code=result.code,
-            instance_id=instance_id,
-            incident=sk,
-        )
-        return Outcome(outcome="failed", reason=reason, instance_id=instance_id, incident=sk)
-
-    def _record(self, instance_id: str, sk: str, values: dict[str, object]) -> None:
-        """Move the incident on from ``claimed``; if an OK got there first, keep its state."""
-        try:
-            if self.store.update_incident(instance_id, sk, values, expected_state=State.CLAIMED):
-                return
-            rest = {k: v for k, v in values.items() if k != "state"}
-            self.store.update_incident(instance_id, sk, {**rest, "final_state": values["state"]})
-        except StoreUnavailableError:
-            self.log.error(
-                "incident record not written after the interrupt decision",
-                instance_id=instance_id,
-                incident=sk,
-                values=values,
-            )
-            raise
-
-    def _notify(
-        self,
-        subject: str,
-        message: str,
-        *,
-        instance_id: str | None = None,
-        breaker: str | None = None,
-    ) -> None:
-        problem = self.notifier.publish(subject, message)
-        if problem is not None:
-            self.log.error(
-                "notification not sent (continuing)",
-                error=problem,
-                subject=subject,
-                notification=message,
-                instance_id=instance_id,
-                breaker=breaker,
-            )
 
     # -- ALARM -> OK -----------------------------------------------------------------------
 
