@@ -33,7 +33,6 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
@@ -41,16 +40,8 @@ from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.constructs._internal.function_code import DUMP_ARRIVAL
-from crashcart.constructs._internal.incident_view import incident_writer_statements
-from crashcart.constructs._internal.lambda_functions import (
-    acknowledge_dead_letter_queue,
-    acknowledge_outside_vpc,
-    acknowledge_plain_environment,
-    acknowledge_unreserved,
-    acknowledge_untraced,
-)
+from crashcart.constructs._internal.incident_view import incident_writer_function
 from crashcart.constructs._internal.queues import encrypted_queue
-from crashcart.constructs._internal.secure_function import function_log_group, function_role
 from crashcart.constructs._internal.service_access import (
     failure_queue_alarm,
     undeliverable_events_alarm,
@@ -132,7 +123,7 @@ class CentralDumpReceiver(Construct):
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         window = attach_window or cdk.Duration.hours(6)
-        table, topic = incidents.table, incidents.topic
+        topic = incidents.topic
         #: The central account whose events this member accepts.
         self.central_account_id = central_account_id
 
@@ -147,51 +138,24 @@ class CentralDumpReceiver(Construct):
             dead_letter_store="this queue is itself the dead-letter store of the central "
             "dump receiver's rule target; an alarm notifies on every message sent to it",
         )
-        log_group = function_log_group(self, "Logs", key=key, retention=log_retention)
-        role = function_role(self, "Role", description="crashcart central dump receiver")
-        statements = incident_writer_statements(
-            log_group=log_group, incidents=incidents, failed=failed, key=key
-        )
-        policy = iam.ManagedPolicy(
+        self.function: lambda_.Function = incident_writer_function(
             self,
-            "Policy",
-            description="crashcart central dump receiver",
-            statements=statements,
-            roles=[role],
-        )
-        self.function: lambda_.Function = lambda_.Function(
-            self,
-            "Function",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            handler=DUMP_ARRIVAL.handler,
-            code=DUMP_ARRIVAL.code(),
-            role=role.without_policy_updates(),
+            package=DUMP_ARRIVAL,
+            what="central dump receiver",
             description="crashcart: central account's dump received -> this account's incident",
-            timeout=cdk.Duration.seconds(30),
-            memory_size=256,
-            # aws-assumption: lambda-destinations-use-the-function-role
-            dead_letter_queue=failed,
-            retry_attempts=2,
-            log_group=log_group,
+            incidents=incidents,
+            failed=failed,
+            key=key,
+            log_retention=log_retention,
             environment={
-                variables.TABLE_NAME: table.table_name,
-                variables.TOPIC_ARN: topic.topic_arn,
                 variables.CENTRAL_ACCOUNT: central_account_id,
                 variables.MEMBER_ACCOUNT: stack.account,
                 variables.ATTACH_WINDOW_SECONDS: str(int(window.to_seconds())),
             },
-        )
-        self.function.node.add_dependency(policy)
-        acknowledge_untraced(self.function)
-        acknowledge_plain_environment(self.function)
-        acknowledge_unreserved(
-            self.function,
-            None,
             bound="each invocation updates one incident of this account, and only the "
             "central account can put the events that invoke it",
-        )
-        acknowledge_outside_vpc(self.function, apis="DynamoDB, SNS")
-        acknowledge_dead_letter_queue(self.function, failed, name="central dump receiver")
+            apis="DynamoDB, SNS",
+        )[0]
         self.failed_events_queue: sqs.Queue = failed
         self.undelivered_queue: sqs.Queue = undelivered
 

@@ -64,6 +64,8 @@ ACKNOWLEDGED = {
     ("IncidentView/Undelivered", "Serverless-SQSRedrivePolicy"),
     ("Incidents/Incidents", "NIST.800.53.R5-DynamoDBInBackupPlan"),
     ("Incidents/Incidents", "HIPAA.Security-DynamoDBInBackupPlan"),
+    ("Breaker/Table", "NIST.800.53.R5-DynamoDBInBackupPlan"),
+    ("Breaker/Table", "HIPAA.Security-DynamoDBInBackupPlan"),
 }
 
 

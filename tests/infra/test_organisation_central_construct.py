@@ -40,8 +40,8 @@ def template(central: OrganisationCentral) -> Template:
 def test_minimal_props_resource_counts(template: Template) -> None:
     counts = {
         "AWS::S3::Bucket": 2,  # dumps + their access logs
-        "AWS::KMS::Key": 3,  # dumps, incidents (table + topic), view (logs + queues)
-        "AWS::DynamoDB::Table": 1,
+        "AWS::KMS::Key": 4,  # dumps, incidents (table + topic), view (logs + queues), breaker
+        "AWS::DynamoDB::Table": 2,  # the incident view, the organisation breaker
         "AWS::SNS::Topic": 1,
         "AWS::Events::EventBus": 1,
         "AWS::Events::EventBusPolicy": 1,

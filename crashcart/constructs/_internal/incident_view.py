@@ -9,6 +9,7 @@ customer managed policy on its own role; events it refuses end in its dead-lette
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -24,7 +25,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from crashcart.compliance import acknowledge
-from crashcart.constructs._internal.function_code import INCIDENT_VIEW
+from crashcart.constructs._internal.function_code import INCIDENT_VIEW, FunctionPackage
 from crashcart.constructs._internal.lambda_functions import (
     acknowledge_dead_letter_queue,
     acknowledge_outside_vpc,
@@ -101,6 +102,68 @@ def incident_writer_statements(
     return statements
 
 
+def incident_writer_function(
+    scope: Construct,
+    *,
+    package: FunctionPackage,
+    what: str,
+    description: str,
+    incidents: IncidentStore,
+    failed: sqs.IQueue,
+    key: kms.IKey,
+    log_retention: logs.RetentionDays,
+    environment: dict[str, str],
+    bound: str,
+    apis: str,
+    extra_statements: Sequence[iam.PolicyStatement] = (),
+) -> tuple[lambda_.Function, iam.ManagedPolicy]:
+    """A function that writes incidents of ``incidents`` from events (the central view, a
+    member's dump receiver): its log group, role and managed policy (the writer's rights
+    plus ``extra_statements``), failed events kept in ``failed``, and the acknowledgements
+    every such function carries. Construct ids ``Logs``, ``Role``, ``Policy``, ``Function``."""
+    log_group = function_log_group(scope, "Logs", key=key, retention=log_retention)
+    role = function_role(scope, "Role", description=f"crashcart {what}")
+    policy = iam.ManagedPolicy(
+        scope,
+        "Policy",
+        description=f"crashcart {what}",
+        statements=[
+            *incident_writer_statements(
+                log_group=log_group, incidents=incidents, failed=failed, key=key
+            ),
+            *extra_statements,
+        ],
+        roles=[role],
+    )
+    function = lambda_.Function(
+        scope,
+        "Function",
+        runtime=lambda_.Runtime.PYTHON_3_14,
+        handler=package.handler,
+        code=package.code(),
+        role=role.without_policy_updates(),
+        description=description,
+        timeout=cdk.Duration.seconds(30),
+        memory_size=256,
+        # aws-assumption: lambda-destinations-use-the-function-role
+        dead_letter_queue=failed,
+        retry_attempts=2,
+        log_group=log_group,
+        environment={
+            variables.TABLE_NAME: incidents.table.table_name,
+            variables.TOPIC_ARN: incidents.topic.topic_arn,
+            **environment,
+        },
+    )
+    function.node.add_dependency(policy)
+    acknowledge_untraced(function)
+    acknowledge_plain_environment(function)
+    acknowledge_unreserved(function, None, bound=bound)
+    acknowledge_outside_vpc(function, apis=apis)
+    acknowledge_dead_letter_queue(function, failed, name=what)
+    return function, policy
+
+
 @dataclass(frozen=True)
 class IncidentView:
     """What :func:`incident_view` created."""
@@ -123,7 +186,7 @@ def incident_view(
     log_retention: logs.RetentionDays,
 ) -> IncidentView:
     """The central incident view in ``scope`` (see ``OrganisationCentral``)."""
-    table, topic = incidents.table, incidents.topic
+    topic = incidents.topic
     key = logs_and_rules_key(
         scope,
         "Key",
@@ -137,44 +200,25 @@ def incident_view(
         dead_letter_store="this queue is itself the dead-letter store of the incident "
         "view's rule targets; an alarm notifies on every message sent to it",
     )
-    log_group = function_log_group(scope, "Logs", key=key, retention=log_retention)
-    role = function_role(scope, "Role", description="crashcart central incident view")
-    statements = [
-        *incident_writer_statements(
-            log_group=log_group, incidents=incidents, failed=failed, key=key
-        ),
-        member_buses_statement(),
-    ]
-    policy = iam.ManagedPolicy(
+    function, policy = incident_writer_function(
         scope,
-        "Policy",
-        description="crashcart central incident view",
-        statements=statements,
-        roles=[role],
-    )
-    function = lambda_.Function(
-        scope,
-        "Function",
-        runtime=lambda_.Runtime.PYTHON_3_14,
-        handler=INCIDENT_VIEW.handler,
-        code=INCIDENT_VIEW.code(),
-        role=role.without_policy_updates(),
+        package=INCIDENT_VIEW,
+        what="central incident view",
         description="crashcart: member incident updates and central dumps -> incident view",
-        timeout=cdk.Duration.seconds(30),
-        memory_size=256,
-        # aws-assumption: lambda-destinations-use-the-function-role
-        dead_letter_queue=failed,
-        retry_attempts=2,
-        log_group=log_group,
+        incidents=incidents,
+        failed=failed,
+        key=key,
+        log_retention=log_retention,
+        extra_statements=[member_buses_statement()],
         environment={
-            variables.TABLE_NAME: table.table_name,
-            variables.TOPIC_ARN: topic.topic_arn,
             variables.DUMP_BUCKET: bucket.bucket_name,
             variables.ATTACH_WINDOW_SECONDS: str(int(window.to_seconds())),
             variables.PARTITION: cdk.Aws.PARTITION,
         },
+        bound="each invocation writes one incident item of the sending account (the bus "
+        "policy admits only the organisation; an update for another account is refused)",
+        apis="DynamoDB, SNS, EventBridge",
     )
-    function.node.add_dependency(policy)
     acknowledge(
         policy,
         f"AwsSolutions::AwsSolutions-IAM5[Resource::{MEMBER_BUSES_NAG}]",
@@ -184,16 +228,6 @@ def incident_view(
         "of this Region; each member's bus policy admits only this central account and only "
         "source crashcart.central (CentralDumpReceiver)",
     )
-    acknowledge_untraced(function)
-    acknowledge_plain_environment(function)
-    acknowledge_unreserved(
-        function,
-        None,
-        bound="each invocation writes one incident item of the sending account (the bus "
-        "policy admits only the organisation; an update for another account is refused)",
-    )
-    acknowledge_outside_vpc(function, apis="DynamoDB, SNS, EventBridge")
-    acknowledge_dead_letter_queue(function, failed, name="central incident view")
 
     def target() -> targets.LambdaFunction:
         return targets.LambdaFunction(
