@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.speed import moto_amis_file, share_botocore_models
+
 os.environ.update(
     {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -32,6 +34,9 @@ os.environ.update(
 )
 for _var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
     os.environ.pop(_var, None)
+
+os.environ.setdefault("MOTO_AMIS_PATH", str(moto_amis_file()))
+share_botocore_models()
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = Path(__file__).resolve().parent / "events"
