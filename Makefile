@@ -24,8 +24,9 @@ export PYTHONDONTWRITEBYTECODE := 1
 export AWS_EC2_METADATA_DISABLED := true
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 
-# Two workers (2 cores); a module stays on one worker so its synthesized stacks are shared.
-PYTEST_ARGS ?= -n 2 --dist loadfile
+# Two workers (2 cores); a module stays on one worker so its synthesized stacks are shared;
+# modules go out longest kind first (tests/conftest.py), not by their number of tests.
+PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: help setup setup-drill synth check test lint fmt drill bench docs integ clean
 

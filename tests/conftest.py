@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.speed import moto_amis_file, share_botocore_models
+
 os.environ.update(
     {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -32,6 +34,9 @@ os.environ.update(
 )
 for _var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
     os.environ.pop(_var, None)
+
+os.environ.setdefault("MOTO_AMIS_PATH", str(moto_amis_file()))
+share_botocore_models()
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = Path(__file__).resolve().parent / "events"
@@ -116,3 +121,32 @@ def reference_templates(reference_assembly: Path) -> dict[str, Path]:
     from crashcart.tools.synth_summary import stack_templates
 
     return stack_templates(reference_assembly)
+
+
+#: Modules carrying these markers run first, heaviest kind first (see
+#: :func:`pytest_collection_modifyitems`).
+_FIRST_MARKERS = ("e2e", "slow")
+
+
+def _module_rank(item: pytest.Item) -> int:
+    for rank, marker in enumerate(_FIRST_MARKERS):
+        if item.get_closest_marker(marker) is not None:
+            return rank
+    return len(_FIRST_MARKERS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long modules first: the QEMU drill, then the ``slow`` ones, then the rest as collected.
+
+    ``make`` runs two workers with ``--dist loadfile --no-loadscope-reorder``: each module goes
+    whole to one worker, in this order. xdist's default order (most tests first) sends the
+    drill's few, minutes-long tests last, and one worker then runs them alone while the other
+    waits; started first, they run beside everything else. A module's rank is its
+    highest-ranked test's; modules keep their collection order within a rank, and tests their
+    order within a module.
+    """
+    ranks: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        ranks[module] = min(ranks.get(module, len(_FIRST_MARKERS)), _module_rank(item))
+    items.sort(key=lambda item: ranks[item.nodeid.split("::", 1)[0]])

@@ -19,12 +19,13 @@ capture initrd and the validate phase in the guest; the validated guest saved), 
   by the pipeline's document) armed in place by the SSM document's script: reboot pending,
   the operator's reboot, armed; restored, it then takes the NMI to a dump the agent ships.
 
-Every scenario is pinned (tests/unit/test_drill_scenarios_pinned.py).
+The negative controls are in test_drill_negative_controls.py, the running-instance path in
+test_drill_running_instance.py (so that xdist can run them beside these); the images are the
+fixtures of conftest.py. Every scenario is pinned (tests/unit/test_drill_scenarios_pinned.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,39 +35,6 @@ from tests.support import drill as support
 from tests.support import triage_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def drill_image() -> Iterator[Any]:
-    support.check_host()
-    from crashcart.drill.prepare import prepare
-
-    prepared = prepare()
-    support.record_image(
-        {
-            "prepared_key": prepared.key,
-            "kernel_release": prepared.kernel_release,
-            "base_build_s": prepared.base_seconds,
-            "prepare_s": prepared.prepare_seconds,
-            "prepare_host_s": prepared.build_log.get("host_seconds"),
-            "prepare_guest_s": prepared.build_log.get("guest_seconds"),
-            "snapshot": prepared.snapshot.info if prepared.snapshot else None,
-            "cached": prepared.cached,
-        }
-    )
-    yield prepared
-    path = support.write_results()
-    if path is not None:
-        print(f"\ndrill e2e results and timings: {path}")
-
-
-def _run(drill_image: Any, name: str, moto_url: str, **options: Any) -> Any:
-    from crashcart.drill.run import run_scenario
-    from crashcart.drill.scenarios import SCENARIOS
-
-    result = run_scenario(drill_image, SCENARIOS[name], moto_url=moto_url, **options)
-    support.record(name, result)
-    return result
 
 
 def test_the_prepared_image_ran_the_component_build_and_validate(drill_image: Any) -> None:
@@ -94,7 +62,7 @@ def test_the_prepared_image_ran_the_component_build_and_validate(drill_image: An
 
 
 def test_idle_guest_alarm_to_dump(drill_image: Any, moto_server: str) -> None:
-    result = _run(drill_image, "idle", moto_server)
+    result = support.run(drill_image, "idle", moto_server)
     assert result.passed, f"{result.failed_stage}: {result.reason}"
     assert result.started_from.startswith("cold boot")  # an instance launched from the image
     # the crashkernel came from the component's boot configuration, not from the drill
@@ -127,7 +95,7 @@ def test_idle_guest_alarm_to_dump(drill_image: Any, moto_server: str) -> None:
 def test_hung_cpus_with_interrupts_off_still_get_the_nmi(
     drill_image: Any, moto_server: str, tmp_path: Path
 ) -> None:
-    result = _run(drill_image, "hung-cpus", moto_server, restore=True)
+    result = support.run(drill_image, "hung-cpus", moto_server, restore=True)
     assert result.passed, f"{result.failed_stage}: {result.reason}"
     # restored from the saved guest: validated again, the agent attested, then the hang
     assert result.started_from.startswith("restored")
@@ -159,85 +127,3 @@ def test_hung_cpus_with_interrupts_off_still_get_the_nmi(
     incident = aws["incident"]
     assert [k["S"] for k in incident["report_keys"]["L"]] == aws["outcome"]["report_keys"]
     assert incident["report_symbols"]["S"] == symbols
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["negative-nmi-panic-off", "negative-kdump-disabled", "negative-crashkernel-missing"],
-)
-def test_negative_controls_fail_fast_for_their_reason(
-    drill_image: Any, moto_server: str, name: str
-) -> None:
-    from crashcart.drill.scenarios import SCENARIOS
-
-    scenario = SCENARIOS[name]
-    result = _run(drill_image, name, moto_server)
-    assert result.failed_stage == "validate", (result.failed_stage, result.reason)
-    assert scenario.expect_reason in result.reason
-    assert result.passed  # i.e. failed where and why it had to
-    assert not result.dump_dir
-    assert "outcome" not in result.remediation, "no interrupt for a guest that failed validation"
-    if name == "negative-crashkernel-missing":
-        assert "crashkernel=" not in result.cmdline
-    else:
-        assert "crashkernel=" in result.cmdline
-
-
-@pytest.fixture(scope="module")
-def running_instance_image() -> Any:
-    """The base image (no crashcart configuration: an instance the pipeline did not build)
-    armed in place by the running-instance SSM document's script, as its own cached image."""
-    support.check_host()
-    from crashcart.drill.prepare import prepare
-
-    prepared = prepare(image="running-instance")
-    support.record_image(
-        {
-            "prepared_key": prepared.key,
-            "prepare_s": prepared.prepare_seconds,
-            "prepare_guest_s": prepared.build_log.get("guest_seconds"),
-            "snapshot": prepared.snapshot.info if prepared.snapshot else None,
-            "cached": prepared.cached,
-        },
-        image="running-instance",
-    )
-    return prepared
-
-
-def test_running_instance_armed_in_place_pending_then_armed_then_dump(
-    running_instance_image: Any, moto_server: str
-) -> None:
-    steps = running_instance_image.build_log["steps"]
-    # every step ran in the guest (the script reads the running kernel), in document order,
-    # with the operator's reboot between the two runs of the script
-    assert list(steps) == [
-        "build-01-ArmRunningInstance",
-        "build-03-ArmRunningInstanceAfterReboot",
-        "validate-01-ValidateKdumpArmed",
-    ], steps
-    assert {step["where"] for step in steps.values()} == {"guest"}
-    assert all(step["status"] == "0" for step in steps.values()), steps
-    first = steps["build-01-ArmRunningInstance"]["output"]
-    # configured, not armed: no reservation in the running kernel yet; never rebooted by itself
-    assert any(
-        "RESULT reboot-pending: /proc/cmdline has 'no crashkernel='" in line for line in first
-    ), first[-10:]
-    assert not any("RESULT armed" in line for line in first)
-    reboots = running_instance_image.build_log["reboots"]
-    assert reboots == ["build-02-RebootByTheOperator Reboot action"], reboots
-    second = steps["build-03-ArmRunningInstanceAfterReboot"]["output"]
-    assert any("RESULT armed" in line for line in second), second[-10:]
-    validate = steps["validate-01-ValidateKdumpArmed"]["output"]
-    assert "crashcart-validate: kdump armed" in validate
-
-    # then the ordinary path: the agent attests, the remediation's NMI ends in a dump that the
-    # agent ships and triage reads
-    result = _run(running_instance_image, "running-instance", moto_server, restore=True)
-    assert result.passed, f"{result.failed_stage}: {result.reason}"
-    assert "crashkernel=" in result.cmdline
-    assert result.remediation["agent"].startswith("in the image")
-    assert result.remediation["attestation"].startswith("armed ")
-    assert result.remediation["outcome"]["outcome"] == "interrupted"
-    assert any("NMI: Not continuing" in line for line in result.dmesg_excerpt)
-    assert support.stage(result, "upload").ok
-    assert result.triage is not None and "NMI" in (result.triage["panic_message"] or "")

@@ -44,6 +44,16 @@ def check_host() -> None:
         pytest.fail("the drill builds its guest with debootstrap/chroot: run as root")
 
 
+def run(image: Any, name: str, moto_url: str, **options: Any) -> Any:
+    """Run scenario ``name`` on the prepared ``image`` and record its result."""
+    from crashcart.drill.run import run_scenario
+    from crashcart.drill.scenarios import SCENARIOS
+
+    result = run_scenario(image, SCENARIOS[name], moto_url=moto_url, **options)
+    record(name, result)
+    return result
+
+
 def record(name: str, result: Any) -> None:
     _RESULTS["scenarios"][name] = result.as_dict() if hasattr(result, "as_dict") else result
 
@@ -59,21 +69,64 @@ def record_image(info: dict[str, Any], *, image: str = "pipeline") -> None:
 
 
 def write_results() -> Path | None:
+    """Write this process's results into ``<drill cache>/e2e-drill-results.json``.
+
+    The e2e layer's modules may run on different xdist workers at once (each a process with
+    its own results): one run's modules merge into the same file, under a lock; a file from
+    another run is replaced.
+    """
     if not _RESULTS["scenarios"]:
         return None
     from crashcart.drill.cli import load_average, summarize
-    from crashcart.drill.paths import cache_dir
+    from crashcart.drill.paths import cache_dir, cache_lock
 
-    _RESULTS["written_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    _RESULTS.setdefault("load_average", {})["end"] = load_average()
-    flat = {
-        "image": _RESULTS.get("image", {}),
-        "scenarios": list(_RESULTS["scenarios"].values()),
-    }
-    _RESULTS["timings"] = summarize(flat)
     path = cache_dir() / "e2e-drill-results.json"
-    path.write_text(json.dumps(_RESULTS, indent=2, default=str))
+    with cache_lock("e2e-drill-results"):
+        merged = merge_results(_read(path), _RESULTS, run=_run_id())
+        merged["written_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        merged.setdefault("load_average", {})["end"] = load_average()
+        flat = {
+            "image": merged.get("image", {}),
+            "scenarios": list(merged["scenarios"].values()),
+        }
+        merged["timings"] = summarize(flat)
+        path.write_text(json.dumps(merged, indent=2, default=str))
     return path
+
+
+def _run_id() -> str:
+    """The same for every worker of one pytest run (xdist's run id), else this process."""
+    return os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid-{os.getpid()}"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def merge_results(earlier: dict[str, Any], ours: dict[str, Any], *, run: str) -> dict[str, Any]:
+    """``ours`` added to ``earlier`` when both come from ``run``; else ``ours`` alone.
+
+    Scenarios and images are keyed by name (ours win), the pipeline's image is the run's
+    ``image``, and the load average at the start is the one the run wrote first.
+    """
+    mine = json.loads(json.dumps(ours, default=str))
+    mine["run"] = run
+    if earlier.get("run") != run:
+        return mine
+    merged = {**earlier, **mine}
+    merged["scenarios"] = {**earlier.get("scenarios", {}), **mine["scenarios"]}
+    merged["images"] = {**earlier.get("images", {}), **mine.get("images", {})}
+    if "pipeline" in merged["images"]:
+        merged["image"] = merged["images"]["pipeline"]
+    start = earlier.get("load_average", {}).get("start") or mine.get("load_average", {}).get(
+        "start"
+    )
+    merged["load_average"] = {"start": start}
+    return merged
 
 
 def stage(result: Any, name: str) -> Any:

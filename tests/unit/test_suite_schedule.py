@@ -1,0 +1,87 @@
+"""How the suite is spread over two workers (issue 24): long modules go out first.
+
+xdist's default order sends the modules with the most tests first, so the drill's few,
+minutes-long tests went last and one worker ran them alone. The Makefile turns that off and
+``tests/conftest.py`` orders modules: e2e, then ``slow``, then the rest as collected. The
+drill's modules write their results from separate workers into one file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from tests.conftest import REPO_ROOT, pytest_collection_modifyitems
+from tests.support.drill import merge_results
+
+
+@dataclass
+class _Item:
+    nodeid: str
+    markers: set[str] = field(default_factory=set)
+
+    def get_closest_marker(self, name: str) -> object | None:
+        return name if name in self.markers else None
+
+
+def test_e2e_modules_then_slow_ones_then_the_rest_in_collection_order() -> None:
+    items = [
+        _Item("tests/unit/test_a.py::one"),
+        _Item("tests/unit/test_a.py::two"),
+        _Item("tests/functional/test_slow.py::one", {"slow"}),
+        _Item("tests/unit/test_b.py::one"),
+        _Item("tests/e2e/test_drill.py::one", {"e2e", "slow"}),
+        _Item("tests/functional/test_mixed.py::quick"),
+        _Item("tests/functional/test_mixed.py::long", {"slow"}),
+        _Item("tests/e2e/test_drill.py::two", {"e2e", "slow"}),
+    ]
+    pytest_collection_modifyitems(items)  # type: ignore[arg-type]
+    assert [item.nodeid for item in items] == [
+        "tests/e2e/test_drill.py::one",
+        "tests/e2e/test_drill.py::two",
+        "tests/functional/test_slow.py::one",
+        # a module ranks as its longest test, and keeps its tests' order
+        "tests/functional/test_mixed.py::quick",
+        "tests/functional/test_mixed.py::long",
+        "tests/unit/test_a.py::one",
+        "tests/unit/test_a.py::two",
+        "tests/unit/test_b.py::one",
+    ]
+
+
+def test_make_keeps_that_order_and_whole_modules_per_worker() -> None:
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    (args,) = re.findall(r"^PYTEST_ARGS \?= (.*)$", makefile, re.MULTILINE)
+    assert args.split() == ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]
+
+
+def test_one_runs_drill_modules_merge_into_one_results_file() -> None:
+    first = merge_results(
+        {},
+        {
+            "scenarios": {"negative-kdump-disabled": {"passed": True}},
+            "images": {"pipeline": {"prepared_key": "p"}},
+            "image": {"prepared_key": "p"},
+            "load_average": {"start": [3.0, 2.0, 1.0]},
+        },
+        run="run-1",
+    )
+    second = merge_results(
+        first,
+        {
+            "scenarios": {"running-instance": {"passed": True}},
+            "images": {"running-instance": {"prepared_key": "r"}},
+            "load_average": {"start": [5.0, 2.0, 1.0]},
+        },
+        run="run-1",
+    )
+    assert list(second["scenarios"]) == ["negative-kdump-disabled", "running-instance"]
+    assert second["images"] == {
+        "pipeline": {"prepared_key": "p"},
+        "running-instance": {"prepared_key": "r"},
+    }
+    assert second["image"] == {"prepared_key": "p"}  # the pipeline's image is the run's
+    assert second["load_average"] == {"start": [3.0, 2.0, 1.0]}
+    # another run's file is replaced, not merged
+    other = merge_results(second, {"scenarios": {"idle": {"passed": True}}}, run="run-2")
+    assert list(other["scenarios"]) == ["idle"] and other["run"] == "run-2"
