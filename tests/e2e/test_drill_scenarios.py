@@ -85,7 +85,11 @@ def test_idle_guest_alarm_to_dump(drill_image: Any, moto_server: str) -> None:
         assert result.timings[key] > 0, key
     # the capture kernel's memory was recorded with the dump, and it fit the reservation
     memory = result.capture_memory
-    assert memory["file"] and memory["final"], memory
+    # ``final`` (the sampler's last write once the dump has its final name) is reported, not
+    # required: kdump-tools reboots as soon as it has renamed the dump, and the 0.2 s
+    # sampler does not always get its last write in first (seen in a clean CI-style run).
+    # The samples taken while makedumpfile ran are what the figures below come from.
+    assert memory["file"], memory
     assert memory["reserved_from"] == "the crashed kernel's boot log", memory
     assert 0 < memory["used_mib"] < memory["reserved_mib"], memory
     assert 0 < memory["mem_total_mib"] < memory["reserved_mib"], memory
