@@ -19,8 +19,15 @@
    :mod:`crashcart.drill.run`). Then QEMU stops and the disk is kept as the image that
    scenarios boot cold.
 
+
 The result is cached under ``prepared-<key>/``; the key (:func:`drill_inputs`) covers exactly
 what ends up in the guest. Every drill run boots, or restores, a fresh copy of a disk.
+
+The pieces live beside this module, which keeps the preparation's order and its cache key:
+the documents (:mod:`crashcart.drill.documents`), the drill's files in the image
+(:mod:`crashcart.drill.install`), booting until the runner is ready
+(:mod:`crashcart.drill.boot`) and the saved guest (:mod:`crashcart.drill.snapshot`). Their
+names are also importable from here, as before.
 """
 
 from __future__ import annotations
@@ -29,20 +36,30 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from crashcart.drill import diskfs
-from crashcart.drill.agent import AGENT_ENABLED
-from crashcart.drill.bootcfg import read_boot_config
-from crashcart.drill.component import ComponentDocument, Step, parse_document
+from crashcart.drill.boot import (
+    BOOT_TIMEOUTS,
+    MAX_BOOTS,
+    BootLog,
+    StepFailedError,
+    StepResult,
+    boot_until_ready,
+    default_boot_timeout,
+)
+from crashcart.drill.component import ComponentDocument, parse_document
+from crashcart.drill.documents import (
+    FAMILY,
+    IMAGES,
+    RUNNING_INSTANCE_MIN_MEMORY_MIB,
+    render_document,
+    render_running_instance_document,
+)
 from crashcart.drill.hostphase import (
     SANDBOX,
     HostStepError,
@@ -52,14 +69,18 @@ from crashcart.drill.hostphase import (
     split_build,
 )
 from crashcart.drill.hostphase import make_disk as make_overlay_disk
-from crashcart.drill.image import (
-    DISK_SIZE,
-    GUEST_LIB,
-    GUEST_STATE,
-    BaseImage,
-    build_base,
-    copy_disk,
-    guest_files,
+from crashcart.drill.image import DISK_SIZE, GUEST_STATE, BaseImage, build_base, guest_files
+from crashcart.drill.install import (
+    GUEST_PYTHON,
+    HANG_MODULE,
+    POLICY_RC_D,
+    WHEELHOUSE,
+    FileWriter,
+    install_steps,
+    pip_requirements,
+    queue_text,
+    step_files,
+    wheelhouse,
 )
 from crashcart.drill.module import build_hang_module, hang_module_sources
 from crashcart.drill.paths import (
@@ -69,315 +90,15 @@ from crashcart.drill.paths import (
     prune_prepared,
     require_free_space,
 )
-from crashcart.drill.qemu import GUEST_CPUS, GUEST_MEMORY_MIB, Event, GuestError, Vm, qemu_version
-
-FAMILY = "debian-12"
-#: Most boots a preparation may take (the document has one Reboot; 194 loops are bounded).
-MAX_BOOTS = 6
-
-
-class StepFailedError(RuntimeError):
-    """A component step failed in the guest (``stage``: build / validate / test)."""
-
-    def __init__(self, message: str, *, step: str, status: str, output: list[str]) -> None:
-        super().__init__(message)
-        self.step = step
-        self.status = status
-        self.output = output
-
-
-def render_document() -> str:
-    """The Debian 12 crash-dump document exactly as the pipeline ships it."""
-    from crashcart.components.render import render_component
-
-    return render_component(FAMILY, "crash-dump")
-
-
-#: The drill guest's memory floor for the running-instance path: the guest has
-#: ``GUEST_MEMORY_MIB`` (1024 MiB), below the document's default floor (1536 MiB), which
-#: would refuse it (as it should a 1 GiB instance unless its owner lowers the floor knowingly).
-RUNNING_INSTANCE_MIN_MEMORY_MIB = 768
-
-
-def render_running_instance_document() -> str:
-    """The running-instance arming script (:mod:`crashcart.components.arming`) as the drill's
-    component document: arm (reboot pending), reboot, arm again (armed), then the pipeline's
-    own validate step. Applied to the base image, which has no crashcart configuration: it
-    stands for an instance the pipeline did not build."""
-    from crashcart.components.arming import render_arming_drill_document
-
-    return render_arming_drill_document(min_memory_mib=RUNNING_INSTANCE_MIN_MEMORY_MIB)
-
-
-#: The drill's images, by name: the document each is prepared from (applied to the base).
-#: ``pipeline``: an instance launched from the pipeline's AMI; ``running-instance``: an
-#: instance the pipeline never touched, armed in place by the SSM document's script.
-IMAGES: dict[str, Callable[[], str]] = {
-    "pipeline": render_document,
-    "running-instance": render_running_instance_document,
-}
-
-
-#: The guest's Python (Debian 12): the wheels of the local wheelhouse are for it.
-GUEST_PYTHON = "3.11"
-WHEELHOUSE = f"{GUEST_STATE}/wheels"
-_PIP_REQUIREMENT_RE = re.compile(r"pip install [^\n]*?'?([A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*)'?")
-
-
-def pip_requirements(text: str) -> list[str]:
-    """The pinned ``pip install`` requirements the document's steps run (e.g. awscli)."""
-    return sorted(set(_PIP_REQUIREMENT_RE.findall(text)))
-
-
-def wheelhouse(requirements: list[str], *, progress: Callable[[str], None] = print) -> list[Path]:
-    """Wheels for ``requirements`` (and their dependencies) for the guest's Python, downloaded
-    from the package index on the host once and cached: the guest's pip installs from them
-    offline (its /etc/pip.conf says ``no-index`` + ``find-links``), as the guest's apt installs
-    from the local repository."""
-    if not requirements:
-        return []
-    digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
-    folder = cache_dir() / f"wheels-{digest}"
-    done = folder / "done"
-    if not done.exists():
-        progress(f"  downloading wheels for the guest: {' '.join(requirements)}")
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--disable-pip-version-check",
-                "--only-binary=:all:",
-                "--python-version",
-                GUEST_PYTHON,
-                "--platform",
-                "manylinux2014_x86_64",
-                "--implementation",
-                "cp",
-                "--abi",
-                f"cp{GUEST_PYTHON.replace('.', '')}",
-                "-d",
-                str(folder),
-                *requirements,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise GuestError(f"pip download {requirements} failed: {result.stderr[-600:]}")
-        done.write_text("\n".join(requirements) + "\n")
-    return sorted(folder.glob("*.whl"))
-
-
-#: The hung-CPU test module's place in the image (restored guests cannot be handed files).
-HANG_MODULE = f"{GUEST_STATE}/crashcart_hang.ko"
-POLICY_RC_D = "/usr/sbin/policy-rc.d"
-
-
-class FileWriter(Protocol):
-    """Where the drill's files go: the image's overlay before the disk is made."""
-
-    def write(self, guest_path: str, content: bytes | str, mode: int = 0o644) -> object: ...
-
-    def mkdir(self, guest_path: str, mode: int = 0o755) -> object: ...
-
-    def symlink(self, guest_path: str, target: str) -> object: ...
-
-
-def install_steps(
-    editor: FileWriter,
-    document: ComponentDocument,
-    text: str,
-    *,
-    hang_module: Path | None = None,
-) -> None:
-    """The drill's runner and unit, every step of the document, the wheelhouse and the
-    hung-CPU test module into the image."""
-    for path, (content, mode) in guest_files().items():
-        editor.write(path, content, mode=mode)
-    wheels = wheelhouse(pip_requirements(text))
-    if wheels:
-        editor.mkdir(WHEELHOUSE)
-        for wheel in wheels:
-            editor.write(f"{WHEELHOUSE}/{wheel.name}", wheel.read_bytes())
-        editor.write(
-            "/etc/pip.conf",
-            "# crashcart drill guest: offline; pip installs from the local wheelhouse.\n"
-            f"[global]\nno-index = true\nfind-links = {WHEELHOUSE}\n",
-        )
-    editor.symlink(
-        "/etc/systemd/system/multi-user.target.wants/crashcart-drill.service",
-        "/etc/systemd/system/crashcart-drill.service",
-    )
-    # DHCP before network-online.target (the agent orders itself after it).
-    editor.mkdir("/etc/systemd/system/network-online.target.wants")
-    editor.symlink(
-        "/etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service",
-        "/lib/systemd/system/systemd-networkd-wait-online.service",
-    )
-    # While the image is prepared there is no metadata service and no moto: the crashcart
-    # agent (if the document installs it) runs only where a drill run created the flag file
-    # and gave it its settings (crashcart.drill.agent); its log goes to the serial console
-    # too (the drill reads no journal).
-    editor.mkdir("/etc/systemd/system/crashcart-agent.service.d")
-    editor.write(
-        "/etc/systemd/system/crashcart-agent.service.d/zz-crashcart-drill.conf",
-        "# crashcart drill: only in a drill run (no metadata service, no moto before)\n"
-        f"[Unit]\nConditionPathExists={AGENT_ENABLED}\n\n"
-        "[Service]\nStandardOutput=journal+console\nStandardError=journal+console\n",
-    )
-    editor.mkdir(f"{GUEST_LIB}/steps")
-    editor.write("/etc/crashcart-drill-component.yaml", text)
-    for name, (step_text, step_mode) in step_files(document).items():
-        editor.write(f"{GUEST_LIB}/steps/{name}", step_text, mode=step_mode)
-    if hang_module is not None:
-        editor.write(HANG_MODULE, hang_module.read_bytes())
-
-
-def step_files(document: ComponentDocument) -> dict[str, tuple[str, int]]:
-    """The runner's step files: ``<key>.sh`` (+ ``<key>.timeout``) or ``<key>.reboot``."""
-    files: dict[str, tuple[str, int]] = {}
-    for step in document.steps("build", "validate", "test"):
-        if step.action == "Reboot":
-            files[f"{step.key}.reboot"] = (f"{step.delay_seconds}\n", 0o644)
-        else:
-            files[f"{step.key}.sh"] = (step.script, 0o755)
-            if step.timeout_seconds is not None:
-                files[f"{step.key}.timeout"] = (f"{step.timeout_seconds}\n", 0o644)
-    return files
-
-
-def queue_text(steps: list[Step]) -> str:
-    return "".join(f"{step.key}\n" for step in steps)
-
-
-@dataclass
-class StepResult:
-    key: str
-    status: str
-    output: list[str]
-
-
-@dataclass
-class BootLog:
-    """What the runner reported during one or more boots."""
-
-    steps: dict[str, StepResult]
-    reboots: list[str]
-    ready: bool
-    failed: StepResult | None
-
-    @classmethod
-    def empty(cls) -> BootLog:
-        return cls(steps={}, reboots=[], ready=False, failed=None)
-
-    def feed(self, event: Event) -> None:
-        if event.name == "step-start":
-            key = event.words[0]
-            self.steps[key] = StepResult(key, "running", [])
-            self._current = key
-        elif event.name == "|":
-            current = getattr(self, "_current", None)
-            if current:
-                self.steps[current].output.append(event.line[2:])
-        elif event.name == "step-end":
-            key, status = event.words[0], event.words[1]
-            self.steps.setdefault(key, StepResult(key, status, [])).status = status
-        elif event.name == "reboot":
-            self.reboots.append(" ".join(event.words))
-        elif event.name == "failed":
-            key = event.words[0]
-            status = event.words[1] if len(event.words) > 1 else "?"
-            self.failed = self.steps.get(key, StepResult(key, status, []))
-        elif event.name == "ready":
-            self.ready = True
-
-
-def boot_until_ready(
-    disk: Path,
-    workdir: Path,
-    *,
-    label: str,
-    timeout: float,
-    log: BootLog,
-    vm_options: dict[str, Any] | None = None,
-    max_boots: int = MAX_BOOTS,
-    progress: Callable[[str], None] = print,
-) -> Vm:
-    """Boot ``disk`` (again after each requested reboot) until the runner says ``ready``.
-
-    Returns the running VM. Raises :class:`StepFailedError` when a step fails and
-    :class:`GuestError` when the guest stops without saying why.
-    """
-    for boot in range(1, max_boots + 1):
-        diskfs.recover(disk)
-        boot_config = read_boot_config(disk, workdir / "boot")
-        vm = Vm(
-            disk=disk,
-            kernel=boot_config.kernel,
-            initrd=boot_config.initrd,
-            cmdline=boot_config.cmdline,
-            workdir=workdir,
-            label=f"{label}-{boot}",
-            **(vm_options or {}),
-        ).start()
-        progress(f"  boot {boot}: {boot_config.cmdline}")
-        reboots_before = len(log.reboots)
-
-        def show(event: Event) -> None:
-            log.feed(event)
-            if event.name in ("step-start", "step-end", "reboot", "failed", "ready"):
-                progress(f"    guest: {event.line}")
-
-        try:
-            event = vm.wait_for(
-                lambda e: e.name in ("ready", "failed"),
-                timeout=timeout,
-                what=f"the component runner to finish ({label} boot {boot})",
-                on_event=show,
-            )
-        except BaseException:
-            vm.stop()
-            raise
-        if event is not None and event.name == "ready":
-            return vm
-        if event is not None and event.name == "failed":
-            vm.stop()
-            failed = log.failed
-            assert failed is not None
-            raise StepFailedError(
-                f"component step {failed.key} failed (exit {failed.status})",
-                step=failed.key,
-                status=failed.status,
-                output=failed.output,
-            )
-        # QEMU exited: a requested reboot, or something went wrong.
-        if len(log.reboots) > reboots_before:
-            continue
-        raise GuestError(
-            f"the guest stopped (QEMU exit {vm.exit_code}) during {label} boot {boot} without "
-            f"the runner asking for a reboot; console: {vm.console_log}"
-        )
-    raise GuestError(f"{label}: more than {max_boots} boots; a step keeps asking for reboots")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A booted, validated guest saved at the runner's ``await``: its state and its disk."""
-
-    folder: Path
-    disk: Path
-    state: Path
-    kernel: Path
-    initrd: Path
-    cmdline: str
-    vm_key: str
-    info: dict[str, Any]
+from crashcart.drill.qemu import GuestError
+from crashcart.drill.snapshot import (
+    VM_OPTIONS,
+    Snapshot,
+    boot_and_save,
+    ensure_snapshot,
+    save_snapshot,
+    snapshot_key,
+)
 
 
 @dataclass(frozen=True)
@@ -429,35 +150,6 @@ def prepared_key(inputs: dict[str, bytes]) -> str:
     return digest.hexdigest()[:16]
 
 
-#: The guest every drill VM is (a saved guest restores only into the same devices and RAM).
-VM_OPTIONS: dict[str, Any] = {"memory_mib": GUEST_MEMORY_MIB, "cpus": GUEST_CPUS}
-
-
-def snapshot_key() -> str:
-    """QEMU's version and the VM's shape: a saved guest restores into the same, nothing else."""
-    accel = os.environ.get("CRASHCART_DRILL_ACCEL", "tcg")
-    spec = json.dumps({"qemu": qemu_version(), "accel": accel, **VM_OPTIONS}, sort_keys=True)
-    return hashlib.sha256(spec.encode()).hexdigest()[:12]
-
-
-#: Default seconds per preparation boot, by image (see :func:`default_boot_timeout`).
-BOOT_TIMEOUTS = {"pipeline": 900.0, "running-instance": 3000.0}
-
-
-def default_boot_timeout(image: str = "pipeline") -> float:
-    """Seconds one preparation boot may take to work through its steps:
-    ``$CRASHCART_DRILL_BOOT_TIMEOUT``, else :data:`BOOT_TIMEOUTS`. Measured on the shared
-    2-core machine (2026-12-05): the pipeline image's first boot, which builds kdump's capture
-    initrd under TCG, was ready after 157 s at load 10-15 (empty cache, env -i as CI runs);
-    900 s leaves more than 5x that. The running-instance image's first boot runs the whole
-    arming script in the guest (package installs, initramfs, the agent's AWS CLI) under TCG:
-    about 630 s at load 6-7; 3000 s leaves over 4x that. A guest that is stuck rather than
-    slow fails sooner: after :func:`crashcart.drill.qemu.silence_limit` seconds without a
-    line."""
-    configured = os.environ.get("CRASHCART_DRILL_BOOT_TIMEOUT")
-    return float(configured) if configured else BOOT_TIMEOUTS[image]
-
-
 #: Seconds a host-side step may take when the document gives no timeoutSeconds.
 HOST_STEP_TIMEOUT = 1800.0
 
@@ -468,122 +160,6 @@ def _load(folder: Path) -> dict[str, Any] | None:
         return None
     loaded: dict[str, Any] = json.loads(done.read_text())
     return loaded
-
-
-def _snapshot_at(folder: Path, vm_key: str) -> Snapshot | None:
-    snap = folder / f"snapshot-{vm_key}"
-    info_path = snap / "snapshot.json"
-    if not info_path.exists():
-        return None
-    info: dict[str, Any] = json.loads(info_path.read_text())
-    return Snapshot(
-        snap,
-        snap / "disk.img",
-        snap / "vmstate",
-        snap / "boot" / info["kernel"],
-        snap / "boot" / info["initrd"],
-        info["cmdline"],
-        vm_key,
-        info,
-    )
-
-
-def save_snapshot(vm: Vm, folder: Path, vm_key: str, *, ready_seconds: float) -> Snapshot:
-    """Save the guest ``vm`` (waiting at ``await``) into ``folder/snapshot-<vm_key>/``."""
-    snap = folder / f"snapshot-{vm_key}"
-    shutil.rmtree(snap, ignore_errors=True)
-    (snap / "boot").mkdir(parents=True)
-    started = time.monotonic()
-    vm.save_state(snap / "vmstate.partial", disk_copy=snap / "disk.img")
-    (snap / "vmstate.partial").rename(snap / "vmstate")
-    for source in (vm.kernel, vm.initrd):
-        shutil.copy(source, snap / "boot" / source.name)
-    info = {
-        "kernel": vm.kernel.name,
-        "initrd": vm.initrd.name,
-        "cmdline": vm.cmdline,
-        "vm": VM_OPTIONS,
-        "qemu": qemu_version(),
-        "save_seconds": round(time.monotonic() - started, 1),
-        "boot_to_ready_s": round(ready_seconds, 1),
-        "state_mib": round((snap / "vmstate").stat().st_size / 2**20, 1),
-        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    (snap / "snapshot.json").write_text(json.dumps(info, indent=2))
-    snapshot = _snapshot_at(folder, vm_key)
-    assert snapshot is not None
-    return snapshot
-
-
-def _boot_and_save(
-    disk: Path,
-    work: Path,
-    folder: Path,
-    *,
-    label: str,
-    log: BootLog,
-    timeout: float,
-    progress: Callable[[str], None],
-) -> Snapshot:
-    """Boot ``disk`` through its queue, save the validated guest, stop QEMU, make the disk
-    consistent again (it is then the image scenarios boot cold)."""
-    boot_started = time.monotonic()
-    vm = boot_until_ready(
-        disk,
-        work,
-        label=label,
-        timeout=timeout,
-        log=log,
-        vm_options=VM_OPTIONS,
-        progress=progress,
-    )
-    try:
-        ready_seconds = time.monotonic() - boot_started
-        vm.wait_for(
-            lambda e: e.name == "awaiting", timeout=120, what="the runner to wait for a command"
-        )
-        snapshot = save_snapshot(vm, folder, snapshot_key(), ready_seconds=ready_seconds)
-    finally:
-        vm.stop()
-    diskfs.recover(disk)
-    progress(
-        f"  saved the validated guest ({snapshot.info['state_mib']} MiB of state, "
-        f"{snapshot.info['save_seconds']}s)"
-    )
-    return snapshot
-
-
-def ensure_snapshot(
-    prepared: PreparedImage, *, progress: Callable[[str], None] = print
-) -> Snapshot:
-    """The prepared image's saved guest for this QEMU; made (one boot) when missing, e.g.
-    after a QEMU upgrade."""
-    vm_key = snapshot_key()
-    found = _snapshot_at(prepared.folder, vm_key)
-    if found is not None:
-        return found
-    progress(f"drill: saving a validated guest of {prepared.key} for this QEMU ({vm_key})")
-    work = prepared.folder / "work-snapshot"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    disk = work / "disk.img"
-    copy_disk(prepared.disk, disk)
-    diskfs.recover(disk)
-    editor = diskfs.DiskEditor(disk)
-    editor.write(f"{GUEST_STATE}/queue", queue_text(prepared.document.steps("validate")))
-    editor.write(f"{GUEST_STATE}/action", "await\n")
-    editor.apply()
-    snapshot = _boot_and_save(
-        disk,
-        work,
-        prepared.folder,
-        label="snapshot",
-        log=BootLog.empty(),
-        timeout=default_boot_timeout(),
-        progress=progress,
-    )
-    shutil.rmtree(work, ignore_errors=True)
-    return snapshot
 
 
 def prepare(
@@ -722,7 +298,7 @@ def _prepare(
     )
     # -- the guest side: the first boot, what needs the kernel, validate; then save it -----
     guest_started = time.monotonic()
-    saved = _boot_and_save(
+    saved = boot_and_save(
         disk,
         work,
         folder,
@@ -776,4 +352,40 @@ def _prepare(
     )
 
 
-__all__ = ["GuestError", "PreparedImage", "Snapshot", "StepFailedError", "prepare"]
+#: This module's names and, as before the split, those of the modules it was split into.
+__all__ = [
+    "BOOT_TIMEOUTS",
+    "FAMILY",
+    "GUEST_PYTHON",
+    "HANG_MODULE",
+    "HOST_STEP_TIMEOUT",
+    "IMAGES",
+    "MAX_BOOTS",
+    "POLICY_RC_D",
+    "PREPARE_FORMAT",
+    "RUNNING_INSTANCE_MIN_MEMORY_MIB",
+    "VM_OPTIONS",
+    "WHEELHOUSE",
+    "BootLog",
+    "FileWriter",
+    "GuestError",
+    "PreparedImage",
+    "Snapshot",
+    "StepFailedError",
+    "StepResult",
+    "boot_until_ready",
+    "default_boot_timeout",
+    "drill_inputs",
+    "ensure_snapshot",
+    "install_steps",
+    "pip_requirements",
+    "prepare",
+    "prepared_key",
+    "queue_text",
+    "render_document",
+    "render_running_instance_document",
+    "save_snapshot",
+    "snapshot_key",
+    "step_files",
+    "wheelhouse",
+]

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crashcart.drill.image import copy_disk
 from crashcart.drill.qmp import QmpClient, QmpError
 
 CHANNEL_PREFIX = "CRASHCART-DRILL "
@@ -341,7 +342,7 @@ class Vm:
         state.unlink(missing_ok=True)
         with QmpClient(self.qmp_socket, timeout=30) as qmp:
             qmp.execute("stop")
-            copy_sparse(self.disk, disk_copy)
+            copy_disk(self.disk, disk_copy)
             qmp.execute("migrate-set-parameters", {"max-bandwidth": 8 << 30})
             qmp.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(state))}"})
             deadline = time.monotonic() + timeout
@@ -433,13 +434,9 @@ class Vm:
             return ""
 
 
-def copy_sparse(source: Path, target: Path) -> None:
-    """A sparse copy of a disk image (``cp --sparse=always``, a reflink where the file system
-    has them)."""
-    target.unlink(missing_ok=True)
-    subprocess.run(
-        ["cp", "--sparse=always", "--reflink=auto", str(source), str(target)], check=True
-    )
+#: The sparse disk copy (``cp --sparse=always``, a reflink where the file system has them) is
+#: :func:`crashcart.drill.image.copy_disk`; this name stays for callers of the old copy.
+copy_sparse = copy_disk
 
 
 def qemu_version() -> str:

@@ -25,25 +25,28 @@ Then, either way:
 6. boot again: the guest comes back (and, when the image carries the crashcart agent and the
    guest can run it, the agent ships the dump to the local S3);
 7. triage of the vmcore when ``crashcart.triage`` and the debug vmlinux are available.
+
+The pieces after the start live beside this module: the drill action, interrupt and dump
+(:mod:`crashcart.drill.nmi`), the reboot, upload and triage
+(:mod:`crashcart.drill.after_ready`) and the result's record (:mod:`crashcart.drill.results`).
+Their names used before the split are also importable from here.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crashcart.drill import capture_memory, diskfs
+from crashcart.drill import diskfs
+from crashcart.drill.after_ready import BOOT_TIMEOUT
+from crashcart.drill.after_ready import after_ready as _after_ready
+from crashcart.drill.after_ready import forced_nmi as _forced_nmi
 from crashcart.drill.image import GUEST_STATE, guest_files
-from crashcart.drill.paths import RUN_FREE_BYTES, cache_dir, prune_runs, require_free_space
+from crashcart.drill.nmi import DUMP_TIMEOUT, NMI_MARKER, SURVIVAL_SECONDS
 from crashcart.drill.prepare import (
     VM_OPTIONS,
     BootLog,
@@ -53,184 +56,16 @@ from crashcart.drill.prepare import (
     boot_until_ready,
     queue_text,
 )
-from crashcart.drill.qemu import GUEST_MEMORY_MIB, Event, GuestError, Vm
+from crashcart.drill.qemu import Event, GuestError, Vm
+from crashcart.drill.results import DrillError, ScenarioResult, Stage
+from crashcart.drill.results import finish as _finish
+from crashcart.drill.results import last_cmdline as _last_cmdline
+from crashcart.drill.results import run_dir as _run_dir
+from crashcart.drill.results import validate_failures as _validate_failures
 from crashcart.drill.scenarios import SCENARIOS, Scenario
 
-NMI_MARKER = "NMI: Not continuing"
-#: How long after the NMI a guest that still sends heartbeats counts as "survived the NMI".
-SURVIVAL_SECONDS = 30.0
-#: How long the drill waits for panic -> capture kernel -> dump -> reboot.
-DUMP_TIMEOUT = 600.0
-#: A drill boot (validate, the agent's attestation) and the boot after the dump.
-#: Measured at load 13-15: 117 s to ready, 178 s back up after the dump; 600 s is over 3x that
-#: (and a silent guest fails sooner, see :func:`crashcart.drill.qemu.silence_limit`).
-BOOT_TIMEOUT = float(os.environ.get("CRASHCART_DRILL_RUN_BOOT_TIMEOUT", "600"))
 #: How long QEMU may take to load a saved guest (about 1 GiB of RAM, mostly zero pages).
 RESTORE_TIMEOUT = 300.0
-_DUMP_ID_RE = re.compile(r"^\d{12}\Z")
-
-
-@dataclass
-class Stage:
-    name: str
-    ok: bool
-    detail: str
-    seconds: float | None = None
-
-
-@dataclass
-class ScenarioResult:
-    scenario: str
-    description: str
-    positive: bool
-    passed: bool
-    #: Where a failing run stopped (validate / action / remediation / nmi / dump / reboot /
-    #: upload / triage) and why; for negative controls, what they are expected to be.
-    failed_stage: str | None = None
-    reason: str = ""
-    stages: list[Stage] = field(default_factory=list)
-    changes: list[str] = field(default_factory=list)
-    cmdline: str = ""
-    validate_output: list[str] = field(default_factory=list)
-    remediation: dict[str, Any] = field(default_factory=dict)
-    dump_dir: str | None = None
-    dump_files: dict[str, int] = field(default_factory=dict)
-    dmesg_excerpt: list[str] = field(default_factory=list)
-    #: The capture kernel's memory against the reservation (crashcart.drill.capture_memory).
-    capture_memory: dict[str, Any] = field(default_factory=dict)
-    triage: dict[str, Any] | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    workdir: str = ""
-    #: "cold boot of <image>" or "restored: the saved guest <vm key> of <image>".
-    started_from: str = ""
-
-    def stage(self, name: str, ok: bool, detail: str, seconds: float | None = None) -> None:
-        self.stages.append(Stage(name, ok, detail, None if seconds is None else round(seconds, 1)))
-
-    def fail(self, stage: str, reason: str) -> ScenarioResult:
-        self.failed_stage = stage
-        self.reason = reason
-        self.stage(stage, False, reason)
-        return self
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class DrillError(RuntimeError):
-    pass
-
-
-def _run_dir(name: str) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    path = cache_dir() / "runs" / f"{stamp}-{name}"
-    path.mkdir(parents=True, exist_ok=True)
-    prune_runs()  # the new folder counts as the newest
-    require_free_space(RUN_FREE_BYTES, f"the drill run {path.name}")
-    return path
-
-
-def _validate_failures(log: BootLog) -> list[str]:
-    lines: list[str] = []
-    for result in log.steps.values():
-        lines.extend(line for line in result.output if "FAIL" in line or "failed" in line)
-    return lines
-
-
-def _wait_unresponsive(vm: Vm, *, quiet_seconds: float, timeout: float) -> float:
-    """Wait until the guest's heartbeat stopped for ``quiet_seconds``; returns the last beat."""
-    deadline = time.monotonic() + timeout
-    last = time.monotonic()
-    hanging_seen = False
-    while time.monotonic() < deadline:
-        for event in vm.poll_events():
-            if event.name == "heartbeat":
-                last = event.at
-            elif event.name == "hanging":
-                hanging_seen = True
-                last = event.at
-        if hanging_seen and time.monotonic() - last >= quiet_seconds:
-            return last
-        if not vm.running:
-            raise GuestError(f"QEMU exited (code {vm.exit_code}) while the CPUs were hung")
-        time.sleep(0.2)
-    raise GuestError(
-        f"the guest kept sending heartbeats {timeout:.0f}s after the hang module was loaded"
-        if hanging_seen
-        else "the guest never reported loading the hang module"
-    )
-
-
-def _interrupt(
-    result: ScenarioResult,
-    vm: Vm,
-    *,
-    account: Any,
-    progress: Callable[[str], None],
-) -> float | None:
-    """Deliver the NMI (through the remediation function when possible); returns the time."""
-    from crashcart.drill import agent, remediation
-
-    if account is None:
-        vm.inject_nmi()
-        result.stage("interrupt", True, "NMI injected directly through QMP (--direct-nmi)")
-        return time.monotonic()
-    attested = agent.attestation(account)
-    result.remediation["attestation"] = attested
-    if attested is None:
-        raise DrillError(
-            "no kdump attestation tag on the drill's instance: the crashcart agent did not "
-            "attest at boot (see the console log), so the remediation would refuse"
-        )
-    bridge = remediation.InterruptBridge(
-        instance_id=account.instance_id,
-        inject=vm.inject_nmi,
-        impaired_since=datetime.now(UTC) - timedelta(minutes=3),
-    )
-    started = time.monotonic()
-    outcome = remediation.run_remediation(account, bridge)
-    incidents = account.incidents()
-    result.remediation |= {
-        "instance_id": account.instance_id,
-        "outcome": outcome,
-        "interrupt_calls": bridge.calls,
-        "incident_states": [item.get("state") for item in incidents],
-    }
-    progress(f"  remediation: {outcome.get('outcome')}: {outcome.get('reason')}")
-    if outcome.get("outcome") != "interrupted" or bridge.injected_at is None:
-        raise DrillError(
-            f"the remediation function did not interrupt the guest: {outcome} "
-            f"(SendDiagnosticInterrupt calls: {bridge.calls})"
-        )
-    result.stage(
-        "remediation",
-        True,
-        f"handler outcome interrupted ({outcome.get('reason')}); SendDiagnosticInterrupt "
-        f"{account.instance_id} -> QMP inject-nmi; incident state "
-        f"{', '.join(str(s) for s in result.remediation['incident_states'])}",
-        time.monotonic() - started,
-    )
-    return bridge.injected_at
-
-
-def _dump_evidence(vm: Vm) -> str:
-    console = vm.console_text()
-    keep = [
-        line.strip()
-        for line in console.splitlines()
-        if any(
-            marker in line
-            for marker in (
-                "Kernel panic",
-                "NMI",
-                "Rebooting in",
-                "kdump",
-                "crashkernel",
-                "Dazed and confused",
-            )
-        )
-    ]
-    return " | ".join(keep[-6:])
 
 
 def run_scenario(
@@ -488,319 +323,17 @@ def _restore(
     return vm
 
 
-def _last_cmdline(workdir: Path) -> str:
-    commands = sorted(workdir.glob("*.qemu-command"), key=lambda p: p.stat().st_mtime)
-    if not commands:
-        return ""
-    text = commands[-1].read_text()
-    match = re.search(r"-append '([^']*)'", text)
-    return match.group(1) if match else ""
-
-
-def _forced_nmi(
-    result: ScenarioResult,
-    scenario: Scenario,
-    workdir: Path,
-    disk: Path,
-    vm_options: dict[str, Any],
-    started: float,
-    progress: Callable[[str], None],
-) -> ScenarioResult:
-    from crashcart.drill.bootcfg import read_boot_config
-
-    boot = read_boot_config(disk, workdir / "boot")
-    vm = Vm(
-        disk=disk,
-        kernel=boot.kernel,
-        initrd=boot.initrd,
-        cmdline=boot.cmdline,
-        workdir=workdir,
-        label="forced",
-        **vm_options,
-    ).start()
-    try:
-        # the queue still holds the failed step: it fails again; then the guest is up
-        vm.wait_for(
-            lambda e: e.name in ("failed", "ready"), timeout=BOOT_TIMEOUT, what="the forced boot"
-        )
-        vm.inject_nmi()
-        result.stage("interrupt", True, "NMI injected directly through QMP (forced run)")
-        return _observe_nmi(
-            result,
-            scenario,
-            vm,
-            workdir,
-            disk,
-            time.monotonic(),
-            started,
-            progress=progress,
-            expect_heartbeats=False,
-        )
-    finally:
-        vm.stop()
-
-
-def _after_ready(
-    result: ScenarioResult,
-    scenario: Scenario,
-    vm: Vm,
-    workdir: Path,
-    disk: Path,
-    vm_options: dict[str, Any],
-    started: float,
-    *,
-    account: Any,
-    triage: bool,
-    progress: Callable[[str], None],
-    release: str | None = None,
-) -> ScenarioResult:
-    action = vm.wait_for(lambda e: e.name == "action", timeout=60, what="the drill action")
-    if action is None:
-        return _finish(
-            result.fail("action", "QEMU exited before the drill action"), scenario, started
-        )
-    if scenario.action == "hang":
-        try:
-            last = _wait_unresponsive(vm, quiet_seconds=5, timeout=120)
-        except GuestError as error:
-            return _finish(result.fail("action", str(error)), scenario, started)
-        result.stage(
-            "action",
-            True,
-            f"crashcart_hang.ko loaded: no heartbeat for {time.monotonic() - last:.0f}s "
-            "(every CPU spinning with interrupts disabled)",
-        )
-        progress("  guest unresponsive: CPUs hung with interrupts disabled")
-    else:
-        vm.wait_for(lambda e: e.name == "heartbeat", timeout=30, what="a heartbeat")
-        result.stage("action", True, "guest idle, heartbeat running")
-    try:
-        injected_at = _interrupt(result, vm, account=account, progress=progress)
-    except DrillError as error:
-        return _finish(result.fail("remediation", str(error)), scenario, started)
-    assert injected_at is not None
-    outcome = _observe_nmi(
-        result,
-        scenario,
-        vm,
-        workdir,
-        disk,
-        injected_at,
-        started,
-        progress=progress,
-        expect_heartbeats=scenario.action != "hang",
-    )
-    if result.failed_stage is not None:
-        return outcome
-    # -- reboot: the guest comes back --------------------------------------------------
-    # (as itself: no drill action this time, e.g. no second hang)
-    diskfs.DiskEditor(disk).write(f"{GUEST_STATE}/action", "idle\n").apply()
-    reboot_started = time.monotonic()
-    log = BootLog.empty()
-    try:
-        again = boot_until_ready(
-            disk,
-            workdir,
-            label="after-dump",
-            timeout=BOOT_TIMEOUT,
-            log=log,
-            vm_options=vm_options,
-            max_boots=1,
-            progress=progress,
-        )
-    except (GuestError, StepFailedError) as error:
-        return _finish(
-            result.fail("reboot", f"the guest did not come back: {error}"), scenario, started
-        )
-    result.timings["reboot_to_ready_s"] = round(time.monotonic() - reboot_started, 1)
-    result.stage(
-        "reboot", True, "the guest booted again after the dump", time.monotonic() - reboot_started
-    )
-    again.stop()
-    if account is not None and "in the image" in str(result.remediation.get("agent")):
-        _check_upload(result, account, progress)
-    if triage:
-        _triage(result, progress, release)
-    return _finish(result, scenario, started)
-
-
-def _observe_nmi(
-    result: ScenarioResult,
-    scenario: Scenario,
-    vm: Vm,
-    workdir: Path,
-    disk: Path,
-    injected_at: float,
-    started: float,
-    *,
-    progress: Callable[[str], None],
-    expect_heartbeats: bool,
-) -> ScenarioResult:
-    """After the NMI: the guest must stop (panic) and QEMU exit at the reboot after the dump."""
-    progress("  NMI injected; waiting for panic -> capture kernel -> dump -> reboot")
-    deadline = injected_at + DUMP_TIMEOUT
-    last_beat: float | None = None
-    while vm.running and time.monotonic() < deadline:
-        for event in vm.poll_events():
-            if event.name == "heartbeat":
-                last_beat = event.at
-        if last_beat is not None and last_beat - injected_at > SURVIVAL_SECONDS:
-            console = _dump_evidence(vm)
-            vm.stop()
-            return _finish(
-                result.fail(
-                    "nmi",
-                    f"the guest survived the NMI: still running {SURVIVAL_SECONDS:.0f}s later "
-                    f"(no panic; is kernel.unknown_nmi_panic 1?). Console: {console}",
-                ),
-                scenario,
-                started,
-            )
-        time.sleep(0.2)
-    if vm.running:
-        vm.stop()
-        return _finish(
-            result.fail(
-                "nmi", f"no reboot {DUMP_TIMEOUT:.0f}s after the NMI; console: {_dump_evidence(vm)}"
-            ),
-            scenario,
-            started,
-        )
-    exited_at = time.monotonic()
-    result.timings["nmi_to_reboot_s"] = round(exited_at - injected_at, 1)
-    console = vm.console_text()
-    saved = re.search(r"saved vmcore in (\S+)", console)
-    # -- read the dump off the disk ------------------------------------------------------
-    diskfs.recover(disk)
-    crash = diskfs.copy_out(disk, "/var/crash", workdir / "guest")
-    dump_dirs = sorted(
-        p for p in (crash.iterdir() if crash else []) if p.is_dir() and _DUMP_ID_RE.match(p.name)
-    )
-    if not dump_dirs:
-        return _finish(
-            result.fail(
-                "dump",
-                "no dump: the guest rebooted without kdump saving anything in /var/crash "
-                f"(capture kernel not loaded?). Console: {_dump_evidence(vm)}",
-            ),
-            scenario,
-            started,
-        )
-    dump_dir = dump_dirs[-1]
-    files = {p.name: p.stat().st_size for p in dump_dir.iterdir() if p.is_file()}
-    result.dump_dir = str(dump_dir)
-    result.dump_files = files
-    vmcores = [name for name in files if name.startswith("dump.")]
-    dmesgs = [name for name in files if name.startswith("dmesg.")]
-    if not vmcores:
-        return _finish(
-            result.fail("dump", f"{dump_dir.name} has no vmcore: {sorted(files)}"),
-            scenario,
-            started,
-        )
-    result.timings["nmi_to_dump_saved_s"] = result.timings["nmi_to_reboot_s"]
-    if saved:
-        result.stage("dump", True, f"kdump-tools: saved vmcore in {saved.group(1)}")
-    dump_bytes = files[vmcores[0]]
-    result.timings["dump_mib"] = round(dump_bytes / 2**20, 1)
-    result.timings["guest_ram_mib"] = GUEST_MEMORY_MIB
-    result.timings["dump_to_ram_ratio"] = round(dump_bytes / (GUEST_MEMORY_MIB * 2**20), 4)
-    dmesg_text = (dump_dir / dmesgs[0]).read_text(errors="replace") if dmesgs else ""
-    hits = [line.strip() for line in dmesg_text.splitlines() if NMI_MARKER in line]
-    result.dmesg_excerpt = [
-        line.strip()
-        for line in dmesg_text.splitlines()
-        if any(k in line for k in ("NMI", "Kernel panic", "crashcart_hang", "CPU:"))
-    ][:20]
-    if not hits:
-        return _finish(
-            result.fail("dump", f"the dump's dmesg has no '{NMI_MARKER}' line"), scenario, started
-        )
-    result.capture_memory = capture_memory.analyse(
-        dump_dir, dmesg_text=dmesg_text, cmdline=result.cmdline, ram_mib=GUEST_MEMORY_MIB
-    )
-    result.stage(
-        "capture-memory",
-        result.capture_memory["file"],
-        capture_memory.summary(result.capture_memory),
-    )
-    result.stage(
-        "panic",
-        True,
-        f"{hits[0]} (from {dump_dir.name}/{dmesgs[0]}); vmcore {dump_bytes / 2**20:.1f} MiB",
-        exited_at - injected_at,
-    )
-    progress(f"  dump {dump_dir.name}: {dump_bytes / 2**20:.1f} MiB; dmesg: {hits[0]}")
-    return result
-
-
-def _check_upload(result: ScenarioResult, account: Any, progress: Callable[[str], None]) -> None:
-    from crashcart.drill import agent
-
-    assert result.dump_dir is not None
-    dump_id = Path(result.dump_dir).name
-    started = time.monotonic()
-    objects = agent.wait_uploaded(account, dump_id, timeout=120)
-    result.timings["upload_wait_s"] = round(time.monotonic() - started, 1)
-    if not any(key.endswith("/metadata.json") for key in objects):
-        result.fail(
-            "upload",
-            f"the crashcart agent did not ship dump {dump_id} to s3://{account.dump_bucket} "
-            f"(objects: {sorted(objects)}); see the after-dump console log",
-        )
-        return
-    names = sorted(key.rsplit("/", 1)[1] for key in objects)
-    result.stage(
-        "upload",
-        True,
-        f"the agent shipped {dump_id}: {', '.join(names)} "
-        f"to s3://{account.dump_bucket}/{next(iter(objects)).rsplit('/', 2)[0]}/",
-    )
-    progress(f"  agent upload: {names}")
-
-
-def _triage(
-    result: ScenarioResult, progress: Callable[[str], None], release: str | None = None
-) -> None:
-    try:
-        from crashcart.drill import triage_bridge
-    except ImportError:
-        result.stage("triage", True, "skipped: crashcart.drill.triage_bridge unavailable")
-        return
-    report = triage_bridge.triage_dump(result, release=release, progress=progress)
-    if report is None:
-        return
-    result.triage = report
-
-
-def _finish(result: ScenarioResult, scenario: Scenario, started: float) -> ScenarioResult:
-    result.timings["scenario_s"] = round(time.monotonic() - started, 1)
-    nmi_to_dump = result.timings.get("nmi_to_dump_saved_s")
-    back = result.timings.get("reboot_to_ready_s")
-    if nmi_to_dump is not None and back is not None:
-        # what the scenario cost beyond its own NMI -> dump -> reboot (the budget: 30 s for
-        # a restored one): copying the disk, the boot or restore, validation, the action,
-        # the remediation, reading the dump, the upload check, triage
-        result.timings["beyond_nmi_dump_reboot_s"] = round(
-            result.timings["scenario_s"] - nmi_to_dump - back, 1
-        )
-    if scenario.positive:
-        result.passed = result.failed_stage is None
-    else:
-        reason_ok = scenario.expect_reason in result.reason or (
-            scenario.expect_nmi_reason
-            and scenario.expect_nmi_reason in result.reason
-            and result.failed_stage in ("nmi", "dump")
-        )
-        result.passed = result.failed_stage is not None and bool(reason_ok)
-    workdir = Path(result.workdir)
-    (workdir / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
-    if result.passed and not os.environ.get("CRASHCART_DRILL_KEEP_DISKS"):
-        # The run's disk copy (hundreds of MiB; the dump was copied out of it) and boot files:
-        # kept only when the scenario did not do what it must, for a look at what happened.
-        (workdir / "disk.img").unlink(missing_ok=True)
-        shutil.rmtree(workdir / "boot", ignore_errors=True)
-    return result
-
-
-__all__ = ["SCENARIOS", "Event", "ScenarioResult", "run_scenario"]
+#: This module's names and, as before the split, those of the modules it was split into.
+__all__ = [
+    "BOOT_TIMEOUT",
+    "DUMP_TIMEOUT",
+    "NMI_MARKER",
+    "RESTORE_TIMEOUT",
+    "SCENARIOS",
+    "SURVIVAL_SECONDS",
+    "DrillError",
+    "Event",
+    "ScenarioResult",
+    "Stage",
+    "run_scenario",
+]

@@ -27,7 +27,7 @@ class Scenario:
     expect_reason: str = ""
     #: for forced negatives: what the NMI stage must report.
     expect_nmi_reason: str = ""
-    #: The prepared image it runs on (:data:`crashcart.drill.prepare.IMAGES`): ``pipeline``
+    #: The prepared image it runs on (:data:`crashcart.drill.documents.IMAGES`): ``pipeline``
     #: (the pipeline's component applied) or ``running-instance`` (the SSM arming script
     #: applied to a guest the pipeline did not build).
     image: str = "pipeline"
