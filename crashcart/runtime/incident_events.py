@@ -59,9 +59,10 @@ MAX_REASON: Final = 2_000
 # aws-assumption: eventbridge-put-events-size
 MAX_ENTRY_BYTES: Final = 256 * 1024
 
-_ACCOUNT = re.compile(r"[0-9]{12}")
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
-_INSTANCE = re.compile(r"i-[0-9a-f]{8,17}")
+#: The identifiers an event names (the central view's "dump received" reader uses them too).
+ACCOUNT_ID: Final = re.compile(r"[0-9]{12}")
+REGION: Final = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
+INSTANCE_ID: Final = re.compile(r"i-[0-9a-f]{8,17}")
 _ZONE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}[a-z]{1,2}|[a-z]{3,4}[0-9]-az[0-9]{1,2}")
 #: ``crashcart.runtime.incident.TIME_FORMAT`` (UTC, to the second).
 _ISO_Z = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
@@ -216,9 +217,9 @@ def _update_from_detail(detail: Mapping[str, Any]) -> IncidentUpdate:
         raise IncidentEventError(f"reason: must be null or text of at most {MAX_REASON} chars")
     updated_at = _text(detail, "updated_at", _ISO_Z)
     return IncidentUpdate(
-        account=_text(detail, "account", _ACCOUNT),
-        region=_text(detail, "region", _REGION),
-        instance_id=_text(detail, "instance_id", _INSTANCE),
+        account=_text(detail, "account", ACCOUNT_ID),
+        region=_text(detail, "region", REGION),
+        instance_id=_text(detail, "instance_id", INSTANCE_ID),
         incident=incident,
         state=state,
         availability_zone=zone,

@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from crashcart.runtime import incident_events, untrusted
 from crashcart.runtime.dumps import BadKeyError, parse_metadata_key
-from crashcart.runtime.incident import INCIDENT_PREFIX, TIME_FORMAT, parse_time
+from crashcart.runtime.incident import TIME_FORMAT, parse_time
 
 #: The event's source and detail type (the central bus accepts only this source).
 INCIDENT_SOURCE: Final = incident_events.SOURCE
@@ -52,11 +52,9 @@ SUMMARY_CHARS: Final = 400
 #: The longest reason kept (escaped, one line: it comes from another account).
 REASON_CHARS: Final = 400
 
-ACCOUNT_ID: Final = re.compile(r"[0-9]{12}")
-REGION: Final = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
-INSTANCE_ID: Final = re.compile(r"i-[0-9a-f]{8,17}")
-AVAILABILITY_ZONE: Final = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}[a-z]")
-INCIDENT_SK: Final = re.compile(re.escape(INCIDENT_PREFIX) + r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+ACCOUNT_ID: Final = incident_events.ACCOUNT_ID
+REGION: Final = incident_events.REGION
+INSTANCE_ID: Final = incident_events.INSTANCE_ID
 #: An organisation id (``o-`` and 10 to 32 lower-case letters or digits).
 ORGANISATION_ID: Final = re.compile(r"o-[a-z0-9]{10,32}")
 
