@@ -343,6 +343,40 @@ def run_host_steps(
     return results, ()
 
 
+def install_packages(overlay: Overlay, packages: tuple[str, ...], *, timeout: float) -> list[str]:
+    """``apt-get install`` of ``packages`` into the image (chrooted, sandboxed, from the image's
+    local repository): what the platform's image has before any document runs."""
+    if not packages:
+        return []
+    command = overlay.command(
+        "chroot",
+        "/usr/bin/env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        *packages,
+    )
+    try:
+        result = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as expired:
+        raise HostStepError(f"installing the platform's {packages} timed out") from expired
+    output = result.stdout.decode(errors="replace").splitlines()
+    if result.returncode != 0:
+        tail = "\n".join(output[-20:])
+        raise HostStepError(f"installing the platform's {packages} failed:\n{tail}")
+    return output
+
+
 def make_disk(overlay: Overlay, image: Path, *, size: str, log: Path) -> None:
     """``mkfs.ext4 -d`` of the merged root file system (no loop mounts)."""
     image.unlink(missing_ok=True)
