@@ -290,18 +290,12 @@ class HostStepResult:
     seconds: float
 
 
-def run_step(overlay: Overlay, step: Step, *, timeout: float) -> HostStepResult:
-    """Run one step's script (already placed in the image) chrooted, sandboxed."""
-    started = time.monotonic()
-    command = overlay.command(
-        "chroot",
-        "/bin/bash",
-        "-c",
-        f"cd /tmp && exec bash {STEPS_DIR}/{step.key}.sh",
-    )
+def run_chrooted(overlay: Overlay, *command: str, timeout: float) -> tuple[int, list[str]]:
+    """Run ``command`` chrooted into the image, sandboxed: its exit status (124: timed out)
+    and its output lines (stdout and stderr)."""
     try:
         result = subprocess.run(
-            command,
+            overlay.command("chroot", *command),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -309,10 +303,16 @@ def run_step(overlay: Overlay, step: Step, *, timeout: float) -> HostStepResult:
             check=False,
         )
     except subprocess.TimeoutExpired as expired:
-        output = (expired.stdout or b"").decode(errors="replace").splitlines()
-        return HostStepResult(step.key, 124, output, time.monotonic() - started)
-    output = result.stdout.decode(errors="replace").splitlines()
-    return HostStepResult(step.key, result.returncode, output, time.monotonic() - started)
+        return 124, (expired.stdout or b"").decode(errors="replace").splitlines()
+    return result.returncode, result.stdout.decode(errors="replace").splitlines()
+
+
+def run_step(overlay: Overlay, step: Step, *, timeout: float) -> HostStepResult:
+    """Run one step's script (already placed in the image) chrooted, sandboxed."""
+    started = time.monotonic()
+    script = f"cd /tmp && exec bash {STEPS_DIR}/{step.key}.sh"
+    status, output = run_chrooted(overlay, "/bin/bash", "-c", script, timeout=timeout)
+    return HostStepResult(step.key, status, output, time.monotonic() - started)
 
 
 def run_host_steps(
@@ -348,8 +348,8 @@ def install_packages(overlay: Overlay, packages: tuple[str, ...], *, timeout: fl
     local repository): what the platform's image has before any document runs."""
     if not packages:
         return []
-    command = overlay.command(
-        "chroot",
+    status, output = run_chrooted(
+        overlay,
         "/usr/bin/env",
         "DEBIAN_FRONTEND=noninteractive",
         "apt-get",
@@ -358,22 +358,11 @@ def install_packages(overlay: Overlay, packages: tuple[str, ...], *, timeout: fl
         "-q",
         "--no-install-recommends",
         *packages,
+        timeout=timeout,
     )
-    try:
-        result = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as expired:
-        raise HostStepError(f"installing the platform's {packages} timed out") from expired
-    output = result.stdout.decode(errors="replace").splitlines()
-    if result.returncode != 0:
+    if status != 0:
         tail = "\n".join(output[-20:])
-        raise HostStepError(f"installing the platform's {packages} failed:\n{tail}")
+        raise HostStepError(f"installing the platform's {packages} failed (exit {status}):\n{tail}")
     return output
 
 

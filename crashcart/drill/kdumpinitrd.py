@@ -25,11 +25,10 @@ capture kernel boots from it to save the dump.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from crashcart.drill.hostphase import STEPS_DIR, HostStepError, Overlay
+from crashcart.drill.hostphase import STEPS_DIR, HostStepError, Overlay, run_chrooted
 from crashcart.drill.paths import PACKAGE_DIR
 
 KDUMP_INITRD_SCRIPT = PACKAGE_DIR / "host" / "kdump-initrd.sh"
@@ -68,24 +67,23 @@ def build_on_host(
     Returns the script's output; raises :class:`HostStepError` when the build fails."""
     script = f"{STEPS_DIR}/.kdump-initrd.sh"
     overlay.write(script, KDUMP_INITRD_SCRIPT.read_bytes(), mode=0o755)
-    command = overlay.command(
-        "chroot", "/bin/bash", script, kernel_release, GUEST_ROOT_FSTYPE, *GUEST_DEP_MODULES
-    )
     try:
-        result = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+        status, output = run_chrooted(
+            overlay,
+            "/bin/bash",
+            script,
+            kernel_release,
+            GUEST_ROOT_FSTYPE,
+            *GUEST_DEP_MODULES,
             timeout=TIMEOUT,
-            check=False,
         )
     finally:
         overlay.remove_placed(script)
-    output = result.stdout.decode(errors="replace").splitlines()
-    if result.returncode != 0:
+    if status != 0:
         tail = "\n".join(output[-20:])
-        raise HostStepError(f"building the kdump initrd on the host failed:\n{tail}")
+        raise HostStepError(
+            f"building the kdump initrd on the host failed (exit {status}):\n{tail}"
+        )
     progress(f"    host: {output[-1] if output else 'kdump initrd: no output'}")
     return output
 
