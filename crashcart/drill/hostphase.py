@@ -17,13 +17,16 @@ byte-compiling Python, none of which needs the guest's kernel. So the drill spli
 - **In the guest**: everything else, in document order: a build step that is not host-safe
   and every step after it, a step that exits 194 (reboot, then the same step again: the first
   boot is that reboot) and every step after it, the build steps after the first Reboot, and
-  the whole validate phase (it must see the running kernel). kdump-tools builds its capture
-  initrd at that first boot (it probes the running system), as on EC2.
+  the whole validate phase (it must see the running kernel). kdump-tools' capture initrd,
+  which it would build at that first boot, is built on the host beforehand by its own hook
+  (:mod:`crashcart.drill.kdumpinitrd`); the first boot loads it.
 
 What differs from running those steps on a booted instance: ``uname`` and ``/proc`` describe
 the host's kernel (a step that asks is not host-safe, so it runs in the guest); no service is
 started (the next boot starts what was enabled, as the Reboot would have); and the main
-initramfs is generated on the host, with the image's own initramfs-tools settings.
+initramfs and kdump's capture initrd are generated on the host, with the image's own
+initramfs-tools settings (for the capture initrd, what ``MODULES=dep`` finds in the guest is
+given: see :mod:`crashcart.drill.kdumpinitrd`).
 """
 
 from __future__ import annotations
