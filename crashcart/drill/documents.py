@@ -42,3 +42,16 @@ IMAGES: dict[str, Callable[[], str]] = {
     "pipeline": render_document,
     "running-instance": render_running_instance_document,
 }
+
+#: What each image's instance has before its document runs, beyond the base: installed on the
+#: host side of preparation (natively, from the local repository), not by the document. The
+#: running-instance image stands for an instance launched from Debian's own Debian 12 AMI,
+#: which ships Python 3 (its EC2 image installs cloud-init and awscli, both Python 3 programs:
+#: debian-cloud-images, config_space/bookworm/package_config/EC2), so the arming script finds
+#: python3 there and installs only what such an instance lacks (kdump-tools, kexec-tools,
+#: makedumpfile, python3-venv), in the guest, as on EC2. The pipeline image stays the bare
+#: base: its document's own install step (on the host) puts python3 in.
+PLATFORM_PACKAGES: dict[str, tuple[str, ...]] = {
+    "pipeline": (),
+    "running-instance": ("python3",),
+}

@@ -17,13 +17,16 @@ byte-compiling Python, none of which needs the guest's kernel. So the drill spli
 - **In the guest**: everything else, in document order: a build step that is not host-safe
   and every step after it, a step that exits 194 (reboot, then the same step again: the first
   boot is that reboot) and every step after it, the build steps after the first Reboot, and
-  the whole validate phase (it must see the running kernel). kdump-tools builds its capture
-  initrd at that first boot (it probes the running system), as on EC2.
+  the whole validate phase (it must see the running kernel). kdump-tools' capture initrd,
+  which it would build at that first boot, is built on the host beforehand by its own hook
+  (:mod:`crashcart.drill.kdumpinitrd`); the first boot loads it.
 
 What differs from running those steps on a booted instance: ``uname`` and ``/proc`` describe
 the host's kernel (a step that asks is not host-safe, so it runs in the guest); no service is
 started (the next boot starts what was enabled, as the Reboot would have); and the main
-initramfs is generated on the host, with the image's own initramfs-tools settings.
+initramfs and kdump's capture initrd are generated on the host, with the image's own
+initramfs-tools settings (for the capture initrd, what ``MODULES=dep`` finds in the guest is
+given: see :mod:`crashcart.drill.kdumpinitrd`).
 """
 
 from __future__ import annotations
@@ -290,18 +293,12 @@ class HostStepResult:
     seconds: float
 
 
-def run_step(overlay: Overlay, step: Step, *, timeout: float) -> HostStepResult:
-    """Run one step's script (already placed in the image) chrooted, sandboxed."""
-    started = time.monotonic()
-    command = overlay.command(
-        "chroot",
-        "/bin/bash",
-        "-c",
-        f"cd /tmp && exec bash {STEPS_DIR}/{step.key}.sh",
-    )
+def run_chrooted(overlay: Overlay, *command: str, timeout: float) -> tuple[int, list[str]]:
+    """Run ``command`` chrooted into the image, sandboxed: its exit status (124: timed out)
+    and its output lines (stdout and stderr)."""
     try:
         result = subprocess.run(
-            command,
+            overlay.command("chroot", *command),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -309,10 +306,16 @@ def run_step(overlay: Overlay, step: Step, *, timeout: float) -> HostStepResult:
             check=False,
         )
     except subprocess.TimeoutExpired as expired:
-        output = (expired.stdout or b"").decode(errors="replace").splitlines()
-        return HostStepResult(step.key, 124, output, time.monotonic() - started)
-    output = result.stdout.decode(errors="replace").splitlines()
-    return HostStepResult(step.key, result.returncode, output, time.monotonic() - started)
+        return 124, (expired.stdout or b"").decode(errors="replace").splitlines()
+    return result.returncode, result.stdout.decode(errors="replace").splitlines()
+
+
+def run_step(overlay: Overlay, step: Step, *, timeout: float) -> HostStepResult:
+    """Run one step's script (already placed in the image) chrooted, sandboxed."""
+    started = time.monotonic()
+    script = f"cd /tmp && exec bash {STEPS_DIR}/{step.key}.sh"
+    status, output = run_chrooted(overlay, "/bin/bash", "-c", script, timeout=timeout)
+    return HostStepResult(step.key, status, output, time.monotonic() - started)
 
 
 def run_host_steps(
@@ -341,6 +344,29 @@ def run_host_steps(
                 f"{', timed out' if result.status == 124 else ''}); last lines:\n{tail}"
             )
     return results, ()
+
+
+def install_packages(overlay: Overlay, packages: tuple[str, ...], *, timeout: float) -> list[str]:
+    """``apt-get install`` of ``packages`` into the image (chrooted, sandboxed, from the image's
+    local repository): what the platform's image has before any document runs."""
+    if not packages:
+        return []
+    status, output = run_chrooted(
+        overlay,
+        "/usr/bin/env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        *packages,
+        timeout=timeout,
+    )
+    if status != 0:
+        tail = "\n".join(output[-20:])
+        raise HostStepError(f"installing the platform's {packages} failed (exit {status}):\n{tail}")
+    return output
 
 
 def make_disk(overlay: Overlay, image: Path, *, size: str, log: Path) -> None:

@@ -6,7 +6,11 @@
    it does not implement before anything runs.
 3. Split its build phase (:mod:`crashcart.drill.hostphase`): the steps before the first
    ``Reboot`` that need no running kernel run on the host, chrooted into the image's root file
-   system in a sandbox, natively; everything else is queued for the guest.
+   system in a sandbox, natively; everything else is queued for the guest. Before them, the
+   host installs what the image's platform has (:data:`PLATFORM_PACKAGES`: Python 3 for the
+   running-instance image, as on a Debian AMI); after them, when the first boot is the
+   document's ``Reboot``, the host builds kdump-tools' capture initrd as kdump-tools would at
+   that boot (:mod:`crashcart.drill.kdumpinitrd`), so that the guest only loads it.
 4. Place the drill's files (the step runner and its unit, every step, the wheelhouse, the
    hung-CPU test module) and make the disk (``mkfs.ext4 -d``, no loop mounts).
 5. Boot it under QEMU: the first boot stands for the document's Reboot; the guest runs what is
@@ -43,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crashcart.drill import kdumpinitrd
 from crashcart.drill.boot import (
     BOOT_TIMEOUTS,
     MAX_BOOTS,
@@ -56,6 +61,7 @@ from crashcart.drill.component import ComponentDocument, parse_document
 from crashcart.drill.documents import (
     FAMILY,
     IMAGES,
+    PLATFORM_PACKAGES,
     RUNNING_INSTANCE_MIN_MEMORY_MIB,
     render_document,
     render_running_instance_document,
@@ -65,6 +71,7 @@ from crashcart.drill.hostphase import (
     HostStepError,
     Overlay,
     check_host,
+    install_packages,
     run_host_steps,
     split_build,
 )
@@ -118,23 +125,30 @@ class PreparedImage:
 
 #: Bump when the way the drill prepares the image changes what ends up in it (what the
 #: inputs below do not show: e.g. a file the drill places, or where a step runs).
-PREPARE_FORMAT = 2
+#: 3: the platform's packages and the kdump initrd on the host.
+PREPARE_FORMAT = 3
 
 
-def drill_inputs(text: str, *, base_key: str, kernel_release: str) -> dict[str, bytes]:
+def drill_inputs(
+    text: str, *, base_key: str, kernel_release: str, platform: tuple[str, ...] = ()
+) -> dict[str, bytes]:
     """Everything that makes the prepared guest what it is, by name: the base image (its key
     covers the package lists, mirror, suite and platform settings) and its kernel, the
-    rendered document (the crashcart agent and its pinned AWS CLI are in it), the wheels'
-    Python, the drill's guest files (runner, unit), the host-side sandbox, the hung-CPU test
-    module's sources and the preparation format. Nothing else: other edits never re-prepare.
+    packages the image's platform adds (``platform``), the rendered document (the crashcart
+    agent and its pinned AWS CLI are in it), the wheels' Python, the drill's guest files
+    (runner, unit), the host-side sandbox, the host-side kdump initrd build (its script and
+    what it is told of the guest), the hung-CPU test module's sources and the preparation
+    format. Nothing else: other edits never re-prepare.
     """
     inputs: dict[str, bytes] = {
         "base": base_key.encode(),
         "kernel": kernel_release.encode(),
+        "platform": " ".join(platform).encode(),
         "document": text.encode(),
         "wheels": f"{pip_requirements(text)} for Python {GUEST_PYTHON}".encode(),
         "format": str(PREPARE_FORMAT).encode(),
         "host/sandbox.sh": SANDBOX.read_bytes(),
+        **kdumpinitrd.key_inputs(),
     }
     for path, (content, mode) in sorted(guest_files().items()):
         inputs[f"guest:{path}"] = content + f"\nmode {mode:o}".encode()
@@ -186,13 +200,17 @@ def prepare(
         f"  base {base.key}: kernel {base.kernel_release}, "
         f"{'cached' if base.cached else f'built in {base.build_seconds}s'}"
     )
-    key = prepared_key(drill_inputs(text, base_key=base.key, kernel_release=base.kernel_release))
+    platform = PLATFORM_PACKAGES[image]
+    key = prepared_key(
+        drill_inputs(text, base_key=base.key, kernel_release=base.kernel_release, platform=platform)
+    )
     with cache_lock(f"prepared-{key}"):
         return _prepare(
             text,
             document,
             base,
             key,
+            platform=platform,
             force=force,
             progress=progress,
             boot_timeout=boot_timeout if boot_timeout is not None else default_boot_timeout(image),
@@ -208,6 +226,7 @@ def _prepare(
     base: BaseImage,
     key: str,
     *,
+    platform: tuple[str, ...],
     force: bool,
     progress: Callable[[str], None],
     boot_timeout: float | None,
@@ -265,9 +284,14 @@ def _prepare(
     log = BootLog.empty()
     where: dict[str, str] = {}
     try:
+        if platform:
+            progress(f"    host: the platform's {' '.join(platform)}")
+            install_packages(overlay, platform, timeout=HOST_STEP_TIMEOUT)
         results, requeued = run_host_steps(
             overlay, split.host, default_timeout=HOST_STEP_TIMEOUT, progress=progress
         )
+        if split.first_boot is not None and not requeued:
+            kdumpinitrd.build_on_host(overlay, base.kernel_release, progress=progress)
     except HostStepError as error:
         raise StepFailedError(str(error), step="host", status="failed", output=[]) from error
     for result in results:
@@ -332,6 +356,8 @@ def _prepare(
         },
         "reboots": log.reboots,
         "guest_reasons": split.reasons,
+        "platform_packages": list(platform),
+        "kdump_initrd_built_in_guest": kdumpinitrd.guest_rebuilt(logs),
         "snapshot": saved.info,
     }
     (folder / "component.yaml").write_text(text)

@@ -33,6 +33,16 @@ def test_running_instance_armed_in_place_pending_then_armed_then_dump(
         "RESULT reboot-pending: /proc/cmdline has 'no crashkernel='" in line for line in first
     ), first[-10:]
     assert not any("RESULT armed" in line for line in first)
+    # the instance has what a Debian 12 AMI has (python3, installed on the host side); the
+    # script installs, in the guest, what such an instance lacks
+    assert running_instance_image.build_log["platform_packages"] == ["python3"]
+    missing = [line for line in first if "crashcart-arm: missing packages:" in line]
+    assert missing and missing[0].split("missing packages:")[1].split() == [
+        "kdump-tools",
+        "kexec-tools",
+        "makedumpfile",
+        "python3-venv",
+    ], missing
     reboots = running_instance_image.build_log["reboots"]
     assert reboots == ["build-02-RebootByTheOperator Reboot action"], reboots
     second = steps["build-03-ArmRunningInstanceAfterReboot"]["output"]

@@ -1,8 +1,9 @@
 """The local NMI drill, end to end on a real Debian 12 kernel under QEMU.
 
 One prepared image per session (the Debian 12 component document applied by the drill: its
-package-installing build steps on the host in a sandboxed chroot, the first boot, kdump's
-capture initrd and the validate phase in the guest; the validated guest saved), then:
+package-installing build steps and kdump's capture initrd on the host in a sandboxed chroot,
+the first boot (kdump-tools loads that initrd) and the validate phase in the guest; the
+validated guest saved), then:
 
 - positive, booted cold (an instance launched from the image): the real remediation function
   handles a status-check ALARM, its SendDiagnosticInterrupt becomes a QMP inject-nmi, the
@@ -53,6 +54,8 @@ def test_the_prepared_image_ran_the_component_build_and_validate(drill_image: An
     assert any("crashcart: installing kdump-tools" in line for line in steps[keys[0]]["output"])
     # the document's Reboot step is the image's first boot
     assert any("Reboot action" in reboot for reboot in drill_image.build_log["reboots"])
+    # kdump-tools' capture initrd was built on the host: the first boot only loaded it
+    assert drill_image.build_log["kdump_initrd_built_in_guest"] is False
     validate_output = [
         line for k, s in steps.items() if k.startswith("validate-") for line in s["output"]
     ]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from crashcart.components import render
-from crashcart.drill import image, module, prepare
+from crashcart.drill import image, kdumpinitrd, module, prepare
 
 BASE = {"base_key": "0123456789abcdef", "kernel_release": "6.1.0-50-cloud-amd64"}
 
@@ -39,6 +39,9 @@ def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     sandbox = tmp_path / "sandbox.sh"
     shutil.copy(prepare.SANDBOX, sandbox)
     monkeypatch.setattr(prepare, "SANDBOX", sandbox)
+    kdump_initrd = tmp_path / "kdump-initrd.sh"
+    shutil.copy(kdumpinitrd.KDUMP_INITRD_SCRIPT, kdump_initrd)
+    monkeypatch.setattr(kdumpinitrd, "KDUMP_INITRD_SCRIPT", kdump_initrd)
     return tmp_path
 
 
@@ -51,10 +54,13 @@ def test_the_key_is_made_of_exactly_these_inputs() -> None:
     assert set(inputs) == {
         "base",  # debootstrap's package lists, mirror, suite, platform settings
         "kernel",
+        "platform",  # what the image's platform has before the document (running instance)
         "document",  # the rendered Debian 12 document: kdump set-up, the agent, validate
         "wheels",  # the pinned AWS CLI the document installs, for the guest's Python
         "format",
         "host/sandbox.sh",
+        "host/kdump-initrd.sh",  # the kdump initrd, built on the host
+        "host/kdump-initrd answers",  # what it is told of the guest (MODULES=dep, root fs)
         "guest:/usr/local/lib/crashcart-drill/runner.sh",
         "guest:/etc/systemd/system/crashcart-drill.service",
         "hang_module/Kbuild",
@@ -87,6 +93,7 @@ def test_unrelated_edits_leave_the_key_unchanged(sources: Path) -> None:
         "guest/runner.sh",
         "hang_module/crashcart_hang.c",
         "sandbox.sh",
+        "kdump-initrd.sh",
     ],
 )
 def test_edits_that_change_the_guest_change_the_key(sources: Path, edit: str) -> None:
@@ -134,3 +141,29 @@ def test_two_runs_sharing_the_cache_build_one_after_the_other(
             pass
     thread.join(5)
     assert entered.is_set()
+
+
+def test_the_platforms_packages_and_what_the_guest_is_said_to_have_change_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = prepare.render_document()
+    bare = prepare.prepared_key(prepare.drill_inputs(text, **BASE))
+    with_python = prepare.prepared_key(prepare.drill_inputs(text, **BASE, platform=("python3",)))
+    assert with_python != bare
+    monkeypatch.setattr(kdumpinitrd, "GUEST_DEP_MODULES", ("virtio_blk",))
+    assert key() != bare
+    monkeypatch.undo()
+    monkeypatch.setattr(kdumpinitrd, "GUEST_ROOT_FSTYPE", "xfs")
+    assert key() != bare
+
+
+def test_each_image_names_its_platform_and_the_running_instance_lacks_kdump() -> None:
+    from crashcart.drill.documents import IMAGES, PLATFORM_PACKAGES
+
+    assert set(PLATFORM_PACKAGES) == set(IMAGES)
+    assert PLATFORM_PACKAGES["pipeline"] == ()
+    # a Debian 12 AMI has Python 3 (cloud-init, awscli), not kdump: the arming script installs it
+    assert PLATFORM_PACKAGES["running-instance"] == ("python3",)
+    assert not {"kdump-tools", "kexec-tools", "makedumpfile", "python3-venv"} & set(
+        PLATFORM_PACKAGES["running-instance"]
+    )

@@ -221,3 +221,120 @@ def test_placed_files_are_in_the_image_before_anything_runs(overlay: Overlay) ->
         ]
         == "755"
     )
+
+
+# --- the kdump initrd, built on the host (crashcart/drill/host/kdump-initrd.sh) --------------
+
+KVER = "6.1.0-test"
+#: A stand-in for kdump-tools' kernel hook: records what it was run with and what it saw.
+FAKE_HOOK = """#!/bin/sh
+echo "$1" > /var/tmp/hook-args
+cat /usr/share/initramfs-tools/conf-hooks.d/zz-crashcart-drill-kdump > /var/tmp/conf-hook
+for dir in $(echo "$PATH" | tr : ' '); do  # the first lsmod on PATH, as bash would run it
+  if [ -x "$dir/lsmod" ]; then "$dir/lsmod" > /var/tmp/lsmod; break; fi
+done
+echo "an initrd for $1" > /var/lib/kdump/initrd.img-$1
+"""
+
+
+def _shell(overlay: Overlay) -> Path:
+    """What the script needs of a shell in the tiny image (busybox has no bash applet)."""
+    lower = overlay.lower
+    for folder in ("usr/share/initramfs-tools/conf-hooks.d", "usr/local/sbin", "var/tmp"):
+        (lower / folder).mkdir(parents=True, exist_ok=True)
+    for applet in ("cp", "mkdir", "chmod", "rm", "tr"):
+        (lower / "bin" / applet).symlink_to("busybox")
+    (lower / "bin" / "bash").unlink()
+    (lower / "bin" / "bash").write_text('#!/bin/sh\nexec /bin/sh "$@"\n')
+    (lower / "bin" / "bash").chmod(0o755)
+    return lower
+
+
+def _kdump_tools(overlay: Overlay, *, use_kdump: str = "1", enabled: bool = True) -> None:
+    """kdump-tools as the image would have it after the document's install step (faked)."""
+    lower = _shell(overlay)
+    (lower / "bin" / "systemctl").write_text(f"#!/bin/sh\nexit {0 if enabled else 1}\n")
+    (lower / "bin" / "systemctl").chmod(0o755)
+    # the host's modules, as kmod's lsmod in the chroot would show them (its /proc is the host's)
+    (lower / "usr" / "sbin" / "lsmod").write_text("#!/bin/sh\necho scsi_dh_alua 20480 0\n")
+    (lower / "usr" / "sbin" / "lsmod").chmod(0o755)
+    overlay.write("/etc/kernel/postinst.d/kdump-tools", FAKE_HOOK, mode=0o755)
+    overlay.write("/etc/default/kdump-tools", f"USE_KDUMP={use_kdump}\n")
+    overlay.write("/etc/kdump/sysctl.conf", "vm.nr_hugepages=0\n")
+
+
+@needs_root
+def test_the_host_runs_kdump_tools_own_hook_with_what_the_guest_would_find(
+    overlay: Overlay,
+) -> None:
+    from crashcart.drill import kdumpinitrd
+
+    _kdump_tools(overlay)
+    output = kdumpinitrd.build_on_host(overlay, KVER, progress=lambda _line: None)
+    upper = overlay.upper
+    assert (upper / f"var/lib/kdump/initrd.img-{KVER}").read_text() == f"an initrd for {KVER}\n"
+    # what kdump-config load records before it looks for the initrd (else it rebuilds it)
+    assert (upper / f"var/lib/kdump/latest_sysctls-{KVER}").read_text() == "vm.nr_hugepages=0\n"
+    assert (upper / "var/tmp/hook-args").read_text() == f"{KVER}\n"
+    conf_hook = (upper / "var/tmp/conf-hook").read_text()
+    assert 'CONFDIR:-}" = /var/lib/kdump/initramfs-tools' in conf_hook  # kdump's initrd only
+    assert f"FSTYPE={kdumpinitrd.GUEST_ROOT_FSTYPE}" in conf_hook
+    modules = " ".join(kdumpinitrd.GUEST_DEP_MODULES)
+    assert f"manual_add_modules {kdumpinitrd.GUEST_ROOT_FSTYPE} {modules};" in conf_hook
+    assert (upper / "var/tmp/lsmod").read_text().split() == ["Module", "Size", "Used", "by"]
+    # nothing of the answers stays in the image
+    assert not (upper / "usr/share/initramfs-tools/conf-hooks.d/zz-crashcart-drill-kdump").exists()
+    assert not (upper / "usr/local/sbin/lsmod").exists()
+    assert not list((upper / "usr/local/lib/crashcart-drill/steps").glob("*"))
+    assert output[-1].startswith("kdump-initrd: built /var/lib/kdump/initrd.img-")
+
+
+@needs_root
+@pytest.mark.parametrize(
+    ("use_kdump", "enabled", "why"),
+    [("0", True, "USE_KDUMP=0"), ("1", False, "kdump-tools.service is not enabled")],
+)
+def test_no_kdump_initrd_where_the_guest_would_build_none(
+    overlay: Overlay, use_kdump: str, enabled: bool, why: str
+) -> None:
+    from crashcart.drill import kdumpinitrd
+
+    _kdump_tools(overlay, use_kdump=use_kdump, enabled=enabled)
+    output = kdumpinitrd.build_on_host(overlay, KVER, progress=lambda _line: None)
+    assert why in output[-1] and "nothing to build" in output[-1]
+    assert not (overlay.upper / "var/lib/kdump").exists()
+
+
+@needs_root
+def test_no_kdump_initrd_without_kdump_tools(overlay: Overlay) -> None:
+    from crashcart.drill import kdumpinitrd
+
+    _shell(overlay)
+    output = kdumpinitrd.build_on_host(overlay, KVER, progress=lambda _line: None)
+    assert output == ["kdump-initrd: kdump-tools is not installed: nothing to build"]
+
+
+@needs_root
+def test_a_failing_kdump_initrd_build_fails_preparation(overlay: Overlay) -> None:
+    from crashcart.drill import kdumpinitrd
+    from crashcart.drill.hostphase import HostStepError
+
+    _kdump_tools(overlay)
+    overlay.write("/etc/kernel/postinst.d/kdump-tools", "#!/bin/sh\necho no space\nexit 1\n", 0o755)
+    with pytest.raises(HostStepError, match="no space"):
+        kdumpinitrd.build_on_host(overlay, KVER, progress=lambda _line: None)
+    assert not (overlay.upper / "usr/local/sbin/lsmod").exists()  # cleaned up all the same
+
+
+def test_a_kdump_initrd_built_in_the_guest_after_all_is_recorded(tmp_path: Path) -> None:
+    from crashcart.drill import kdumpinitrd
+
+    (tmp_path / "mkfs.log").write_text("kdump-tools: Generating /var/lib/kdump/initrd.img-x\n")
+    (tmp_path / "prepare-1.console.log").write_text(
+        "[ 42.6] kdump-tools[193]: loaded kdump kernel.\n"
+    )
+    assert not kdumpinitrd.guest_rebuilt(tmp_path)
+    (tmp_path / "prepare-2.console.log").write_text(
+        "[ 48.0] kdump-tools[249]: kdump-tools: Generating /var/lib/kdump/initrd.img-6.1.0-50\n"
+    )
+    assert kdumpinitrd.guest_rebuilt(tmp_path)
