@@ -33,7 +33,7 @@ from crashcart.constructs._internal.lambda_functions import (
     acknowledge_untraced,
 )
 from crashcart.constructs._internal.queues import encrypted_queue
-from crashcart.constructs._internal.secure_function import function_role
+from crashcart.constructs._internal.secure_function import function_role, python_function
 from crashcart.constructs._internal.service_access import (
     allow_rules_on_key,
     failure_queue_alarm,
@@ -151,12 +151,9 @@ def dump_arrival(
         "dumps/ (read only; the bucket holds nothing else it may read)",
     )
 
-    function = lambda_.Function(
+    function = python_function(
         scope,
-        "Function",
-        runtime=lambda_.Runtime.PYTHON_3_14,
-        handler=DUMP_ARRIVAL.handler,
-        code=DUMP_ARRIVAL.code(),
+        DUMP_ARRIVAL,
         # Every permission is in the managed policy above: CDK's automatic grants (logs,
         # dead-letter queue) would add an inline default policy.
         role=role.without_policy_updates(),

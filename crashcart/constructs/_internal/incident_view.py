@@ -34,7 +34,11 @@ from crashcart.constructs._internal.lambda_functions import (
     acknowledge_untraced,
 )
 from crashcart.constructs._internal.queues import encrypted_queue
-from crashcart.constructs._internal.secure_function import function_log_group, function_role
+from crashcart.constructs._internal.secure_function import (
+    function_log_group,
+    function_role,
+    python_function,
+)
 from crashcart.constructs._internal.service_access import (
     failure_queue_alarm,
     undeliverable_events_alarm,
@@ -135,12 +139,9 @@ def incident_writer_function(
         ],
         roles=[role],
     )
-    function = lambda_.Function(
+    function = python_function(
         scope,
-        "Function",
-        runtime=lambda_.Runtime.PYTHON_3_14,
-        handler=package.handler,
-        code=package.code(),
+        package,
         role=role.without_policy_updates(),
         description=description,
         timeout=cdk.Duration.seconds(30),
