@@ -199,7 +199,6 @@ class AutoScalingHold(Construct):
             description="crashcart: hold terminating instances for their dump; escalate",
             role=self.role,
             timeout=cdk.Duration.minutes(2),
-            memory_size=256,
             # aws-assumption: lambda-unreserved-concurrency-minimum
             reserved_concurrent_executions=reserved_concurrency,
             log_group=self.log_group,

@@ -230,7 +230,6 @@ class CanaryCrashDrill(Construct):
             role=self.role.without_policy_updates(),
             description="crashcart: canary crash drill steps and janitor",
             timeout=cdk.Duration.seconds(90),
-            memory_size=256,
             log_group=self.log_group,
             environment={
                 variables.DRILL_TABLE_NAME: self.table.table_name,

@@ -190,28 +190,26 @@ class DumpOverdueSweep(Construct):
             )
         self.attestation_watch = attestation_watch
 
-        parts = managed_function_parts(
-            self,
-            key=encryption_key,
-            key_description="crashcart dump-overdue sweep: logs and dead-letter queue",
-            queue_id="DeadLetterQueue",
-            queue_holds="this queue is itself the dead-letter store of the sweep's "
-            "schedule rule and the function's on-failure destination",
-            retention=log_retention,
-            role_description="crashcart dump-overdue sweep",
-            policy_description="crashcart dump-overdue sweep: scan and flag incidents, notify",
+        #: :attr:`dead_letter_queue`: failed deliveries of the schedule (EventBridge) and
+        #: failed invocations (Lambda's on-failure destination, after its retries);
+        #: :attr:`log_group`: the function's (KMS-encrypted); :attr:`role`: exactly the rights
+        #: in :attr:`policy`, the customer-managed policy holding every right of the function;
+        #: :attr:`encryption_key`: the key of the log group and the dead-letter queue.
+        self.encryption_key, self.dead_letter_queue, self.log_group, self.role, self.policy = (
+            managed_function_parts(
+                self,
+                key=encryption_key,
+                what="crashcart dump-overdue sweep",
+                queue=(
+                    "DeadLetterQueue",
+                    "dead-letter queue",
+                    "this queue is itself the dead-letter store of the sweep's "
+                    "schedule rule and the function's on-failure destination",
+                ),
+                retention=log_retention,
+                rights="scan and flag incidents, notify",
+            )
         )
-        #: The key of the log group and the dead-letter queue.
-        self.encryption_key: kms.IKey = parts.key
-        #: Failed deliveries of the schedule (EventBridge) and failed invocations (Lambda's
-        #: on-failure destination, after its retries).
-        self.dead_letter_queue = parts.queue
-        #: The function's log group (KMS-encrypted).
-        self.log_group = parts.log_group
-        #: The function's role: exactly the rights in :attr:`policy`.
-        self.role = parts.role
-        #: The customer-managed policy holding every right of the function.
-        self.policy = parts.policy
         self.policy.add_statements(*self._statements(table, topic))
 
         #: The sweep function.
@@ -223,7 +221,6 @@ class DumpOverdueSweep(Construct):
             role=self.role.without_policy_updates(),
             description="crashcart: incidents whose crash dump is late -> dump-overdue",
             timeout=cdk.Duration.minutes(2),
-            memory_size=256,
             # aws-assumption: lambda-unreserved-concurrency-minimum
             reserved_concurrent_executions=reserved_concurrency,
             log_group=self.log_group,

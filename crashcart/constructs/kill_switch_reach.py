@@ -160,23 +160,23 @@ class KillSwitchReach(Construct):
         cdk.Aspects.of(stack).add(_TagAlarms(self.tag_value))
         self.alarm_name_prefixes = tuple(prefixes)
 
-        parts = managed_function_parts(
-            self,
-            key=encryption_key,
-            key_description="crashcart kill-switch reach: logs and failure queue",
-            queue_id="FailureQueue",
-            queue_holds="this queue is itself the dead-letter store of the reach's "
-            "rules and the function's on-failure destination",
-            retention=log_retention,
-            role_description="crashcart kill-switch reach",
-            policy_description="crashcart kill-switch reach: read the switch, set alarm actions",
+        #: :attr:`failure_queue`: failed deliveries (both rules) and failed invocations
+        #: (after Lambda's retries).
+        self.encryption_key, self.failure_queue, self.log_group, self.role, self.policy = (
+            managed_function_parts(
+                self,
+                key=encryption_key,
+                what="crashcart kill-switch reach",
+                queue=(
+                    "FailureQueue",
+                    "failure queue",
+                    "this queue is itself the dead-letter store of the reach's "
+                    "rules and the function's on-failure destination",
+                ),
+                retention=log_retention,
+                rights="read the switch, set alarm actions",
+            )
         )
-        self.encryption_key: kms.IKey = parts.key
-        #: Failed deliveries (both rules) and failed invocations (after Lambda's retries).
-        self.failure_queue = parts.queue
-        self.log_group = parts.log_group
-        self.role = parts.role
-        self.policy = parts.policy
         self.policy.add_statements(*self._statements(kill_switch))
         # cdk-nag names the ARN as the template has it: pseudo parameters, or the stack's
         # concrete partition, region and account when they are known at synth.
@@ -203,7 +203,6 @@ class KillSwitchReach(Construct):
             role=self.role.without_policy_updates(),
             description="crashcart: alarm actions follow the kill switch",
             timeout=cdk.Duration.minutes(2),
-            memory_size=256,
             log_group=self.log_group,
             environment={
                 variables.KILL_SWITCH_PARAMETER: kill_switch.parameter_name,

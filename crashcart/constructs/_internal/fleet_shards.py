@@ -145,7 +145,6 @@ class AlarmManager(Construct):
             # A reconcile pass of a large fleet is paced by the PutMetricAlarm rate: it gets
             # Lambda's longest run and leaves the rest to the next pass.
             timeout=cdk.Duration.minutes(15),
-            memory_size=256,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.TEXT,
             environment={

@@ -121,28 +121,32 @@ def managed_function_parts(
     scope: Construct,
     *,
     key: kms.IKey | None,
-    key_description: str,
-    queue_id: str,
-    queue_holds: str,
+    what: str,
+    queue: tuple[str, str, str],
     retention: logs.RetentionDays,
-    role_description: str,
-    policy_description: str,
+    rights: str,
 ) -> ManagedFunctionParts:
     """:func:`function_parts` encrypted with ``key`` (None: a new key ``Key`` for the logs
     and the queue), and a customer-managed policy (``Policy``) attached to the role, for the
     construct to add every right of the function to (its statements name the parts). The
     function is then given ``role.without_policy_updates()``, so CDK's automatic grants
-    cannot add an inline default policy."""
-    key = key or logs_and_rules_key(scope, "Key", description=key_description)
+    cannot add an inline default policy.
+
+    :param what: the function, for the descriptions (e.g. ``"crashcart kill-switch reach"``).
+    :param queue: the failure queue's id, what to call it, and what it keeps.
+    :param rights: what the policy allows, for its description.
+    """
+    queue_id, queue_name, queue_holds = queue
+    key = key or logs_and_rules_key(scope, "Key", description=f"{what}: logs and {queue_name}")
     parts = function_parts(
         scope,
         key=key,
         queue_id=queue_id,
         queue_holds=queue_holds,
         retention=retention,
-        role_description=role_description,
+        role_description=what,
     )
-    policy = iam.ManagedPolicy(scope, "Policy", description=policy_description, roles=[parts.role])
+    policy = iam.ManagedPolicy(scope, "Policy", description=f"{what}: {rights}", roles=[parts.role])
     return ManagedFunctionParts(key, parts.queue, parts.log_group, parts.role, policy)
 
 
@@ -165,6 +169,7 @@ def rule_target(
 ) -> targets.LambdaFunction:
     """An EventBridge target invoking ``function``; events EventBridge cannot deliver (after
     ``retry_attempts``, or older than ``max_event_age``, default an hour) go to ``queue``."""
+    # aws-assumption: eventbridge-target-dlq-keeps-undelivered-events
     return targets.LambdaFunction(
         function,
         dead_letter_queue=queue,
