@@ -104,14 +104,7 @@ class CrashDumpBucket(Construct):
         :raises ConfigurationError: a prop of the wrong type, or an invalid setting.
         """
         owner = "CrashDumpBucket"
-        props.check(
-            owner,
-            "encryption_key",
-            encryption_key,
-            kms.IKey,
-            example="kms.Key(self, 'DumpKey', enable_key_rotation=True)",
-            optional=True,
-        )
+        props.check_key(owner, encryption_key, key_id="DumpKey")
         props.check(
             owner,
             "lifecycle",

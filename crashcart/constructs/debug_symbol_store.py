@@ -127,14 +127,7 @@ class DebugSymbolStore(Construct):
             fails on a bucket that still holds objects). Default: RETAIN - symbols outlive
             the stack as long as AMIs of their kernels exist.
         """
-        props.check(
-            "DebugSymbolStore",
-            "encryption_key",
-            encryption_key,
-            kms.IKey,
-            example="kms.Key(self, 'SymbolKey', enable_key_rotation=True)",
-            optional=True,
-        )
+        props.check_key("DebugSymbolStore", encryption_key, key_id="SymbolKey")
         super().__init__(scope, construct_id)
         # Server access logs are authorised by a bucket policy on the log bucket, not by
         # the legacy LogDeliveryWrite ACL (ACLs stay disabled: BucketOwnerEnforced).

@@ -16,6 +16,18 @@ from datetime import timedelta
 from crashcart.runtime import environment as variables
 
 
+def attach_window(raw: str) -> timedelta:
+    """``CRASHCART_ATTACH_WINDOW_SECONDS``: a positive whole number of seconds (the incident
+    view reads it the same way)."""
+    try:
+        seconds = int(raw)
+    except ValueError:
+        raise RuntimeError(f"{variables.ATTACH_WINDOW_SECONDS}={raw!r} is not an integer") from None
+    if seconds <= 0:
+        raise RuntimeError(f"{variables.ATTACH_WINDOW_SECONDS}={seconds} must be positive")
+    return timedelta(seconds=seconds)
+
+
 @dataclass(frozen=True)
 class Settings:
     table_name: str
@@ -35,19 +47,10 @@ class Settings:
         ]
         if missing:
             raise RuntimeError(f"missing environment variables: {', '.join(missing)}")
-        raw = env.get(variables.ATTACH_WINDOW_SECONDS, "21600")
-        try:
-            seconds = int(raw)
-        except ValueError:
-            raise RuntimeError(
-                f"CRASHCART_ATTACH_WINDOW_SECONDS={raw!r} is not an integer"
-            ) from None
-        if seconds <= 0:
-            raise RuntimeError(f"CRASHCART_ATTACH_WINDOW_SECONDS={seconds} must be positive")
         return cls(
             env[variables.TABLE_NAME],
             env[variables.TOPIC_ARN],
-            timedelta(seconds=seconds),
+            attach_window(env.get(variables.ATTACH_WINDOW_SECONDS, "21600")),
             env.get(variables.CENTRAL_ACCOUNT) or None,
             env.get(variables.MEMBER_ACCOUNT) or None,
             env.get("AWS_REGION") or None,

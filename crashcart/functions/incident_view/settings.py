@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from crashcart.functions.dump_arrival.settings import attach_window
 from crashcart.runtime import environment as variables
 
 
@@ -39,22 +40,14 @@ class Settings:
         if missing:
             raise RuntimeError(f"missing environment variables: {', '.join(missing)}")
         default = variables.INCIDENT_VIEW[variables.ATTACH_WINDOW_SECONDS]
-        raw = env.get(variables.ATTACH_WINDOW_SECONDS) or str(default)
-        try:
-            seconds = int(raw)
-        except ValueError:
-            raise RuntimeError(
-                f"{variables.ATTACH_WINDOW_SECONDS}={raw!r} is not an integer"
-            ) from None
-        if seconds <= 0:
-            raise RuntimeError(f"{variables.ATTACH_WINDOW_SECONDS}={seconds} must be positive")
+        window = attach_window(env.get(variables.ATTACH_WINDOW_SECONDS) or str(default))
         if not env.get("AWS_REGION"):
             raise RuntimeError("missing environment variable: AWS_REGION (set by Lambda)")
         return cls(
             env[variables.TABLE_NAME],
             env[variables.TOPIC_ARN],
             env[variables.DUMP_BUCKET],
-            timedelta(seconds=seconds),
+            window,
             env["AWS_REGION"],
             env.get(variables.PARTITION) or str(variables.INCIDENT_VIEW[variables.PARTITION]),
         )
