@@ -32,6 +32,7 @@ from constructs import Construct
 from crashcart import _props as props
 from crashcart.compliance import acknowledge, acknowledge_all
 from crashcart.constructs._internal.buckets import access_logs_bucket, data_bucket, data_key
+from crashcart.constructs._internal.service_key import key_through_s3
 from crashcart.errors import ConfigurationError
 from crashcart.symbol_layout import (
     METADATA_NAME,
@@ -219,13 +220,6 @@ class DebugSymbolStore(Construct):
         return self.bucket.arn_for_objects(f"{SYMBOLS_PREFIX}*")
 
     # aws-assumption: kms-via-s3-encryption-context
-    def _via_s3(self) -> dict[str, dict[str, str]]:
-        """KMS conditions: only through S3, only for objects under ``symbols/``."""
-        return {
-            "StringEquals": {"kms:ViaService": f"s3.{self._stack.region}.{self._stack.url_suffix}"},
-            "StringLike": {"kms:EncryptionContext:aws:s3:arn": self.symbols_arn_pattern},
-        }
-
     def grant_publish(self, role: iam.IRole) -> iam.ManagedPolicy:
         """Let ``role`` (an image build instance's) create symbol objects, and nothing else.
 
@@ -246,11 +240,12 @@ class DebugSymbolStore(Construct):
                         actions=["s3:PutObject"],
                         resources=[self.symbols_arn_pattern],
                     ),
-                    iam.PolicyStatement(
-                        sid="EncryptSymbolsThroughS3",
-                        actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                        resources=[self.encryption_key.key_arn],
-                        conditions=self._via_s3(),
+                    key_through_s3(
+                        self,
+                        "EncryptSymbolsThroughS3",
+                        self.encryption_key.key_arn,
+                        ["kms:GenerateDataKey", "kms:Decrypt"],
+                        objects=self.symbols_arn_pattern,
                     ),
                 ],
             )
@@ -294,11 +289,12 @@ class DebugSymbolStore(Construct):
                         actions=["s3:ListBucket"],
                         resources=[self.bucket.bucket_arn],
                     ),
-                    iam.PolicyStatement(
-                        sid="DecryptSymbolsThroughS3",
-                        actions=["kms:Decrypt"],
-                        resources=[self.encryption_key.key_arn],
-                        conditions=self._via_s3(),
+                    key_through_s3(
+                        self,
+                        "DecryptSymbolsThroughS3",
+                        self.encryption_key.key_arn,
+                        ["kms:Decrypt"],
+                        objects=self.symbols_arn_pattern,
                     ),
                 ],
             )
