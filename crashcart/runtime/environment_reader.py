@@ -8,9 +8,16 @@ unit's own settings error, naming the variable and what is allowed, before any A
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 _DIGITS = re.compile(r"[0-9]{1,10}")  # fullmatch: "$" would accept a trailing newline
+
+
+def require(environ: Mapping[str, str], names: Iterable[str], error: type[Exception]) -> None:
+    """Raise ``error`` naming every variable of ``names`` that is unset or empty."""
+    missing = [name for name in names if not environ.get(name)]
+    if missing:
+        raise error(f"missing environment variables: {', '.join(missing)}")
 
 
 class EnvironmentReader:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from crashcart.runtime import environment as variables
+from crashcart.runtime.environment_reader import require
 
 
 def attach_window(raw: str) -> timedelta:
@@ -42,11 +43,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        missing = [
-            name for name in (variables.TABLE_NAME, variables.TOPIC_ARN) if not env.get(name)
-        ]
-        if missing:
-            raise RuntimeError(f"missing environment variables: {', '.join(missing)}")
+        require(env, (variables.TABLE_NAME, variables.TOPIC_ARN), RuntimeError)
         return cls(
             env[variables.TABLE_NAME],
             env[variables.TOPIC_ARN],

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from crashcart.functions.dump_arrival.settings import attach_window
 from crashcart.runtime import environment as variables
+from crashcart.runtime.environment_reader import require
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,7 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         required = [name for name, default in variables.INCIDENT_VIEW.items() if default is None]
-        missing = [name for name in required if not env.get(name)]
-        if missing:
-            raise RuntimeError(f"missing environment variables: {', '.join(missing)}")
+        require(env, required, RuntimeError)
         default = variables.INCIDENT_VIEW[variables.ATTACH_WINDOW_SECONDS]
         window = attach_window(env.get(variables.ATTACH_WINDOW_SECONDS) or str(default))
         if not env.get("AWS_REGION"):
