@@ -35,28 +35,24 @@ def test_warm_clients_keeps_what_a_test_put_there() -> None:
     assert warm_clients(container, lambda: {"s3": object()})["s3"] is stub
 
 
-def test_rejecting_logs_the_reason_and_raises_it_again(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("error", "logged"),
+    [
+        (_BadError("no detail"), [{"outcome": "rejected", "reason": "no detail"}]),
+        (KeyError("x"), []),  # not a bad event: raised as is, not logged as a rejection
+    ],
+)
+def test_rejecting_logs_a_bad_event_and_raises_every_error_again(
+    caplog: pytest.LogCaptureFixture, error: Exception, logged: list[dict[str, str]]
+) -> None:
     log = logging.getLogger("crashcart.test-entry")
     with (
         caplog.at_level(logging.ERROR, logger=log.name),
-        pytest.raises(_BadError),
+        pytest.raises(type(error)),
         rejecting(log, _BadError),
     ):
-        raise _BadError("no detail")
-    assert [json.loads(r.getMessage()) for r in caplog.records] == [
-        {"outcome": "rejected", "reason": "no detail"}
-    ]
-
-
-def test_rejecting_lets_other_errors_through_unlogged(caplog: pytest.LogCaptureFixture) -> None:
-    log = logging.getLogger("crashcart.test-entry")
-    with (
-        caplog.at_level(logging.ERROR, logger=log.name),
-        pytest.raises(KeyError),
-        rejecting(log, _BadError),
-    ):
-        raise KeyError("x")
-    assert caplog.records == []
+        raise error
+    assert [json.loads(r.getMessage()) for r in caplog.records] == logged
 
 
 def test_request_id_outside_lambda_is_unknown() -> None:
