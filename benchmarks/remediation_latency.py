@@ -201,7 +201,7 @@ def run(ctx: Context) -> dict[str, Any]:
         )
         cold: list[dict[str, Any]] = []
         cold_base: list[dict[str, Any]] = []
-        asset = stage("remediation", Path(tempfile.mkdtemp(prefix="crashcart-asset-")))
+        asset = stage("remediation", Path(tempfile.mkdtemp(prefix="asset-", dir=ctx.workdir)))
         for n, instance in enumerate(cold_ids):
             log(f"remediation_latency: cold start {n + 1}/{cold_n}")
             args = {

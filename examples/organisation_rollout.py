@@ -57,7 +57,7 @@ def build(app: cdk.App) -> list[cdk.Stack]:
         OrganisationAssetBucket(
             assets, "Assets", bucket_prefix=ASSET_PREFIX, organisation_id=ORGANISATION
         )
-        rollout.add_dependency(assets)
+        rollout.add_stack_dependency(assets)
         # the management account, which service-managed StackSets never deploy to
         stacks += [
             assets,

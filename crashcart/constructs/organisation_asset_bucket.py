@@ -70,6 +70,11 @@ class OrganisationAssetBucket(Construct):
                 "organisation's id ('o-' and 10 to 32 lower-case letters or digits)"
             )
         super().__init__(scope, construct_id)
+        # Server access logs are authorised by a bucket policy on the log bucket, not by the
+        # legacy LogDeliveryWrite ACL (ACLs stay disabled); without this, an app that lacks the
+        # flag in its cdk.json fails at synth.
+        # aws-assumption: s3-server-access-log-delivery
+        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         region = cdk.Stack.of(self).region
         if cdk.Token.is_unresolved(region):
             raise ConfigurationError(

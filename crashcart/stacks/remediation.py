@@ -23,6 +23,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from crashcart.constructs._internal.central_access import CentralAccess
+from crashcart.constructs._internal.member_evidence import MemberEvidence
 from crashcart.constructs.auto_scaling_hold import AutoScalingHold
 from crashcart.constructs.central_dump_receiver import CentralDumpReceiver
 from crashcart.constructs.crash_dump_bucket import ATTESTATION_TAG_KEY, CrashDumpBucket
@@ -109,8 +110,9 @@ class CrashcartRemediationStack(cdk.Stack):
             stack is armed (``dry_run=False``). Its query selects opted-in instances by tag:
             only pass True where the account has resource tags for telemetry switched on
             (see ``AutoScalingHold``). Default: False.
-        :param central: make this a member account's stack of an organisation: evidence goes
-            to the central account's dump bucket of the stack's Region (no bucket here), the
+        :param central: make this a member account's stack of an organisation: dumps go to
+            the central account's dump bucket of the stack's Region, console-output evidence
+            to a small bucket of this account's (``MemberEvidence``), the
             agent reads that bucket's name from ``/crashcart/dump-bucket`` and gets a managed
             policy named ``<agent_policy_name>-<region>`` (``self.central``). Default: None,
             a stand-alone account with its own ``CrashDumpBucket``.
@@ -123,8 +125,8 @@ class CrashcartRemediationStack(cdk.Stack):
         if central is not None:
             if dumps is not None:
                 raise ConfigurationError(
-                    "dumps was given with central: a member account's evidence goes to the "
-                    "central account's dump bucket"
+                    "dumps was given with central: a member account's dumps go to the "
+                    "central account's dump bucket and its evidence to a bucket of its own"
                 )
             self.central = CentralAccess(
                 self,
@@ -133,9 +135,9 @@ class CrashcartRemediationStack(cdk.Stack):
                 attestation_tag_key=ATTESTATION_TAG_KEY,
                 agent_policy_name=agent_policy_name,
             )
-            dumps = ExistingDumpBucket(
-                bucket=self.central.dump_bucket, encryption_key=self.central.dump_key
-            )
+            # the central bucket admits only instances writing their own dumps: console
+            # output before an interrupt stays in this account (see MemberEvidence)
+            dumps = MemberEvidence(self, "Evidence").dumps
         self.crash_dumps: CrashDumpBucket | None = None
         self.triage_job: DumpTriageJob | None = None
         self.dump_overdue_sweep: DumpOverdueSweep | None = None

@@ -87,7 +87,41 @@ def test_the_member_template_needs_no_bootstrap_bucket_and_no_asset_parameters(
     assert "Rules" not in member
     assert "cdk-hnb659fds" not in text
     assert "AssetParameters" not in text
-    assert _of_type(member, "AWS::S3::Bucket") == {}  # no per-account dump bucket
+    # no per-account dump bucket: only the evidence bucket and its access-log bucket
+    buckets = _of_type(member, "AWS::S3::Bucket")
+    assert sorted(name[: -len("ABCDEF12")] for name in buckets) == [
+        "EvidenceAccessLogs",
+        "EvidenceBucket",
+    ]
+
+
+def test_member_functions_keep_console_output_in_their_own_accounts_evidence_bucket(
+    assembly: RolloutAssembly,
+) -> None:
+    """The central bucket admits only instance sessions writing their own dumps (a Lambda
+    session has no ec2:SourceInstanceARN), so evidence written there would be denied."""
+    member = assembly.member
+    (evidence,) = [n for n in _of_type(member, "AWS::S3::Bucket") if n.startswith("EvidenceBucket")]
+    (key,) = [n for n in _of_type(member, "AWS::KMS::Key") if n.startswith("EvidenceKey")]
+    writers = {
+        name: function["Properties"]["Environment"]["Variables"]["CRASHCART_EVIDENCE_BUCKET"]
+        for name, function in _of_type(member, "AWS::Lambda::Function").items()
+        if "CRASHCART_EVIDENCE_BUCKET" in function["Properties"]["Environment"]["Variables"]
+    }
+    assert len(writers) == 2, sorted(writers)  # the remediation and the hold
+    assert all(value == {"Ref": evidence} for value in writers.values()), writers
+    statements = [
+        statement
+        for policy in _of_type(member, "AWS::IAM::ManagedPolicy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    puts = [s for s in statements if "s3:PutObject" in json.dumps(s["Action"])]
+    evidence_puts = [s for s in puts if "evidence/*" in json.dumps(s["Resource"])]
+    assert len(evidence_puts) == 2, evidence_puts
+    for statement in evidence_puts:
+        assert evidence in json.dumps(statement["Resource"]), statement
+    encrypts = [s for s in statements if "kms:GenerateDataKey" in json.dumps(s["Action"])]
+    assert any(key in json.dumps(s["Resource"]) for s in encrypts), encrypts
 
 
 def test_every_function_of_the_member_reads_its_code_from_its_regions_asset_bucket(
@@ -294,7 +328,11 @@ def test_the_management_account_gets_the_member_stack_as_an_ordinary_stack(
     assert functions
     for function in functions.values():
         assert "cdk-hnb659fds-assets" in json.dumps(function["Properties"]["Code"])
-    assert _of_type(template, "AWS::S3::Bucket") == {}
+    # no dump bucket of its own: only the evidence bucket and its access-log bucket
+    assert sorted(name[: -len("ABCDEF12")] for name in _of_type(template, "AWS::S3::Bucket")) == [
+        "EvidenceAccessLogs",
+        "EvidenceBucket",
+    ]
 
 
 def test_the_member_hears_from_the_central_account_when_its_dumps_arrive(
