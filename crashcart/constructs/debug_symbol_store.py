@@ -31,7 +31,10 @@ from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.compliance import acknowledge, acknowledge_all
-from crashcart.constructs._internal.buckets import access_logs_bucket, data_bucket, data_key
+from crashcart.constructs._internal.buckets import (
+    data_key,
+    logged_data_bucket,
+)
 from crashcart.constructs._internal.service_key import key_through_s3
 from crashcart.errors import ConfigurationError
 from crashcart.symbol_layout import (
@@ -153,17 +156,12 @@ class DebugSymbolStore(Construct):
             removal_policy=removal_policy,
         )
 
-        #: The server access log bucket (SSE-S3: access logging cannot deliver to SSE-KMS).
-        self.access_logs_bucket = access_logs_bucket(
-            self, "AccessLogs", expiration=log_expiration, removal_policy=removal_policy
-        )
-
-        #: The symbol bucket.
-        self.bucket = data_bucket(
+        #: The symbol bucket, and its server access log bucket (SSE-S3: access logging cannot
+        #: deliver to SSE-KMS).
+        self.access_logs_bucket, self.bucket = logged_data_bucket(
             self,
-            "Bucket",
             key=self.encryption_key,
-            access_logs=self.access_logs_bucket,
+            log_expiration=log_expiration,
             access_logs_prefix="symbol-bucket/",
             lifecycle_rules=[
                 # No expiration of current versions: symbols stay while AMIs use them.

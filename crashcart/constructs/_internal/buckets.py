@@ -113,3 +113,32 @@ def data_bucket(
         lifecycle_rules=lifecycle_rules,
         removal_policy=removal_policy,
     )
+
+
+def logged_data_bucket(
+    scope: Construct,
+    *,
+    key: kms.IKey,
+    log_expiration: cdk.Duration,
+    access_logs_prefix: str,
+    lifecycle_rules: list[s3.LifecycleRule],
+    removal_policy: cdk.RemovalPolicy,
+    object_lock_retention: s3.ObjectLockRetention | None = None,
+) -> tuple[s3.Bucket, s3.Bucket]:
+    """The server access log bucket ``AccessLogs`` (logs expire after ``log_expiration``)
+    and the hardened data bucket ``Bucket`` that logs to it under ``access_logs_prefix``:
+    (access logs, data bucket)."""
+    logs = access_logs_bucket(
+        scope, "AccessLogs", expiration=log_expiration, removal_policy=removal_policy
+    )
+    bucket = data_bucket(
+        scope,
+        "Bucket",
+        key=key,
+        access_logs=logs,
+        access_logs_prefix=access_logs_prefix,
+        object_lock_retention=object_lock_retention,
+        lifecycle_rules=lifecycle_rules,
+        removal_policy=removal_policy,
+    )
+    return logs, bucket
