@@ -7,6 +7,8 @@ only, versioned, owner-enforced, and logs its access to a bucket of its own.
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -118,27 +120,24 @@ def data_bucket(
 def logged_data_bucket(
     scope: Construct,
     *,
-    key: kms.IKey,
     log_expiration: cdk.Duration,
     access_logs_prefix: str,
-    lifecycle_rules: list[s3.LifecycleRule],
     removal_policy: cdk.RemovalPolicy,
-    object_lock_retention: s3.ObjectLockRetention | None = None,
+    **bucket: Any,
 ) -> tuple[s3.Bucket, s3.Bucket]:
     """The server access log bucket ``AccessLogs`` (logs expire after ``log_expiration``)
-    and the hardened data bucket ``Bucket`` that logs to it under ``access_logs_prefix``:
-    (access logs, data bucket)."""
+    and the hardened data bucket ``Bucket`` logging to it under ``access_logs_prefix``;
+    ``bucket``: the rest of :func:`data_bucket`'s arguments (key, lifecycle rules, ...).
+    Returns (access logs, data bucket)."""
     logs = access_logs_bucket(
         scope, "AccessLogs", expiration=log_expiration, removal_policy=removal_policy
     )
-    bucket = data_bucket(
+    data = data_bucket(
         scope,
         "Bucket",
-        key=key,
         access_logs=logs,
         access_logs_prefix=access_logs_prefix,
-        object_lock_retention=object_lock_retention,
-        lifecycle_rules=lifecycle_rules,
         removal_policy=removal_policy,
+        **bucket,
     )
-    return logs, bucket
+    return logs, data
