@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from aws_cdk import aws_kms as kms
+
 from crashcart.errors import ConfigurationError
 
 
@@ -63,6 +65,21 @@ def check(
         check_interface(owner, name, value, expected, example=example, optional=optional)
     else:
         check_value(owner, name, value, expected, example=example, optional=optional)
+
+
+def check_key(owner: str, value: object, *, key_id: str = "Key") -> None:
+    """``encryption_key`` must be a KMS key or None (the construct makes its own key).
+
+    :param key_id: the construct id the example gives the key.
+    """
+    check(
+        owner,
+        "encryption_key",
+        value,
+        kms.IKey,
+        example=f"kms.Key(self, '{key_id}', enable_key_rotation=True)",
+        optional=True,
+    )
 
 
 def check_value(

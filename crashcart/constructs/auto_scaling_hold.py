@@ -33,29 +33,27 @@ import aws_cdk as cdk
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.constructs._auto_scaling_hold_props import DumpDeadline, hold_timing
-from crashcart.constructs._internal.acknowledgements import acknowledge_finding, acknowledge_packs
+from crashcart.constructs._internal.acknowledgements import acknowledge_finding
 from crashcart.constructs._internal.auto_scaling_hold_alarms import backstop_alarm
 from crashcart.constructs._internal.auto_scaling_hold_iam import grant_hold_rights
 from crashcart.constructs._internal.function_code import LIFECYCLE_HOLD
 from crashcart.constructs._internal.lambda_functions import (
-    acknowledge_plain_environment,
-    acknowledge_unreserved,
-    acknowledge_untraced,
+    acknowledge_failure_destination,
+    acknowledge_function_defaults,
     check_reserved_concurrency,
 )
-from crashcart.constructs._internal.queues import encrypted_queue
 from crashcart.constructs._internal.remediation_checks import env_seconds
 from crashcart.constructs._internal.secure_function import (
-    QueueDestination,
-    function_log_group,
-    function_role,
+    function_parts,
+    python_function,
+    rule_target,
+    send_failures_to,
 )
 from crashcart.constructs._internal.service_access import (
     failure_queue_alarm,
@@ -172,16 +170,14 @@ class AutoScalingHold(Construct):
         ]
 
         # -- function -------------------------------------------------------------------
-        self.dead_letter_queue = encrypted_queue(
+        self.dead_letter_queue, self.log_group, self.role = function_parts(
             self,
-            "DeadLetterQueue",
             key=key,
-            dead_letter_store="the dead-letter store of the hold's rules and the function's "
+            queue_id="DeadLetterQueue",
+            queue_holds="the dead-letter store of the hold's rules and the function's "
             "on-failure destination",
-        )
-        self.log_group = function_log_group(self, "Logs", key=key, retention=log_retention)
-        self.role = function_role(
-            self, "Role", description="crashcart lifecycle hold and escalation: exactly its rights"
+            retention=log_retention,
+            role_description="crashcart lifecycle hold and escalation: exactly its rights",
         )
         environment = {
             **_remediation_environment(remediation),
@@ -197,44 +193,29 @@ class AutoScalingHold(Construct):
             variables.DUMP_MAX_SECONDS: str(maximum),
             variables.ESCALATION_REBOOT: "true" if escalation_reboot else "false",
         }
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
-            "Function",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            handler=LIFECYCLE_HOLD.handler,
-            code=LIFECYCLE_HOLD.code(),
+            LIFECYCLE_HOLD,
             description="crashcart: hold terminating instances for their dump; escalate",
             role=self.role,
             timeout=cdk.Duration.minutes(2),
-            memory_size=256,
             # aws-assumption: lambda-unreserved-concurrency-minimum
             reserved_concurrent_executions=reserved_concurrency,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.TEXT,
             environment=environment,
         )
-        acknowledge_untraced(self.function)
-        acknowledge_plain_environment(self.function)
-        acknowledge_unreserved(
+        acknowledge_function_defaults(
             self.function,
             reserved_concurrency,
             bound="the interrupt goes through the remediation's claim (cooldown, budget, "
             "breakers); an escalation reboot is recorded conditionally before it is sent",
         )
-        self.function.configure_async_invoke(
-            retry_attempts=2,
-            max_event_age=cdk.Duration.hours(1),
-            on_failure=QueueDestination(self.dead_letter_queue),
-        )
+        send_failures_to(self.function, self.dead_letter_queue)
         grant_hold_rights(self, remediation.evidence_key)
 
         # -- delivery -------------------------------------------------------------------
-        target = targets.LambdaFunction(
-            self.function,
-            dead_letter_queue=self.dead_letter_queue,
-            retry_attempts=10,
-            max_event_age=cdk.Duration.hours(1),
-        )
+        target = rule_target(self.function, self.dead_letter_queue, retry_attempts=10)
         self.rules: list[events.Rule] = [
             events.Rule(
                 self,
@@ -304,13 +285,7 @@ class AutoScalingHold(Construct):
                 "the function only calls regional AWS APIs (Auto Scaling, EC2, SSM, "
                 "DynamoDB, SNS, SQS, S3); a VPC would add endpoints without reducing its reach",
             )
-        acknowledge_packs(
-            self.function,
-            "LambdaDLQ",
-            _PACKS[:2],
-            "failed invocations go to the EventInvokeConfig on-failure destination "
-            "(DeadLetterQueue), which keeps the event with the error",
-        )
+        acknowledge_failure_destination(self.function, "DeadLetterQueue")
 
 
 def _remediation_environment(remediation: UnresponsiveInstanceRemediation) -> dict[str, str]:

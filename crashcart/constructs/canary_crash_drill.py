@@ -27,7 +27,6 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
@@ -49,11 +48,11 @@ from crashcart.constructs._internal.canary_drill_validation import (
 )
 from crashcart.constructs._internal.canary_hang_document import hang_document
 from crashcart.constructs._internal.function_code import FunctionPackage
-from crashcart.constructs._internal.queues import encrypted_queue
 from crashcart.constructs._internal.secure_function import (
-    QueueDestination,
-    function_log_group,
-    function_role,
+    function_parts,
+    python_function,
+    rule_target,
+    send_failures_to,
 )
 from crashcart.constructs._internal.service_access import failure_queue_alarm
 from crashcart.constructs._internal.service_key import logs_and_rules_key
@@ -217,26 +216,20 @@ class CanaryCrashDrill(Construct):
             content=hang_document(),
             update_method="NewVersion",
         )
-        self.dead_letter_queue = encrypted_queue(
+        self.dead_letter_queue, self.log_group, self.role = function_parts(
             self,
-            "DeadLetterQueue",
             key=self.encryption_key,
-            dead_letter_store="this queue is itself the on-failure store of the janitor",
+            queue_id="DeadLetterQueue",
+            queue_holds="this queue is itself the on-failure store of the janitor",
+            retention=log_retention,
+            role_description="crashcart canary drill steps",
         )
-        self.log_group = function_log_group(
-            self, "Logs", key=self.encryption_key, retention=log_retention
-        )
-        self.role = function_role(self, "Role", description="crashcart canary drill steps")
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
-            "Function",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            handler=CANARY_DRILL.handler,
-            code=CANARY_DRILL.code(),
+            CANARY_DRILL,
             role=self.role.without_policy_updates(),
             description="crashcart: canary crash drill steps and janitor",
             timeout=cdk.Duration.seconds(90),
-            memory_size=256,
             log_group=self.log_group,
             environment={
                 variables.DRILL_TABLE_NAME: self.table.table_name,
@@ -264,11 +257,7 @@ class CanaryCrashDrill(Construct):
                 variables.DRILL_MAX_CANARY_LIFETIME_SECONDS: str(lifetime),
             },
         )
-        self.function.configure_async_invoke(
-            retry_attempts=2,
-            max_event_age=cdk.Duration.hours(1),
-            on_failure=QueueDestination(self.dead_letter_queue),
-        )
+        send_failures_to(self.function, self.dead_letter_queue)
         # --- the state machine ---------------------------------------------------------------
         # Canaries hang at most two at a time: the remediation's zone breaker (default 3 alarms
         # in 15 minutes) would otherwise count the drill as an infrastructure event.
@@ -376,9 +365,9 @@ class CanaryCrashDrill(Construct):
             schedule=redrill_schedule or events.Schedule.cron(minute="0", hour="6", week_day="MON"),
             targets=[sfn_target("verified")],
         )
-        janitor = targets.LambdaFunction(
+        janitor = rule_target(
             self.function,
-            dead_letter_queue=self.dead_letter_queue,
+            self.dead_letter_queue,
             retry_attempts=4,
             max_event_age=cdk.Duration.hours(2),
         )

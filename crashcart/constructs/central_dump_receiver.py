@@ -32,7 +32,6 @@ from typing import Final
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
@@ -42,6 +41,7 @@ from crashcart import _props as props
 from crashcart.constructs._internal.function_code import DUMP_ARRIVAL
 from crashcart.constructs._internal.incident_view import incident_writer_function
 from crashcart.constructs._internal.queues import encrypted_queue
+from crashcart.constructs._internal.secure_function import rule_target
 from crashcart.constructs._internal.service_access import (
     failure_queue_alarm,
     undeliverable_events_alarm,
@@ -195,12 +195,11 @@ class CentralDumpReceiver(Construct):
                 account=[central_account_id],
             ),
             targets=[
-                targets.LambdaFunction(
+                rule_target(
                     self.function,
+                    undelivered,
                     retry_attempts=8,
                     max_event_age=cdk.Duration.hours(24),
-                    # aws-assumption: eventbridge-target-dlq-keeps-undelivered-events
-                    dead_letter_queue=undelivered,
                 )
             ],
         )

@@ -37,7 +37,10 @@ from crashcart.constructs._crash_dump_settings import (
     check_parameter_name,
 )
 from crashcart.constructs._internal import dump_bucket_iam
-from crashcart.constructs._internal.buckets import access_logs_bucket, data_bucket, data_key
+from crashcart.constructs._internal.buckets import (
+    data_key,
+    logged_data_bucket,
+)
 from crashcart.constructs._internal.dump_arrival import dump_arrival
 
 # The policy variables stay importable from here, as before the split.
@@ -104,14 +107,7 @@ class CrashDumpBucket(Construct):
         :raises ConfigurationError: a prop of the wrong type, or an invalid setting.
         """
         owner = "CrashDumpBucket"
-        props.check(
-            owner,
-            "encryption_key",
-            encryption_key,
-            kms.IKey,
-            example="kms.Key(self, 'DumpKey', enable_key_rotation=True)",
-            optional=True,
-        )
+        props.check_key(owner, encryption_key, key_id="DumpKey")
         props.check(
             owner,
             "lifecycle",
@@ -159,17 +155,12 @@ class CrashDumpBucket(Construct):
             removal_policy=removal_policy,
         )
 
-        #: The server access log bucket (SSE-S3: access logging cannot deliver to SSE-KMS).
-        self.access_logs_bucket = access_logs_bucket(
-            self, "AccessLogs", expiration=lifecycle.expire_after, removal_policy=removal_policy
-        )
-
-        #: The crash-dump bucket.
-        self.bucket = data_bucket(
+        #: The crash-dump bucket, and its server access log bucket (SSE-S3: access logging
+        #: cannot deliver to SSE-KMS).
+        self.access_logs_bucket, self.bucket = logged_data_bucket(
             self,
-            "Bucket",
             key=self.encryption_key,
-            access_logs=self.access_logs_bucket,
+            log_expiration=lifecycle.expire_after,
             access_logs_prefix="dump-bucket/",
             object_lock_retention=object_lock_retention,
             lifecycle_rules=[

@@ -31,7 +31,11 @@ from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.compliance import acknowledge, acknowledge_all
-from crashcart.constructs._internal.buckets import access_logs_bucket, data_bucket, data_key
+from crashcart.constructs._internal.buckets import (
+    data_key,
+    logged_data_bucket,
+)
+from crashcart.constructs._internal.service_key import key_through_s3
 from crashcart.errors import ConfigurationError
 from crashcart.symbol_layout import (
     METADATA_NAME,
@@ -127,14 +131,7 @@ class DebugSymbolStore(Construct):
             fails on a bucket that still holds objects). Default: RETAIN - symbols outlive
             the stack as long as AMIs of their kernels exist.
         """
-        props.check(
-            "DebugSymbolStore",
-            "encryption_key",
-            encryption_key,
-            kms.IKey,
-            example="kms.Key(self, 'SymbolKey', enable_key_rotation=True)",
-            optional=True,
-        )
+        props.check_key("DebugSymbolStore", encryption_key, key_id="SymbolKey")
         super().__init__(scope, construct_id)
         # Server access logs are authorised by a bucket policy on the log bucket, not by
         # the legacy LogDeliveryWrite ACL (ACLs stay disabled: BucketOwnerEnforced).
@@ -159,17 +156,12 @@ class DebugSymbolStore(Construct):
             removal_policy=removal_policy,
         )
 
-        #: The server access log bucket (SSE-S3: access logging cannot deliver to SSE-KMS).
-        self.access_logs_bucket = access_logs_bucket(
-            self, "AccessLogs", expiration=log_expiration, removal_policy=removal_policy
-        )
-
-        #: The symbol bucket.
-        self.bucket = data_bucket(
+        #: The symbol bucket, and its server access log bucket (SSE-S3: access logging cannot
+        #: deliver to SSE-KMS).
+        self.access_logs_bucket, self.bucket = logged_data_bucket(
             self,
-            "Bucket",
             key=self.encryption_key,
-            access_logs=self.access_logs_bucket,
+            log_expiration=log_expiration,
             access_logs_prefix="symbol-bucket/",
             lifecycle_rules=[
                 # No expiration of current versions: symbols stay while AMIs use them.
@@ -226,13 +218,6 @@ class DebugSymbolStore(Construct):
         return self.bucket.arn_for_objects(f"{SYMBOLS_PREFIX}*")
 
     # aws-assumption: kms-via-s3-encryption-context
-    def _via_s3(self) -> dict[str, dict[str, str]]:
-        """KMS conditions: only through S3, only for objects under ``symbols/``."""
-        return {
-            "StringEquals": {"kms:ViaService": f"s3.{self._stack.region}.{self._stack.url_suffix}"},
-            "StringLike": {"kms:EncryptionContext:aws:s3:arn": self.symbols_arn_pattern},
-        }
-
     def grant_publish(self, role: iam.IRole) -> iam.ManagedPolicy:
         """Let ``role`` (an image build instance's) create symbol objects, and nothing else.
 
@@ -253,11 +238,12 @@ class DebugSymbolStore(Construct):
                         actions=["s3:PutObject"],
                         resources=[self.symbols_arn_pattern],
                     ),
-                    iam.PolicyStatement(
-                        sid="EncryptSymbolsThroughS3",
-                        actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                        resources=[self.encryption_key.key_arn],
-                        conditions=self._via_s3(),
+                    key_through_s3(
+                        self,
+                        "EncryptSymbolsThroughS3",
+                        self.encryption_key.key_arn,
+                        ["kms:GenerateDataKey", "kms:Decrypt"],
+                        objects=self.symbols_arn_pattern,
                     ),
                 ],
             )
@@ -301,11 +287,12 @@ class DebugSymbolStore(Construct):
                         actions=["s3:ListBucket"],
                         resources=[self.bucket.bucket_arn],
                     ),
-                    iam.PolicyStatement(
-                        sid="DecryptSymbolsThroughS3",
-                        actions=["kms:Decrypt"],
-                        resources=[self.encryption_key.key_arn],
-                        conditions=self._via_s3(),
+                    key_through_s3(
+                        self,
+                        "DecryptSymbolsThroughS3",
+                        self.encryption_key.key_arn,
+                        ["kms:Decrypt"],
+                        objects=self.symbols_arn_pattern,
                     ),
                 ],
             )

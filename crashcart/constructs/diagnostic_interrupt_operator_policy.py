@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -280,44 +280,55 @@ def _unique(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def _check_regions(regions: Sequence[str]) -> None:
-    if isinstance(regions, str):
-        raise ConfigurationError(
-            f"regions={regions!r} is a single string; pass a list such as [{regions!r}]"
-        )
-    if len(regions) == 0:
-        raise ConfigurationError(
-            "regions is empty: the grant would allow nothing; pass None for the stack's own "
-            "region or a list of region names such as ['eu-west-1']"
-        )
-    for region in regions:
-        if isinstance(region, str) and cdk.Token.is_unresolved(region):
-            continue
-        if not isinstance(region, str) or not _REGION.match(region):
-            raise ConfigurationError(
-                f"region {region!r} is not an AWS region name (like 'eu-west-1'); "
-                "wildcards are not allowed: name every region whose instances may be "
-                "interrupted"
-            )
+    _check_names(
+        regions,
+        prop="regions",
+        pattern=_REGION,
+        own="region or a list of region names such as ['eu-west-1']",
+        bad=lambda region: (
+            f"region {region!r} is not an AWS region name (like 'eu-west-1'); "
+            "wildcards are not allowed: name every region whose instances may be "
+            "interrupted"
+        ),
+    )
 
 
 def _check_accounts(accounts: Sequence[str]) -> None:
-    if isinstance(accounts, str):
+    _check_names(
+        accounts,
+        prop="accounts",
+        pattern=_ACCOUNT,
+        own="account or a list of 12-digit account ids",
+        bad=lambda account: (
+            f"account id {account!r} is not 12 digits; AWS account ids are exactly 12 "
+            "digits (keep leading zeros, pass them as strings); wildcards are not allowed"
+        ),
+    )
+
+
+def _check_names(
+    values: Sequence[str],
+    *,
+    prop: str,
+    pattern: re.Pattern[str],
+    own: str,
+    bad: Callable[[object], str],
+) -> None:
+    """``values`` (the prop ``prop``): a non-empty list of names matching ``pattern``, or
+    tokens; ``own``: what None gives instead, for the message; ``bad``: a name's message."""
+    if isinstance(values, str):
         raise ConfigurationError(
-            f"accounts={accounts!r} is a single string; pass a list such as [{accounts!r}]"
+            f"{prop}={values!r} is a single string; pass a list such as [{values!r}]"
         )
-    if len(accounts) == 0:
+    if len(values) == 0:
         raise ConfigurationError(
-            "accounts is empty: the grant would allow nothing; pass None for the stack's own "
-            "account or a list of 12-digit account ids"
+            f"{prop} is empty: the grant would allow nothing; pass None for the stack's own {own}"
         )
-    for account in accounts:
-        if isinstance(account, str) and cdk.Token.is_unresolved(account):
+    for value in values:
+        if isinstance(value, str) and cdk.Token.is_unresolved(value):
             continue
-        if not isinstance(account, str) or not _ACCOUNT.match(account):
-            raise ConfigurationError(
-                f"account id {account!r} is not 12 digits; AWS account ids are exactly 12 "
-                "digits (keep leading zeros, pass them as strings); wildcards are not allowed"
-            )
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ConfigurationError(bad(value))
 
 
 #: Why ``instance/*`` is the narrowest resource for the interrupt (the AwsSolutions-IAM5

@@ -23,10 +23,8 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
@@ -35,22 +33,21 @@ from crashcart import _props as props
 from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.function_code import INCIDENT_SWEEP
 from crashcart.constructs._internal.lambda_functions import (
-    acknowledge_plain_environment,
-    acknowledge_unreserved,
-    acknowledge_untraced,
+    acknowledge_failure_destination,
+    acknowledge_function_defaults,
+    acknowledge_outside_vpc,
     check_reserved_concurrency,
 )
-from crashcart.constructs._internal.queues import encrypted_queue
 from crashcart.constructs._internal.secure_function import (
-    QueueDestination,
-    function_log_group,
-    function_role,
+    managed_function_parts,
+    python_function,
+    rule_target,
+    send_failures_to,
 )
 from crashcart.constructs._internal.service_access import (
     failure_queue_alarm,
     undeliverable_events_alarm,
 )
-from crashcart.constructs._internal.service_key import logs_and_rules_key
 from crashcart.constructs.incident_store import SWEEP_ACTIONS, IncidentStore
 from crashcart.errors import ConfigurationError
 from crashcart.opt_in import OptInTag
@@ -64,7 +61,6 @@ __all__ = ["CENSUS_METRICS", "DEFAULT_PARAMETER_NAME", "AttestationWatch", "Dump
 DEFAULT_PARAMETER_NAME = dumps.DEFAULT_PARAMETER_NAME
 _MIN_MINUTES = 1
 _MAX_MINUTES = 60
-_PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 #: What DynamoDB needs of a customer-managed table key for reads and writes.
 _TABLE_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 #: What sns:Publish to an encrypted topic / sqs:SendMessage to an encrypted queue need.
@@ -194,50 +190,37 @@ class DumpOverdueSweep(Construct):
             )
         self.attestation_watch = attestation_watch
 
-        #: The key of the log group and the dead-letter queue.
-        self.encryption_key: kms.IKey = encryption_key or logs_and_rules_key(
-            self, "Key", description="crashcart dump-overdue sweep: logs and dead-letter queue"
+        #: :attr:`dead_letter_queue`: failed deliveries of the schedule (EventBridge) and
+        #: failed invocations (Lambda's on-failure destination, after its retries);
+        #: :attr:`log_group`: the function's (KMS-encrypted); :attr:`role`: exactly the rights
+        #: in :attr:`policy`, the customer-managed policy holding every right of the function;
+        #: :attr:`encryption_key`: the key of the log group and the dead-letter queue.
+        self.encryption_key, self.dead_letter_queue, self.log_group, self.role, self.policy = (
+            managed_function_parts(
+                self,
+                key=encryption_key,
+                what="crashcart dump-overdue sweep",
+                queue=(
+                    "DeadLetterQueue",
+                    "dead-letter queue",
+                    "this queue is itself the dead-letter store of the sweep's "
+                    "schedule rule and the function's on-failure destination",
+                ),
+                retention=log_retention,
+                rights="scan and flag incidents, notify",
+            )
         )
-
-        #: Failed deliveries of the schedule (EventBridge) and failed invocations (Lambda's
-        #: on-failure destination, after its retries).
-        self.dead_letter_queue = encrypted_queue(
-            self,
-            "DeadLetterQueue",
-            key=self.encryption_key,
-            dead_letter_store="this queue is itself the dead-letter store of the sweep's "
-            "schedule rule and the function's on-failure destination",
-        )
-
-        #: The function's log group (KMS-encrypted).
-        self.log_group = function_log_group(
-            self, "Logs", key=self.encryption_key, retention=log_retention
-        )
-
-        #: The function's role: exactly the rights in :attr:`policy`.
-        self.role = function_role(self, "Role", description="crashcart dump-overdue sweep")
-        #: The customer-managed policy holding every right of the function.
-        self.policy = iam.ManagedPolicy(
-            self,
-            "Policy",
-            description="crashcart dump-overdue sweep: scan and flag incidents, notify",
-            statements=self._statements(table, topic),
-            roles=[self.role],
-        )
+        self.policy.add_statements(*self._statements(table, topic))
 
         #: The sweep function.
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
-            "Function",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            handler=INCIDENT_SWEEP.handler,
-            code=INCIDENT_SWEEP.code(),
+            INCIDENT_SWEEP,
             # Every right is in the managed policy: CDK's automatic grants would add an
             # inline default policy.
             role=self.role.without_policy_updates(),
             description="crashcart: incidents whose crash dump is late -> dump-overdue",
             timeout=cdk.Duration.minutes(2),
-            memory_size=256,
             # aws-assumption: lambda-unreserved-concurrency-minimum
             reserved_concurrent_executions=reserved_concurrency,
             log_group=self.log_group,
@@ -249,34 +232,17 @@ class DumpOverdueSweep(Construct):
             },
         )
         self.function.node.add_dependency(self.policy)
-        acknowledge_untraced(self.function)
-        acknowledge_plain_environment(self.function)
-        acknowledge_unreserved(
+        acknowledge_function_defaults(
             self.function,
             reserved_concurrency,
             bound="overlapping sweeps are safe: every flag is a conditional write, so at "
             "worst one incident is notified twice",
         )
-        self.function.configure_async_invoke(
-            retry_attempts=2,
-            max_event_age=cdk.Duration.hours(1),
-            on_failure=QueueDestination(self.dead_letter_queue),
+        send_failures_to(self.function, self.dead_letter_queue)
+        acknowledge_outside_vpc(self.function, apis="DynamoDB, SNS", caller="the sweep")
+        acknowledge_failure_destination(
+            self.function, "DeadLetterQueue", more="; a function DLQ would duplicate it"
         )
-        for pack in _PACKS:
-            acknowledge(
-                self.function,
-                f"{pack}::{pack}-LambdaInsideVPC",
-                "the sweep only calls regional AWS APIs (DynamoDB, SNS); a VPC would add "
-                "endpoints and ENIs without reducing its reach",
-            )
-        for pack in _PACKS[:2]:
-            acknowledge(
-                self.function,
-                f"{pack}::{pack}-LambdaDLQ",
-                "failed invocations go to the EventInvokeConfig on-failure destination "
-                "(DeadLetterQueue), which keeps the event with the error; a function DLQ "
-                "would duplicate it",
-            )
 
         #: "No opted-in instance attested for ``silent_for``" (None without the watch).
         self.attestation_alarm: cloudwatch.Alarm | None = None
@@ -295,14 +261,7 @@ class DumpOverdueSweep(Construct):
             "Schedule",
             description="crashcart: look for incidents whose crash dump is overdue",
             schedule=events.Schedule.rate(schedule),
-            targets=[
-                targets.LambdaFunction(
-                    self.function,
-                    dead_letter_queue=self.dead_letter_queue,
-                    retry_attempts=4,
-                    max_event_age=cdk.Duration.hours(1),
-                )
-            ],
+            targets=[rule_target(self.function, self.dead_letter_queue, retry_attempts=4)],
         )
 
         #: A failed schedule delivery or sweep notifies on every new message; events that

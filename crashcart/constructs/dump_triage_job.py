@@ -34,6 +34,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from crashcart.compliance import acknowledge
+from crashcart.constructs._internal.dump_events import metadata_written
 from crashcart.constructs._internal.queues import encrypted_queue
 from crashcart.constructs._internal.service_access import (
     QueueTarget,
@@ -60,7 +61,6 @@ from crashcart.constructs._triage_job_props import (
 from crashcart.constructs.incident_store import IncidentStore
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
-from crashcart.runtime.dumps import DUMPS_PREFIX
 
 if TYPE_CHECKING:
     from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
@@ -314,14 +314,7 @@ class DumpTriageJob(Construct):
             self,
             "DumpShipped",
             description="crashcart: a crash dump was shipped (metadata.json) -> full triage",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=["Object Created"],
-                detail={
-                    "bucket": {"name": [dumps.bucket.bucket_name]},
-                    "object": {"key": [{"wildcard": f"{DUMPS_PREFIX}*/*/metadata.json"}]},
-                },
-            ),
+            event_pattern=metadata_written(dumps.bucket.bucket_name),
             targets=[
                 targets.EcsTask(
                     cluster=self.cluster,

@@ -110,14 +110,7 @@ class IncidentStore(Construct):
         props.check(
             owner, "table", table, dynamodb.ITable, example="a dynamodb.Table", optional=True
         )
-        props.check(
-            owner,
-            "encryption_key",
-            encryption_key,
-            kms.IKey,
-            example="kms.Key(self, 'Key', enable_key_rotation=True)",
-            optional=True,
-        )
+        props.check_key(owner, encryption_key)
         props.check(
             owner, "topic", topic, sns.ITopic, example="sns.Topic(self, 'Topic')", optional=True
         )

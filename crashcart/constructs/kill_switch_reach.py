@@ -26,10 +26,8 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
@@ -39,21 +37,20 @@ from crashcart import _props as props
 from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.function_code import KILL_SWITCH
 from crashcart.constructs._internal.lambda_functions import (
-    acknowledge_plain_environment,
-    acknowledge_unreserved,
-    acknowledge_untraced,
+    acknowledge_failure_destination,
+    acknowledge_function_defaults,
+    acknowledge_outside_vpc,
 )
-from crashcart.constructs._internal.queues import encrypted_queue
 from crashcart.constructs._internal.secure_function import (
-    QueueDestination,
-    function_log_group,
-    function_role,
+    managed_function_parts,
+    python_function,
+    rule_target,
+    send_failures_to,
 )
 from crashcart.constructs._internal.service_access import (
     failure_queue_alarm,
     undeliverable_events_alarm,
 )
-from crashcart.constructs._internal.service_key import logs_and_rules_key
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
 from crashcart.runtime import metrics
@@ -62,7 +59,6 @@ __all__ = ["KILL_SWITCH_TAG_KEY", "KillSwitchReach"]
 
 #: The tag the Aspect puts on every alarm of the stack (value: the construct's address).
 KILL_SWITCH_TAG_KEY: Final = "crashcart:kill-switch"
-_PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 
 
 @jsii.implements(cdk.IAspect)
@@ -164,28 +160,24 @@ class KillSwitchReach(Construct):
         cdk.Aspects.of(stack).add(_TagAlarms(self.tag_value))
         self.alarm_name_prefixes = tuple(prefixes)
 
-        self.encryption_key: kms.IKey = encryption_key or logs_and_rules_key(
-            self, "Key", description="crashcart kill-switch reach: logs and failure queue"
+        #: :attr:`failure_queue`: failed deliveries (both rules) and failed invocations
+        #: (after Lambda's retries).
+        self.encryption_key, self.failure_queue, self.log_group, self.role, self.policy = (
+            managed_function_parts(
+                self,
+                key=encryption_key,
+                what="crashcart kill-switch reach",
+                queue=(
+                    "FailureQueue",
+                    "failure queue",
+                    "this queue is itself the dead-letter store of the reach's "
+                    "rules and the function's on-failure destination",
+                ),
+                retention=log_retention,
+                rights="read the switch, set alarm actions",
+            )
         )
-        #: Failed deliveries (both rules) and failed invocations (after Lambda's retries).
-        self.failure_queue = encrypted_queue(
-            self,
-            "FailureQueue",
-            key=self.encryption_key,
-            dead_letter_store="this queue is itself the dead-letter store of the reach's "
-            "rules and the function's on-failure destination",
-        )
-        self.log_group = function_log_group(
-            self, "Logs", key=self.encryption_key, retention=log_retention
-        )
-        self.role = function_role(self, "Role", description="crashcart kill-switch reach")
-        self.policy = iam.ManagedPolicy(
-            self,
-            "Policy",
-            description="crashcart kill-switch reach: read the switch, set alarm actions",
-            statements=self._statements(kill_switch),
-            roles=[self.role],
-        )
+        self.policy.add_statements(*self._statements(kill_switch))
         # cdk-nag names the ARN as the template has it: pseudo parameters, or the stack's
         # concrete partition, region and account when they are known at synth.
         shown = [
@@ -205,16 +197,12 @@ class KillSwitchReach(Construct):
             "rights only read alarms and switch their actions, in this account and region",
         )
         #: The reconcile function.
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
-            "Function",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            handler=KILL_SWITCH.handler,
-            code=KILL_SWITCH.code(),
+            KILL_SWITCH,
             role=self.role.without_policy_updates(),
             description="crashcart: alarm actions follow the kill switch",
             timeout=cdk.Duration.minutes(2),
-            memory_size=256,
             log_group=self.log_group,
             environment={
                 variables.KILL_SWITCH_PARAMETER: kill_switch.parameter_name,
@@ -224,33 +212,15 @@ class KillSwitchReach(Construct):
             },
         )
         self.function.node.add_dependency(self.policy)
-        acknowledge_untraced(self.function)
-        acknowledge_plain_environment(self.function)
-        acknowledge_unreserved(
+        acknowledge_function_defaults(
             self.function,
             None,
             bound="every run reads the switch and sets each alarm to the same state: "
             "concurrent runs agree",
         )
-        self.function.configure_async_invoke(
-            retry_attempts=2,
-            max_event_age=cdk.Duration.hours(1),
-            on_failure=QueueDestination(self.failure_queue),
-        )
-        for pack in _PACKS:
-            acknowledge(
-                self.function,
-                f"{pack}::{pack}-LambdaInsideVPC",
-                "the function only calls regional AWS APIs (SSM, CloudWatch); a VPC would add "
-                "endpoints and ENIs without reducing its reach",
-            )
-        for pack in _PACKS[:2]:
-            acknowledge(
-                self.function,
-                f"{pack}::{pack}-LambdaDLQ",
-                "failed invocations go to the EventInvokeConfig on-failure destination "
-                "(FailureQueue), which keeps the event with the error",
-            )
+        send_failures_to(self.function, self.failure_queue)
+        acknowledge_outside_vpc(self.function, apis="SSM, CloudWatch")
+        acknowledge_failure_destination(self.function, "FailureQueue")
 
         # aws-assumption: ssm-parameter-change-events
         #: The parameter's change events.
@@ -272,14 +242,7 @@ class KillSwitchReach(Construct):
             schedule=events.Schedule.rate(every),
         )
         for rule in (self.change_rule, self.schedule_rule):
-            rule.add_target(
-                targets.LambdaFunction(
-                    self.function,
-                    dead_letter_queue=self.failure_queue,
-                    retry_attempts=4,
-                    max_event_age=cdk.Duration.hours(1),
-                )
-            )
+            rule.add_target(rule_target(self.function, self.failure_queue, retry_attempts=4))
         #: Alarms on this construct's own failures (they notify ``topic``).
         self.alarms: list[cloudwatch.Alarm] = [
             failure_queue_alarm(

@@ -77,14 +77,7 @@ class OrganisationBreaker(Construct):
         :param removal_policy: what happens to the table on removal. Default: RETAIN (the
             table is also deletion-protected).
         """
-        props.check(
-            "OrganisationBreaker",
-            "encryption_key",
-            encryption_key,
-            kms.IKey,
-            example="kms.Key(self, 'Key', enable_key_rotation=True)",
-            optional=True,
-        )
+        props.check_key("OrganisationBreaker", encryption_key)
         if not cdk.Token.is_unresolved(organisation_id) and (
             not isinstance(organisation_id, str) or not ORGANISATION_ID.fullmatch(organisation_id)
         ):

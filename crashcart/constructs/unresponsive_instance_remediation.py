@@ -66,9 +66,7 @@ from crashcart.constructs._internal.fleet_shards import (
 )
 from crashcart.constructs._internal.function_code import REMEDIATION as REMEDIATION_FUNCTION
 from crashcart.constructs._internal.lambda_functions import (
-    acknowledge_plain_environment,
-    acknowledge_unreserved,
-    acknowledge_untraced,
+    acknowledge_function_defaults,
 )
 from crashcart.constructs._internal.remediation_acknowledgements import (
     acknowledge_findings,
@@ -117,6 +115,7 @@ from crashcart.constructs._internal.secure_function import (
     QueueDestination,
     function_log_group,
     function_role,
+    python_function,
 )
 from crashcart.constructs._internal.service_access import undeliverable_events_alarm
 from crashcart.constructs.existing_dump_bucket import DumpBucket, ExistingDumpBucket
@@ -349,12 +348,9 @@ class UnresponsiveInstanceRemediation(RemediationMetrics, RemediationGrants, Con
         self.function_environment: dict[str, str] = function_environment(
             self, guards, breaker, max_event_age
         )
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
-            "Function",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            handler=REMEDIATION_FUNCTION.handler,
-            code=REMEDIATION_FUNCTION.code(),
+            REMEDIATION_FUNCTION,
             description="crashcart: guarded SendDiagnosticInterrupt on status-check failure",
             role=self.role,
             timeout=timeout,
@@ -368,9 +364,7 @@ class UnresponsiveInstanceRemediation(RemediationMetrics, RemediationGrants, Con
             vpc_subnets=vpc_subnets,
             environment=self.function_environment,
         )
-        acknowledge_untraced(self.function)
-        acknowledge_plain_environment(self.function)
-        acknowledge_unreserved(
+        acknowledge_function_defaults(
             self.function,
             reserved_concurrency,
             bound="the per-instance claim (one DynamoDB transaction) and the fleet / zone "

@@ -9,6 +9,7 @@ methods and alarms name the same metrics from here.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -98,3 +99,11 @@ def emf_line(
         },
     }
     return json.dumps(record, sort_keys=True) + "\n"
+
+
+def write_stdout(line: str) -> None:
+    """Write ``line`` to standard output now (flushed): Lambda sends it to CloudWatch Logs,
+    which reads an embedded-metric line as a data point (aws-assumption: emf-lambda-stdout).
+    Looked up at call time, so a test's captured stdout gets it."""
+    sys.stdout.write(line)
+    sys.stdout.flush()

@@ -20,6 +20,7 @@ from typing import Any
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
 from crashcart.runtime.dumps import BadKeyError, DumpKey, parse_metadata_key
+from crashcart.runtime.environment_reader import require
 from crashcart.symbol_layout import normalize_build_id
 
 MAX_METADATA_BYTES = 64 * 1024
@@ -59,9 +60,7 @@ class Settings:
             variables.TABLE_NAME,
             variables.TOPIC_ARN,
         )
-        missing = [name for name in required if not env.get(name)]
-        if missing:
-            raise BadInputError(f"missing environment variables: {', '.join(missing)}")
+        require(env, required, BadInputError)
         wait = env.get(variables.LINK_WAIT_SECONDS, "120")
         try:
             link_wait = float(wait)

@@ -7,6 +7,8 @@ only, versioned, owner-enforced, and logs its access to a bucket of its own.
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -113,3 +115,29 @@ def data_bucket(
         lifecycle_rules=lifecycle_rules,
         removal_policy=removal_policy,
     )
+
+
+def logged_data_bucket(
+    scope: Construct,
+    *,
+    log_expiration: cdk.Duration,
+    access_logs_prefix: str,
+    removal_policy: cdk.RemovalPolicy,
+    **bucket: Any,
+) -> tuple[s3.Bucket, s3.Bucket]:
+    """The server access log bucket ``AccessLogs`` (logs expire after ``log_expiration``)
+    and the hardened data bucket ``Bucket`` logging to it under ``access_logs_prefix``;
+    ``bucket``: the rest of :func:`data_bucket`'s arguments (key, lifecycle rules, ...).
+    Returns (access logs, data bucket)."""
+    logs = access_logs_bucket(
+        scope, "AccessLogs", expiration=log_expiration, removal_policy=removal_policy
+    )
+    data = data_bucket(
+        scope,
+        "Bucket",
+        access_logs=logs,
+        access_logs_prefix=access_logs_prefix,
+        removal_policy=removal_policy,
+        **bucket,
+    )
+    return logs, data

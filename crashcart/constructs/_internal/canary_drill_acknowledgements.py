@@ -9,11 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from crashcart.compliance import acknowledge
-from crashcart.constructs._internal.lambda_functions import (
-    acknowledge_plain_environment,
-    acknowledge_unreserved,
-    acknowledge_untraced,
-)
+from crashcart.constructs._internal.lambda_functions import acknowledge_function_defaults
 
 if TYPE_CHECKING:
     from crashcart.constructs.canary_crash_drill import CanaryCrashDrill
@@ -23,9 +19,7 @@ _PACKS: Final = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 
 def acknowledge_canary_drill(drill: CanaryCrashDrill) -> None:
     """Every acknowledgement of the drill (``drill``: the construct, once built)."""
-    acknowledge_untraced(drill.function)
-    acknowledge_plain_environment(drill.function)
-    acknowledge_unreserved(
+    acknowledge_function_defaults(
         drill.function,
         None,
         bound="at most one drill per AMI runs (a conditional write) and each launches one "

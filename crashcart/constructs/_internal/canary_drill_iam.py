@@ -39,6 +39,22 @@ def canary_instances() -> str:
     return _arn("ec2", "instance/*")
 
 
+def on_canaries(
+    sid: str, action: str, tag_condition: str, canary_tag_value: str
+) -> iam.PolicyStatement:
+    """``action`` on the drill's canary instances only: those carrying its canary tag.
+
+    :param tag_condition: the service's resource-tag condition key before ``/<tag key>``
+        (``ec2:ResourceTag``, ``ssm:resourceTag``).
+    """
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=[action],
+        resources=[canary_instances()],
+        conditions={"StringEquals": {f"{tag_condition}/{canary.CANARY_TAG_KEY}": canary_tag_value}},
+    )
+
+
 def machine_statements(
     *, function: lambda_.IFunction, canary_tag_value: str
 ) -> list[iam.PolicyStatement]:
@@ -49,14 +65,9 @@ def machine_statements(
             actions=["lambda:InvokeFunction"],
             resources=[function.function_arn],
         ),
-        iam.PolicyStatement(
-            sid="TerminateCanaries",
-            actions=["ec2:TerminateInstances"],
-            resources=[canary_instances()],
-            # aws-assumption: ec2-resource-tag-terminate
-            conditions={
-                "StringEquals": {f"ec2:ResourceTag/{canary.CANARY_TAG_KEY}": canary_tag_value}
-            },
+        # aws-assumption: ec2-resource-tag-terminate
+        on_canaries(
+            "TerminateCanaries", "ec2:TerminateInstances", "ec2:ResourceTag", canary_tag_value
         ),
     ]
 
@@ -125,14 +136,9 @@ def drill_statements(
             resources=[instance_role.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
         ),
-        iam.PolicyStatement(
-            sid="TerminateCanaries",
-            actions=["ec2:TerminateInstances"],
-            resources=[canary_instances()],
-            # aws-assumption: ec2-resource-tag-terminate
-            conditions={
-                "StringEquals": {f"ec2:ResourceTag/{canary.CANARY_TAG_KEY}": canary_tag_value}
-            },
+        # aws-assumption: ec2-resource-tag-terminate
+        on_canaries(
+            "TerminateCanaries", "ec2:TerminateInstances", "ec2:ResourceTag", canary_tag_value
         ),
         iam.PolicyStatement(
             sid="Observe",
@@ -144,15 +150,8 @@ def drill_statements(
             ],
             resources=["*"],
         ),
-        iam.PolicyStatement(
-            sid="HangCanaries",
-            actions=["ssm:SendCommand"],
-            resources=[canary_instances()],
-            # aws-assumption: ssm-send-command-resource-tag
-            conditions={
-                "StringEquals": {f"ssm:resourceTag/{canary.CANARY_TAG_KEY}": canary_tag_value}
-            },
-        ),
+        # aws-assumption: ssm-send-command-resource-tag
+        on_canaries("HangCanaries", "ssm:SendCommand", "ssm:resourceTag", canary_tag_value),
         iam.PolicyStatement(
             sid="HangDocument",
             actions=["ssm:SendCommand"],

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -24,6 +23,7 @@ from constructs import Construct
 
 from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.dump_bucket_iam import logical_id
+from crashcart.constructs._internal.dump_events import metadata_written
 from crashcart.constructs._internal.function_code import DUMP_ARRIVAL
 from crashcart.constructs._internal.lambda_functions import (
     acknowledge_dead_letter_queue,
@@ -33,7 +33,11 @@ from crashcart.constructs._internal.lambda_functions import (
     acknowledge_untraced,
 )
 from crashcart.constructs._internal.queues import encrypted_queue
-from crashcart.constructs._internal.secure_function import function_role
+from crashcart.constructs._internal.secure_function import (
+    function_role,
+    python_function,
+    rule_target,
+)
 from crashcart.constructs._internal.service_access import (
     allow_rules_on_key,
     failure_queue_alarm,
@@ -41,7 +45,6 @@ from crashcart.constructs._internal.service_access import (
 )
 from crashcart.constructs.incident_store import DUMP_ARRIVAL_ACTIONS, IncidentStore
 from crashcart.runtime import environment as variables
-from crashcart.runtime.dumps import DUMPS_PREFIX
 
 if TYPE_CHECKING:
     from crashcart.constructs.crash_dump_bucket import CrashDumpBucket
@@ -151,18 +154,14 @@ def dump_arrival(
         "dumps/ (read only; the bucket holds nothing else it may read)",
     )
 
-    function = lambda_.Function(
+    function = python_function(
         scope,
-        "Function",
-        runtime=lambda_.Runtime.PYTHON_3_14,
-        handler=DUMP_ARRIVAL.handler,
-        code=DUMP_ARRIVAL.code(),
+        DUMP_ARRIVAL,
         # Every permission is in the managed policy above: CDK's automatic grants (logs,
         # dead-letter queue) would add an inline default policy.
         role=role.without_policy_updates(),
         description="crashcart: crash dump arrived -> incident update + notification",
         timeout=cdk.Duration.seconds(60),
-        memory_size=256,
         # aws-assumption: lambda-unreserved-concurrency-minimum
         reserved_concurrent_executions=reserved_concurrency,
         # Lambda writes it with the function's role (its managed policy grants that).
@@ -192,21 +191,10 @@ def dump_arrival(
         scope,
         "MetadataCreated",
         description="crashcart: a crash dump's metadata.json was written (dump complete)",
-        event_pattern=events.EventPattern(
-            source=["aws.s3"],
-            detail_type=["Object Created"],
-            detail={
-                "bucket": {"name": [dumps.bucket.bucket_name]},
-                "object": {"key": [{"wildcard": f"{DUMPS_PREFIX}*/*/metadata.json"}]},
-            },
-        ),
+        event_pattern=metadata_written(dumps.bucket.bucket_name),
         targets=[
-            targets.LambdaFunction(
-                function,
-                retry_attempts=8,
-                max_event_age=cdk.Duration.hours(24),
-                # aws-assumption: eventbridge-target-dlq-keeps-undelivered-events
-                dead_letter_queue=undelivered,
+            rule_target(
+                function, undelivered, retry_attempts=8, max_event_age=cdk.Duration.hours(24)
             )
         ],
     )

@@ -15,6 +15,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from crashcart.compliance import acknowledge
+from crashcart.constructs._internal.service_key import key_through_s3
 from crashcart.constructs.diagnostic_interrupt_operator_policy import nag_rendering
 from crashcart.runtime.dumps import LAYOUT_PARAMETER_NAME
 
@@ -122,14 +123,12 @@ def upload_statements(
             actions=["s3:PutObject"],
             resources=[own_prefix_arn],
         ),
-        iam.PolicyStatement(
-            sid="EncryptDumpsThroughS3",
-            actions=["kms:GenerateDataKey", "kms:Decrypt"],
-            resources=[key_arn],
-            conditions={
-                "StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"},
-                "StringLike": {"kms:EncryptionContext:aws:s3:arn": dumps_arn_pattern},
-            },
+        key_through_s3(
+            stack,
+            "EncryptDumpsThroughS3",
+            key_arn,
+            ["kms:GenerateDataKey", "kms:Decrypt"],
+            objects=dumps_arn_pattern,
         ),
     ]
 
@@ -217,13 +216,8 @@ def read_policy(dumps: CrashDumpBucket) -> iam.ManagedPolicy:
                 actions=["s3:ListBucket", "s3:ListBucketVersions"],
                 resources=[dumps.bucket.bucket_arn],
             ),
-            iam.PolicyStatement(
-                sid="DecryptDumpsThroughS3",
-                actions=["kms:Decrypt"],
-                resources=[dumps.encryption_key.key_arn],
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"}
-                },
+            key_through_s3(
+                stack, "DecryptDumpsThroughS3", dumps.encryption_key.key_arn, ["kms:Decrypt"]
             ),
         ],
     )

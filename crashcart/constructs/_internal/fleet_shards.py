@@ -22,7 +22,6 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -31,16 +30,16 @@ from constructs import Construct, IValidation
 from crashcart.constructs._internal.acknowledgements import acknowledge_packs
 from crashcart.constructs._internal.function_code import FunctionPackage
 from crashcart.constructs._internal.lambda_functions import (
-    acknowledge_plain_environment,
-    acknowledge_unreserved,
-    acknowledge_untraced,
+    acknowledge_function_defaults,
 )
 from crashcart.constructs._internal.queues import encrypted_queue
 from crashcart.constructs._internal.remediation_iam import acknowledge_wildcards
 from crashcart.constructs._internal.secure_function import (
-    QueueDestination,
     function_log_group,
     function_role,
+    python_function,
+    rule_target,
+    send_failures_to,
 )
 from crashcart.constructs._internal.service_access import (
     QueueTarget,
@@ -138,18 +137,14 @@ class AlarmManager(Construct):
             ],
             roles=[self.role],
         )
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
-            "Function",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            handler=ALARM_MANAGER.handler,
-            code=ALARM_MANAGER.code(),
+            ALARM_MANAGER,
             description="crashcart: one status-check alarm per opted-in instance, kept at run time",
             role=self.role.without_policy_updates(),
             # A reconcile pass of a large fleet is paced by the PutMetricAlarm rate: it gets
             # Lambda's longest run and leaves the rest to the next pass.
             timeout=cdk.Duration.minutes(15),
-            memory_size=256,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.TEXT,
             environment={
@@ -164,11 +159,7 @@ class AlarmManager(Construct):
             },
         )
         self.function.node.add_dependency(self.policy)
-        self.function.configure_async_invoke(
-            retry_attempts=2,
-            max_event_age=cdk.Duration.hours(1),
-            on_failure=QueueDestination(remediation.failure_queue),
-        )
+        send_failures_to(self.function, remediation.failure_queue)
         self._acknowledge(stack, alarm_arn)
 
         def rule(construct_id: str, description: str, **kwargs: Any) -> events.Rule:
@@ -177,12 +168,7 @@ class AlarmManager(Construct):
                 construct_id,
                 description=description,
                 targets=[
-                    targets.LambdaFunction(
-                        self.function,
-                        dead_letter_queue=remediation.dead_letter_queue,
-                        retry_attempts=8,
-                        max_event_age=cdk.Duration.hours(1),
-                    )
+                    rule_target(self.function, remediation.dead_letter_queue, retry_attempts=8)
                 ],
                 **kwargs,
             )
@@ -256,9 +242,7 @@ class AlarmManager(Construct):
             "prefix in this account and Region",
         }
         acknowledge_wildcards(self.policy, reasons)
-        acknowledge_untraced(self.function)
-        acknowledge_plain_environment(self.function)
-        acknowledge_unreserved(
+        acknowledge_function_defaults(
             self.function,
             None,
             bound="every pass is idempotent and paced per copy; overlapping copies at worst "

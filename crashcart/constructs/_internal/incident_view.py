@@ -25,6 +25,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from crashcart.compliance import acknowledge
+from crashcart.constructs._internal.dump_events import metadata_written
 from crashcart.constructs._internal.function_code import INCIDENT_VIEW, FunctionPackage
 from crashcart.constructs._internal.lambda_functions import (
     acknowledge_dead_letter_queue,
@@ -34,7 +35,12 @@ from crashcart.constructs._internal.lambda_functions import (
     acknowledge_untraced,
 )
 from crashcart.constructs._internal.queues import encrypted_queue
-from crashcart.constructs._internal.secure_function import function_log_group, function_role
+from crashcart.constructs._internal.secure_function import (
+    function_log_group,
+    function_role,
+    python_function,
+    rule_target,
+)
 from crashcart.constructs._internal.service_access import (
     failure_queue_alarm,
     undeliverable_events_alarm,
@@ -47,7 +53,6 @@ from crashcart.constructs.incident_store import (
     IncidentStore,
 )
 from crashcart.runtime import environment as variables
-from crashcart.runtime.dumps import DUMPS_PREFIX
 from crashcart.runtime.organisation import INCIDENT_DETAIL_TYPE, INCIDENT_SOURCE
 
 #: How cdk-nag names the member buses' resource (for the acknowledgement).
@@ -135,16 +140,12 @@ def incident_writer_function(
         ],
         roles=[role],
     )
-    function = lambda_.Function(
+    function = python_function(
         scope,
-        "Function",
-        runtime=lambda_.Runtime.PYTHON_3_14,
-        handler=package.handler,
-        code=package.code(),
+        package,
         role=role.without_policy_updates(),
         description=description,
         timeout=cdk.Duration.seconds(30),
-        memory_size=256,
         # aws-assumption: lambda-destinations-use-the-function-role
         dead_letter_queue=failed,
         retry_attempts=2,
@@ -230,12 +231,8 @@ def incident_view(
     )
 
     def target() -> targets.LambdaFunction:
-        return targets.LambdaFunction(
-            function,
-            retry_attempts=8,
-            max_event_age=cdk.Duration.hours(24),
-            # aws-assumption: eventbridge-target-dlq-keeps-undelivered-events
-            dead_letter_queue=undelivered,
+        return rule_target(
+            function, undelivered, retry_attempts=8, max_event_age=cdk.Duration.hours(24)
         )
 
     update_rule = events.Rule(
@@ -252,15 +249,7 @@ def incident_view(
         scope,
         "DumpArrived",
         description="crashcart: a dump's metadata.json landed in the central bucket",
-        event_pattern=events.EventPattern(
-            source=["aws.s3"],
-            detail_type=["Object Created"],
-            detail={
-                "bucket": {"name": [bucket.bucket_name]},
-                # aws-assumption: eventbridge-wildcard-spans-key-segments
-                "object": {"key": [{"wildcard": f"{DUMPS_PREFIX}*/*/*/metadata.json"}]},
-            },
-        ),
+        event_pattern=metadata_written(bucket.bucket_name, segments=3),
         targets=[target()],
     )
     alarms = [

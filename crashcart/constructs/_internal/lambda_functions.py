@@ -95,15 +95,41 @@ def acknowledge_plain_environment(function: IConstruct) -> None:
     )
 
 
-def acknowledge_outside_vpc(function: IConstruct, *, apis: str) -> None:
+def acknowledge_outside_vpc(
+    function: IConstruct, *, apis: str, caller: str = "the function"
+) -> None:
     """Acknowledge the packs' "function inside a VPC" rule on a function that only calls
-    regional AWS APIs (``apis``, e.g. ``"S3, DynamoDB, SNS"``)."""
+    regional AWS APIs (``apis``, e.g. ``"S3, DynamoDB, SNS"``; ``caller``: who, for the reason)."""
     for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
         acknowledge(
             function,
             f"{pack}::{pack}-LambdaInsideVPC",
-            f"the function only calls regional AWS APIs ({apis}); a VPC would add "
+            f"{caller} only calls regional AWS APIs ({apis}); a VPC would add "
             "endpoints and ENIs without reducing its reach",
+        )
+
+
+def acknowledge_function_defaults(
+    function: IConstruct, reserved_concurrency: object, *, bound: str
+) -> None:
+    """The acknowledgements every crashcart function takes: no X-Ray tracing, a plain
+    environment, and (without a reservation) no reserved concurrency (``bound``: what bounds
+    the function's effect instead)."""
+    acknowledge_untraced(function)
+    acknowledge_plain_environment(function)
+    acknowledge_unreserved(function, reserved_concurrency, bound=bound)
+
+
+def acknowledge_failure_destination(function: IConstruct, queue_id: str, *, more: str = "") -> None:
+    """Acknowledge the NIST and HIPAA "function has a DLQ" rule on a function whose failed
+    invocations go to its on-failure destination, the queue ``queue_id`` (``more``: the end
+    of the reason, where a construct says more)."""
+    for pack in ("NIST.800.53.R5", "HIPAA.Security"):
+        acknowledge(
+            function,
+            f"{pack}::{pack}-LambdaDLQ",
+            "failed invocations go to the EventInvokeConfig on-failure destination "
+            f"({queue_id}), which keeps the event with the error{more}",
         )
 
 

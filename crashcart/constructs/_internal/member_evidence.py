@@ -22,7 +22,10 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from crashcart.compliance import acknowledge_all
-from crashcart.constructs._internal.buckets import access_logs_bucket, data_bucket, data_key
+from crashcart.constructs._internal.buckets import (
+    data_key,
+    logged_data_bucket,
+)
 from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 
 #: How long console output stays: the crash-dump bucket's default expiry.
@@ -51,14 +54,10 @@ class MemberEvidence(Construct):
             description="crashcart: console-output evidence of this member account",
             removal_policy=removal_policy,
         )
-        self.access_logs_bucket = access_logs_bucket(
-            self, "AccessLogs", expiration=expiry, removal_policy=removal_policy
-        )
-        self.bucket = data_bucket(
+        self.access_logs_bucket, self.bucket = logged_data_bucket(
             self,
-            "Bucket",
             key=self.encryption_key,
-            access_logs=self.access_logs_bucket,
+            log_expiration=expiry,
             access_logs_prefix="evidence-bucket/",
             lifecycle_rules=[
                 s3.LifecycleRule(

@@ -57,14 +57,12 @@ def instance_alarm(
         instance_id = instance.instance_id
         construct_id = f"StatusAlarm-{cdk.Names.node_unique_id(instance.node)}"
         cdk.Tags.of(instance).add(remediation.tag.key, remediation.tag.value)
-    return cloudwatch.Alarm(
+    return _status_alarm(
         remediation,
         construct_id,
-        alarm_name=f"{remediation.alarm_name_prefix}{instance_id}",
-        alarm_description=(
-            f"crashcart: instance {instance_id} failed its instance status check; the "
-            "remediation function decides whether to send a diagnostic interrupt"
-        ),
+        name=instance_id,
+        description=f"crashcart: instance {instance_id} failed its instance status check; the "
+        "remediation function decides whether to send a diagnostic interrupt",
         metric=cloudwatch.Metric(
             namespace="AWS/EC2",
             metric_name=STATUS_METRIC,
@@ -72,31 +70,46 @@ def instance_alarm(
             statistic="Maximum",
             period=cdk.Duration.minutes(1),
         ),
-        threshold=1,
-        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluation_periods=window.evaluation_periods,
-        datapoints_to_alarm=window.datapoints_to_alarm,
-        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        window=window,
     )
 
 
 def fleet_alarm(
     remediation: UnresponsiveInstanceRemediation, fleet: FleetWatch, window: AlarmWindow
 ) -> cloudwatch.Alarm:
-    return cloudwatch.Alarm(
+    return _status_alarm(
         remediation,
         "FleetStatusAlarm",
-        alarm_name=f"{remediation.alarm_name_prefix}fleet",
-        alarm_description=(
-            "crashcart: every instance whose instance status check fails is a contributor; "
-            "the remediation function checks the opt-in tag and its guards"
-        ),
+        name="fleet",
+        description="crashcart: every instance whose instance status check fails is a "
+        "contributor; the remediation function checks the opt-in tag and its guards",
         metric=cloudwatch.MathExpression(
             expression=fleet.query,
             period=cdk.Duration.minutes(1),
             using_metrics={},
             label="StatusCheckFailed_Instance by InstanceId",
         ),
+        window=window,
+    )
+
+
+def _status_alarm(
+    remediation: UnresponsiveInstanceRemediation,
+    construct_id: str,
+    *,
+    name: str,
+    description: str,
+    metric: cloudwatch.IMetric,
+    window: AlarmWindow,
+) -> cloudwatch.Alarm:
+    """A status-check alarm of the remediation, named ``<prefix><name>``: in ALARM when
+    ``metric`` is 1 or more in ``window``'s datapoints; no data is not breaching."""
+    return cloudwatch.Alarm(
+        remediation,
+        construct_id,
+        alarm_name=f"{remediation.alarm_name_prefix}{name}",
+        alarm_description=description,
+        metric=metric,
         threshold=1,
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluation_periods=window.evaluation_periods,

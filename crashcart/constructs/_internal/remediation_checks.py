@@ -103,14 +103,7 @@ def check_prop_types(
     props.check(
         owner, "topic", topic, sns.ITopic, example="sns.Topic(self, 'Topic')", optional=True
     )
-    props.check(
-        owner,
-        "encryption_key",
-        encryption_key,
-        kms.IKey,
-        example="kms.Key(self, 'Key', enable_key_rotation=True)",
-        optional=True,
-    )
+    props.check_key(owner, encryption_key)
     props.check(owner, "vpc", vpc, ec2.IVpc, example="ec2.Vpc(self, 'Vpc')", optional=True)
 
     def subscription(name: str, item: object) -> None:

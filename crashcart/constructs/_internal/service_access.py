@@ -202,23 +202,14 @@ def failure_queue_alarm(
     within one window share a notification.
     """
     # aws-assumption: sqs-messages-sent-counts-service-writes
-    alarm = cloudwatch.Alarm(
+    return _any_event_alarm(
         scope,
         construct_id,
-        alarm_description=(
-            f"crashcart: {what} arrived in {queue.node.id}; look at the messages, fix the "
-            "cause, then redrive or delete them"
-        ),
-        metric=queue.metric_number_of_messages_sent(period=FAILURE_ALARM_PERIOD, statistic="Sum"),
-        threshold=1,
-        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluation_periods=1,
-        datapoints_to_alarm=1,
-        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        topic,
+        f"crashcart: {what} arrived in {queue.node.id}; look at the messages, fix the "
+        "cause, then redrive or delete them",
+        queue.metric_number_of_messages_sent(period=FAILURE_ALARM_PERIOD, statistic="Sum"),
     )
-    alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
-    allow_alarm_actions(scope, topic)
-    return alarm
 
 
 def undeliverable_events_alarm(
@@ -231,21 +222,37 @@ def undeliverable_events_alarm(
     what makes a wrong queue or key policy loud.
     """
     # aws-assumption: eventbridge-dlq-failure-metric
-    alarm = cloudwatch.Alarm(
+    return _any_event_alarm(
         scope,
         construct_id,
-        alarm_description=(
-            "crashcart: EventBridge could not put failed events of a rule into its "
-            "dead-letter queue (the queue or its key refused them); the events are lost: "
-            "check the queue policy and the key policy"
-        ),
-        metric=cloudwatch.Metric(
+        topic,
+        "crashcart: EventBridge could not put failed events of a rule into its "
+        "dead-letter queue (the queue or its key refused them); the events are lost: "
+        "check the queue policy and the key policy",
+        cloudwatch.Metric(
             namespace="AWS/Events",
             metric_name="InvocationsFailedToBeSentToDlq",
             dimensions_map={"RuleName": rule.rule_name},
             statistic="Sum",
             period=FAILURE_ALARM_PERIOD,
         ),
+    )
+
+
+def _any_event_alarm(
+    scope: Construct,
+    construct_id: str,
+    topic: sns.ITopic,
+    description: str,
+    metric: cloudwatch.IMetric,
+) -> cloudwatch.Alarm:
+    """An alarm that notifies ``topic`` when ``metric`` (a Sum of events) is 1 or more in
+    one period; no data (nothing happened) is not breaching."""
+    alarm = cloudwatch.Alarm(
+        scope,
+        construct_id,
+        alarm_description=description,
+        metric=metric,
         threshold=1,
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluation_periods=1,

@@ -67,3 +67,18 @@ def logs_and_rules_key(
     # aws-assumption: eventbridge-uses-queue-keys
     allow_rules_on_key(scope, key, f"{sid_prefix}EventBridgeDeadLetterQueue")
     return key
+
+
+def key_through_s3(
+    scope: Construct, sid: str, key_arn: str, actions: list[str], *, objects: str | None = None
+) -> iam.PolicyStatement:
+    """``actions`` on the key, only when S3 uses it for the caller in the stack's Region
+    (``kms:ViaService``), and with ``objects`` only for objects matching that ARN pattern
+    (S3's encryption context): aws-assumption: kms-via-s3-encryption-context."""
+    stack = cdk.Stack.of(scope)
+    conditions: dict[str, dict[str, str]] = {
+        "StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"}
+    }
+    if objects is not None:
+        conditions["StringLike"] = {"kms:EncryptionContext:aws:s3:arn": objects}
+    return iam.PolicyStatement(sid=sid, actions=actions, resources=[key_arn], conditions=conditions)

@@ -17,6 +17,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from crashcart.compliance import acknowledge, acknowledge_all
+from crashcart.constructs._internal.service_key import key_through_s3
 from crashcart.constructs._internal.triage_network import NAG_PACKS_WITH_VPC_RULES
 from crashcart.constructs.incident_store import TRIAGE_READ_ACTIONS, TRIAGE_WRITE_ACTIONS
 from crashcart.runtime.incident import TRIAGE_ATTRIBUTES
@@ -41,8 +42,6 @@ def task_policy(
     """The supervisor's permissions (the task role): the parser has none (it runs without
     credentials, crashcart.triage.sandbox)."""
     stack = cdk.Stack.of(job)
-    # aws-assumption: kms-via-s3-encryption-context
-    via_s3 = {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"}
     statements = [
         iam.PolicyStatement(
             sid="TriageReadDumps",
@@ -54,11 +53,11 @@ def task_policy(
             actions=["s3:PutObject"],
             resources=[dumps.reports_arn_pattern],
         ),
-        iam.PolicyStatement(
-            sid="TriageDumpKeyThroughS3",
-            actions=["kms:Decrypt", "kms:GenerateDataKey"],
-            resources=[dumps.encryption_key.key_arn],
-            conditions={"StringEquals": via_s3},
+        key_through_s3(
+            job,
+            "TriageDumpKeyThroughS3",
+            dumps.encryption_key.key_arn,
+            ["kms:Decrypt", "kms:GenerateDataKey"],
         ),
         iam.PolicyStatement(
             sid="TriageFindIncident",

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crashcart.runtime import environment as variables
+from crashcart.runtime.environment_reader import require
 
 
 class SettingsError(ValueError):
@@ -49,9 +50,7 @@ class Settings:
             variables.MANAGED_DEPLOYMENT,
             variables.REJECTED_QUEUE_URL,
         )
-        missing = [name for name in required if not environ.get(name)]
-        if missing:
-            raise SettingsError(f"missing environment variables: {', '.join(missing)}")
+        require(environ, required, SettingsError)
         periods = _whole(environ, variables.MANAGED_EVALUATION_PERIODS, 1, 180)
         datapoints = _whole(environ, variables.MANAGED_DATAPOINTS_TO_ALARM, 1, periods)
         return cls(

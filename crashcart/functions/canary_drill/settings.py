@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crashcart.runtime import environment as variables
+from crashcart.runtime.environment_reader import require
 
 DEFAULT_INSTANCE_TYPES = ("m7i.large", "r7i.2xlarge")
 
@@ -66,9 +67,7 @@ class Settings:
             variables.DRILL_PIPELINE_TAG_VALUE,
             variables.DRILL_CANARY_TAG_VALUE,
         )
-        missing = [name for name in required if not environ.get(name)]
-        if missing:
-            raise SettingsError(f"missing environment variables: {', '.join(missing)}")
+        require(environ, required, SettingsError)
         types = (
             tuple(
                 t.strip() for t in environ.get(variables.DRILL_INSTANCE_TYPES, "").split(",") if t

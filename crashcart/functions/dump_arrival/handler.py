@@ -11,13 +11,14 @@ AWS calls made (the role needs exactly these): ``s3:GetObject`` (``dumps/*``),
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import boto3
+
+from crashcart.runtime.entry import rejecting, request_id, utc_now, warm_clients
 
 from .adapter import Adapter
 from .events import BadEventError
@@ -28,16 +29,8 @@ from .settings import Settings
 _CONTAINER: dict[str, Any] = {}
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _clients() -> dict[str, Any]:
-    if not _CONTAINER:
-        _CONTAINER.update(
-            s3=boto3.client("s3"), dynamodb=boto3.client("dynamodb"), sns=boto3.client("sns")
-        )
-    return _CONTAINER
+    return warm_clients(_CONTAINER, lambda: {s: boto3.client(s) for s in ("s3", "dynamodb", "sns")})
 
 
 def build(settings: Settings, *, clients: dict[str, Any]) -> Adapter:
@@ -49,14 +42,10 @@ def handler(
     event: dict[str, Any], context: Any, *, clock: Callable[[], datetime] = utc_now
 ) -> dict[str, Any]:
     settings = Settings.from_env(dict(os.environ))
-    try:
+    with rejecting(LOG, BadEventError):
         return process(
             event,
             build(settings, clients=_clients()),
             now=clock(),
-            request_id=getattr(context, "aws_request_id", "unknown"),
+            request_id=request_id(context),
         )
-    except BadEventError as error:
-        # No action; raising keeps the event (Lambda retries, then the dead-letter queue).
-        LOG.error(json.dumps({"outcome": "rejected", "reason": str(error)}))
-        raise

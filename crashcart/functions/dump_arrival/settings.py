@@ -14,6 +14,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from crashcart.runtime import environment as variables
+from crashcart.runtime.environment_reader import require
+
+
+def attach_window(raw: str) -> timedelta:
+    """``CRASHCART_ATTACH_WINDOW_SECONDS``: a positive whole number of seconds (the incident
+    view reads it the same way)."""
+    try:
+        seconds = int(raw)
+    except ValueError:
+        raise RuntimeError(f"{variables.ATTACH_WINDOW_SECONDS}={raw!r} is not an integer") from None
+    if seconds <= 0:
+        raise RuntimeError(f"{variables.ATTACH_WINDOW_SECONDS}={seconds} must be positive")
+    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -30,24 +43,11 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        missing = [
-            name for name in (variables.TABLE_NAME, variables.TOPIC_ARN) if not env.get(name)
-        ]
-        if missing:
-            raise RuntimeError(f"missing environment variables: {', '.join(missing)}")
-        raw = env.get(variables.ATTACH_WINDOW_SECONDS, "21600")
-        try:
-            seconds = int(raw)
-        except ValueError:
-            raise RuntimeError(
-                f"CRASHCART_ATTACH_WINDOW_SECONDS={raw!r} is not an integer"
-            ) from None
-        if seconds <= 0:
-            raise RuntimeError(f"CRASHCART_ATTACH_WINDOW_SECONDS={seconds} must be positive")
+        require(env, (variables.TABLE_NAME, variables.TOPIC_ARN), RuntimeError)
         return cls(
             env[variables.TABLE_NAME],
             env[variables.TOPIC_ARN],
-            timedelta(seconds=seconds),
+            attach_window(env.get(variables.ATTACH_WINDOW_SECONDS, "21600")),
             env.get(variables.CENTRAL_ACCOUNT) or None,
             env.get(variables.MEMBER_ACCOUNT) or None,
             env.get("AWS_REGION") or None,

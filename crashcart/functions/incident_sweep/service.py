@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +33,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from crashcart.runtime import metrics
 from crashcart.runtime.incident import iso
 
 from .adapter import Fleet, Store, StoreUnavailableError
@@ -132,11 +132,7 @@ def census(
         max_age_seconds=settings.attestation_max_age_seconds,
     )
     line = emf_record(counted, function_name=function_name, now=now) + "\n"
-    if write is None:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-    else:
-        write(line)
+    (write or metrics.write_stdout)(line)
     if counted.opted_in and not counted.attested:
         LOG.warning(
             json.dumps(

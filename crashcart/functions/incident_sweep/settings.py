@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crashcart.runtime import environment as variables
+from crashcart.runtime.environment_reader import require
 
 from .overdue import DEFAULT_PARAMETER_NAME
 
@@ -35,9 +36,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        missing = [n for n in (variables.TABLE_NAME, variables.TOPIC_ARN) if not environ.get(n)]
-        if missing:
-            raise SettingsError(f"missing environment variables: {', '.join(missing)}")
+        require(environ, (variables.TABLE_NAME, variables.TOPIC_ARN), SettingsError)
         raw = environ.get(variables.SWEEP_MAX_PAGES, str(DEFAULT_MAX_PAGES)).strip()
         if not raw.isdigit() or int(raw) < 1:
             raise SettingsError(f"CRASHCART_SWEEP_MAX_PAGES={raw!r}: expected a whole number >= 1")

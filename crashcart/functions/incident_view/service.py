@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -88,7 +87,7 @@ def tell_member(
     except MemberEventError as error:
         failed = {**result, "member_event": "failed", "reason": str(error)}
         LOG.error(json.dumps({"outcome": "member_event_failed", **failed}))
-        _stdout(member_event_failed_record(function_name=function_name, now=now))
+        metrics.write_stdout(member_event_failed_record(function_name=function_name, now=now))
         raise
     return {**result, "member_event": event_id}
 
@@ -106,11 +105,6 @@ def member_event_failed_record(*, function_name: str, now: datetime) -> str:
             "service": "crashcart-incident-view",
         },
     )
-
-
-def _stdout(line: str) -> None:
-    sys.stdout.write(line)
-    sys.stdout.flush()
 
 
 def record_update(update: IncidentUpdate, adapter: Adapter, *, event_id: str) -> dict[str, Any]:

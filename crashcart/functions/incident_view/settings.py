@@ -13,7 +13,9 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from crashcart.functions.dump_arrival.settings import attach_window
 from crashcart.runtime import environment as variables
+from crashcart.runtime.environment_reader import require
 
 
 @dataclass(frozen=True)
@@ -35,26 +37,16 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         required = [name for name, default in variables.INCIDENT_VIEW.items() if default is None]
-        missing = [name for name in required if not env.get(name)]
-        if missing:
-            raise RuntimeError(f"missing environment variables: {', '.join(missing)}")
+        require(env, required, RuntimeError)
         default = variables.INCIDENT_VIEW[variables.ATTACH_WINDOW_SECONDS]
-        raw = env.get(variables.ATTACH_WINDOW_SECONDS) or str(default)
-        try:
-            seconds = int(raw)
-        except ValueError:
-            raise RuntimeError(
-                f"{variables.ATTACH_WINDOW_SECONDS}={raw!r} is not an integer"
-            ) from None
-        if seconds <= 0:
-            raise RuntimeError(f"{variables.ATTACH_WINDOW_SECONDS}={seconds} must be positive")
+        window = attach_window(env.get(variables.ATTACH_WINDOW_SECONDS) or str(default))
         if not env.get("AWS_REGION"):
             raise RuntimeError("missing environment variable: AWS_REGION (set by Lambda)")
         return cls(
             env[variables.TABLE_NAME],
             env[variables.TOPIC_ARN],
             env[variables.DUMP_BUCKET],
-            timedelta(seconds=seconds),
+            window,
             env["AWS_REGION"],
             env.get(variables.PARTITION) or str(variables.INCIDENT_VIEW[variables.PARTITION]),
         )

@@ -23,7 +23,6 @@ off (docs/operations.md).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,7 +75,7 @@ def reconcile(
     write: Callable[[str], object] | None = None,
 ) -> Reconciled:
     result = Reconciled(switch=switch, desired_enabled=switch == "off")
-    out = write or _stdout
+    out = write or metrics.write_stdout
     to_change: list[str] = []
     for alarm in alarms.listed():
         result.examined += 1
@@ -117,8 +116,3 @@ def _record(result: Reconciled, *, now: datetime, function_name: str) -> str:
             **result.as_dict(),
         },
     )
-
-
-def _stdout(line: str) -> None:
-    sys.stdout.write(line)
-    sys.stdout.flush()

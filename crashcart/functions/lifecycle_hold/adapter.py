@@ -185,17 +185,6 @@ class HoldStore:
             Key=item_key(HOLDS_PK, instance_pk(instance_id)),
         )
 
-    def incident(self, instance_id: str, sk: str) -> Item | None:
-        response = self._call(
-            "reading the incident",
-            self._client.get_item,
-            TableName=self.table,
-            Key=item_key(instance_pk(instance_id), sk),
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
-        return dict(item) if item else None
-
     def escalation_candidates(self) -> Iterator[Item]:
         """Interrupted incidents without an escalation outcome (a filtered Scan)."""
         interrupted, overdue = ESCALATION_CANDIDATES

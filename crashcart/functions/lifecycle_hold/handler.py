@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -30,6 +30,7 @@ from crashcart.functions.remediation.adapter import (
 from crashcart.functions.remediation.claims import IncidentStore
 from crashcart.functions.remediation.telemetry import Log
 from crashcart.runtime import metrics
+from crashcart.runtime.entry import utc_now, warm_clients
 
 from .adapter import HoldStore, Lifecycle, Machines
 from .service import Clients, Hold
@@ -39,19 +40,16 @@ from .settings import Settings
 _CONTAINER: dict[str, Any] = {}
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _clients() -> dict[str, Any]:
-    if not _CONTAINER:
-        _CONTAINER.update(
+    return warm_clients(
+        _CONTAINER,
+        lambda: {
             # the remediation's clients (its interrupt client has botocore retries off)
-            remediation_handler._clients(),
-            autoscaling=boto3.client("autoscaling", config=remediation_handler.DEFAULT_CONFIG),
-            memory_cache={},
-        )
-    return _CONTAINER
+            **remediation_handler._clients(),
+            "autoscaling": boto3.client("autoscaling", config=remediation_handler.DEFAULT_CONFIG),
+            "memory_cache": {},
+        },
+    )
 
 
 def build(

@@ -294,7 +294,7 @@ class Hold:
             deadline=deadline,
             last_heartbeat=_time(item, "last_heartbeat_at") or deadline - timedelta(days=1),
         )
-        incident = view(self.aws.holds.incident(instance_id, sk))
+        incident = view(self.aws.incidents.incident(instance_id, sk))
         decision = on_tick(
             kill_switch=kill,
             hold=hold,

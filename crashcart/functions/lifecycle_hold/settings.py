@@ -30,6 +30,7 @@ from typing import Final
 from crashcart.functions.remediation.settings import Settings as RemediationSettings
 from crashcart.functions.remediation.settings import SettingsError
 from crashcart.runtime import environment as variables
+from crashcart.runtime.environment_reader import EnvironmentReader
 
 __all__ = ["ENVIRONMENT", "HoldSettings", "Settings", "SettingsError"]
 
@@ -43,7 +44,6 @@ MAX_HEARTBEAT_SECONDS: Final = 7_200
 GLOBAL_HOLD_SECONDS: Final = 48 * 3_600
 GLOBAL_HOLD_HEARTBEATS: Final = 100
 
-_DIGITS = re.compile(r"[0-9]{1,10}")
 # aws-assumption: lifecycle-hook-heartbeat-limits
 _GROUP_NAME = re.compile(r"[\x20-\x7e]{1,255}")
 
@@ -102,27 +102,9 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Parse ``environ``; raise :class:`SettingsError` naming the bad variable."""
-
-        def text(name: str) -> str:
-            value = environ.get(name)
-            if value is None:
-                default = ENVIRONMENT[name]
-                if default is None:
-                    raise SettingsError(f"{name} is not set: it is required")
-                return default
-            return value.strip()
-
-        def integer(name: str) -> int:
-            value = text(name)
-            if not _DIGITS.fullmatch(value):
-                raise SettingsError(f"{name}={value!r}: expected a whole number of 0 or more")
-            return int(value)
-
-        reboot = text(variables.ESCALATION_REBOOT).lower()
-        if reboot not in ("true", "false"):
-            raise SettingsError(
-                f"{variables.ESCALATION_REBOOT}={reboot!r}: expected 'true' or 'false'"
-            )
+        read = EnvironmentReader(environ, ENVIRONMENT, SettingsError, allow_empty=True)
+        text, integer = read.text, read.integer
+        reboot = read.boolean(variables.ESCALATION_REBOOT)
         groups = frozenset(g.strip() for g in text(variables.HOLD_GROUPS).split(",") if g.strip())
         return cls(
             remediation=RemediationSettings.from_env(environ),
@@ -133,6 +115,6 @@ class Settings:
                 dump_base_seconds=integer(variables.DUMP_BASE_SECONDS),
                 dump_seconds_per_gib=integer(variables.DUMP_SECONDS_PER_GIB),
                 dump_max_seconds=integer(variables.DUMP_MAX_SECONDS),
-                escalation_reboot=reboot == "true",
+                escalation_reboot=reboot,
             ),
         )

@@ -29,11 +29,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import boto3
 from botocore.config import Config
+
+from crashcart.runtime.entry import utc_now, warm_clients
 
 from .adapter import Ec2Facts, Evidence, Interrupter, KillSwitch, Notifier, RejectedQueue, TypeCache
 from .central_events import CentralBus, ReportingIncidentStore
@@ -54,24 +56,20 @@ INTERRUPT_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=3, 
 _CONTAINER: dict[str, Any] = {}
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _clients() -> dict[str, Any]:
-    if not _CONTAINER:
-        _CONTAINER.update(
-            ec2=boto3.client("ec2", config=DEFAULT_CONFIG),
-            ec2_interrupt=boto3.client("ec2", config=INTERRUPT_CONFIG),
-            ssm=boto3.client("ssm", config=DEFAULT_CONFIG),
-            dynamodb=boto3.client("dynamodb", config=DEFAULT_CONFIG),
-            sns=boto3.client("sns", config=DEFAULT_CONFIG),
-            s3=boto3.client("s3", config=DEFAULT_CONFIG),
-            sqs=boto3.client("sqs", config=DEFAULT_CONFIG),
-            events=boto3.client("events", config=DEFAULT_CONFIG),
-            type_cache=TypeCache(),
-        )
-    return _CONTAINER
+    return warm_clients(_CONTAINER, _make_clients)
+
+
+def _make_clients() -> dict[str, Any]:
+    made: dict[str, Any] = {
+        service: boto3.client(service, config=DEFAULT_CONFIG)
+        for service in ("ec2", "ssm", "dynamodb", "sns", "s3", "sqs", "events")
+    }
+    return {
+        **made,
+        "ec2_interrupt": boto3.client("ec2", config=INTERRUPT_CONFIG),
+        "type_cache": TypeCache(),
+    }
 
 
 def where_from(context: Any) -> Where:

@@ -81,14 +81,36 @@ class InterruptStep:
             first = True
         if not first:
             return
-        subject, message = notify.unattested(
+        self._notify_decision(
+            notify.unattested,
+            event,
+            decision,
+            sk,
+            log="first skip of this instance for its kdump attestation",
+            counted=("unattested_first_skip", "skipped"),
+        )
+
+    def _notify_decision(
+        self,
+        notice: Callable[..., tuple[str, str]],
+        event: AlarmEvent,
+        decision: Decision,
+        sk: str,
+        *,
+        log: str,
+        counted: tuple[str, str],
+    ) -> None:
+        """Notify a human of a guard's decision (``notice``: the :mod:`notify` builder of its
+        subject and message) and log it as a warning (``log``) with its guard and reason,
+        counted (``counted``: the metric and the outcome)."""
+        subject, message = notice(
             instance_id=event.instance_id, alarm_name=event.alarm_name, reason=decision.reason
         )
         self._notify(subject, message, instance_id=event.instance_id)
         self.log.warning(
-            "first skip of this instance for its kdump attestation",
-            metric="unattested_first_skip",
-            outcome="skipped",
+            log,
+            metric=counted[0],
+            outcome=counted[1],
             guard=decision.guard,
             reason=decision.reason,
             instance_id=event.instance_id,

@@ -353,18 +353,13 @@ class Remediation(InterruptStep):
                 guard=decision.guard,
             )
         if decision.verdict is Verdict.ESCALATE:
-            subject, message = notify.escalated(
-                instance_id=event.instance_id, alarm_name=event.alarm_name, reason=decision.reason
-            )
-            self._notify(subject, message, instance_id=event.instance_id)
-            self.log.warning(
-                "escalated to a human",
-                metric="escalated",
-                outcome="escalated",
-                guard=decision.guard,
-                reason=decision.reason,
-                instance_id=event.instance_id,
-                incident=sk,
+            self._notify_decision(
+                notify.escalated,
+                event,
+                decision,
+                sk,
+                log="escalated to a human",
+                counted=("escalated", "escalated"),
             )
             return Outcome(
                 outcome="escalated",

@@ -72,6 +72,7 @@ from typing import Final
 
 from crashcart.runtime import environment as variables
 from crashcart.runtime import metrics
+from crashcart.runtime.environment_reader import EnvironmentReader
 
 #: CloudWatch namespace, dimension and metric names of the embedded metrics (one per outcome).
 METRIC_NAMESPACE: Final = metrics.NAMESPACE
@@ -94,7 +95,6 @@ class AttestationPolicy(StrEnum):
 #: Environment variable name -> default (``None``: required).
 ENVIRONMENT: Final = variables.REMEDIATION
 
-_DIGITS = re.compile(r"[0-9]{1,10}")  # fullmatch: "$" would accept a trailing newline
 #: ARNs of the organisation's central table and bus (fullmatch).
 _TABLE_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}")
 _BUS_ARN = re.compile(
@@ -210,33 +210,8 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Parse ``environ`` (e.g. ``os.environ``); raise :class:`SettingsError` if invalid."""
-
-        def text(name: str) -> str:
-            value = environ.get(name)
-            if value is None:
-                default = ENVIRONMENT[name]
-                if default is None:
-                    raise SettingsError(f"{name} is not set: it is required")
-                return default
-            if not value.strip():
-                raise SettingsError(f"{name} is empty: it is required")
-            return value.strip()
-
-        def optional(name: str) -> str:
-            """A variable whose empty value means "off" (its default)."""
-            return environ.get(name, ENVIRONMENT[name] or "").strip()
-
-        def integer(name: str) -> int:
-            value = text(name)
-            if not _DIGITS.fullmatch(value):
-                raise SettingsError(f"{name}={value!r}: expected a whole number of 0 or more")
-            return int(value)
-
-        def boolean(name: str) -> bool:
-            value = text(name).lower()
-            if value not in ("true", "false"):
-                raise SettingsError(f"{name}={value!r}: expected 'true' or 'false'")
-            return value == "true"
+        read = EnvironmentReader(environ, ENVIRONMENT, SettingsError)
+        text, optional, integer, boolean = read.text, read.optional, read.integer, read.boolean
 
         policy_text = text(variables.ATTESTATION_POLICY).lower()
         try:
