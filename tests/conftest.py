@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.speed import moto_amis_file, share_botocore_models
+from tests.support.speed import moto_amis_file, share_botocore_models, share_client_classes
 
 os.environ.update(
     {
@@ -41,6 +41,7 @@ for _var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_C
 
 os.environ.setdefault("MOTO_AMIS_PATH", str(moto_amis_file()))
 share_botocore_models()
+share_client_classes()
 
 #: Set for the whole session (xdist's workers inherit it from the controller, which made it).
 _TEMP_HOME_VAR = "CRASHCART_TESTS_TEMP_HOME"

@@ -53,7 +53,7 @@ def synthesize(context: dict[str, Any] | None = None) -> Synthesized:
     return _synthesize(key)
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=16)
 def _synthesize(key: str) -> Synthesized:
     outdir = Path(tempfile.mkdtemp(prefix="crashcart-reference-"))
     app = synthesize_reference_app(outdir, with_compliance=False, context=json.loads(key))
