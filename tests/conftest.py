@@ -60,6 +60,8 @@ def pytest_configure() -> None:
         return
     os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
     home = tempfile.mkdtemp(prefix="crashcart-tests-")
+    # as /tmp is: tests run programs as other users (the triage parser as uid 65534)
+    os.chmod(home, 0o1777)
     os.environ.update({_TEMP_HOME_VAR: home, "TMPDIR": home})
     tempfile.tempdir = home
     _temp_home.append(home)
