@@ -127,13 +127,17 @@ class _Synth:
 def _max_explicit(synth: _Synth) -> tuple[int, int]:
     """(what the construct's ``max_explicit_instances`` promises, what it really accepts).
 
-    The promise is read with one instance listed; the real limit is found by bisection
-    from there, between 1 and 500 (a refusal comes before any alarm is created, but each
-    try builds the whole stack, seconds each). Bisection relies on the construct accepting
-    every count up to its limit and refusing every count past it, which is what its check
-    does: it compares the count with the room left in the stack. The run checks the limit
-    it finds on both sides: one more is refused at construction (and, in a full run, the
-    limit itself is synthesized).
+    The promise is read with one instance listed. The real limit is first read from the
+    refusal of 501 instances (its message names the room left when the construct checked),
+    then tried on both sides: that many accepted, one more refused. If the message names no
+    room or the try fails, the limit is found by bisection from the promise, between 1 and
+    500. Each accepted try builds the whole stack with hundreds of alarms (seconds each; a
+    refusal comes before any alarm is created): reading the room first needs one such build
+    where bisection needs about seven (issue 24: the smoke run in every ``make check``).
+    Both rely on the construct accepting every count up to its limit and refusing every
+    count past it, which is what its check does: it compares the count with the room left
+    in the stack. The run checks the limit it finds on both sides: one more is refused at
+    construction (and, in a full run, the limit itself is synthesized).
     """
     _, stack = synth.build(ids=instance_ids(1))
     promised = 1 + int(stack.remediation.max_explicit_instances)
@@ -141,6 +145,15 @@ def _max_explicit(synth: _Synth) -> tuple[int, int]:
     def accepts(count: int) -> bool:
         return not synth.refuse(ids=instance_ids(count))["refused"]
 
+    named = _named_room(synth.refuse(ids=instance_ids(MAX_RESOURCES + 1))["message"])
+    # the refusal of one more first: it is cheap, an acceptance is not
+    if (
+        named is not None
+        and 0 < named < MAX_RESOURCES
+        and not accepts(named + 1)
+        and accepts(named)
+    ):
+        return promised, named
     # Invariant: ``low`` is accepted (1 is assumed, as the construct's minimum), ``high``
     # is refused (MAX_RESOURCES + 1 is never asked: no stack can hold it).
     low, high = (promised, MAX_RESOURCES + 1) if accepts(promised) else (1, promised)
@@ -151,6 +164,14 @@ def _max_explicit(synth: _Synth) -> tuple[int, int]:
         else:
             high = middle
     return promised, low
+
+
+def _named_room(message: str) -> int | None:
+    """How many instances the room a refusal names holds (None if it names none)."""
+    from crashcart.constructs.unresponsive_instance_remediation import RESOURCES_PER_INSTANCE
+
+    found = re.search(r"has room for at most (\d+) more resources", message)
+    return int(found.group(1)) // RESOURCES_PER_INSTANCE if found else None
 
 
 def run(ctx: Context) -> dict[str, Any]:

@@ -3,19 +3,23 @@
 - AWS credentials are fake and the default region fixed before anything imports boto3, so
   no test can reach a real account; every endpoint used by tests is on 127.0.0.1.
 - CDK apps are expensive to start (jsii): synthesized stacks are shared per session.
+- Temporary files of the session (every ``cdk.App()`` without an outdir makes a ``cdk.out*``
+  folder, jsii's node among them) go to one folder, removed when the session ends.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.speed import moto_amis_file, share_botocore_models
+from tests.support.speed import moto_amis_file, share_botocore_models, share_client_classes
 
 os.environ.update(
     {
@@ -37,6 +41,36 @@ for _var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_C
 
 os.environ.setdefault("MOTO_AMIS_PATH", str(moto_amis_file()))
 share_botocore_models()
+share_client_classes()
+
+#: Set for the whole session (xdist's workers inherit it from the controller, which made it).
+_TEMP_HOME_VAR = "CRASHCART_TESTS_TEMP_HOME"
+_temp_home: list[str] = []
+
+
+def pytest_configure() -> None:
+    """Point TMPDIR (this process's and every child's) at a folder of this session.
+
+    Not in an xdist worker: the controller made the folder and removes it. pytest's own
+    ``tmp_path`` folders stay where they were (``PYTEST_DEBUG_TEMPROOT``), kept for
+    debugging as pytest keeps them. A hook, not import time: the benchmarks import this
+    module too.
+    """
+    if os.environ.get(_TEMP_HOME_VAR):
+        return
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+    home = tempfile.mkdtemp(prefix="crashcart-tests-")
+    # as /tmp is: tests run programs as other users (the triage parser as uid 65534)
+    os.chmod(home, 0o1777)
+    os.environ.update({_TEMP_HOME_VAR: home, "TMPDIR": home})
+    tempfile.tempdir = home
+    _temp_home.append(home)
+
+
+def pytest_unconfigure() -> None:
+    for home in _temp_home:
+        shutil.rmtree(home, ignore_errors=True)
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = Path(__file__).resolve().parent / "events"

@@ -1,9 +1,17 @@
-"""`make synth`'s core: the real CDK CLI synthesizes the reference app, offline and quiet."""
+"""`make synth`'s core: the real CDK CLI synthesizes the reference app, offline and quiet.
+
+One run of the CLI (``scripts/cdk-offline synth``, as `make synth` runs it) with the README's
+reference-app flags, shared by every test here: each real-CLI synth costs about 20 s of CPU
+(issue 24). The tests on it prove the run offline, quiet and complete, and that the README's
+`-c` values reach the app as strings through the CLI, not only in-process.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import socketserver
 import subprocess
 import sys
@@ -15,7 +23,25 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
+#: Among the longest modules: sent out first (tests/conftest.py), not left for last.
+pytestmark = pytest.mark.slow
+
 CDK_OFFLINE = REPO_ROOT / "scripts" / "cdk-offline"  # what `make synth` runs
+
+
+def _readme_command() -> list[str]:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    (line,) = [
+        line.strip()
+        for line in readme.splitlines()
+        if re.match(r"\s*node_modules/\.bin/cdk deploy --all -c crashcart:", line)
+    ]
+    return shlex.split(line)
+
+
+def _readme_flags() -> list[str]:
+    words = _readme_command()
+    return words[words.index("--all") + 1 :]
 
 
 class _RecordingProxy(socketserver.ThreadingTCPServer):
@@ -77,7 +103,7 @@ def cli_synth(
     ):
         env.pop(var, None)
     result = subprocess.run(
-        [str(CDK_OFFLINE), "synth", "--quiet", "--output", str(outdir)],
+        [str(CDK_OFFLINE), "synth", "--quiet", "--output", str(outdir), *_readme_flags()],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -150,3 +176,22 @@ def test_synth_summary_names_templates_and_reports(
     assert ".template.json" in result.stdout
     assert "unacknowledged findings: 0" in result.stdout
     assert (outdir / "compliance-report.md").is_file()
+
+
+def test_the_readme_command_synthesizes_through_the_cli(
+    cli_synth: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    outdir, done = cli_synth
+    assert done.returncode == 0, done.stderr
+    flags = _readme_flags()
+    context = dict(flags[i + 1].split("=", 1) for i in range(0, len(flags), 2))
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    remediation = manifest["artifacts"]["CrashcartRemediation"]
+    assert remediation["environment"].endswith("/" + context["crashcart:region"])
+    template = json.loads((outdir / "CrashcartRemediation.template.json").read_text())
+    endpoints = [
+        r["Properties"]["Endpoint"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::SNS::Subscription"
+    ]
+    assert endpoints == [context["crashcart:notify-email"]]

@@ -19,6 +19,9 @@ import pytest
 
 from tests.conftest import REPO_ROOT, TEST_ACCOUNT, TEST_REGION
 
+#: Among the longest modules: sent out first (tests/conftest.py), not left for last.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:

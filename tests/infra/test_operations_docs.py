@@ -30,6 +30,9 @@ from tests.conftest import REPO_ROOT
 from tests.support.canary_drill_stack import drill_stack
 from tests.support.reference import Synthesized, construct_paths, synthesize
 
+#: Among the longest modules: sent out first (tests/conftest.py), not left for last.
+pytestmark = pytest.mark.slow
+
 OPERATIONS = REPO_ROOT / "docs" / "operations.md"
 COST = REPO_ROOT / "docs" / "cost.md"
 USER_DOCS = [

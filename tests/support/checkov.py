@@ -7,11 +7,17 @@ platform, ``CKV_SKIP_PACKAGE_UPDATE_CHECK`` from asking PyPI for a newer version
 ``BC_SKIP_MAPPING`` from fetching the check-id mapping. Where the machine allows it (root,
 as in CI, or unprivileged user namespaces), it runs in a network namespace of its own with
 no interface but loopback, which proves it.
+
+A report is kept per process for the same templates with the same content: a test that asks
+for the summary and the report of one set of templates runs checkov once (each run costs
+about 4 s of CPU; issue 24). A template written again with other content runs again.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -71,6 +77,13 @@ def checkov_summary(templates: list[Path]) -> dict[str, Any]:
 
 
 def _run(templates: list[Path]) -> list[dict[str, Any]]:
+    key = tuple((str(t), hashlib.sha256(t.read_bytes()).hexdigest()) for t in templates)
+    return copy.deepcopy(_run_once(key))
+
+
+@functools.cache
+def _run_once(key: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+    templates = [Path(path) for path, _ in key]
     if not CHECKOV.is_file():
         raise AssertionError(f"{CHECKOV} is missing: run `make setup` (scripts/setup.sh)")
     env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV} | _OFFLINE_ENV

@@ -73,3 +73,45 @@ def _shared(method: Any) -> Any:
             return _SHARED.setdefault(key, value)
 
     return load
+
+
+_CLASSES: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def share_client_classes() -> None:
+    """Make every botocore client creator of this process share the classes it builds."""
+    from botocore import client
+
+    if getattr(client.ClientCreator, "_crashcart_shared", False):
+        return
+    build = client.ClientCreator._create_client_class
+
+    @wraps(build)
+    def create_client_class(self: Any, service_name: str, service_model: Any) -> Any:
+        key = _class_key(self._event_emitter, service_name, service_model)
+        if key is None:
+            return build(self, service_name, service_model)
+        description = service_model._service_description
+        with _LOCK:
+            kept = _CLASSES.get(key)
+        # the description is kept alive with the class, so its id is never reused
+        if kept is not None and kept[0] is description:
+            return kept[1]
+        made = build(self, service_name, service_model)
+        with _LOCK:
+            _CLASSES[key] = (description, made)
+        return made
+
+    client.ClientCreator._create_client_class = create_client_class  # type: ignore[method-assign]
+    client.ClientCreator._crashcart_shared = True  # type: ignore[attr-defined]
+
+
+def _class_key(emitter: Any, service_name: str, service_model: Any) -> tuple[Any, ...] | None:
+    """Service, its model and the handlers that shape its class (None: not known here)."""
+    inner = getattr(emitter, "_emitter", emitter)
+    handlers = getattr(inner, "_handlers", None)
+    description = getattr(service_model, "_service_description", None)
+    if handlers is None or description is None:
+        return None
+    event = f"creating-client-class.{service_model.service_id.hyphenize()}"
+    return (service_name, id(description), tuple(handlers.prefix_search(event)))
