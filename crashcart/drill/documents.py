@@ -51,6 +51,7 @@ IMAGES: dict[str, Callable[[], str]] = {
 #: python3 there and installs only what such an instance lacks (kdump-tools, kexec-tools,
 #: makedumpfile, python3-venv), in the guest, as on EC2. The pipeline image stays the bare
 #: base: its document's own install step (on the host) puts python3 in.
+# aws-assumption: debian-ami-ships-python3
 PLATFORM_PACKAGES: dict[str, tuple[str, ...]] = {
     "pipeline": (),
     "running-instance": ("python3",),
