@@ -30,7 +30,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from crashcart import _props as props
-from crashcart.compliance import acknowledge, acknowledge_all
+from crashcart.compliance import acknowledge
 from crashcart.constructs._crash_dump_settings import (
     DumpLifecycle,
     check_object_lock,
@@ -38,6 +38,8 @@ from crashcart.constructs._crash_dump_settings import (
 )
 from crashcart.constructs._internal import dump_bucket_iam
 from crashcart.constructs._internal.buckets import (
+    access_logs_by_bucket_policy,
+    acknowledge_no_replication,
     data_key,
     logged_data_bucket,
 )
@@ -124,10 +126,7 @@ class CrashDumpBucket(Construct):
             what="iam.IRole",
         )
         super().__init__(scope, construct_id)
-        # Server access logs are authorised by a bucket policy on the log bucket, not by
-        # the legacy LogDeliveryWrite ACL (ACLs stay disabled: BucketOwnerEnforced).
-        # aws-assumption: s3-server-access-log-delivery
-        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
+        access_logs_by_bucket_policy(self)
         lifecycle = lifecycle or DumpLifecycle()
         check_parameter_name(parameter_name)
         if object_lock_retention is not None:
@@ -191,21 +190,11 @@ class CrashDumpBucket(Construct):
         cfn_bucket.add_property_override(
             "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
         )
-        for scope_ in (self.bucket, self.access_logs_bucket):
-            acknowledge_all(
-                scope_,
-                {
-                    "NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled": "crash "
-                    "dumps are diagnostic copies with a bounded lifetime; cross-region "
-                    "replication would duplicate memory images; versioning protects them",
-                    "HIPAA.Security::HIPAA.Security-S3BucketReplicationEnabled": "crash "
-                    "dumps are diagnostic copies with a bounded lifetime; cross-region "
-                    "replication would duplicate memory images; versioning protects them",
-                    "PCI.DSS.321::PCI.DSS.321-S3BucketReplicationEnabled": "crash dumps "
-                    "are diagnostic copies with a bounded lifetime; cross-region "
-                    "replication would duplicate memory images; versioning protects them",
-                },
-            )
+        acknowledge_no_replication(
+            (self.bucket, self.access_logs_bucket),
+            "crash dumps are diagnostic copies with a bounded lifetime; cross-region "
+            "replication would duplicate memory images; versioning protects them",
+        )
 
         #: The SSM parameter holding the bucket name (read by the agent at run time).
         self.parameter = ssm.StringParameter(

@@ -30,8 +30,10 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from crashcart import _props as props
-from crashcart.compliance import acknowledge, acknowledge_all
+from crashcart.compliance import acknowledge
 from crashcart.constructs._internal.buckets import (
+    access_logs_by_bucket_policy,
+    acknowledge_no_replication,
     data_key,
     logged_data_bucket,
 )
@@ -56,7 +58,6 @@ __all__ = [
     "symbol_key",
 ]
 
-_PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 _REMOVAL_POLICIES = (
     cdk.RemovalPolicy.RETAIN,
     cdk.RemovalPolicy.DESTROY,
@@ -133,10 +134,7 @@ class DebugSymbolStore(Construct):
         """
         props.check_key("DebugSymbolStore", encryption_key, key_id="SymbolKey")
         super().__init__(scope, construct_id)
-        # Server access logs are authorised by a bucket policy on the log bucket, not by
-        # the legacy LogDeliveryWrite ACL (ACLs stay disabled: BucketOwnerEnforced).
-        # aws-assumption: s3-server-access-log-delivery
-        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
+        access_logs_by_bucket_policy(self)
         noncurrent = noncurrent_version_expiration or cdk.Duration.days(30)
         log_expiration = access_log_expiration or cdk.Duration.days(365)
         _whole_days("noncurrent_version_expiration", noncurrent)
@@ -192,17 +190,12 @@ class DebugSymbolStore(Construct):
                 },
             )
         )
-        for scope_ in (self.bucket, self.access_logs_bucket):
-            acknowledge_all(
-                scope_,
-                {
-                    f"{pack}::{pack}-S3BucketReplicationEnabled": "debug symbols are copies "
-                    "of the distributions' public debug packages, re-publishable from them; "
-                    "versioning and the no-overwrite policy protect them; cross-region "
-                    "replication is left to the account's backup policy"
-                    for pack in _PACKS
-                },
-            )
+        acknowledge_no_replication(
+            (self.bucket, self.access_logs_bucket),
+            "debug symbols are copies of the distributions' public debug packages, "
+            "re-publishable from them; versioning and the no-overwrite policy protect them; "
+            "cross-region replication is left to the account's backup policy",
+        )
 
         #: Customer-managed policies made by the first :meth:`grant_publish` /
         #: :meth:`grant_read` (one each, shared by every grantee).

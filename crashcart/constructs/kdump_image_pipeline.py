@@ -40,6 +40,7 @@ from crashcart.constructs._image_pipeline_validation import (
     whole,
 )
 from crashcart.constructs._internal import image_pipeline_iam as pipeline_iam
+from crashcart.constructs._internal.buckets import access_logs_by_bucket_policy
 from crashcart.constructs._internal.image_pipeline_components import (
     INLINE_DATA_LIMIT,
     OwnComponents,
@@ -198,10 +199,7 @@ class KdumpImagePipeline(Construct):
             debug_symbols=debug_symbols,
         )
         super().__init__(scope, construct_id)
-        # Server access logs are delivered under a bucket policy, not an ACL (the
-        # recommended setting; set for this construct's subtree before any child exists).
-        # aws-assumption: s3-server-access-log-delivery
-        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
+        access_logs_by_bucket_policy(self)
         stack = cdk.Stack.of(self)
         info, settings, working_directory = check_platform(
             self,

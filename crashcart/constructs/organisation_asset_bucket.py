@@ -29,7 +29,11 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from crashcart.compliance import acknowledge_all
-from crashcart.constructs._internal.buckets import access_logs_bucket
+from crashcart.constructs._internal.buckets import (
+    access_logs_bucket,
+    access_logs_by_bucket_policy,
+    acknowledge_no_replication,
+)
 from crashcart.constructs.member_account_settings import ORGANISATION_ID
 from crashcart.errors import ConfigurationError
 
@@ -70,11 +74,7 @@ class OrganisationAssetBucket(Construct):
                 "organisation's id ('o-' and 10 to 32 lower-case letters or digits)"
             )
         super().__init__(scope, construct_id)
-        # Server access logs are authorised by a bucket policy on the log bucket, not by the
-        # legacy LogDeliveryWrite ACL (ACLs stay disabled); without this, an app that lacks the
-        # flag in its cdk.json fails at synth.
-        # aws-assumption: s3-server-access-log-delivery
-        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
+        access_logs_by_bucket_policy(self)
         region = cdk.Stack.of(self).region
         if cdk.Token.is_unresolved(region):
             raise ConfigurationError(
@@ -128,11 +128,7 @@ class OrganisationAssetBucket(Construct):
                 "of them at every deployment"
             )
         acknowledge_all(self.bucket, reasons)
-        acknowledge_all(
-            self.access_logs_bucket,
-            {
-                f"{pack}::{pack}-S3BucketReplicationEnabled": "access logs of a bucket of "
-                "function code copies; they expire after a year"
-                for pack in _PACKS
-            },
+        acknowledge_no_replication(
+            (self.access_logs_bucket,),
+            "access logs of a bucket of function code copies; they expire after a year",
         )

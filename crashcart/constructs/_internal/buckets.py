@@ -16,7 +16,28 @@ from constructs import Construct
 
 from crashcart.compliance import acknowledge_all, skip_checkov
 
+#: The cdk-nag packs with the KMS and the replication rules for S3 buckets.
 _PACKS_WITH_KMS_RULE = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
+
+
+def access_logs_by_bucket_policy(construct: Construct) -> None:
+    """Let the buckets under ``construct`` authorise their server access logs with a bucket
+    policy on the log bucket rather than the legacy ``LogDeliveryWrite`` ACL (ACLs stay
+    disabled: ``BucketOwnerEnforced``). Without it, an app whose cdk.json lacks the flag
+    fails at synth. Call it right after ``super().__init__``: context can only be set on a
+    node before it has children.
+    """
+    # aws-assumption: s3-server-access-log-delivery
+    construct.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
+
+
+def acknowledge_no_replication(buckets: tuple[s3.IBucket, ...], reason: str) -> None:
+    """Acknowledge the packs' cross-Region replication rule on ``buckets``, with ``reason``."""
+    for bucket in buckets:
+        acknowledge_all(
+            bucket,
+            {f"{pack}::{pack}-S3BucketReplicationEnabled": reason for pack in _PACKS_WITH_KMS_RULE},
+        )
 
 
 def access_logs_bucket(

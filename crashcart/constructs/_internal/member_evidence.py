@@ -21,8 +21,9 @@ import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from crashcart.compliance import acknowledge_all
 from crashcart.constructs._internal.buckets import (
+    access_logs_by_bucket_policy,
+    acknowledge_no_replication,
     data_key,
     logged_data_bucket,
 )
@@ -30,7 +31,6 @@ from crashcart.constructs.existing_dump_bucket import ExistingDumpBucket
 
 #: How long console output stays: the crash-dump bucket's default expiry.
 EVIDENCE_DAYS = 365
-_PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 
 
 class MemberEvidence(Construct):
@@ -44,9 +44,7 @@ class MemberEvidence(Construct):
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
-        # Access logs are authorised by the log bucket's policy, not the LogDeliveryWrite ACL.
-        # aws-assumption: s3-server-access-log-delivery
-        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
+        access_logs_by_bucket_policy(self)
         expiry = cdk.Duration.days(EVIDENCE_DAYS)
         self.encryption_key = data_key(
             self,
@@ -69,15 +67,10 @@ class MemberEvidence(Construct):
             ],
             removal_policy=removal_policy,
         )
-        for bucket in (self.bucket, self.access_logs_bucket):
-            acknowledge_all(
-                bucket,
-                {
-                    f"{pack}::{pack}-S3BucketReplicationEnabled": "console output kept for "
-                    "an incident's investigation with a bounded lifetime; versioning "
-                    "protects it; replicating it would copy instance output to another Region"
-                    for pack in _PACKS
-                },
-            )
+        acknowledge_no_replication(
+            (self.bucket, self.access_logs_bucket),
+            "console output kept for an incident's investigation with a bounded lifetime; "
+            "versioning protects it; replicating it would copy instance output to another Region",
+        )
         #: What the remediation takes as ``dumps``: evidence goes here, dumps go central.
         self.dumps = ExistingDumpBucket(bucket=self.bucket, encryption_key=self.encryption_key)
