@@ -48,6 +48,7 @@ MODULES = (
     "burst",
     "drill_figures",
     "triage_speed",
+    "suite_timings",
 )
 
 
@@ -72,6 +73,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--drill-timings", type=Path, help="the drill's timings JSON (default: look for it)"
+    )
+    parser.add_argument(
+        "--suite-runs",
+        type=Path,
+        help="the suite's own records (default: <drill cache>/suite-runs.json)",
     )
     parser.add_argument(
         "--run-drill",
@@ -149,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             "burst_instances": args.burst_instances,
             "burst_duplicates": args.burst_duplicates,
             "drill_timings": args.drill_timings,
+            "suite_runs": args.suite_runs,
             "run_drill": args.run_drill,
         },
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import suite_record
 from tests.support.speed import moto_amis_file, share_botocore_models, share_client_classes
 
 os.environ.update(
@@ -48,14 +49,16 @@ _TEMP_HOME_VAR = "CRASHCART_TESTS_TEMP_HOME"
 _temp_home: list[str] = []
 
 
-def pytest_configure() -> None:
-    """Point TMPDIR (this process's and every child's) at a folder of this session.
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the run's record (:mod:`tests.support.suite_record`); point TMPDIR (this
+    process's and every child's) at a folder of this session.
 
     Not in an xdist worker: the controller made the folder and removes it. pytest's own
     ``tmp_path`` folders stay where they were (``PYTEST_DEBUG_TEMPROOT``), kept for
     debugging as pytest keeps them. A hook, not import time: the benchmarks import this
     module too.
     """
+    suite_record.start(config)
     if os.environ.get(_TEMP_HOME_VAR):
         return
     os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
@@ -65,6 +68,13 @@ def pytest_configure() -> None:
     os.environ.update({_TEMP_HOME_VAR: home, "TMPDIR": home})
     tempfile.tempdir = home
     _temp_home.append(home)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[None]:
+    """After every other finisher (xdist's stops its workers): the run's record."""
+    yield
+    suite_record.finish(session, exitstatus)
 
 
 def pytest_unconfigure() -> None:

@@ -61,6 +61,39 @@ DRILL_RESULTS = {
     ],
 }
 
+SUITE_RUNS = {
+    "check": [
+        {
+            "kind": "check",
+            "run": "a",
+            "started_at": "2026-12-06T05:00:00Z",
+            "wall_s": 110.0,
+            "cpu_s": 210.0,
+            "tests": {"passed": 2500, "failed": 0, "error": 0, "skipped": 0},
+            "load_average": {"start": [0.5, 0.5, 0.5], "end": [1.9, 1.2, 0.7]},
+            "commit": "0123456789ab",
+        }
+    ],
+    "test": [
+        {
+            "kind": "test",
+            "run": "b",
+            "started_at": "2026-12-06T05:10:00Z",
+            "wall_s": 450.0,
+            "cpu_s": 880.0,
+            "tests": {"passed": 2550, "failed": 0, "error": 0, "skipped": 0},
+            "load_average": {"start": [0.5, 0.5, 0.5], "end": [2.0, 1.8, 1.0]},
+            "commit": "0123456789ab",
+            "drill": {
+                "plain_boot_s": 45.0,
+                "plain_boot_of": "idle",
+                "images": {"pipeline": {"cached": True, "prepare_s": 60.0}},
+                "scenarios": {"idle": {"passed": True, "scenario_s": 150.0}},
+            },
+        }
+    ],
+}
+
 
 @pytest.fixture(scope="module")
 def smoke(
@@ -69,6 +102,8 @@ def smoke(
     folder = tmp_path_factory.mktemp("bench-smoke")
     drill = folder / "drill-results.json"
     drill.write_text(json.dumps(DRILL_RESULTS))
+    suite = folder / "suite-runs.json"
+    suite.write_text(json.dumps(SUITE_RUNS))
     results = folder / "results.json"
     docs = folder / "benchmarks.md"
     env = {k: v for k, v in os.environ.items() if k != "CRASHCART_DRILL_CACHE"}
@@ -84,6 +119,8 @@ def smoke(
             str(docs),
             "--drill-timings",
             str(drill),
+            "--suite-runs",
+            str(suite),
         ],
         cwd=REPO_ROOT,
         env=env,
@@ -124,6 +161,7 @@ def test_smoke_run_exits_zero_and_runs_every_benchmark(
         "burst",
         "drill_figures",
         "triage_speed",
+        "suite_timings",
     ]
     for name in ("cores", "memory_gib", "cpu_model", "python", "node", "cdk_cli"):
         assert data["machine"][name], name
@@ -266,3 +304,17 @@ def test_triage_speed_runs_on_a_real_drill_dump_when_one_exists(
     (dump,) = figures["dumps"]  # smoke: one dump, one run of each
     assert dump["full_report"]["reason"] == "nmi"
     assert dump["ratio_full_to_read"] is not None and dump["ratio_log_to_read"] is not None
+
+
+def test_suite_timings_put_make_test_against_the_plain_boot_of_its_run(
+    smoke: tuple[Any, dict[str, Any], str],
+) -> None:
+    record = _bench(smoke, "suite_timings")
+    assert [c["name"].split(":")[0] for c in record["checks"]] == [
+        "make check",
+        "make test, images cached",
+    ]
+    rows = record["tables"][0]["rows"]
+    assert rows[1][-1] == "10.00x"  # 450 s / the 45 s plain boot of the same run
+    _, _, markdown = smoke
+    assert "Suite timings" in markdown

@@ -1,0 +1,186 @@
+"""What a whole-suite run cost: ``make check`` and ``make test``, recorded by the run itself.
+
+Issue 24 measures the suite in ``make bench`` (``benchmarks/suite_timings.py``), not in
+assertions. Each run of the whole suite — every test (``make test``) or every test but the
+drill (``make check``, ``-m "not e2e"``) — writes one entry into
+``<drill cache>/suite-runs.json``: its wall time, the CPU of every process it started
+(workers, CDK CLIs, QEMU: counted once they have exited), its tests, the load average
+around it, the commit, and, for a run with the drill, the drill's own figures from the same
+run (its plain guest boot, whether each image was prepared in it), so the benchmark can put
+the suite against a plain boot measured in the same run. A run of a selection (paths,
+``-k``, another marker expression) records nothing: it is not the suite.
+
+Only the process that runs the session records (xdist's controller, or a run without
+workers); workers never do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+RECORD_FILE = "suite-runs.json"
+#: Marker expression -> the kind of run it makes (with no other selection).
+KINDS = {"": "test", "not e2e": "check"}
+#: Runs kept per kind, newest last.
+KEEP = 10
+
+_started: dict[str, Any] = {}
+
+
+def suite_kind(config: pytest.Config) -> str | None:
+    """``test``, ``check``, or None for a run that selected part of the suite."""
+    option = config.option
+    root = Path(config.rootpath)
+    given = config.args_source == pytest.Config.ArgsSource.ARGS
+    whole = not given or all(
+        (root / arg).resolve() in (root, root / "tests") for arg in config.args
+    )
+    selected = any(
+        getattr(option, name, None) for name in ("keyword", "deselect", "lf", "stepwise")
+    )
+    if not whole or selected:
+        return None
+    return KINDS.get((getattr(option, "markexpr", "") or "").strip())
+
+
+def is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def ensure_run_id(config: pytest.Config) -> str:
+    """The run's id, shared with xdist's workers (their ``PYTEST_XDIST_TESTRUNUID``, which the
+    drill's e2e results carry as ``run``): set here when xdist would make one up later."""
+    if getattr(config.option, "testrunuid", None) is None and hasattr(config.option, "testrunuid"):
+        config.option.testrunuid = uuid.uuid4().hex
+    return str(getattr(config.option, "testrunuid", None) or f"pid-{os.getpid()}")
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process and of its children that have exited."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def start(config: pytest.Config) -> None:
+    if not is_controller(config) or suite_kind(config) is None:
+        return
+    _started.update(
+        kind=suite_kind(config),
+        run=ensure_run_id(config),
+        started_at=_utc(time.time()),
+        monotonic=time.monotonic(),
+        cpu=cpu_seconds(),
+        load_start=_load(),
+    )
+
+
+def finish(session: pytest.Session, exitstatus: int) -> Path | None:
+    """Write this run's entry (after xdist's workers exited, so their CPU is counted)."""
+    if not _started or not is_controller(session.config):
+        return None
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(reporter, "stats", {}) if reporter is not None else {}
+    counts = {
+        name: len([r for r in stats.get(name, []) if getattr(r, "when", "call") != "teardown"])
+        for name in ("passed", "failed", "error", "skipped")
+    }
+    entry = {
+        "kind": _started["kind"],
+        "run": _started["run"],
+        "started_at": _started["started_at"],
+        "wall_s": round(time.monotonic() - _started["monotonic"], 1),
+        "cpu_s": round(cpu_seconds() - _started["cpu"], 1),
+        "tests": counts,
+        "exitstatus": int(exitstatus),
+        "workers": getattr(session.config.option, "numprocesses", None),
+        "load_average": {"start": _started["load_start"], "end": _load()},
+        "commit": _commit(session.config.rootpath),
+    }
+    from crashcart.drill.paths import cache_dir, cache_lock
+
+    path = cache_dir() / RECORD_FILE
+    with cache_lock("suite-runs"):
+        if entry["kind"] == "test":
+            entry["drill"] = drill_of_run(cache_dir() / "e2e-drill-results.json", entry["run"])
+        runs = add_entry(_read(path), entry)
+        path.write_text(json.dumps(runs, indent=2))
+    return path
+
+
+def drill_of_run(results: Path, run: str) -> dict[str, Any] | None:
+    """The drill's figures from the e2e results of run ``run`` (None if that run wrote none)."""
+    data = _read(results)
+    if data.get("run") != run:
+        return None
+    scenarios = data.get("scenarios") or {}
+    boot, boot_of = None, None
+    for name, scenario in scenarios.items():
+        seconds = (scenario.get("timings") or {}).get("boot_to_ready_s")
+        if seconds and scenario.get("passed") and scenario.get("positive", True):
+            boot, boot_of = float(seconds), name
+            break
+    images = {
+        name: {
+            "cached": image.get("cached"),
+            "prepare_s": image.get("prepare_s"),
+        }
+        for name, image in (data.get("images") or {}).items()
+    }
+    return {
+        "plain_boot_s": boot,
+        "plain_boot_of": boot_of,
+        "images": images,
+        "scenarios": {
+            name: {
+                "passed": scenario.get("passed"),
+                "scenario_s": (scenario.get("timings") or {}).get("scenario_s"),
+            }
+            for name, scenario in scenarios.items()
+        },
+    }
+
+
+def add_entry(runs: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """``runs`` with ``entry`` appended to its kind's list (the newest ``KEEP`` kept)."""
+    kept = [e for e in runs.get(entry["kind"], []) if isinstance(e, dict)]
+    return {**runs, entry["kind"]: [*kept, entry][-KEEP:]}
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _load() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _commit(root: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None
