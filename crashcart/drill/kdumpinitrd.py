@@ -43,6 +43,10 @@ GUEST_DEP_MODULES: tuple[str, ...] = (
     "evdev",
     "serio_raw",
 )
+#: The VM those modules were read from (``qemu.Vm.command``): its machine and its root disk's
+#: interface. A VM with another bus needs other modules: read them again from an initrd the
+#: guest built (tests/unit/test_drill_vm_shape.py fails until this shape and the VM agree).
+GUEST_VM_SHAPE = {"machine": "q35", "disk interface": "virtio"}
 #: The guest's root file system (image.make_disk: ``mkfs.ext4``).
 GUEST_ROOT_FSTYPE = "ext4"
 #: What kdump-tools prints when it builds the initrd (in the guest's console log).

@@ -1,0 +1,36 @@
+"""The host-built kdump initrd is told which modules the guest's ``MODULES=dep`` selects
+(``kdumpinitrd.GUEST_DEP_MODULES``), read from a guest of one VM shape. A VM with another
+machine or disk bus would boot its capture kernel without the driver of its root disk: this
+test ties the recorded shape to the VM the drill starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from crashcart.drill import kdumpinitrd
+from crashcart.drill.qemu import Vm
+
+
+def _option(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def test_the_vm_is_the_one_the_dep_modules_were_read_from(tmp_path: Path) -> None:
+    command = Vm(
+        disk=tmp_path / "disk.img",
+        kernel=tmp_path / "vmlinuz",
+        initrd=tmp_path / "initrd.img",
+        cmdline="root=/dev/vda",
+        workdir=tmp_path,
+    ).command()
+    machine = _option(command, "-machine").split(",")[0]
+    drive = dict(
+        part.split("=", 1) for part in _option(command, "-drive").split(",") if "=" in part
+    )
+    shape = {"machine": machine, "disk interface": drive.get("if")}
+    assert shape == kdumpinitrd.GUEST_VM_SHAPE, (
+        f"the drill's VM is now {shape}, GUEST_DEP_MODULES was read from "
+        f"{kdumpinitrd.GUEST_VM_SHAPE}: read the modules again from an initrd the guest "
+        "built (docs/drill.md), then update both"
+    )
+    assert "virtio_blk" in kdumpinitrd.GUEST_DEP_MODULES
