@@ -84,7 +84,10 @@ def member_identity() -> dict[str, Any]:
     statements = member_upload_statements(
         bucket_name=parts()["bucket_name"], key_arn=parts()["key_arn"], region=TEST_REGION
     )
-    document: dict[str, Any] = iam.PolicyDocument(statements=statements).to_json()
+    # the kms:ViaService value carries AWS::URLSuffix: resolve it as a template would
+    stack = cdk.Stack(cdk.App(), "Member")
+    rendered = stack.resolve(iam.PolicyDocument(statements=statements).to_json())
+    document: dict[str, Any] = resolve_intrinsics(rendered, {})
     return document
 
 
