@@ -40,6 +40,7 @@ from constructs import Construct
 from crashcart import _props as props
 from crashcart.constructs._internal.function_code import DUMP_ARRIVAL
 from crashcart.constructs._internal.incident_view import incident_writer_function
+from crashcart.constructs._internal.organisation_policies import put_events_conditions
 from crashcart.constructs._internal.queues import encrypted_queue
 from crashcart.constructs._internal.secure_function import rule_target
 from crashcart.constructs._internal.service_access import (
@@ -176,12 +177,7 @@ class CentralDumpReceiver(Construct):
                 "Principal": {"AWS": f"arn:{stack.partition}:iam::{central_account_id}:root"},
                 "Action": "events:PutEvents",
                 "Resource": default_bus,
-                "Condition": {
-                    "StringEquals": {
-                        "events:source": DUMP_RECEIVED_SOURCE,
-                        "events:detail-type": DUMP_RECEIVED_DETAIL_TYPE,
-                    }
-                },
+                "Condition": put_events_conditions(DUMP_RECEIVED_SOURCE, DUMP_RECEIVED_DETAIL_TYPE),
             },
         )
         self.rule = events.Rule(

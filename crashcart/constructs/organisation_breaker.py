@@ -39,6 +39,7 @@ from constructs import Construct
 
 from crashcart import _props as props
 from crashcart.compliance import skip_checkov
+from crashcart.constructs._internal.service_key import service_endpoint
 from crashcart.constructs._internal.tables import protected_table
 from crashcart.constructs.organisation_link import BREAKER_ACTIONS, BREAKER_KEY_ACTIONS
 from crashcart.errors import ConfigurationError
@@ -107,7 +108,8 @@ class OrganisationBreaker(Construct):
                 conditions={
                     "StringEquals": {
                         **org_condition,
-                        "kms:ViaService": f"dynamodb.{region}.amazonaws.com",
+                        # aws-assumption: kms-via-service-endpoint-names
+                        "kms:ViaService": service_endpoint("dynamodb", region),
                     }
                 },
             )
@@ -124,8 +126,10 @@ class OrganisationBreaker(Construct):
             cdk.Annotations.of(self).add_warning_v2(
                 "crashcart:organisationBreakerKeyPolicy",
                 "the breaker table's key is imported: its policy must allow kms:Decrypt, "
-                "kms:Encrypt and kms:GenerateDataKey to principals with aws:PrincipalOrgID "
-                f"{organisation_id} through dynamodb.{region}.amazonaws.com, or every member "
+                "kms:DescribeKey, kms:Encrypt and kms:GenerateDataKey to principals with "
+                "aws:PrincipalOrgID "
+                f"{organisation_id} through dynamodb.{region}.<URL suffix> (amazonaws.com; "
+                "amazonaws.com.cn in China), or every member "
                 "is refused and none interrupts",
             )
         self.encryption_key: kms.IKey = key

@@ -14,10 +14,10 @@ guards):
 
 The function's extra rights are exactly these, in a customer managed policy of their own
 (``OrganisationPolicy``): ``dynamodb:GetItem`` / ``UpdateItem`` on the breaker table ARN, for
-the breaker item's partition key only; ``kms:Decrypt`` / ``Encrypt`` / ``GenerateDataKey`` on
-the table's key, only through DynamoDB in this Region; ``events:PutEvents`` on the bus ARN.
-The central side allows the organisation's principals in its resource policies (the
-table's, the key's, the bus's): cross-account access needs both
+the breaker item's partition key only; ``kms:Decrypt`` / ``DescribeKey`` / ``Encrypt`` /
+``GenerateDataKey`` on the table's key, only through DynamoDB in this Region;
+``events:PutEvents`` on the bus ARN. The central side allows the organisation's principals
+in its resource policies (the table's, the key's, the bus's): cross-account access needs both
 (aws-assumption: dynamodb-resource-policy-cross-account).
 
 Without the prop nothing changes: no variable, no policy, the same template.
@@ -34,6 +34,7 @@ from aws_cdk import aws_iam as iam
 
 from crashcart import _props as props
 from crashcart.constructs._internal.remediation_checks import env_number, env_seconds
+from crashcart.constructs._internal.service_key import service_endpoint
 from crashcart.constructs.remediation_settings import _seconds, _unresolved
 from crashcart.errors import ConfigurationError
 from crashcart.runtime import environment as variables
@@ -46,8 +47,17 @@ if TYPE_CHECKING:
 
 #: What a member's function does on the breaker table (the resource policy allows the same).
 BREAKER_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:UpdateItem")
-#: What DynamoDB needs of the table's customer managed key for the caller's reads and writes.
-BREAKER_KEY_ACTIONS: Final = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+#: What DynamoDB may need of the table's customer managed key for the caller's reads and
+#: writes: ``kms:Decrypt`` of the table key is the call DynamoDB documents with the caller's
+#: identity; ``kms:DescribeKey``, ``kms:Encrypt`` and ``kms:GenerateDataKey`` are what AWS's
+#: own DynamoDB key policy and its cross-account example give table users (metadata and
+#: encryption only, through DynamoDB only; aws-assumption: dynamodb-cmk-caller-key-actions).
+BREAKER_KEY_ACTIONS: Final = (
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+)
 #: Sending incident events.
 EVENT_ACTIONS: Final = ("events:PutEvents",)
 
@@ -195,7 +205,8 @@ def organisation_statements(link: OrganisationLink, stack: cdk.Stack) -> list[ia
             resources=[link.breaker_key_arn],
             conditions={
                 # aws-assumption: dynamodb-resource-policy-cross-account
-                "StringEquals": {"kms:ViaService": f"dynamodb.{stack.region}.amazonaws.com"}
+                # aws-assumption: kms-via-service-endpoint-names
+                "StringEquals": {"kms:ViaService": service_endpoint("dynamodb", stack.region)}
             },
         ),
         iam.PolicyStatement(

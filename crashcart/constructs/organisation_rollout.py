@@ -42,9 +42,11 @@ from typing import Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudformation as cloudformation
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from crashcart.constructs._internal.rollout_acknowledgements import acknowledge_asset_copies
+from crashcart.constructs._internal.service_key import service_endpoint
 from crashcart.constructs._internal.stackset_template import StackSetTemplateSynthesizer
 from crashcart.constructs.member_account_settings import (
     REGION,
@@ -61,6 +63,9 @@ ROOT_ID: Final = re.compile(r"r-[0-9a-z]{4,32}")
 #: S3 bucket names are at most 63 characters; the longest Region name is about 16.
 _PREFIX: Final = re.compile(r"[a-z0-9][a-z0-9-]{1,38}[a-z0-9]")
 _STACK_SET_NAME: Final = re.compile(r"[a-zA-Z][a-zA-Z0-9-]{0,127}")
+_KEY_ARN: Final = re.compile(
+    r"arn:aws[a-z-]*:kms:([a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}):[0-9]{12}:key/[A-Za-z0-9-]{1,128}"
+)
 
 
 class CallAs(enum.Enum):
@@ -127,6 +132,7 @@ class OrganisationRollout(Construct):
         pace: RolloutPace = RolloutPace(),
         retain_stacks_on_account_removal: bool = False,
         stack_set_name: str = "crashcart-member",
+        bootstrap_key_arn: str | None = None,
     ) -> None:
         """
         :param settings: the central account's resources per Region; it needs an entry for
@@ -153,6 +159,12 @@ class OrganisationRollout(Construct):
             (removal policy RETAIN).
         :param stack_set_name: the StackSet's name (unique per account and Region).
             Default: ``crashcart-member``.
+        :param bootstrap_key_arn: the KMS key of the deploying environment's CDK bootstrap
+            bucket, when it was bootstrapped with ``--bootstrap-kms-key-id <your key>``: the
+            copy function then may ``kms:Decrypt`` with it through S3 in this Region. Not
+            needed for the default (``aws/s3``) nor for ``--bootstrap-customer-key``, whose
+            key policy admits every principal of the account through S3
+            (aws-assumption: cdk-bootstrap-assets-key-policy). Default: None.
         :raises ConfigurationError: for every invalid value, naming it.
         """
         _check(settings, targets, regions, asset_bucket_prefix, member, call_as, pace)
@@ -189,6 +201,8 @@ class OrganisationRollout(Construct):
             synthesizer=self._synthesizer,
         )
         self.asset_copies = self._synthesizer.copies
+        if bootstrap_key_arn is not None:
+            self._read_bootstrap_key(_check_key_arn(bootstrap_key_arn, deploying))
         acknowledge_asset_copies(deploying, copies)
         self.stack_set = cloudformation.CfnStackSet(
             self,
@@ -226,6 +240,23 @@ class OrganisationRollout(Construct):
         # The copies must be in every Region's bucket before a stack instance looks for them.
         for copy in self.asset_copies.values():
             self.stack_set.node.add_dependency(copy)
+
+    def _read_bootstrap_key(self, key_arn: str) -> None:
+        """The copies' (one, shared) function may decrypt the staged assets with the bootstrap
+        bucket's key, only through S3 in this Region."""
+        region = cdk.Stack.of(self).region
+        for copy in self.asset_copies.values():
+            copy.handler_role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="DecryptStagedAssetsThroughS3",
+                    actions=["kms:Decrypt"],
+                    resources=[key_arn],
+                    conditions={
+                        # aws-assumption: kms-via-service-endpoint-names
+                        "StringEquals": {"kms:ViaService": service_endpoint("s3", region)}
+                    },
+                )
+            )
 
     @property
     def assets(self) -> list[str]:
@@ -280,6 +311,22 @@ def _check(
             )
         settings.for_region(region)
     check_asset_bucket_prefix(prefix)
+
+
+def _check_key_arn(key_arn: str, deploying: cdk.Stack) -> str:
+    """A KMS key ARN in the deploying stack's Region (where the bootstrap bucket is)."""
+    if isinstance(key_arn, str) and cdk.Token.is_unresolved(key_arn):
+        return key_arn
+    match = _KEY_ARN.fullmatch(key_arn) if isinstance(key_arn, str) else None
+    if match is None or (
+        not cdk.Token.is_unresolved(deploying.region) and match.group(1) != deploying.region
+    ):
+        raise ConfigurationError(
+            f"OrganisationRollout bootstrap_key_arn={key_arn!r}: give the ARN of the KMS key "
+            f"of the CDK bootstrap bucket in {deploying.region} (arn:aws:kms:<region>:"
+            "<account>:key/<id>; an alias is not accepted: KMS authorizes Decrypt on the key)"
+        )
+    return key_arn
 
 
 def check_asset_bucket_prefix(prefix: str) -> None:

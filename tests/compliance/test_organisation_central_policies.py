@@ -84,7 +84,10 @@ def member_identity() -> dict[str, Any]:
     statements = member_upload_statements(
         bucket_name=parts()["bucket_name"], key_arn=parts()["key_arn"], region=TEST_REGION
     )
-    document: dict[str, Any] = iam.PolicyDocument(statements=statements).to_json()
+    # the kms:ViaService value carries AWS::URLSuffix: resolve it as a template would
+    stack = cdk.Stack(cdk.App(), "Member")
+    rendered = stack.resolve(iam.PolicyDocument(statements=statements).to_json())
+    document: dict[str, Any] = resolve_intrinsics(rendered, {})
     return document
 
 
@@ -360,3 +363,68 @@ def test_the_central_triage_role_decrypts_through_s3() -> None:
     }
     (got,) = decisions({"triage": request}).values()
     assert got == "Allowed"
+
+
+# -- the central bus ---------------------------------------------------------------------------
+
+
+def bus_request(
+    sources: list[str] | None,
+    detail_types: list[str] | None,
+    *,
+    account: str = ACCOUNT_A,
+    org: str = ORG,
+) -> dict[str, Any]:
+    """A ``PutEvents`` on the central bus by a member's function, one value per entry."""
+    (policy,) = _resources("AWS::Events::EventBusPolicy").values()
+    statement = resolve_intrinsics(policy["Properties"]["Statement"], template()["Resources"])
+    # resolve_intrinsics renders the bus's Arn attribute as its name: the ARN it stands for
+    bus_arn = f"arn:aws:events:{TEST_REGION}:{CENTRAL}:event-bus/{statement['Resource']}"
+    statement["Resource"] = bus_arn
+    context: dict[str, Any] = {"aws:PrincipalOrgID": org, "aws:PrincipalAccount": account}
+    if sources is not None:
+        context["events:source"] = sources
+    if detail_types is not None:
+        context["events:detail-type"] = detail_types
+    return iam_simulate.simulation(
+        action="events:PutEvents",
+        principal=f"arn:aws:sts::{account}:assumed-role/crashcart-remediation/fn",
+        resource=bus_arn,
+        resource_account=CENTRAL,
+        context=context,
+        identity=[
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": "*"}],
+            }
+        ],
+        resource_policy={"Version": "2012-10-17", "Statement": [statement]},
+    )
+
+
+def test_the_bus_takes_one_incident_update_and_refuses_any_other_entry() -> None:
+    """aws-assumption eventbridge-put-events-source-keys: the keys are multivalued (one value
+    per entry of the call), so the synthesized statement must use a set operator; written as
+    a plain StringEquals it admits no update at all."""
+    update, kind = "crashcart.incident", "Crashcart Incident Update"
+    assert decisions(
+        {
+            "one update": bus_request([update], [kind]),
+            "two updates": bus_request([update, update], [kind, kind]),
+            "another source": bus_request(["crashcart.central"], [kind]),
+            "another detail type": bus_request([update], ["Other"]),
+            "an update and another entry": bus_request([update, "other"], [kind, "Other"]),
+            "no source": bus_request(None, None),
+            "outside the organisation": bus_request(
+                [update], [kind], account=OUTSIDER, org="o-zzzzzzzzzz"
+            ),
+        }
+    ) == {
+        "one update": "Allowed",
+        "two updates": "Allowed",
+        "another source": "ImplicitlyDenied",
+        "another detail type": "ImplicitlyDenied",
+        "an update and another entry": "ImplicitlyDenied",
+        "no source": "ImplicitlyDenied",
+        "outside the organisation": "ImplicitlyDenied",
+    }

@@ -11,7 +11,7 @@ import pytest
 from tests.support.cfn_lint import cfn_lint
 from tests.support.checkov import run_checkov
 from tests.support.nag import assert_every_pack_ran_clean, validation_report
-from tests.support.organisation import REGIONS, RolloutAssembly, rollout_app
+from tests.support.organisation import DEPLOYING_ACCOUNT, REGIONS, RolloutAssembly, rollout_app
 
 #: checkov skips on the copy function (the first three by the cdk-nag acknowledgements of the
 #: same property) and on the member template's functions (as in the reference app).
@@ -20,7 +20,12 @@ _FUNCTION_CHECKS = ("CKV_AWS_115", "CKV_AWS_117", "CKV_AWS_173")
 
 @pytest.fixture(scope="module")
 def assembly(tmp_path_factory: pytest.TempPathFactory) -> RolloutAssembly:
-    return rollout_app(str(tmp_path_factory.mktemp("rollout-nag")), nag=True)
+    # with the bootstrap key prop: its kms:Decrypt statement on the copy's role is checked too
+    return rollout_app(
+        str(tmp_path_factory.mktemp("rollout-nag")),
+        nag=True,
+        bootstrap_key_arn=f"arn:aws:kms:{REGIONS[0]}:{DEPLOYING_ACCOUNT}:key/1234abcd-12ab-34cd",
+    )
 
 
 @pytest.fixture(scope="module")

@@ -80,10 +80,11 @@ def test_the_default_bus_admits_only_the_central_accounts_dump_received_events(
         "Action": "events:PutEvents",
         "Resource": f"arn:aws:events:{TEST_REGION}:{TEST_ACCOUNT}:event-bus/default",
         "Condition": {
-            "StringEquals": {
+            "ForAllValues:StringEquals": {
                 "events:source": "crashcart.central",
                 "events:detail-type": "Crashcart Dump Received",
-            }
+            },
+            "Null": {"events:source": "false", "events:detail-type": "false"},
         },
     }
     for old in ("Principal", "Action", "Condition"):  # no PutPermission-style grant beside it

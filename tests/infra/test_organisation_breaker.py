@@ -24,6 +24,11 @@ ORG = "o-a1b2c3d4e5"
 TABLE_ARN = f"arn:aws:dynamodb:{TEST_REGION}:{CENTRAL}:table/crashcart-org-breaker"
 KEY_ARN = f"arn:aws:kms:{TEST_REGION}:{CENTRAL}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 BUS_ARN = f"arn:aws:events:{TEST_REGION}:{CENTRAL}:event-bus/crashcart-central"
+#: What a member needs of the breaker key through DynamoDB (aws-assumption:
+#: dynamodb-cmk-caller-key-actions), on both sides.
+KEY_ACTIONS = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+#: ``dynamodb.<region>.`` and the partition's URL suffix (amazonaws.com.cn in China).
+VIA_DYNAMODB = {"Fn::Join": ["", [f"dynamodb.{TEST_REGION}.", {"Ref": "AWS::URLSuffix"}]]}
 
 
 def link(**overrides: Any) -> OrganisationLink:
@@ -92,11 +97,9 @@ def test_the_linked_function_gets_exactly_the_organisation_rights(linked: dict[s
         {
             "Sid": "OrganisationBreakerKey",
             "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            "Action": KEY_ACTIONS,
             "Resource": KEY_ARN,
-            "Condition": {
-                "StringEquals": {"kms:ViaService": f"dynamodb.{TEST_REGION}.amazonaws.com"}
-            },
+            "Condition": {"StringEquals": {"kms:ViaService": VIA_DYNAMODB}},
         },
         {
             "Sid": "CentralIncidentEvents",
@@ -235,12 +238,12 @@ def test_the_key_lets_the_organisation_use_it_only_through_dynamodb(
         "Sid": "CrashcartOrganisationUsesBreakerTable",
         "Effect": "Allow",
         "Principal": {"AWS": "*"},
-        "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+        "Action": KEY_ACTIONS,
         "Resource": "*",
         "Condition": {
             "StringEquals": {
                 "aws:PrincipalOrgID": ORG,
-                "kms:ViaService": f"dynamodb.{TEST_REGION}.amazonaws.com",
+                "kms:ViaService": VIA_DYNAMODB,
             }
         },
     }
@@ -261,7 +264,7 @@ def test_reset_is_delete_and_read_of_the_breaker_item_only(central: dict[str, An
             "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["breaker#organisation"]}
         },
     }
-    assert key["Action"] == ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+    assert key["Action"] == KEY_ACTIONS
 
 
 @pytest.mark.parametrize("bad", ["", "o-short", "O-A1B2C3D4E5", "r-a1b2c3d4e5", "a1b2c3d4e5"])
@@ -277,3 +280,27 @@ def test_an_imported_key_gets_a_warning_about_its_policy() -> None:
     OrganisationBreaker(stack, "OrgBreaker", organisation_id=ORG, encryption_key=key)
     warnings = Annotations.from_stack(stack).find_warning("*", Match.any_value())
     assert any("aws:PrincipalOrgID" in str(w.entry.data) for w in warnings)
+
+
+def test_the_member_and_the_key_policy_give_the_same_key_actions(
+    linked: dict[str, Any], central: dict[str, Any]
+) -> None:
+    """Cross-account, a KMS action is allowed only when the member's policy and the key
+    policy both allow it: DescribeKey and Decrypt on both sides, through DynamoDB only."""
+    member_statements = policies(linked)["RemediationOrganisationPolicy"]["PolicyDocument"]
+    (member_key,) = [
+        s for s in member_statements["Statement"] if s["Sid"] == "OrganisationBreakerKey"
+    ]
+    ((_, key),) = resources_of(central, "AWS::KMS::Key").items()
+    (org,) = [
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s.get("Sid") == "CrashcartOrganisationUsesBreakerTable"
+    ]
+    assert member_key["Action"] == org["Action"]
+    assert {"kms:Decrypt", "kms:DescribeKey"} <= set(org["Action"])
+    assert "kms:CreateGrant" not in org["Action"]
+    assert (
+        member_key["Condition"]["StringEquals"]["kms:ViaService"]
+        == (org["Condition"]["StringEquals"]["kms:ViaService"])
+    )

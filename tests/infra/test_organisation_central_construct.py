@@ -140,12 +140,15 @@ def test_the_bus_takes_only_incident_updates_from_the_organisation(template: Tem
                 {
                     "Action": "events:PutEvents",
                     "Principal": {"AWS": "*"},
+                    # events:source / detail-type are multivalued (one value per entry):
+                    # aws-assumption eventbridge-put-events-source-keys
                     "Condition": {
-                        "StringEquals": {
-                            "aws:PrincipalOrgID": ORG,
+                        "StringEquals": {"aws:PrincipalOrgID": ORG},
+                        "ForAllValues:StringEquals": {
                             "events:source": "crashcart.incident",
                             "events:detail-type": "Crashcart Incident Update",
-                        }
+                        },
+                        "Null": {"events:source": "false", "events:detail-type": "false"},
                     },
                 }
             )
@@ -174,14 +177,24 @@ def test_the_view_sets_exactly_its_environment_contract(template: Template) -> N
 
 
 def test_the_view_may_put_events_only_on_default_buses_of_this_region(template: Template) -> None:
-    """The way back: PutEvents on a member's default bus in this Region, nothing else."""
+    """The way back: "dump received" entries on a member's default bus in this Region, nothing
+    else."""
     (policy,) = template.find_resources("AWS::IAM::ManagedPolicy").values()
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     events = [s for s in statements if "events" in json.dumps(s["Action"])]
     assert events == [
         {
+            "Sid": "DumpReceivedToMemberDefaultBuses",
             "Action": "events:PutEvents",
             "Effect": "Allow",
+            # only what a member's receiver takes (any account: the members are not known)
+            "Condition": {
+                "ForAllValues:StringEquals": {
+                    "events:source": "crashcart.central",
+                    "events:detail-type": "Crashcart Dump Received",
+                },
+                "Null": {"events:source": "false", "events:detail-type": "false"},
+            },
             "Resource": {
                 "Fn::Join": [
                     "",

@@ -348,3 +348,62 @@ def test_the_member_hears_from_the_central_account_when_its_dumps_arrive(
         if "EventPattern" in r["Properties"]
     ]
     assert any(p.get("source") == ["crashcart.central"] for p in patterns), patterns
+
+
+BOOTSTRAP_KEY = f"arn:aws:kms:{REGIONS[0]}:{DEPLOYING_ACCOUNT}:key/1234abcd-12ab-34cd-56ef-123456"
+
+
+def _copy_role_statements(assembly: RolloutAssembly) -> list[dict[str, Any]]:
+    """The statements of the copy function's role (BucketDeployment's one shared handler)."""
+    roles = _of_type(assembly.rollout, "AWS::IAM::Role")
+    (handler_role,) = [k for k in roles if k.startswith("CustomCDKBucketDeployment")]
+    return [
+        statement
+        for policy in _of_type(assembly.rollout, "AWS::IAM::Policy").values()
+        if {"Ref": handler_role} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_a_bootstrap_key_lets_the_copy_decrypt_through_s3_only(
+    assembly: RolloutAssembly, tmp_path: Path
+) -> None:
+    """aws-assumption cdk-bootstrap-assets-key-policy: a bootstrap bucket under a key of the
+    user's (``--bootstrap-kms-key-id``) needs kms:Decrypt for the copy; the default and
+    ``--bootstrap-customer-key`` keys admit the account through S3 and need nothing."""
+    keyed = rollout_app(str(tmp_path), bootstrap_key_arn=BOOTSTRAP_KEY)
+    kms = [s for s in _copy_role_statements(keyed) if "kms" in json.dumps(s["Action"])]
+    assert kms == [
+        {
+            "Sid": "DecryptStagedAssetsThroughS3",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": BOOTSTRAP_KEY,
+            "Condition": {
+                "StringEquals": {
+                    "kms:ViaService": {
+                        "Fn::Join": ["", [f"s3.{REGIONS[0]}.", {"Ref": "AWS::URLSuffix"}]]
+                    }
+                }
+            },
+        }
+    ]
+    # without the prop the copy has no KMS right at all (the template is as before)
+    assert not [s for s in _copy_role_statements(assembly) if "kms" in json.dumps(s["Action"])]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "alias/cdk-hnb659fds-assets-key",
+        f"arn:aws:kms:{REGIONS[1]}:{DEPLOYING_ACCOUNT}:key/1234abcd",  # not the bucket's Region
+        f"arn:aws:s3:::cdk-hnb659fds-assets-{DEPLOYING_ACCOUNT}-{REGIONS[0]}",
+    ],
+)
+def test_a_bootstrap_key_that_is_not_a_key_arn_of_this_region_is_refused(
+    bad: str, tmp_path: Path
+) -> None:
+    from crashcart.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="bootstrap_key_arn"):
+        rollout_app(str(tmp_path), bootstrap_key_arn=bad)

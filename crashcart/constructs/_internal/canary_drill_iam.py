@@ -19,6 +19,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 
+from crashcart.constructs._internal.service_key import service_endpoint
 from crashcart.constructs.incident_store import (
     PUBLISH_KEY_ACTIONS,
     TABLE_KEY_ACTIONS,
@@ -225,7 +226,9 @@ def drill_statements(
                 "kms:DescribeKey",
             ],
             resources=[ami_key.key_arn],
-            conditions={"StringEquals": {"kms:ViaService": f"ec2.{cdk.Aws.REGION}.amazonaws.com"}},
+            conditions={
+                "StringEquals": {"kms:ViaService": service_endpoint("ec2", cdk.Aws.REGION)}
+            },
         ),
     ]
     if dump_bucket is not None:

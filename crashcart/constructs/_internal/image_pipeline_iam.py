@@ -19,6 +19,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from crashcart.compliance import acknowledge, acknowledge_all, skip_checkov
+from crashcart.constructs._internal.service_key import service_endpoint
 
 #: The AMI tag that ties an AMI to its pipeline (lifecycle policy and kernel-release tagging).
 PIPELINE_TAG = "crashcart:pipeline"
@@ -85,7 +86,7 @@ def grant_instance_role(
             resources=[key.key_arn],
             conditions={
                 "ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": "aws:imagebuilder:arn"},
-                "StringEquals": {"kms:ViaService": f"imagebuilder.{region}.amazonaws.com"},
+                "StringEquals": {"kms:ViaService": service_endpoint("imagebuilder", region)},
             },
         ),
         iam.PolicyStatement(
@@ -119,7 +120,7 @@ def grant_instance_role(
             sid="EncryptBuildLogs",
             actions=["kms:GenerateDataKey", "kms:Encrypt"],
             resources=log_keys,
-            conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+            conditions={"StringEquals": {"kms:ViaService": service_endpoint("s3", region)}},
         ),
     )
     acknowledge(
@@ -201,8 +202,8 @@ def allow_imagebuilder_service_role(key: kms.Key) -> None:
                 "StringEquals": {"aws:PrincipalAccount": cdk.Aws.ACCOUNT_ID},
                 "ForAnyValue:StringEquals": {
                     "kms:ViaService": [
-                        f"ec2.{cdk.Aws.REGION}.amazonaws.com",
-                        f"sns.{cdk.Aws.REGION}.amazonaws.com",
+                        service_endpoint("ec2", cdk.Aws.REGION),
+                        service_endpoint("sns", cdk.Aws.REGION),
                     ]
                 },
             },

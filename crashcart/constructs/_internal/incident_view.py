@@ -34,6 +34,7 @@ from crashcart.constructs._internal.lambda_functions import (
     acknowledge_unreserved,
     acknowledge_untraced,
 )
+from crashcart.constructs._internal.organisation_policies import put_events_conditions
 from crashcart.constructs._internal.queues import encrypted_queue
 from crashcart.constructs._internal.secure_function import (
     function_log_group,
@@ -53,22 +54,32 @@ from crashcart.constructs.incident_store import (
     IncidentStore,
 )
 from crashcart.runtime import environment as variables
-from crashcart.runtime.organisation import INCIDENT_DETAIL_TYPE, INCIDENT_SOURCE
+from crashcart.runtime.organisation import (
+    DUMP_RECEIVED_DETAIL_TYPE,
+    DUMP_RECEIVED_SOURCE,
+    INCIDENT_DETAIL_TYPE,
+    INCIDENT_SOURCE,
+)
 
 #: How cdk-nag names the member buses' resource (for the acknowledgement).
 MEMBER_BUSES_NAG = "arn:<AWS::Partition>:events:<AWS::Region>:*:event-bus/default"
 
 
 def member_buses_statement() -> iam.PolicyStatement:
-    """``events:PutEvents`` on every account's default bus in this Region, nothing else.
+    """``events:PutEvents`` of "dump received" entries only, on default buses in this Region.
 
-    No organisation condition: ``aws:ResourceOrgID`` is not documented for EventBridge's
-    PutEvents (the member's bus policy is what admits only this account); see
-    aws-assumption: org-eventbridge-default-bus-cross-account.
+    The account stays a wildcard: the members are every account of the organisation, new
+    ones included, unknown at synth; no organisation condition: ``aws:ResourceOrgID`` is not
+    documented for EventBridge's PutEvents (the member's bus policy is what admits only this
+    account); see aws-assumption: org-eventbridge-default-bus-cross-account. What the view
+    may put is narrowed instead, to the one source and detail type a member's receiver takes.
     """
     return iam.PolicyStatement(
+        sid="DumpReceivedToMemberDefaultBuses",
         actions=["events:PutEvents"],
         resources=[f"arn:{cdk.Aws.PARTITION}:events:{cdk.Aws.REGION}:*:event-bus/default"],
+        # aws-assumption: eventbridge-put-events-source-keys
+        conditions=put_events_conditions(DUMP_RECEIVED_SOURCE, DUMP_RECEIVED_DETAIL_TYPE),
     )
 
 

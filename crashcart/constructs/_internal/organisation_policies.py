@@ -16,6 +16,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
+from crashcart.constructs._internal.service_key import service_endpoint
 from crashcart.runtime.dumps import DUMPS_PREFIX
 from crashcart.runtime.organisation import INCIDENT_DETAIL_TYPE, INCIDENT_SOURCE
 
@@ -132,6 +133,21 @@ def key_statement(scope: cdk.Stack, key: kms.IKey, organisation_id: str) -> iam.
     )
 
 
+def put_events_conditions(source: str, detail_type: str) -> dict[str, dict[str, str]]:
+    """Conditions admitting ``PutEvents`` entries only with ``source`` and ``detail_type``.
+
+    ``events:source`` and ``events:detail-type`` are multivalued keys (one value per entry
+    of the call): they need a set operator, and ``ForAllValues`` (every entry matches) is
+    what AWS's cross-account example uses; ``ForAllValues`` also holds when the key is
+    absent, so ``Null`` = false requires it (aws-assumption: eventbridge-put-events-source-keys).
+    """
+    keys = {"events:source": source, "events:detail-type": detail_type}
+    return {
+        "ForAllValues:StringEquals": keys,
+        "Null": {key: "false" for key in keys},
+    }
+
+
 def bus_statement(bus: events.IEventBus, organisation_id: str) -> iam.PolicyStatement:
     """Let the organisation's principals put crashcart incident updates, and nothing else,
     on the central bus."""
@@ -142,11 +158,8 @@ def bus_statement(bus: events.IEventBus, organisation_id: str) -> iam.PolicyStat
         actions=["events:PutEvents"],
         resources=[bus.event_bus_arn],
         conditions={
-            "StringEquals": {
-                **_org(organisation_id),
-                "events:source": INCIDENT_SOURCE,
-                "events:detail-type": INCIDENT_DETAIL_TYPE,
-            }
+            "StringEquals": _org(organisation_id),
+            **put_events_conditions(INCIDENT_SOURCE, INCIDENT_DETAIL_TYPE),
         },
     )
 
@@ -166,6 +179,6 @@ def member_upload_statements(
             sid="EncryptDumpsWithCentralKeyThroughS3",
             actions=list(MEMBER_KEY_ACTIONS),
             resources=[key_arn],
-            conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+            conditions={"StringEquals": {"kms:ViaService": service_endpoint("s3", region)}},
         ),
     ]

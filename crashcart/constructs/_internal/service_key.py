@@ -69,6 +69,14 @@ def logs_and_rules_key(
     return key
 
 
+def service_endpoint(service: str, region: str) -> str:
+    """The endpoint name a ``kms:ViaService`` condition compares with: ``<service>.<region>.``
+    and the partition's URL suffix (``amazonaws.com``; ``amazonaws.com.cn`` in the China
+    Regions), as ``AWS::URLSuffix`` of the stack it ends up in
+    (aws-assumption: kms-via-service-endpoint-names)."""
+    return f"{service}.{region}.{cdk.Aws.URL_SUFFIX}"
+
+
 def key_through_s3(
     scope: Construct, sid: str, key_arn: str, actions: list[str], *, objects: str | None = None
 ) -> iam.PolicyStatement:
