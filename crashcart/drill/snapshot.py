@@ -22,7 +22,7 @@ from crashcart.drill import diskfs
 from crashcart.drill.boot import BootLog, boot_until_ready, default_boot_timeout
 from crashcart.drill.image import GUEST_STATE, copy_disk
 from crashcart.drill.install import queue_text
-from crashcart.drill.qemu import GUEST_CPUS, GUEST_MEMORY_MIB, Vm, qemu_version
+from crashcart.drill.qemu import GUEST_CPU_MODEL, GUEST_CPUS, GUEST_MEMORY_MIB, Vm, qemu_version
 
 if TYPE_CHECKING:
     from crashcart.drill.prepare import PreparedImage
@@ -49,7 +49,10 @@ VM_OPTIONS: dict[str, Any] = {"memory_mib": GUEST_MEMORY_MIB, "cpus": GUEST_CPUS
 def snapshot_key() -> str:
     """QEMU's version and the VM's shape: a saved guest restores into the same, nothing else."""
     accel = os.environ.get("CRASHCART_DRILL_ACCEL", "tcg")
-    spec = json.dumps({"qemu": qemu_version(), "accel": accel, **VM_OPTIONS}, sort_keys=True)
+    spec = json.dumps(
+        {"qemu": qemu_version(), "accel": accel, "cpu_model": GUEST_CPU_MODEL, **VM_OPTIONS},
+        sort_keys=True,
+    )
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
 

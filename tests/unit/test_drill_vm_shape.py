@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from crashcart.drill import kdumpinitrd
 from crashcart.drill.qemu import Vm
 
@@ -34,3 +36,22 @@ def test_the_vm_is_the_one_the_dep_modules_were_read_from(tmp_path: Path) -> Non
         "built (docs/drill.md), then update both"
     )
     assert "virtio_blk" in kdumpinitrd.GUEST_DEP_MODULES
+
+
+def test_a_saved_guest_restores_only_into_the_cpu_model_it_was_saved_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crashcart.drill import qemu, snapshot
+
+    monkeypatch.setattr(snapshot, "qemu_version", lambda: "7.2.22")
+    command = Vm(
+        disk=tmp_path / "disk.img",
+        kernel=tmp_path / "vmlinuz",
+        initrd=tmp_path / "initrd.img",
+        cmdline="root=/dev/vda",
+        workdir=tmp_path,
+    ).command()
+    assert _option(command, "-cpu") == qemu.GUEST_CPU_MODEL
+    before = snapshot.snapshot_key()
+    monkeypatch.setattr(snapshot, "GUEST_CPU_MODEL", "max")
+    assert snapshot.snapshot_key() != before
