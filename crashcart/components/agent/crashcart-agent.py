@@ -135,24 +135,29 @@ def read_text(path: Path) -> str | None:
 # --------------------------------------------------------------------------- IMDSv2
 
 
+def imds_read(config: Config, path: str, *, ttl: int, timeout: float) -> str:
+    """One IMDSv2 read: a session token (``ttl`` seconds), then ``latest/<path>``."""
+    token_request = urllib.request.Request(
+        f"{config.imds}/latest/api/token",
+        method="PUT",
+        headers={"X-aws-ec2-metadata-token-ttl-seconds": str(ttl)},
+    )
+    with urllib.request.urlopen(token_request, timeout=timeout) as response:
+        token = response.read().decode()
+    request = urllib.request.Request(
+        f"{config.imds}/latest/{path}",
+        headers={"X-aws-ec2-metadata-token": token},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return str(response.read().decode().strip())
+
+
 def imds_get(config: Config, path: str, root: str = "meta-data") -> str:
     """A value from the instance metadata service, with an IMDSv2 session token."""
     last = "no attempt"
     for attempt in range(5):
         try:
-            token_request = urllib.request.Request(
-                f"{config.imds}/latest/api/token",
-                method="PUT",
-                headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"},
-            )
-            with urllib.request.urlopen(token_request, timeout=5) as response:
-                token = response.read().decode()
-            request = urllib.request.Request(
-                f"{config.imds}/latest/{root}/{path}",
-                headers={"X-aws-ec2-metadata-token": token},
-            )
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return str(response.read().decode().strip())
+            return imds_read(config, f"{root}/{path}", ttl=300, timeout=5)
         except (urllib.error.URLError, OSError) as error:
             last = str(error)
             time.sleep(min(2**attempt, 10))
@@ -168,19 +173,7 @@ GATE_CLOSED = 3
 def target_lifecycle_state(config: Config) -> str | None:
     """The Auto Scaling target lifecycle state; None when not in a group or IMDS is silent."""
     try:
-        token_request = urllib.request.Request(
-            f"{config.imds}/latest/api/token",
-            method="PUT",
-            headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"},
-        )
-        with urllib.request.urlopen(token_request, timeout=2) as response:
-            token = response.read().decode()
-        request = urllib.request.Request(
-            f"{config.imds}/latest/meta-data/autoscaling/target-lifecycle-state",
-            headers={"X-aws-ec2-metadata-token": token},
-        )
-        with urllib.request.urlopen(request, timeout=2) as response:
-            return str(response.read().decode().strip())
+        return imds_read(config, "meta-data/autoscaling/target-lifecycle-state", ttl=60, timeout=2)
     except urllib.error.HTTPError as error:
         if error.code != 404:
             log(f"gate: target lifecycle state unavailable ({error}); letting the service start")
