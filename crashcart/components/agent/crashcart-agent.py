@@ -462,25 +462,23 @@ def dump_files(folder: Path) -> tuple[Path | None, Path | None]:
     return vmcore, dmesg
 
 
+#: Write only when the key does not exist yet (S3 answers 412 Precondition Failed otherwise).
+_IF_ABSENT = ("--if-none-match", "*")
+
+
+def s3api(
+    config: Config, region: str, operation: str, bucket: str, key: str, *args: str
+) -> dict[str, Any]:
+    """One ``aws s3api <operation> --bucket <bucket> --key <key> <args>`` call."""
+    return aws(config, region, "s3api", operation, "--bucket", bucket, "--key", key, *args)
+
+
 # aws-assumption: s3-conditional-write-keys
 def put(config: Config, region: str, bucket: str, key: str, path: Path) -> str:
     """Create the object (never overwrite). 'stored', or 'present' if it already existed."""
     try:
         if path.stat().st_size <= config.single_put_max:
-            aws(
-                config,
-                region,
-                "s3api",
-                "put-object",
-                "--bucket",
-                bucket,
-                "--key",
-                key,
-                "--body",
-                str(path),
-                "--if-none-match",
-                "*",
-            )
+            s3api(config, region, "put-object", bucket, key, "--body", str(path), *_IF_ABSENT)
         else:
             multipart(config, region, bucket, key, path)
     except AgentError as error:
@@ -495,9 +493,7 @@ def put(config: Config, region: str, bucket: str, key: str, path: Path) -> str:
 def multipart(config: Config, region: str, bucket: str, key: str, path: Path) -> None:
     size = path.stat().st_size
     part_size = max(config.part_size, -(-size // 9000))
-    upload = aws(
-        config, region, "s3api", "create-multipart-upload", "--bucket", bucket, "--key", key
-    )
+    upload = s3api(config, region, "create-multipart-upload", bucket, key)
     upload_id = upload["UploadId"]
     parts = []
     with tempfile.TemporaryDirectory(prefix="crashcart-", dir=config.tmp_dir) as tmp:
@@ -509,42 +505,16 @@ def multipart(config: Config, region: str, bucket: str, key: str, path: Path) ->
                 if not block:
                     break
                 chunk_path.write_bytes(block)
-                answer = aws(
-                    config,
-                    region,
-                    "s3api",
-                    "upload-part",
-                    "--bucket",
-                    bucket,
-                    "--key",
-                    key,
-                    "--upload-id",
-                    upload_id,
-                    "--part-number",
-                    str(number),
-                    "--body",
-                    str(chunk_path),
+                part = ("--upload-id", upload_id, "--part-number", str(number))
+                answer = s3api(
+                    config, region, "upload-part", bucket, key, *part, "--body", str(chunk_path)
                 )
                 parts.append({"PartNumber": number, "ETag": answer["ETag"]})
                 number += 1
         manifest = Path(tmp) / "parts.json"
         manifest.write_text(json.dumps({"Parts": parts}))
-        aws(
-            config,
-            region,
-            "s3api",
-            "complete-multipart-upload",
-            "--bucket",
-            bucket,
-            "--key",
-            key,
-            "--upload-id",
-            upload_id,
-            "--multipart-upload",
-            f"file://{manifest}",
-            "--if-none-match",
-            "*",
-        )
+        completion = ("--upload-id", upload_id, "--multipart-upload", f"file://{manifest}")
+        s3api(config, region, "complete-multipart-upload", bucket, key, *completion, *_IF_ABSENT)
 
 
 # aws-assumption: aws-userid-instance-session
