@@ -246,9 +246,24 @@ def _windows(family: Family, label: str) -> FamilyInfo:
     )
 
 
-_UBUNTU_PARENT = (
-    "/aws/service/canonical/ubuntu/server/{version}/stable/current/{{arch}}/hvm/{volume}/ami-id"
-)
+def _ubuntu(family: Family, *, volume_type: str) -> FamilyInfo:
+    """An Ubuntu LTS family (``ubuntu-<release>``): the releases differ only in their number
+    and the volume type of Canonical's AMIs (in the public SSM parameter's name)."""
+    release = family.removeprefix("ubuntu-")
+    return _linux(
+        family,
+        f"Ubuntu {release}",
+        _UBUNTU_APT,
+        parents=_ssm_parents(
+            f"/aws/service/canonical/ubuntu/server/{release}/stable/current/{{arch}}/hvm/"
+            f"{volume_type}/ami-id"
+        ),
+        root_device_name="/dev/sda1",
+        aws_stig=True,
+        agent_prerequisites="agent-prereqs-apt",
+        debug_symbols=_UBUNTU_DEBUG_SYMBOLS,
+    )
+
 
 # Default parents: aws-assumption: imagebuilder-managed-parent-images, public-ami-ssm-parameters
 # Which families AWS publishes a STIG component for: aws-assumption: imagebuilder-stig-components
@@ -275,26 +290,8 @@ FAMILIES: dict[str, FamilyInfo] = {
             agent_prerequisites="agent-prereqs-apt",
             debug_symbols=_DEBIAN_DEBUG_SYMBOLS,
         ),
-        _linux(
-            "ubuntu-22.04",
-            "Ubuntu 22.04",
-            _UBUNTU_APT,
-            parents=_ssm_parents(_UBUNTU_PARENT.format(version="22.04", volume="ebs-gp2")),
-            root_device_name="/dev/sda1",
-            aws_stig=True,
-            agent_prerequisites="agent-prereqs-apt",
-            debug_symbols=_UBUNTU_DEBUG_SYMBOLS,
-        ),
-        _linux(
-            "ubuntu-24.04",
-            "Ubuntu 24.04",
-            _UBUNTU_APT,
-            parents=_ssm_parents(_UBUNTU_PARENT.format(version="24.04", volume="ebs-gp3")),
-            root_device_name="/dev/sda1",
-            aws_stig=True,
-            agent_prerequisites="agent-prereqs-apt",
-            debug_symbols=_UBUNTU_DEBUG_SYMBOLS,
-        ),
+        _ubuntu("ubuntu-22.04", volume_type="ebs-gp2"),
+        _ubuntu("ubuntu-24.04", volume_type="ebs-gp3"),
         _linux(
             "rhel-9",
             "Red Hat Enterprise Linux 9",
