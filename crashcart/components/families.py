@@ -96,17 +96,32 @@ rm -f /etc/apt/sources.list.d/crashcart-ddebs.list
 apt-get update -q"""
 )
 
+_APT_VMLINUX = "/usr/lib/debug/boot/vmlinux-{release}"
+_DNF_VMLINUX = "/usr/lib/debug/lib/modules/{release}/vmlinux"
+
+
+def _dnf_symbols(repositories: str, unverified: str | None = None) -> DebugSymbolsInfo:
+    """Debug symbols from the ``*-debuginfo`` package of the repositories ``repositories``."""
+    return DebugSymbolsInfo(
+        install=_dnf_install(repositories),
+        remove=_DNF_REMOVE,
+        list_packages=_DNF_LIST,
+        vmlinux_path=_DNF_VMLINUX,
+        unverified=unverified,
+    )
+
+
 _DEBIAN_DEBUG_SYMBOLS = DebugSymbolsInfo(
     install=_DEBIAN_INSTALL,
     remove=_APT_REMOVE,
     list_packages=_APT_LIST,
-    vmlinux_path="/usr/lib/debug/boot/vmlinux-{release}",
+    vmlinux_path=_APT_VMLINUX,
 )
 _UBUNTU_DEBUG_SYMBOLS = DebugSymbolsInfo(
     install=_UBUNTU_INSTALL,
     remove=_UBUNTU_REMOVE,
     list_packages=_APT_LIST,
-    vmlinux_path="/usr/lib/debug/boot/vmlinux-{release}",
+    vmlinux_path=_APT_VMLINUX,
     unverified="Ubuntu's kernel debug symbols come from the ddebs archive "
     "(http://ddebs.ubuntu.com, signed by ubuntu-dbgsym-keyring), which the build subnet "
     "must reach; linux-image-unsigned-<release>-dbgsym was not tried in a bake",
@@ -144,162 +159,156 @@ class FamilyInfo:
     debug_symbols: DebugSymbolsInfo | None = None
 
 
+@dataclass(frozen=True)
+class _Packaging:
+    """What the Linux families of one package manager share: their kdump service, the
+    packages the kdump step installs, and their OS-update template."""
+
+    kdump_service: str
+    kdump_packages: tuple[str, ...]
+    os_update_template: str
+
+
+_DNF = _Packaging("kdump.service", ("kexec-tools",), "dnf.os-update.yaml")
+_APT = _Packaging(
+    "kdump-tools.service", ("kdump-tools", "kexec-tools", "makedumpfile"), "apt.os-update.yaml"
+)
+_UBUNTU_APT = _Packaging(
+    _APT.kdump_service, ("linux-crashdump", *_APT.kdump_packages), _APT.os_update_template
+)
+
+Parents = dict[str, tuple[Literal["ssm", "managed"], str]]
+
+
+def _managed_parents(prefix: str) -> Parents:
+    """Image Builder-managed parents ``<prefix>-x86`` and ``<prefix>-arm64``."""
+    return {"x86_64": ("managed", f"{prefix}-x86"), "arm64": ("managed", f"{prefix}-arm64")}
+
+
+def _ssm_parents(parameter: str) -> Parents:
+    """Public SSM parameters, ``{arch}`` in ``parameter`` being ``amd64`` or ``arm64``."""
+    return {
+        "x86_64": ("ssm", parameter.format(arch="amd64")),
+        "arm64": ("ssm", parameter.format(arch="arm64")),
+    }
+
+
+def _linux(
+    family: Family,
+    label: str,
+    packaging: _Packaging,
+    *,
+    parents: Parents,
+    root_device_name: str,
+    aws_stig: bool,
+    agent_prerequisites: str,
+    debug_symbols: DebugSymbolsInfo,
+) -> FamilyInfo:
+    """A Linux family: its own crash-dump template, a 20 GiB root volume."""
+    return FamilyInfo(
+        family=family,
+        label=label,
+        platform="Linux",
+        kdump_service=packaging.kdump_service,
+        kdump_packages=packaging.kdump_packages,
+        crash_dump_template=f"{family}.crash-dump.yaml",
+        os_update_template=packaging.os_update_template,
+        default_parent=parents,
+        root_device_name=root_device_name,
+        root_volume_gib=20,
+        aws_stig=aws_stig,
+        agent_prerequisites=agent_prerequisites,
+        debug_symbols=debug_symbols,
+    )
+
+
+def _windows(family: Family, label: str) -> FamilyInfo:
+    """A Windows Server family (``windows-server-<version>``): the shared crash-dump template,
+    AWS-managed OS updates, an x86_64 parent from the public SSM parameter, 60 GiB."""
+    version = family.removeprefix("windows-server-")
+    return FamilyInfo(
+        family=family,
+        label=label,
+        platform="Windows",
+        kdump_service=None,
+        kdump_packages=(),
+        crash_dump_template="windows.crash-dump.yaml",
+        os_update_template=None,
+        default_parent={
+            "x86_64": (
+                "ssm",
+                f"/aws/service/ami-windows-latest/Windows_Server-{version}-English-Full-Base",
+            ),
+        },
+        root_device_name="/dev/sda1",
+        root_volume_gib=60,
+        aws_stig=True,
+    )
+
+
+def _ubuntu(family: Family, *, volume_type: str) -> FamilyInfo:
+    """An Ubuntu LTS family (``ubuntu-<release>``): the releases differ only in their number
+    and the volume type of Canonical's AMIs (in the public SSM parameter's name)."""
+    release = family.removeprefix("ubuntu-")
+    return _linux(
+        family,
+        f"Ubuntu {release}",
+        _UBUNTU_APT,
+        parents=_ssm_parents(
+            f"/aws/service/canonical/ubuntu/server/{release}/stable/current/{{arch}}/hvm/"
+            f"{volume_type}/ami-id"
+        ),
+        root_device_name="/dev/sda1",
+        aws_stig=True,
+        agent_prerequisites="agent-prereqs-apt",
+        debug_symbols=_UBUNTU_DEBUG_SYMBOLS,
+    )
+
+
 # Default parents: aws-assumption: imagebuilder-managed-parent-images, public-ami-ssm-parameters
 # Which families AWS publishes a STIG component for: aws-assumption: imagebuilder-stig-components
 FAMILIES: dict[str, FamilyInfo] = {
     info.family: info
     for info in (
-        FamilyInfo(
-            family="amazon-linux-2023",
-            label="Amazon Linux 2023",
-            platform="Linux",
-            kdump_service="kdump.service",
-            kdump_packages=("kexec-tools",),
-            crash_dump_template="amazon-linux-2023.crash-dump.yaml",
-            os_update_template="dnf.os-update.yaml",
-            default_parent={
-                "x86_64": ("managed", "amazon-linux-2023-x86"),
-                "arm64": ("managed", "amazon-linux-2023-arm64"),
-            },
+        _linux(
+            "amazon-linux-2023",
+            "Amazon Linux 2023",
+            _DNF,
+            parents=_managed_parents("amazon-linux-2023"),
             root_device_name="/dev/xvda",
-            root_volume_gib=20,
             aws_stig=True,
             agent_prerequisites="agent-prereqs-al2023",
-            debug_symbols=DebugSymbolsInfo(
-                install=_dnf_install("*debuginfo*"),
-                remove=_DNF_REMOVE,
-                list_packages=_DNF_LIST,
-                vmlinux_path="/usr/lib/debug/lib/modules/{release}/vmlinux",
-            ),
+            debug_symbols=_dnf_symbols("*debuginfo*"),
         ),
-        FamilyInfo(
-            family="debian-12",
-            label="Debian 12",
-            platform="Linux",
-            kdump_service="kdump-tools.service",
-            kdump_packages=("kdump-tools", "kexec-tools", "makedumpfile"),
-            crash_dump_template="debian-12.crash-dump.yaml",
-            os_update_template="apt.os-update.yaml",
-            default_parent={
-                "x86_64": ("ssm", "/aws/service/debian/release/12/latest/amd64"),
-                "arm64": ("ssm", "/aws/service/debian/release/12/latest/arm64"),
-            },
+        _linux(
+            "debian-12",
+            "Debian 12",
+            _APT,
+            parents=_ssm_parents("/aws/service/debian/release/12/latest/{arch}"),
             root_device_name="/dev/xvda",
-            root_volume_gib=20,
             aws_stig=False,  # there is no DISA STIG for Debian
             agent_prerequisites="agent-prereqs-apt",
             debug_symbols=_DEBIAN_DEBUG_SYMBOLS,
         ),
-        FamilyInfo(
-            family="ubuntu-22.04",
-            label="Ubuntu 22.04",
-            platform="Linux",
-            kdump_service="kdump-tools.service",
-            kdump_packages=("linux-crashdump", "kdump-tools", "kexec-tools", "makedumpfile"),
-            crash_dump_template="ubuntu-22.04.crash-dump.yaml",
-            os_update_template="apt.os-update.yaml",
-            default_parent={
-                "x86_64": (
-                    "ssm",
-                    "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id",
-                ),
-                "arm64": (
-                    "ssm",
-                    "/aws/service/canonical/ubuntu/server/22.04/stable/current/arm64/hvm/ebs-gp2/ami-id",
-                ),
-            },
+        _ubuntu("ubuntu-22.04", volume_type="ebs-gp2"),
+        _ubuntu("ubuntu-24.04", volume_type="ebs-gp3"),
+        _linux(
+            "rhel-9",
+            "Red Hat Enterprise Linux 9",
+            _DNF,
+            parents=_managed_parents("red-hat-enterprise-linux-9"),
             root_device_name="/dev/sda1",
-            root_volume_gib=20,
-            aws_stig=True,
-            agent_prerequisites="agent-prereqs-apt",
-            debug_symbols=_UBUNTU_DEBUG_SYMBOLS,
-        ),
-        FamilyInfo(
-            family="ubuntu-24.04",
-            label="Ubuntu 24.04",
-            platform="Linux",
-            kdump_service="kdump-tools.service",
-            kdump_packages=("linux-crashdump", "kdump-tools", "kexec-tools", "makedumpfile"),
-            crash_dump_template="ubuntu-24.04.crash-dump.yaml",
-            os_update_template="apt.os-update.yaml",
-            default_parent={
-                "x86_64": (
-                    "ssm",
-                    "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id",
-                ),
-                "arm64": (
-                    "ssm",
-                    "/aws/service/canonical/ubuntu/server/24.04/stable/current/arm64/hvm/ebs-gp3/ami-id",
-                ),
-            },
-            root_device_name="/dev/sda1",
-            root_volume_gib=20,
-            aws_stig=True,
-            agent_prerequisites="agent-prereqs-apt",
-            debug_symbols=_UBUNTU_DEBUG_SYMBOLS,
-        ),
-        FamilyInfo(
-            family="rhel-9",
-            label="Red Hat Enterprise Linux 9",
-            platform="Linux",
-            kdump_service="kdump.service",
-            kdump_packages=("kexec-tools",),
-            crash_dump_template="rhel-9.crash-dump.yaml",
-            os_update_template="dnf.os-update.yaml",
-            default_parent={
-                "x86_64": ("managed", "red-hat-enterprise-linux-9-x86"),
-                "arm64": ("managed", "red-hat-enterprise-linux-9-arm64"),
-            },
-            root_device_name="/dev/sda1",
-            root_volume_gib=20,
             aws_stig=True,
             agent_prerequisites="agent-prereqs-venv",
-            debug_symbols=DebugSymbolsInfo(
-                install=_dnf_install("*-debug-rpms"),
-                remove=_DNF_REMOVE,
-                list_packages=_DNF_LIST,
-                vmlinux_path="/usr/lib/debug/lib/modules/{release}/vmlinux",
+            debug_symbols=_dnf_symbols(
+                "*-debug-rpms",
                 unverified="RHEL's kernel-debuginfo comes from the RHUI debug repositories "
                 "(rhel-9-*-rhui-debug-rpms) of the EC2 RHEL images; enabling them by the "
                 "'*-debug-rpms' glob was not tried in a bake",
             ),
         ),
-        FamilyInfo(
-            family="windows-server-2022",
-            label="Windows Server 2022",
-            platform="Windows",
-            kdump_service=None,
-            kdump_packages=(),
-            crash_dump_template="windows.crash-dump.yaml",
-            os_update_template=None,
-            default_parent={
-                "x86_64": (
-                    "ssm",
-                    "/aws/service/ami-windows-latest/Windows_Server-2022-English-Full-Base",
-                ),
-            },
-            root_device_name="/dev/sda1",
-            root_volume_gib=60,
-            aws_stig=True,
-        ),
-        FamilyInfo(
-            family="windows-server-2025",
-            label="Windows Server 2025",
-            platform="Windows",
-            kdump_service=None,
-            kdump_packages=(),
-            crash_dump_template="windows.crash-dump.yaml",
-            os_update_template=None,
-            default_parent={
-                "x86_64": (
-                    "ssm",
-                    "/aws/service/ami-windows-latest/Windows_Server-2025-English-Full-Base",
-                ),
-            },
-            root_device_name="/dev/sda1",
-            root_volume_gib=60,
-            aws_stig=True,
-        ),
+        _windows("windows-server-2022", "Windows Server 2022"),
+        _windows("windows-server-2025", "Windows Server 2025"),
     )
 }
 

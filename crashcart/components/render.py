@@ -109,22 +109,19 @@ def list_documents() -> list[DocumentSpec]:
     """
     specs: list[DocumentSpec] = []
     for info in FAMILIES.values():
-        if info.os_update_template:
-            specs.append(
-                DocumentSpec(
-                    family=info.family,
-                    phase_set="os-update",
-                    template=TEMPLATES_DIR / info.os_update_template,
-                    platform=info.platform,
-                )
-            )
-        specs.append(
+        templates: tuple[tuple[PhaseSet, str | None], ...] = (
+            ("os-update", info.os_update_template),
+            ("crash-dump", info.crash_dump_template),
+        )
+        specs.extend(
             DocumentSpec(
                 family=info.family,
-                phase_set="crash-dump",
-                template=TEMPLATES_DIR / info.crash_dump_template,
+                phase_set=phase_set,
+                template=TEMPLATES_DIR / name,
                 platform=info.platform,
             )
+            for phase_set, name in templates
+            if name
         )
     return specs
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from crashcart.drill import diskfs
-from crashcart.drill.boot import BootLog, StepFailedError, boot_until_ready
+from crashcart.drill.boot import BootLog, StepFailedError, boot_until_ready, start_guest
 from crashcart.drill.image import GUEST_STATE
 from crashcart.drill.nmi import interrupt, observe_nmi, wait_unresponsive
 from crashcart.drill.qemu import GuestError, Vm
@@ -36,15 +36,7 @@ def forced_nmi(
     from crashcart.drill.bootcfg import read_boot_config
 
     boot = read_boot_config(disk, workdir / "boot")
-    vm = Vm(
-        disk=disk,
-        kernel=boot.kernel,
-        initrd=boot.initrd,
-        cmdline=boot.cmdline,
-        workdir=workdir,
-        label="forced",
-        **vm_options,
-    ).start()
+    vm = start_guest(boot, disk=disk, workdir=workdir, label="forced", vm_options=vm_options)
     try:
         # the queue still holds the failed step: it fails again; then the guest is up
         vm.wait_for(

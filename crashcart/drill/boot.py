@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from crashcart.drill import diskfs
 from crashcart.drill.bootcfg import read_boot_config
@@ -74,6 +74,55 @@ class BootLog:
             self.ready = True
 
 
+class KernelSource(Protocol):
+    """Where a guest's kernel comes from: a boot configuration read from its disk, or a
+    saved guest (:class:`crashcart.drill.snapshot.Snapshot`)."""
+
+    @property
+    def kernel(self) -> Path: ...
+
+    @property
+    def initrd(self) -> Path: ...
+
+    @property
+    def cmdline(self) -> str: ...
+
+
+def start_guest(
+    source: KernelSource,
+    *,
+    disk: Path,
+    workdir: Path,
+    label: str,
+    vm_options: dict[str, Any] | None = None,
+    incoming: Path | None = None,
+) -> Vm:
+    """Start QEMU on ``disk`` with the kernel, initrd and command line of ``source``
+    (``incoming``: a saved state to restore instead of booting)."""
+    return Vm(
+        disk=disk,
+        kernel=source.kernel,
+        initrd=source.initrd,
+        cmdline=source.cmdline,
+        workdir=workdir,
+        label=label,
+        incoming=incoming,
+        **(vm_options or {}),
+    ).start()
+
+
+def step_failed(log: BootLog) -> StepFailedError:
+    """The error for the step the runner reported failed (``log.failed``)."""
+    failed = log.failed
+    assert failed is not None
+    return StepFailedError(
+        f"component step {failed.key} failed (exit {failed.status})",
+        step=failed.key,
+        status=failed.status,
+        output=failed.output,
+    )
+
+
 def boot_until_ready(
     disk: Path,
     workdir: Path,
@@ -93,15 +142,13 @@ def boot_until_ready(
     for boot in range(1, max_boots + 1):
         diskfs.recover(disk)
         boot_config = read_boot_config(disk, workdir / "boot")
-        vm = Vm(
+        vm = start_guest(
+            boot_config,
             disk=disk,
-            kernel=boot_config.kernel,
-            initrd=boot_config.initrd,
-            cmdline=boot_config.cmdline,
             workdir=workdir,
             label=f"{label}-{boot}",
-            **(vm_options or {}),
-        ).start()
+            vm_options=vm_options,
+        )
         progress(f"  boot {boot}: {boot_config.cmdline}")
         reboots_before = len(log.reboots)
 
@@ -124,14 +171,7 @@ def boot_until_ready(
             return vm
         if event is not None and event.name == "failed":
             vm.stop()
-            failed = log.failed
-            assert failed is not None
-            raise StepFailedError(
-                f"component step {failed.key} failed (exit {failed.status})",
-                step=failed.key,
-                status=failed.status,
-                output=failed.output,
-            )
+            raise step_failed(log)
         # QEMU exited: a requested reboot, or something went wrong.
         if len(log.reboots) > reboots_before:
             continue

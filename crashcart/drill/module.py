@@ -26,6 +26,16 @@ def headers_dir(release: str) -> Path:
     return Path("/usr/src") / f"linux-headers-{release}"
 
 
+def _apt_install(package: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
 def ensure_headers(release: str) -> Path:
     path = headers_dir(release)
     if path.is_dir():
@@ -34,22 +44,10 @@ def ensure_headers(release: str) -> Path:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise ModuleBuildError(f"{path} is missing: install the Debian package {package}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    result = subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    result = _apt_install(package, env)
     if result.returncode != 0:
         subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env, check=False)
-        result = subprocess.run(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
+        result = _apt_install(package, env)
     if result.returncode != 0 or not path.is_dir():
         raise ModuleBuildError(f"apt-get install {package} failed: {result.stderr[-800:]}")
     return path

@@ -45,6 +45,7 @@ from crashcart.drill import diskfs
 from crashcart.drill.after_ready import BOOT_TIMEOUT
 from crashcart.drill.after_ready import after_ready as _after_ready
 from crashcart.drill.after_ready import forced_nmi as _forced_nmi
+from crashcart.drill.boot import start_guest, step_failed
 from crashcart.drill.image import GUEST_STATE, guest_files
 from crashcart.drill.nmi import DUMP_TIMEOUT, NMI_MARKER, SURVIVAL_SECONDS
 from crashcart.drill.prepare import (
@@ -273,16 +274,14 @@ def _restore(
     """Start QEMU on the saved guest's state, hand the guest this run's command and wait
     until it ran the validate phase again (``ready``). Returns the running VM."""
     started = time.monotonic()
-    vm = Vm(
+    vm = start_guest(
+        snapshot,
         disk=disk,
-        kernel=snapshot.kernel,
-        initrd=snapshot.initrd,
-        cmdline=snapshot.cmdline,
         workdir=workdir,
         label="restored",
+        vm_options=vm_options,
         incoming=snapshot.state,
-        **vm_options,
-    ).start()
+    )
     try:
         vm.wait_running(RESTORE_TIMEOUT)
         result.timings["restore_s"] = round(time.monotonic() - started, 1)
@@ -309,14 +308,7 @@ def _restore(
                 f"{vm.console_log}"
             )
         if event.name == "failed":
-            failed = log.failed
-            assert failed is not None
-            raise StepFailedError(
-                f"component step {failed.key} failed (exit {failed.status})",
-                step=failed.key,
-                status=failed.status,
-                output=failed.output,
-            )
+            raise step_failed(log)
     except BaseException:
         vm.stop()
         raise

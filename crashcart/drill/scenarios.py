@@ -38,15 +38,17 @@ class Scenario:
 
 
 @dataclass(frozen=True, kw_only=True)
-class NmiPanicOff(Scenario):
+class DriftFile(Scenario):
+    """A negative control that writes one file after the component ran (drift)."""
+
+    #: The file written, its content, and what the report says it does.
+    path: str
+    content: str
+    effect: str
+
     def modify(self, editor: diskfs.DiskEditor, image: object) -> list[str]:
-        path = "/etc/sysctl.d/zzz-crashcart-drill-negative.conf"
-        editor.write(
-            path,
-            "# crashcart drill negative control: drift that turns the NMI panic off\n"
-            "kernel.unknown_nmi_panic = 0\n",
-        )
-        return [f"wrote {path}: kernel.unknown_nmi_panic = 0 (sorts after the component's file)"]
+        editor.write(self.path, self.content)
+        return [f"wrote {self.path}: {self.effect}"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,21 +76,6 @@ class KdumpDisabled(Scenario):
         return changes
 
 
-@dataclass(frozen=True, kw_only=True)
-class CrashkernelMissing(Scenario):
-    def modify(self, editor: diskfs.DiskEditor, image: object) -> list[str]:
-        path = "/etc/default/grub.d/zzz-crashcart-drill-negative.cfg"
-        editor.write(
-            path,
-            "# crashcart drill negative control: a later boot configuration drops crashkernel=\n"
-            'GRUB_CMDLINE_LINUX="$(printf \'%s\' "${GRUB_CMDLINE_LINUX:-}" | '
-            "sed -E 's/(^|[[:space:]])crashkernel=[^[:space:]]*//g')\"\n"
-            'GRUB_CMDLINE_LINUX_DEFAULT="$(printf \'%s\' "${GRUB_CMDLINE_LINUX_DEFAULT:-}" | '
-            "sed -E 's/(^|[[:space:]])crashkernel=[^[:space:]]*//g')\"\n",
-        )
-        return [f"wrote {path}: removes every crashkernel= (sorts after the component's file)"]
-
-
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
@@ -109,13 +96,17 @@ SCENARIOS: dict[str, Scenario] = {
             "upload",
             image="running-instance",
         ),
-        NmiPanicOff(
+        DriftFile(
             name="negative-nmi-panic-off",
             description="kernel.unknown_nmi_panic overridden to 0 after the component ran",
             positive=False,
             expect_stage="validate",
             expect_reason="kernel.unknown_nmi_panic = 0, expected 1",
             expect_nmi_reason="NMI received for unknown reason",
+            path="/etc/sysctl.d/zzz-crashcart-drill-negative.conf",
+            content="# crashcart drill negative control: drift that turns the NMI panic off\n"
+            "kernel.unknown_nmi_panic = 0\n",
+            effect="kernel.unknown_nmi_panic = 0 (sorts after the component's file)",
         ),
         KdumpDisabled(
             name="negative-kdump-disabled",
@@ -125,13 +116,21 @@ SCENARIOS: dict[str, Scenario] = {
             expect_reason="capture kernel not loaded",
             expect_nmi_reason="no dump",
         ),
-        CrashkernelMissing(
+        DriftFile(
             name="negative-crashkernel-missing",
             description="the boot configuration loses crashkernel= after the component ran",
             positive=False,
             expect_stage="validate",
             expect_reason="/proc/cmdline has 'no crashkernel='",
             expect_nmi_reason="no dump",
+            path="/etc/default/grub.d/zzz-crashcart-drill-negative.cfg",
+            content="# crashcart drill negative control: a later boot configuration drops "
+            "crashkernel=\n"
+            'GRUB_CMDLINE_LINUX="$(printf \'%s\' "${GRUB_CMDLINE_LINUX:-}" | '
+            "sed -E 's/(^|[[:space:]])crashkernel=[^[:space:]]*//g')\"\n"
+            'GRUB_CMDLINE_LINUX_DEFAULT="$(printf \'%s\' "${GRUB_CMDLINE_LINUX_DEFAULT:-}" | '
+            "sed -E 's/(^|[[:space:]])crashkernel=[^[:space:]]*//g')\"\n",
+            effect="removes every crashkernel= (sorts after the component's file)",
         ),
     )
 }

@@ -13,8 +13,9 @@ build their IAM resources and event patterns from the same prefixes.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote_plus
 
 from crashcart.runtime.incident import INSTANCE_PREFIX, instance_pk
@@ -34,6 +35,9 @@ LAYOUT_PARAMETER_NAME: Final = "/crashcart/dump-layout"
 ACCOUNT_LAYOUT: Final = "account"
 #: The object whose arrival means a dump is complete.
 METADATA_NAME: Final = "metadata.json"
+#: The ``source`` and ``detail-type`` of S3's EventBridge "Object Created" event (its arrival).
+S3_SOURCE: Final = "aws.s3"
+OBJECT_CREATED: Final = "Object Created"
 
 #: ``dumps/[<account id>/]<role id>:<instance id>/<dump id>/metadata.json``;
 #: ``dumps/[<account id>/]<instance id>/...`` is accepted too (the local drill, hand uploads).
@@ -78,6 +82,22 @@ class DumpKey:
         """The partition key of the instance's incidents: ``instance#<instance id>`` in an
         account's own table, ``instance#<account>:<instance id>`` in the central one."""
         return incident_pk_of(self.instance_id, self.account)
+
+
+def is_object_created(event: Mapping[str, Any]) -> bool:
+    """Whether an EventBridge event is S3's "Object Created"."""
+    return event.get("source") == S3_SOURCE and event.get("detail-type") == OBJECT_CREATED
+
+
+def object_created_target(
+    event: Mapping[str, Any], error: type[Exception]
+) -> tuple[object, object]:
+    """``detail.bucket.name`` and ``detail.object.key`` of an S3 "Object Created" event, as
+    sent (the caller judges them); ``error`` when the event has no detail object."""
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise error("event has no detail object")
+    return (detail.get("bucket") or {}).get("name"), (detail.get("object") or {}).get("key")
 
 
 def decode_event_key(raw: str) -> str:

@@ -135,24 +135,29 @@ def read_text(path: Path) -> str | None:
 # --------------------------------------------------------------------------- IMDSv2
 
 
+def imds_read(config: Config, path: str, *, ttl: int, timeout: float) -> str:
+    """One IMDSv2 read: a session token (``ttl`` seconds), then ``latest/<path>``."""
+    token_request = urllib.request.Request(
+        f"{config.imds}/latest/api/token",
+        method="PUT",
+        headers={"X-aws-ec2-metadata-token-ttl-seconds": str(ttl)},
+    )
+    with urllib.request.urlopen(token_request, timeout=timeout) as response:
+        token = response.read().decode()
+    request = urllib.request.Request(
+        f"{config.imds}/latest/{path}",
+        headers={"X-aws-ec2-metadata-token": token},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return str(response.read().decode().strip())
+
+
 def imds_get(config: Config, path: str, root: str = "meta-data") -> str:
     """A value from the instance metadata service, with an IMDSv2 session token."""
     last = "no attempt"
     for attempt in range(5):
         try:
-            token_request = urllib.request.Request(
-                f"{config.imds}/latest/api/token",
-                method="PUT",
-                headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"},
-            )
-            with urllib.request.urlopen(token_request, timeout=5) as response:
-                token = response.read().decode()
-            request = urllib.request.Request(
-                f"{config.imds}/latest/{root}/{path}",
-                headers={"X-aws-ec2-metadata-token": token},
-            )
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return str(response.read().decode().strip())
+            return imds_read(config, f"{root}/{path}", ttl=300, timeout=5)
         except (urllib.error.URLError, OSError) as error:
             last = str(error)
             time.sleep(min(2**attempt, 10))
@@ -168,19 +173,7 @@ GATE_CLOSED = 3
 def target_lifecycle_state(config: Config) -> str | None:
     """The Auto Scaling target lifecycle state; None when not in a group or IMDS is silent."""
     try:
-        token_request = urllib.request.Request(
-            f"{config.imds}/latest/api/token",
-            method="PUT",
-            headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"},
-        )
-        with urllib.request.urlopen(token_request, timeout=2) as response:
-            token = response.read().decode()
-        request = urllib.request.Request(
-            f"{config.imds}/latest/meta-data/autoscaling/target-lifecycle-state",
-            headers={"X-aws-ec2-metadata-token": token},
-        )
-        with urllib.request.urlopen(request, timeout=2) as response:
-            return str(response.read().decode().strip())
+        return imds_read(config, "meta-data/autoscaling/target-lifecycle-state", ttl=60, timeout=2)
     except urllib.error.HTTPError as error:
         if error.code != 404:
             log(f"gate: target lifecycle state unavailable ({error}); letting the service start")
@@ -469,25 +462,23 @@ def dump_files(folder: Path) -> tuple[Path | None, Path | None]:
     return vmcore, dmesg
 
 
+#: Write only when the key does not exist yet (S3 answers 412 Precondition Failed otherwise).
+_IF_ABSENT = ("--if-none-match", "*")
+
+
+def s3api(
+    config: Config, region: str, operation: str, bucket: str, key: str, *args: str
+) -> dict[str, Any]:
+    """One ``aws s3api <operation> --bucket <bucket> --key <key> <args>`` call."""
+    return aws(config, region, "s3api", operation, "--bucket", bucket, "--key", key, *args)
+
+
 # aws-assumption: s3-conditional-write-keys
 def put(config: Config, region: str, bucket: str, key: str, path: Path) -> str:
     """Create the object (never overwrite). 'stored', or 'present' if it already existed."""
     try:
         if path.stat().st_size <= config.single_put_max:
-            aws(
-                config,
-                region,
-                "s3api",
-                "put-object",
-                "--bucket",
-                bucket,
-                "--key",
-                key,
-                "--body",
-                str(path),
-                "--if-none-match",
-                "*",
-            )
+            s3api(config, region, "put-object", bucket, key, "--body", str(path), *_IF_ABSENT)
         else:
             multipart(config, region, bucket, key, path)
     except AgentError as error:
@@ -502,9 +493,7 @@ def put(config: Config, region: str, bucket: str, key: str, path: Path) -> str:
 def multipart(config: Config, region: str, bucket: str, key: str, path: Path) -> None:
     size = path.stat().st_size
     part_size = max(config.part_size, -(-size // 9000))
-    upload = aws(
-        config, region, "s3api", "create-multipart-upload", "--bucket", bucket, "--key", key
-    )
+    upload = s3api(config, region, "create-multipart-upload", bucket, key)
     upload_id = upload["UploadId"]
     parts = []
     with tempfile.TemporaryDirectory(prefix="crashcart-", dir=config.tmp_dir) as tmp:
@@ -516,42 +505,16 @@ def multipart(config: Config, region: str, bucket: str, key: str, path: Path) ->
                 if not block:
                     break
                 chunk_path.write_bytes(block)
-                answer = aws(
-                    config,
-                    region,
-                    "s3api",
-                    "upload-part",
-                    "--bucket",
-                    bucket,
-                    "--key",
-                    key,
-                    "--upload-id",
-                    upload_id,
-                    "--part-number",
-                    str(number),
-                    "--body",
-                    str(chunk_path),
+                part = ("--upload-id", upload_id, "--part-number", str(number))
+                answer = s3api(
+                    config, region, "upload-part", bucket, key, *part, "--body", str(chunk_path)
                 )
                 parts.append({"PartNumber": number, "ETag": answer["ETag"]})
                 number += 1
         manifest = Path(tmp) / "parts.json"
         manifest.write_text(json.dumps({"Parts": parts}))
-        aws(
-            config,
-            region,
-            "s3api",
-            "complete-multipart-upload",
-            "--bucket",
-            bucket,
-            "--key",
-            key,
-            "--upload-id",
-            upload_id,
-            "--multipart-upload",
-            f"file://{manifest}",
-            "--if-none-match",
-            "*",
-        )
+        completion = ("--upload-id", upload_id, "--multipart-upload", f"file://{manifest}")
+        s3api(config, region, "complete-multipart-upload", bucket, key, *completion, *_IF_ABSENT)
 
 
 # aws-assumption: aws-userid-instance-session

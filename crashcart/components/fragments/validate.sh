@@ -27,13 +27,8 @@ else
 fi
 
 expected_crashkernel='crashkernel=@@CRASHKERNEL@@'
-read -r -a cmdline_words </proc/cmdline
-found_crashkernel=''
-for word in "${cmdline_words[@]}"; do
-  case "$word" in
-    crashkernel=*) found_crashkernel=$word ;;
-  esac
-done
+@@FRAGMENT:cmdline-crashkernel@@
+found_crashkernel=$(cmdline_crashkernel)
 if [ "$found_crashkernel" = "$expected_crashkernel" ]; then
   ok "${expected_crashkernel} in /proc/cmdline"
 else

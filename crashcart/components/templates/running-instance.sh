@@ -189,13 +189,8 @@ fi
 
 # --- 7. Armed, or reboot pending -------------------------------------------------------------
 expected="crashkernel=${crashkernel}"
-read -r -a cmdline_words </proc/cmdline
-booted_crashkernel=''
-for word in "${cmdline_words[@]}"; do
-  case "$word" in
-    crashkernel=*) booted_crashkernel=$word ;;
-  esac
-done
+@@FRAGMENT:cmdline-crashkernel@@
+booted_crashkernel=$(cmdline_crashkernel)
 boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
 
 if [ "$booted_crashkernel" = "$expected" ]; then

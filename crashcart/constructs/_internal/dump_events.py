@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aws_cdk import aws_events as events
 
-from crashcart.runtime.dumps import DUMPS_PREFIX
+from crashcart.runtime.dumps import DUMPS_PREFIX, OBJECT_CREATED, S3_SOURCE
 
 
 def metadata_written(bucket_name: str, *, segments: int = 2) -> events.EventPattern:
@@ -21,8 +21,8 @@ def metadata_written(bucket_name: str, *, segments: int = 2) -> events.EventPatt
     """
     # aws-assumption: eventbridge-wildcard-spans-key-segments
     return events.EventPattern(
-        source=["aws.s3"],
-        detail_type=["Object Created"],
+        source=[S3_SOURCE],
+        detail_type=[OBJECT_CREATED],
         detail={
             "bucket": {"name": [bucket_name]},
             "object": {"key": [{"wildcard": f"{DUMPS_PREFIX}{'*/' * segments}metadata.json"}]},

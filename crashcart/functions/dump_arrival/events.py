@@ -12,7 +12,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from crashcart.runtime.dumps import BadKeyError, DumpKey, parse_metadata_key
+from crashcart.runtime.dumps import (
+    BadKeyError,
+    DumpKey,
+    is_object_created,
+    object_created_target,
+    parse_metadata_key,
+)
 
 #: The files a dump folder may list: the agent writes "vmcore" and "dmesg.txt".
 MAX_FILES = 16
@@ -48,16 +54,12 @@ def parse_event(event: Any) -> DumpArrival:
     """The bucket and key of an EventBridge S3 "Object Created" event for a metadata.json."""
     if not isinstance(event, dict):
         raise BadEventError(f"event is a {type(event).__name__}, not an object")
-    if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
+    if not is_object_created(event):
         raise BadEventError(
             f"not an S3 Object Created event (source={event.get('source')!r}, "
             f"detail-type={event.get('detail-type')!r})"
         )
-    detail = event.get("detail")
-    if not isinstance(detail, dict):
-        raise BadEventError("event has no detail object")
-    bucket = (detail.get("bucket") or {}).get("name")
-    key = (detail.get("object") or {}).get("key")
+    bucket, key = object_created_target(event, BadEventError)
     if not isinstance(bucket, str) or not bucket or not isinstance(key, str):
         raise BadEventError("event detail lacks bucket.name or object.key")
     dump = parse_key(key)

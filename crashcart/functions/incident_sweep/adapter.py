@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from crashcart.runtime.paging import next_page
+
 from .overdue import OVERDUE_STATE, Incident, scan_filter
 
 if TYPE_CHECKING:
@@ -126,10 +128,8 @@ class Fleet:
                 for raw in reservation.get("Instances", []):
                     tags = {t["Key"]: t.get("Value", "") for t in raw.get("Tags", []) if "Key" in t}
                     yield str(raw.get("InstanceId", "")), tags
-            token = response.get("NextToken")
-            if not token:
+            if not next_page(response, arguments):
                 return
-            arguments["NextToken"] = token
         raise CensusFailedError(
             f"more than {self.max_pages} pages of opted-in instances: raise "
             "CRASHCART_SWEEP_MAX_PAGES (docs/incident-sweep.md)"

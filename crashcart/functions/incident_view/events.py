@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from crashcart.runtime import untrusted
-from crashcart.runtime.dumps import BadKeyError, DumpKey, parse_metadata_key
+from crashcart.runtime.dumps import (
+    BadKeyError,
+    DumpKey,
+    is_object_created,
+    object_created_target,
+    parse_metadata_key,
+)
 from crashcart.runtime.organisation import (
     INCIDENT_SOURCE,
     BadIncidentEventError,
@@ -48,17 +54,13 @@ def parse_event(event: Any, *, dump_bucket: str) -> IncidentUpdate | DumpArrived
             return parse_incident_event(event)
         except BadIncidentEventError as error:
             raise BadEventError(str(error)) from None
-    if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
+    if not is_object_created(event):
         raise BadEventError(
             f"neither a crashcart incident update nor an S3 Object Created event "
             f"(source={untrusted.line(event.get('source'), 60)}, "
             f"detail-type={untrusted.line(event.get('detail-type'), 60)})"
         )
-    detail = event.get("detail")
-    if not isinstance(detail, dict):
-        raise BadEventError("event has no detail object")
-    bucket = (detail.get("bucket") or {}).get("name")
-    key = (detail.get("object") or {}).get("key")
+    bucket, key = object_created_target(event, BadEventError)
     if bucket != dump_bucket or not isinstance(key, str):
         raise BadEventError(
             f"object in bucket {untrusted.line(bucket, 80)} is not in the central dump "

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from crashcart.runtime.paging import next_page
+
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_ssm import SSMClient
@@ -76,10 +78,8 @@ class Alarms:
                         for a in raw.get(key, [])
                     ),
                 )
-            token = response.get("NextToken")
-            if not token:
+            if not next_page(response, arguments):
                 return
-            arguments["NextToken"] = token
         raise ReachUnavailableError(
             f"more than {self.max_pages} pages of alarms: the reach stops rather than act on "
             "part of them"

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from crashcart.runtime.incident import State, parse_time
+from crashcart.runtime.paging import next_page
 
 from .adapter import FactUnavailableError
 from .claims import StoreUnavailableError
@@ -145,10 +146,8 @@ class ImpairedInstances:
                     )
                 )
             yield found
-            token = response.get("NextToken")
-            if not token:
+            if not next_page(response, arguments):
                 return
-            arguments["NextToken"] = token
         self.truncated = f"more than {max_pages} pages of impaired instances"
 
     def opted_in(self, instance_ids: list[str], tag_key: str, tag_value: str) -> set[str]:
@@ -170,10 +169,8 @@ class ImpairedInstances:
                 for reservation in response.get("Reservations", []):
                     for raw in reservation.get("Instances", []):
                         chosen.add(str(raw.get("InstanceId", "")))
-                token = response.get("NextToken")
-                if not token:
+                if not next_page(response, arguments):
                     break
-                arguments["NextToken"] = token
         return chosen
 
 
