@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -49,6 +50,20 @@ def _synth(
 @pytest.fixture(scope="module")
 def two_groups() -> tuple[cdk.Stack, AutoScalingHold, dict[str, Any]]:
     return _synth(("web", "workers"), backstop=True)
+
+
+@pytest.fixture(scope="module")
+def _one_group_once() -> tuple[cdk.Stack, AutoScalingHold, dict[str, Any]]:
+    return _synth(("web",))
+
+
+@pytest.fixture
+def one_group(
+    _one_group_once: tuple[cdk.Stack, AutoScalingHold, dict[str, Any]],
+) -> tuple[cdk.Stack, AutoScalingHold, dict[str, Any]]:
+    """One group, the defaults: synthesized once per module, its template a copy per test."""
+    stack, hold, template = _one_group_once
+    return stack, hold, copy.deepcopy(template)
 
 
 def _statements(template: dict[str, Any], role_prefix: str) -> list[dict[str, Any]]:
@@ -202,8 +217,10 @@ def test_the_backstop_window_is_longer_than_the_longest_dump_deadline(
     assert "AlarmName" not in props
 
 
-def test_no_resource_per_instance_and_one_hook_per_group() -> None:
-    _s1, _h1, one = _synth(("web",))
+def test_no_resource_per_instance_and_one_hook_per_group(
+    one_group: tuple[cdk.Stack, AutoScalingHold, dict[str, Any]],
+) -> None:
+    _s1, _h1, one = one_group
     _s3, _h3, three = _synth(("web", "workers", "batch"))
 
     def counts(template: dict[str, Any]) -> dict[str, int]:
@@ -235,7 +252,9 @@ def test_backstop_off() -> None:
         assert "automate" not in json.dumps(alarm["Properties"].get("AlarmActions", []))
 
 
-def test_the_backstop_is_off_by_default_and_the_synth_says_why() -> None:
+def test_the_backstop_is_off_by_default_and_the_synth_says_why(
+    one_group: tuple[cdk.Stack, AutoScalingHold, dict[str, Any]],
+) -> None:
     # Its query selects instances by resource tag: without the account-wide "resource tags
     # for telemetry" it would match nothing, so it is never on without being asked for.
     stack, hold, _template = _synth(("web",), remediation_kwargs={"dry_run": False})
@@ -247,7 +266,7 @@ def test_the_backstop_is_off_by_default_and_the_synth_says_why() -> None:
     assert "resource tags for telemetry" in text
     assert "backstop=True" in text
     # a shadow-mode remediation never reboots anything: no note to make
-    shadow, _hold, _t = _synth(("web",))
+    shadow, _hold, _t = one_group
     assert not Annotations.from_stack(shadow).find_info("*", Match.string_like_regexp("backstop"))
 
 
@@ -298,9 +317,11 @@ def _list(value: Any) -> list[str]:
     return value if isinstance(value, list) else [value]
 
 
-def test_every_statement_is_matched() -> None:
+def test_every_statement_is_matched(
+    one_group: tuple[cdk.Stack, AutoScalingHold, dict[str, Any]],
+) -> None:
     # guard against an empty role: the assertions above would pass vacuously
-    _stack, _hold, template = _synth(("web",))
+    _stack, _hold, template = one_group
     assert len(_statements(template, "HoldRole")) >= 10
     Template.from_json(template).has_resource_properties(
         "AWS::AutoScaling::LifecycleHook", Match.object_like({"DefaultResult": "CONTINUE"})
