@@ -135,9 +135,13 @@ def run(ctx: Context) -> dict[str, Any]:
     checks = []
     summary: dict[str, str] = {}
     for kind, entries in newest.items():
-        latest = entries[0]
+        passing = [entry for entry in entries if entry.get("exitstatus") == 0]
+        if not passing:
+            summary[f"make {kind}, newest"] = "no passing run among the newest"
+            continue
+        latest = passing[0]
         budget = budget_of(latest)
-        summary[f"make {kind}, newest"] = (
+        summary[f"make {kind}, newest passing"] = (
             f"{latest.get('wall_s')} s wall, {latest.get('cpu_s')} s CPU, {_tests(latest)} "
             f"(load {_load(latest)}, {latest.get('started_at')}, {latest.get('commit')})"
         )
@@ -168,7 +172,7 @@ def run(ctx: Context) -> dict[str, Any]:
             rows,
         )
     ]
-    latest_test = (newest.get("test") or [None])[0]
+    latest_test = next((e for e in newest.get("test", []) if e.get("exitstatus") == 0), None)
     if latest_test and (latest_test.get("drill") or {}).get("plain_boot_s"):
         tables.append(
             table(

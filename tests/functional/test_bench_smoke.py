@@ -72,6 +72,7 @@ SUITE_RUNS = {
             "tests": {"passed": 2500, "failed": 0, "error": 0, "skipped": 0},
             "load_average": {"start": [0.5, 0.5, 0.5], "end": [1.9, 1.2, 0.7]},
             "commit": "0123456789ab",
+            "exitstatus": 0,
         }
     ],
     "test": [
@@ -84,6 +85,7 @@ SUITE_RUNS = {
             "tests": {"passed": 2550, "failed": 0, "error": 0, "skipped": 0},
             "load_average": {"start": [0.5, 0.5, 0.5], "end": [2.0, 1.8, 1.0]},
             "commit": "0123456789ab",
+            "exitstatus": 0,
             "drill": {
                 "plain_boot_s": 45.0,
                 "plain_boot_of": "idle",

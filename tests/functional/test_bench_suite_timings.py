@@ -23,6 +23,7 @@ def _entry(kind: str, wall: float, **extra: Any) -> dict[str, Any]:
         "tests": {"passed": 10, "failed": 0, "error": 0, "skipped": 0},
         "load_average": {"start": [0.4, 0.5, 0.6], "end": [1.9, 1.0, 0.8]},
         "commit": "abc",
+        "exitstatus": 0,
         **extra,
     }
 
@@ -78,3 +79,14 @@ def test_no_records_is_not_run_with_the_reason(tmp_path: Path) -> None:
         suite_timings.run(ctx)
     with pytest.raises(SkipError, match="holds no run"):
         _run(tmp_path, {"other": []})
+
+
+def test_a_run_with_failures_is_shown_but_the_budget_is_checked_on_the_newest_passing_one(
+    tmp_path: Path,
+) -> None:
+    failed = _entry("check", 90.0, exitstatus=1)
+    failed["tests"] = {"passed": 9, "failed": 1, "error": 0, "skipped": 0}
+    result = _run(tmp_path, {"check": [_entry("check", 150.0), failed]})
+    [only] = result["checks"]
+    assert only["ok"] is False and only["detail"].startswith("150.0 s")
+    assert result["tables"][0]["rows"][0][3] == "9 passed, 1 failed"

@@ -45,9 +45,10 @@ def suite_kind(config: pytest.Config) -> str | None:
         (root / arg).resolve() in (root, root / "tests") for arg in config.args
     )
     selected = any(
-        getattr(option, name, None) for name in ("keyword", "deselect", "lf", "stepwise")
+        getattr(option, name, None)
+        for name in ("keyword", "deselect", "ignore", "ignore_glob", "lf", "stepwise")
     )
-    if not whole or selected:
+    if not whole or selected or getattr(option, "collectonly", False):
         return None
     return KINDS.get((getattr(option, "markexpr", "") or "").strip())
 
@@ -58,10 +59,13 @@ def is_controller(config: pytest.Config) -> bool:
 
 def ensure_run_id(config: pytest.Config) -> str:
     """The run's id, shared with xdist's workers (their ``PYTEST_XDIST_TESTRUNUID``, which the
-    drill's e2e results carry as ``run``): set here when xdist would make one up later."""
+    drill's e2e results carry as ``run``): set here when xdist would make one up later, and
+    exported for a run without workers, whose drill runs in this process."""
     if getattr(config.option, "testrunuid", None) is None and hasattr(config.option, "testrunuid"):
         config.option.testrunuid = uuid.uuid4().hex
-    return str(getattr(config.option, "testrunuid", None) or f"pid-{os.getpid()}")
+    run = str(getattr(config.option, "testrunuid", None) or uuid.uuid4().hex)
+    os.environ.setdefault("PYTEST_XDIST_TESTRUNUID", run)
+    return os.environ["PYTEST_XDIST_TESTRUNUID"]
 
 
 def cpu_seconds() -> float:
@@ -84,28 +88,62 @@ def start(config: pytest.Config) -> None:
     )
 
 
+#: Exit statuses of a run that ran the whole suite (all passed, or some failed).
+FINISHED = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+
+
+def ran_to_the_end(session: pytest.Session, exitstatus: int) -> bool:
+    """Not interrupted, not stopped early (``-x``, ``--maxfail``), not an internal error."""
+    return exitstatus in FINISHED and not (session.shouldstop or session.shouldfail)
+
+
+def counts_of(stats: dict[str, list[Any]]) -> dict[str, int]:
+    """Tests by outcome; errors at set-up and teardown included."""
+    return {
+        name: len(
+            [
+                r
+                for r in stats.get(name, [])
+                if name == "error" or getattr(r, "when", "") != "teardown"
+            ]
+        )
+        for name in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+    }
+
+
 def finish(session: pytest.Session, exitstatus: int) -> Path | None:
-    """Write this run's entry (after xdist's workers exited, so their CPU is counted)."""
+    """Write this run's entry (after xdist's workers exited, so their CPU is counted).
+
+    A record that cannot be written (no writable drill cache) is reported in one line and
+    changes nothing of the run's outcome.
+    """
     if not _started or not is_controller(session.config):
+        return None
+    if not ran_to_the_end(session, exitstatus):
         return None
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     stats = getattr(reporter, "stats", {}) if reporter is not None else {}
-    counts = {
-        name: len([r for r in stats.get(name, []) if getattr(r, "when", "call") != "teardown"])
-        for name in ("passed", "failed", "error", "skipped")
-    }
     entry = {
         "kind": _started["kind"],
         "run": _started["run"],
         "started_at": _started["started_at"],
         "wall_s": round(time.monotonic() - _started["monotonic"], 1),
         "cpu_s": round(cpu_seconds() - _started["cpu"], 1),
-        "tests": counts,
+        "tests": counts_of(stats),
         "exitstatus": int(exitstatus),
         "workers": getattr(session.config.option, "numprocesses", None),
         "load_average": {"start": _started["load_start"], "end": _load()},
         "commit": _commit(session.config.rootpath),
     }
+    try:
+        return _write(entry)
+    except (OSError, ValueError) as error:
+        if reporter is not None:
+            reporter.write_line(f"suite timings not recorded: {type(error).__name__}: {error}")
+        return None
+
+
+def _write(entry: dict[str, Any]) -> Path:
     from crashcart.drill.paths import cache_dir, cache_lock
 
     path = cache_dir() / RECORD_FILE

@@ -109,7 +109,15 @@ def test_a_whole_run_records_its_wall_time_its_workers_cpu_and_the_drill_of_the_
     assert done.returncode == 0, done.stdout + done.stderr
     [entry] = _runs(cache)["test"]
     assert entry["kind"] == "test" and entry["run"] == "run-one"
-    assert entry["tests"] == {"passed": 3, "failed": 0, "error": 0, "skipped": 0}
+    assert entry["tests"] == {
+        "passed": 3,
+        "failed": 0,
+        "error": 0,
+        "skipped": 0,
+        "xfailed": 0,
+        "xpassed": 0,
+    }
+    assert entry["exitstatus"] == 0
     assert entry["workers"] == 2
     # the worker's child burned 0.4 s: counted only if the workers were reaped first
     assert isinstance(entry["cpu_s"], float) and entry["cpu_s"] >= 0.4
@@ -125,13 +133,20 @@ def test_a_whole_run_records_its_wall_time_its_workers_cpu_and_the_drill_of_the_
     runs = _runs(cache)
     assert len(runs["test"]) == 1
     [check] = runs["check"]
-    assert check["tests"] == {"passed": 2, "failed": 0, "error": 0, "skipped": 0}
+    assert check["tests"]["passed"] == 2 and check["tests"]["failed"] == 0
     assert "drill" not in check
 
 
 @pytest.mark.parametrize(
     "args",
-    [["-k", "plain"], ["test_some.py"], ["-m", "e2e"], ["--deselect", "test_some.py::test_plain"]],
+    [
+        ["-k", "plain"],
+        ["test_some.py"],
+        ["-m", "e2e"],
+        ["--deselect", "test_some.py::test_plain"],
+        ["--ignore", "test_other.py"],
+        ["--collect-only"],
+    ],
 )
 def test_a_selection_records_nothing(tmp_path: Path, args: list[str]) -> None:
     project, cache = _project(tmp_path), tmp_path / "cache"
@@ -156,3 +171,48 @@ def test_each_kind_keeps_its_newest_runs() -> None:
     assert isinstance(checks, list)
     assert [e["run"] for e in checks] == [str(n) for n in range(3, suite_record.KEEP + 3)]
     assert runs["test"] == [{"kind": "test", "run": "t"}]
+
+
+def test_a_run_stopped_early_records_nothing_and_one_that_ran_to_the_end_records_its_failures(
+    tmp_path: Path,
+) -> None:
+    project, cache = _project(tmp_path), tmp_path / "cache"
+    (project / "test_failing.py").write_text("def test_fails():\n    assert False\n")
+    done = _pytest(project, cache, "-x")
+    assert done.returncode == 1
+    assert not (cache / suite_record.RECORD_FILE).exists()
+    done = _pytest(project, cache)
+    assert done.returncode == 1
+    [entry] = _runs(cache)["test"]
+    assert entry["exitstatus"] == 1
+    assert entry["tests"]["failed"] == 1 and entry["tests"]["passed"] == 3
+
+
+def test_an_unwritable_cache_is_reported_and_the_run_keeps_its_outcome(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    done = _pytest(project, Path("/dev/null/cache"), "-m", "not e2e")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "suite timings not recorded: NotADirectoryError" in done.stdout
+
+
+def test_without_workers_the_drill_of_the_same_run_is_found(tmp_path: Path) -> None:
+    project, cache = _project(tmp_path), tmp_path / "cache"
+    (project / "conftest.py").write_text(
+        CONFTEST
+        + """
+import json, os
+from crashcart.drill.paths import cache_dir
+
+def pytest_sessionstart(session):
+    # what tests/support/drill.py writes: the run id from PYTEST_XDIST_TESTRUNUID
+    (cache_dir() / "e2e-drill-results.json").write_text(json.dumps({
+        "run": os.environ["PYTEST_XDIST_TESTRUNUID"],
+        "scenarios": {"idle": {"passed": True, "timings": {"boot_to_ready_s": 40.0}}},
+    }))
+"""
+    )
+    done = _pytest(project, cache)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [entry] = _runs(cache)["test"]
+    drill = entry["drill"]
+    assert isinstance(drill, dict) and drill["plain_boot_s"] == 40.0
