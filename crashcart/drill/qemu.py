@@ -41,11 +41,7 @@ CHANNEL_PREFIX = "CRASHCART-DRILL "
 #: into the same shape).
 GUEST_MEMORY_MIB = 1024
 GUEST_CPUS = 2
-#: The vCPU model: x86-64's baseline (all Debian 12 asks for) plus RDRAND, which every EC2
-#: instance has (the guest's entropy at boot). Not ``max``: TCG runs AVX2 through helper
-#: calls, and on ``max`` glibc picks its AVX2 string functions and the kernel its AVX2
-#: paths. Measured on 2026-12-06 (the idle scenario, booted cold, one run each at load 4-8):
-#: 17 % less CPU (209.5 -> 172.9 s); NMI -> dump saved 48.7 -> 37.1 s.
+#: x86-64's baseline plus RDRAND (as on EC2), not ``max``: TCG's AVX2 is slow (docs/drill.md).
 GUEST_CPU_MODEL = "qemu64,+rdrand"
 #: How long saving a guest's state (about 1 GiB of RAM, mostly zero pages) may take.
 SAVE_TIMEOUT = 300.0
