@@ -82,7 +82,7 @@ def write_results() -> Path | None:
 
     path = cache_dir() / "e2e-drill-results.json"
     with cache_lock("e2e-drill-results"):
-        merged = merge_results(_read(path), _RESULTS, run=_run_id())
+        merged = merge_results(read_json(path), _RESULTS, run=_run_id())
         merged["written_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         merged.setdefault("load_average", {})["end"] = load_average()
         flat = {
@@ -99,7 +99,8 @@ def _run_id() -> str:
     return os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid-{os.getpid()}"
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; {} when it is missing, unreadable or not an object."""
     try:
         found = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.drill import read_json
+
 RECORD_FILE = "suite-runs.json"
 #: Marker expression -> the kind of run it makes (with no other selection).
 KINDS = {"": "test", "not e2e": "check"}
@@ -150,14 +152,14 @@ def _write(entry: dict[str, Any]) -> Path:
     with cache_lock("suite-runs"):
         if entry["kind"] == "test":
             entry["drill"] = drill_of_run(cache_dir() / "e2e-drill-results.json", entry["run"])
-        runs = add_entry(_read(path), entry)
+        runs = add_entry(read_json(path), entry)
         path.write_text(json.dumps(runs, indent=2))
     return path
 
 
 def drill_of_run(results: Path, run: str) -> dict[str, Any] | None:
     """The drill's figures from the e2e results of run ``run`` (None if that run wrote none)."""
-    data = _read(results)
+    data = read_json(results)
     if data.get("run") != run:
         return None
     scenarios = data.get("scenarios") or {}
@@ -192,14 +194,6 @@ def add_entry(runs: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
     """``runs`` with ``entry`` appended to its kind's list (the newest ``KEEP`` kept)."""
     kept = [e for e in runs.get(entry["kind"], []) if isinstance(e, dict)]
     return {**runs, entry["kind"]: [*kept, entry][-KEEP:]}
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
 
 
 def _load() -> list[float]:

@@ -17,14 +17,18 @@ def _option(command: list[str], flag: str) -> str:
     return command[command.index(flag) + 1]
 
 
-def test_the_vm_is_the_one_the_dep_modules_were_read_from(tmp_path: Path) -> None:
-    command = Vm(
+def _command(tmp_path: Path) -> list[str]:
+    return Vm(
         disk=tmp_path / "disk.img",
         kernel=tmp_path / "vmlinuz",
         initrd=tmp_path / "initrd.img",
         cmdline="root=/dev/vda",
         workdir=tmp_path,
     ).command()
+
+
+def test_the_vm_is_the_one_the_dep_modules_were_read_from(tmp_path: Path) -> None:
+    command = _command(tmp_path)
     machine = _option(command, "-machine").split(",")[0]
     drive = dict(
         part.split("=", 1) for part in _option(command, "-drive").split(",") if "=" in part
@@ -44,13 +48,7 @@ def test_a_saved_guest_restores_only_into_the_cpu_model_it_was_saved_from(
     from crashcart.drill import qemu, snapshot
 
     monkeypatch.setattr(snapshot, "qemu_version", lambda: "7.2.22")
-    command = Vm(
-        disk=tmp_path / "disk.img",
-        kernel=tmp_path / "vmlinuz",
-        initrd=tmp_path / "initrd.img",
-        cmdline="root=/dev/vda",
-        workdir=tmp_path,
-    ).command()
+    command = _command(tmp_path)
     assert _option(command, "-cpu") == qemu.GUEST_CPU_MODEL
     before = snapshot.snapshot_key()
     monkeypatch.setattr(snapshot, "GUEST_CPU_MODEL", "max")
