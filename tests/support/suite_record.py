@@ -66,8 +66,9 @@ def ensure_run_id(config: pytest.Config) -> str:
     if getattr(config.option, "testrunuid", None) is None and hasattr(config.option, "testrunuid"):
         config.option.testrunuid = uuid.uuid4().hex
     run = str(getattr(config.option, "testrunuid", None) or uuid.uuid4().hex)
-    os.environ.setdefault("PYTEST_XDIST_TESTRUNUID", run)
-    return os.environ["PYTEST_XDIST_TESTRUNUID"]
+    # this run's, even if an outer pytest left its own in the environment
+    os.environ["PYTEST_XDIST_TESTRUNUID"] = run
+    return run
 
 
 def cpu_seconds() -> float:
