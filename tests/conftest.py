@@ -179,6 +179,16 @@ def _module_rank(item: pytest.Item) -> int:
     return len(_FIRST_MARKERS)
 
 
+#: The fixture of the drill's longest preparation (the running-instance image: its arming
+#: script runs under TCG), the critical path of a cold run (see
+#: :func:`pytest_collection_modifyitems`).
+_CRITICAL_FIXTURE = "running_instance_image"
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Long modules first: the QEMU drill, then the ``slow`` ones, then the rest as collected.
 
@@ -188,9 +198,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     waits; started first, they run beside everything else. A module's rank is its
     highest-ranked test's; modules keep their collection order within a rank, and tests their
     order within a module.
+
+    One exception, for a cold run: the module that prepares the running-instance image (the
+    longest preparation) goes second, so that it starts at once on the second worker, and the
+    module after it is not a drill one. xdist starts each worker with one module and gives it a
+    second at once when the first has at most two tests (``_reschedule``): the running-instance
+    module has one, and the drill module that came next (the pipeline image's scenarios) waited
+    behind its whole preparation instead of running on the other worker.
     """
     ranks: dict[str, int] = {}
+    critical: set[str] = set()
     for item in items:
-        module = item.nodeid.split("::", 1)[0]
+        module = _module(item)
         ranks[module] = min(ranks.get(module, len(_FIRST_MARKERS)), _module_rank(item))
-    items.sort(key=lambda item: ranks[item.nodeid.split("::", 1)[0]])
+        if _CRITICAL_FIXTURE in getattr(item, "fixturenames", ()):
+            critical.add(module)
+    order = sorted(ranks, key=lambda module: ranks[module])
+    if len(critical) == 1 and len(order) > 2:
+        drill = [module for module in order if ranks[module] == 0 and module not in critical]
+        others = [module for module in order if ranks[module] != 0]
+        order = [*drill[:1], *critical, *others[:1], *drill[1:], *others[1:]]
+    position = {module: index for index, module in enumerate(order)}
+    items.sort(key=lambda item: position[_module(item)])

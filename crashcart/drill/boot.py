@@ -133,8 +133,11 @@ def boot_until_ready(
     vm_options: dict[str, Any] | None = None,
     max_boots: int = MAX_BOOTS,
     progress: Callable[[str], None] = print,
+    between_boots: Callable[[Path], None] | None = None,
 ) -> Vm:
     """Boot ``disk`` (again after each requested reboot) until the runner says ``ready``.
+    ``between_boots(disk)`` runs after each requested reboot, while QEMU is stopped, before
+    the next boot (e.g. work the host does on the offline disk).
 
     Returns the running VM. Raises :class:`StepFailedError` when a step fails and
     :class:`GuestError` when the guest stops without saying why.
@@ -174,6 +177,8 @@ def boot_until_ready(
             raise step_failed(log)
         # QEMU exited: a requested reboot, or something went wrong.
         if len(log.reboots) > reboots_before:
+            if between_boots is not None:
+                between_boots(disk)
             continue
         raise GuestError(
             f"the guest stopped (QEMU exit {vm.exit_code}) during {label} boot {boot} without "

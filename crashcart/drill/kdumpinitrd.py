@@ -17,6 +17,14 @@ file system's type for the fsck hook (:data:`GUEST_ROOT_FSTYPE`); ``lsmod`` repo
 loaded (the guest has no SCSI device handler). The file list of an initrd built this way
 equals that of one the guest built (docs/drill.md).
 
+When the document runs in the guest and reboots there (the running-instance image: its
+arming script installs kdump-tools in the guest, then the operator reboots), the guest's disk
+is offline between that boot and the next (QEMU exits at the reboot, ``-no-reboot``): the host
+then builds the initrd the same way for the disk as the guest left it
+(:func:`build_between_boots`: the disk's files copied out with ``debugfs rdump``, the build
+chrooted onto them, what it added written back with ``debugfs -w``), and the next boot finds
+it. The cache key says so for the documents whose guest reboots (:func:`key_inputs`).
+
 Nothing is weakened in the guest: it still runs ``kdump-config load`` at boot and the
 document's validate phase; an absent initrd is built there as before (and recorded:
 :func:`guest_rebuilt`), and one that does not work fails every positive scenario, whose
@@ -25,10 +33,15 @@ capture kernel boots from it to save the dump.
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from crashcart.drill.hostphase import STEPS_DIR, HostStepError, Overlay, run_chrooted
+from crashcart.drill import diskfs
+from crashcart.drill.component import ComponentDocument
+from crashcart.drill.hostphase import STEPS_DIR, HostStepError, Overlay, run_chrooted, split_build
 from crashcart.drill.paths import PACKAGE_DIR
 
 KDUMP_INITRD_SCRIPT = PACKAGE_DIR / "host" / "kdump-initrd.sh"
@@ -53,15 +66,31 @@ GUEST_ROOT_FSTYPE = "ext4"
 GENERATING = "kdump-tools: Generating /var/lib/kdump/initrd.img-"
 #: Seconds the host build may take.
 TIMEOUT = 600.0
+#: kdump-tools' kernel hook (the build runs only where the image has it) and its folder.
+KDUMP_HOOK = "/etc/kernel/postinst.d/kdump-tools"
+KDUMP_DIR = "/var/lib/kdump"
+#: The key input of documents whose guest reboots during preparation (see the module).
+BETWEEN_BOOTS = b"built on the host while the guest is off, after each reboot in preparation"
 
 
-def key_inputs() -> dict[str, bytes]:
-    """What the host-built initrd depends on beyond the image: the script and its answers."""
+def guest_reboots(document: ComponentDocument) -> bool:
+    """Whether the guest itself reboots during preparation: a build step that runs in the
+    guest is a ``Reboot`` (the first boot standing for the document's first Reboot does not
+    count: the host builds before it)."""
+    return any(step.action == "Reboot" for step in split_build(document).guest)
+
+
+def key_inputs(document: ComponentDocument) -> dict[str, bytes]:
+    """What the host-built initrd depends on beyond the image: the script and its answers,
+    and, for a document whose guest reboots, that it is built between those boots."""
     answers = f"{GUEST_ROOT_FSTYPE} {' '.join(GUEST_DEP_MODULES)}"
-    return {
+    inputs = {
         "host/kdump-initrd.sh": KDUMP_INITRD_SCRIPT.read_bytes(),
         "host/kdump-initrd answers": answers.encode(),
     }
+    if guest_reboots(document):
+        inputs["host/kdump-initrd between boots"] = BETWEEN_BOOTS
+    return inputs
 
 
 def build_on_host(
@@ -97,3 +126,67 @@ def guest_rebuilt(logs: Path) -> bool:
     return any(
         GENERATING in log.read_text(errors="replace") for log in sorted(logs.glob("*console.log"))
     )
+
+
+def build_between_boots(
+    disk: Path, kernel_release: str, work: Path, *, progress: Callable[[str], None] = print
+) -> list[str]:
+    """Build the kdump initrd for ``disk`` while its guest is off (after a reboot), as the
+    guest's next boot would, and write it into the disk. Returns the guest paths written
+    (none when the guest would build nothing, or has the initrd already)."""
+    diskfs.recover(disk)
+    initrd = f"{KDUMP_DIR}/initrd.img-{kernel_release}"
+    if not diskfs.exists(disk, KDUMP_HOOK) or diskfs.exists(disk, initrd):
+        return []
+    folder = work / "kdump-initrd-offline"
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        root = folder / "root"
+        diskfs.copy_out(disk, "/", root)  # rdump: the disk's files, owners and modes
+        overlay = Overlay.create(root, folder)
+        output = build_on_host(overlay, kernel_release, progress=progress)
+        if not (overlay.upper / initrd.lstrip("/")).is_file():
+            return []  # the script said why (its last line, shown)
+        written = write_back(disk, overlay)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    progress(f"    host, between boots: {len(written)} path(s) written ({output[-1]})")
+    return written
+
+
+def write_back(disk: Path, overlay: Overlay) -> list[str]:
+    """Write what a build added in ``overlay``'s upper layer into ``disk`` (its lower layer is
+    a copy of the disk's files): new directories, files and symbolic links, owned by root, with
+    their modes. Anything else there (a removal's whiteout, an emptied directory, a file not
+    owned by root) is refused: the build only adds files."""
+    editor = diskfs.DiskEditor(disk)
+    written: list[str] = []
+    for path in sorted(overlay.upper.rglob("*")):
+        relative = path.relative_to(overlay.upper)
+        guest = f"/{relative.as_posix()}"
+        info = path.lstat()
+        if info.st_uid or info.st_gid:
+            raise HostStepError(f"{guest}: owned by {info.st_uid}:{info.st_gid}, not root")
+        if stat.S_ISDIR(info.st_mode):
+            if _opaque(path):
+                raise HostStepError(f"{guest}: a directory the build emptied and made again")
+            if not (overlay.lower / relative).is_dir():
+                editor.mkdir(guest, mode=info.st_mode & 0o7777)
+                written.append(guest)
+        elif stat.S_ISLNK(info.st_mode):
+            editor.symlink(guest, os.readlink(path))
+            written.append(guest)
+        elif stat.S_ISREG(info.st_mode):
+            editor.write(guest, path.read_bytes(), mode=info.st_mode & 0o7777)
+            written.append(guest)
+        else:
+            raise HostStepError(f"{guest}: neither a file, a link nor a directory (a removal?)")
+    editor.apply()
+    return written
+
+
+def _opaque(directory: Path) -> bool:
+    try:
+        return os.getxattr(directory, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False

@@ -10,7 +10,9 @@
    host installs what the image's platform has (:data:`PLATFORM_PACKAGES`: Python 3 for the
    running-instance image, as on a Debian AMI); after them, when the first boot is the
    document's ``Reboot``, the host builds kdump-tools' capture initrd as kdump-tools would at
-   that boot (:mod:`crashcart.drill.kdumpinitrd`), so that the guest only loads it.
+   that boot (:mod:`crashcart.drill.kdumpinitrd`), so that the guest only loads it. When the
+   guest itself reboots (the running-instance image), the host builds it on the guest's disk
+   between those boots, while QEMU is stopped.
 4. Place the drill's files (the step runner and its unit, every step, the wheelhouse, the
    hung-CPU test module) and make the disk (``mkfs.ext4 -d``, no loop mounts).
 5. Boot it under QEMU: the first boot stands for the document's Reboot; the guest runs what is
@@ -136,9 +138,9 @@ def drill_inputs(
     covers the package lists, mirror, suite and platform settings) and its kernel, the
     packages the image's platform adds (``platform``), the rendered document (the crashcart
     agent and its pinned AWS CLI are in it), the wheels' Python, the drill's guest files
-    (runner, unit), the host-side sandbox, the host-side kdump initrd build (its script and
-    what it is told of the guest), the hung-CPU test module's sources and the preparation
-    format. Nothing else: other edits never re-prepare.
+    (runner, unit), the host-side sandbox, the host-side kdump initrd build (its script, what
+    it is told of the guest, and whether it runs between the guest's boots), the hung-CPU
+    test module's sources and the preparation format. Nothing else: other edits never re-prepare.
     """
     inputs: dict[str, bytes] = {
         "base": base_key.encode(),
@@ -148,7 +150,7 @@ def drill_inputs(
         "wheels": f"{pip_requirements(text)} for Python {GUEST_PYTHON}".encode(),
         "format": str(PREPARE_FORMAT).encode(),
         "host/sandbox.sh": SANDBOX.read_bytes(),
-        **kdumpinitrd.key_inputs(),
+        **kdumpinitrd.key_inputs(parse_document(text)),
     }
     for path, (content, mode) in sorted(guest_files().items()):
         inputs[f"guest:{path}"] = content + f"\nmode {mode:o}".encode()
@@ -322,6 +324,17 @@ def _prepare(
     )
     # -- the guest side: the first boot, what needs the kernel, validate; then save it -----
     guest_started = time.monotonic()
+    between: list[str] = []
+    between_seconds = [0.0]  # on the host, while the guest is off (part of guest_seconds)
+
+    def kdump_initrd_between_boots(offline: Path) -> None:
+        started_between = time.monotonic()
+        written = kdumpinitrd.build_between_boots(
+            offline, base.kernel_release, work, progress=progress
+        )
+        between.extend(f"after boot {len(log.reboots)}: {path}" for path in written)
+        between_seconds[0] += time.monotonic() - started_between
+
     saved = boot_and_save(
         disk,
         work,
@@ -330,6 +343,7 @@ def _prepare(
         log=log,
         timeout=boot_timeout if boot_timeout is not None else default_boot_timeout(),
         progress=progress,
+        between_boots=kdump_initrd_between_boots if kdumpinitrd.guest_reboots(document) else None,
     )
     guest_seconds = round(time.monotonic() - guest_started, 1)
     for step_key in log.steps:
@@ -358,6 +372,8 @@ def _prepare(
         "guest_reasons": split.reasons,
         "platform_packages": list(platform),
         "kdump_initrd_built_in_guest": kdumpinitrd.guest_rebuilt(logs),
+        "kdump_initrd_between_boots": between,
+        "between_boots_seconds": round(between_seconds[0], 1),
         "snapshot": saved.info,
     }
     (folder / "component.yaml").write_text(text)

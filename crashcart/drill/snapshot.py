@@ -110,9 +110,11 @@ def boot_and_save(
     log: BootLog,
     timeout: float,
     progress: Callable[[str], None],
+    between_boots: Callable[[Path], None] | None = None,
 ) -> Snapshot:
     """Boot ``disk`` through its queue, save the validated guest, stop QEMU, make the disk
-    consistent again (it is then the image scenarios boot cold)."""
+    consistent again (it is then the image scenarios boot cold). ``between_boots``: see
+    :func:`crashcart.drill.boot.boot_until_ready`."""
     boot_started = time.monotonic()
     vm = boot_until_ready(
         disk,
@@ -122,6 +124,7 @@ def boot_and_save(
         log=log,
         vm_options=VM_OPTIONS,
         progress=progress,
+        between_boots=between_boots,
     )
     try:
         ready_seconds = time.monotonic() - boot_started

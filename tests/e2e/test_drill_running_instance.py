@@ -45,6 +45,12 @@ def test_running_instance_armed_in_place_pending_then_armed_then_dump(
     ], missing
     reboots = running_instance_image.build_log["reboots"]
     assert reboots == ["build-02-RebootByTheOperator Reboot action"], reboots
+    # kdump-tools' capture initrd was built on the host while the guest was off, between its
+    # boots (issue 24): the second boot found it and only loaded it
+    log = running_instance_image.build_log
+    assert log["kdump_initrd_built_in_guest"] is False
+    initrd = f"/var/lib/kdump/initrd.img-{running_instance_image.kernel_release}"
+    assert f"after boot 1: {initrd}" in log["kdump_initrd_between_boots"], log
     second = steps["build-03-ArmRunningInstanceAfterReboot"]["output"]
     assert any("RESULT armed" in line for line in second), second[-10:]
     validate = steps["validate-01-ValidateKdumpArmed"]["output"]

@@ -167,3 +167,19 @@ def test_each_image_names_its_platform_and_the_running_instance_lacks_kdump() ->
     assert not {"kdump-tools", "kexec-tools", "makedumpfile", "python3-venv"} & set(
         PLATFORM_PACKAGES["running-instance"]
     )
+
+
+def test_a_document_whose_guest_reboots_has_its_kdump_initrd_built_between_boots() -> None:
+    from crashcart.drill.component import parse_document
+    from crashcart.drill.documents import render_running_instance_document
+
+    pipeline, running = prepare.render_document(), render_running_instance_document()
+    # the pipeline document's Reboot is the image's first boot: the host builds before it
+    assert not kdumpinitrd.guest_reboots(parse_document(pipeline))
+    assert "host/kdump-initrd between boots" not in prepare.drill_inputs(pipeline, **BASE)
+    # the arming script runs in the guest, then the operator's Reboot: the guest reboots
+    assert kdumpinitrd.guest_reboots(parse_document(running))
+    inputs = prepare.drill_inputs(running, **BASE)
+    assert inputs["host/kdump-initrd between boots"] == kdumpinitrd.BETWEEN_BOOTS
+    without = {k: v for k, v in inputs.items() if k != "host/kdump-initrd between boots"}
+    assert prepare.prepared_key(inputs) != prepare.prepared_key(without)

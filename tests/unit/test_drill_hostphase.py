@@ -338,3 +338,135 @@ def test_a_kdump_initrd_built_in_the_guest_after_all_is_recorded(tmp_path: Path)
         "[ 48.0] kdump-tools[249]: kdump-tools: Generating /var/lib/kdump/initrd.img-6.1.0-50\n"
     )
     assert kdumpinitrd.guest_rebuilt(tmp_path)
+
+
+# --- the kdump initrd, built on the host between the guest's boots (running-instance image) --
+
+
+def _offline_disk(overlay: Overlay, tmp_path: Path) -> Path:
+    """The tiny image as a guest's ext4 disk, as preparation makes it (mkfs.ext4 -d)."""
+    from crashcart.drill.hostphase import make_disk
+
+    disk = tmp_path / "disk.img"
+    make_disk(overlay, disk, size="32M", log=tmp_path / "mkfs.log")
+    return disk
+
+
+needs_debugfs = pytest.mark.skipif(
+    shutil.which("debugfs") is None or shutil.which("mkfs.ext4") is None,
+    reason="needs e2fsprogs (debugfs, mkfs.ext4)",
+)
+
+
+@needs_root
+@needs_debugfs
+def test_between_boots_the_host_builds_the_initrd_into_the_offline_disk(
+    overlay: Overlay, tmp_path: Path
+) -> None:
+    from crashcart.drill import diskfs, kdumpinitrd
+
+    _kdump_tools(overlay)  # what the guest's first boot left: kdump-tools installed, enabled
+    disk = _offline_disk(overlay, tmp_path)
+    written = kdumpinitrd.build_between_boots(disk, KVER, tmp_path / "work", progress=print)
+    initrd = f"/var/lib/kdump/initrd.img-{KVER}"
+    assert initrd in written and "/var/lib/kdump" in written
+    assert diskfs.read_file(disk, initrd) == f"an initrd for {KVER}\n".encode()
+    sysctls = diskfs.read_file(disk, f"/var/lib/kdump/latest_sysctls-{KVER}")
+    assert sysctls == b"vm.nr_hugepages=0\n"
+    assert diskfs.read_file(disk, "/var/tmp/hook-args") == f"{KVER}\n".encode()  # the hook ran
+    # nothing of the answers reaches the disk; the disk's own files are still there
+    assert not diskfs.exists(disk, "/usr/local/sbin/lsmod")
+    assert diskfs.list_dir(disk, "/usr/share/initramfs-tools/conf-hooks.d") == []
+    assert diskfs.read_file(disk, "/etc/base-file") == b"from the base\n"
+    assert not (tmp_path / "work" / "kdump-initrd-offline").exists()  # the copy is gone
+    # the next reboot finds it there: nothing more to do
+    assert kdumpinitrd.build_between_boots(disk, KVER, tmp_path / "work", progress=print) == []
+
+
+@needs_root
+@needs_debugfs
+def test_between_boots_nothing_is_built_where_the_guest_would_build_none(
+    overlay: Overlay, tmp_path: Path
+) -> None:
+    from crashcart.drill import diskfs, kdumpinitrd
+
+    _kdump_tools(overlay, enabled=False)
+    disk = _offline_disk(overlay, tmp_path)
+    assert kdumpinitrd.build_between_boots(disk, KVER, tmp_path / "work", progress=print) == []
+    assert not diskfs.exists(disk, "/var/lib/kdump")
+    without = Overlay.create(overlay.lower, tmp_path / "bare")  # no kdump-tools at all
+    bare = tmp_path / "bare-disk"
+    bare.mkdir()
+    assert (
+        kdumpinitrd.build_between_boots(
+            _offline_disk(without, bare), KVER, tmp_path / "work", progress=print
+        )
+        == []
+    )
+
+
+@needs_root
+@needs_debugfs
+def test_writing_back_refuses_what_is_not_an_addition(overlay: Overlay, tmp_path: Path) -> None:
+    from crashcart.drill import kdumpinitrd
+    from crashcart.drill.hostphase import HostStepError
+
+    disk = _offline_disk(overlay, tmp_path)
+    (overlay.upper / "etc").mkdir()
+    os.mknod(overlay.upper / "etc" / "base-file", 0o600 | 0o020000, os.makedev(0, 0))  # whiteout
+    with pytest.raises(HostStepError, match="/etc/base-file: neither a file"):
+        kdumpinitrd.write_back(disk, overlay)
+    (overlay.upper / "etc" / "base-file").unlink()
+    (overlay.upper / "etc" / "owned").write_text("x\n")
+    os.chown(overlay.upper / "etc" / "owned", 1000, 1000)
+    with pytest.raises(HostStepError, match="/etc/owned: owned by 1000:1000"):
+        kdumpinitrd.write_back(disk, overlay)
+
+
+def test_the_boot_loop_runs_the_between_boots_work_after_each_reboot_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crashcart.drill import boot
+    from crashcart.drill.qemu import Event
+
+    calls: list[str] = []
+
+    class FakeVm:
+        exit_code = 0
+
+        def __init__(self, events: list[str]) -> None:
+            self.events = events
+
+        def wait_for(self, _predicate: object, **kwargs: object) -> Event | None:
+            on_event = kwargs["on_event"]
+            for words in self.events:
+                name, *rest = words.split()
+                on_event(Event(name, tuple(rest), 0.0, words))  # type: ignore[operator]
+            return Event("ready", (), 0.0, "ready") if self.events[-1] == "ready" else None
+
+        def stop(self) -> None:
+            pass
+
+    boots = iter([["step-start build-01", "step-end build-01 0", "reboot build-02"], ["ready"]])
+
+    def start(*_args: object, **kwargs: object) -> FakeVm:
+        calls.append(f"boot {kwargs['label']}")
+        return FakeVm(next(boots))
+
+    monkeypatch.setattr(boot.diskfs, "recover", lambda _disk: None)
+    monkeypatch.setattr(
+        boot, "read_boot_config", lambda _disk, _folder: type("C", (), {"cmdline": ""})()
+    )
+    monkeypatch.setattr(boot, "start_guest", start)
+    log = boot.BootLog.empty()
+    boot.boot_until_ready(
+        tmp_path / "disk.img",
+        tmp_path,
+        label="prepare",
+        timeout=5,
+        log=log,
+        progress=lambda _line: None,
+        between_boots=lambda disk: calls.append(f"between {disk.name}"),
+    )
+    assert calls == ["boot prepare-1", "between disk.img", "boot prepare-2"]
+    assert log.ready and log.reboots == ["build-02"]

@@ -19,6 +19,7 @@ from tests.support.drill import merge_results
 class _Item:
     nodeid: str
     markers: set[str] = field(default_factory=set)
+    fixturenames: tuple[str, ...] = ()
 
     def get_closest_marker(self, name: str) -> object | None:
         return name if name in self.markers else None
@@ -47,6 +48,74 @@ def test_e2e_modules_then_slow_ones_then_the_rest_in_collection_order() -> None:
         "tests/unit/test_a.py::two",
         "tests/unit/test_b.py::one",
     ]
+
+
+def _first_assignments(nodeids: list[str]) -> dict[str, list[str]]:
+    """What xdist's ``--dist loadfile`` (the Makefile's ``-n 2 --no-loadscope-reorder``) gives
+    each of two workers when the run starts, from its own scheduler."""
+    from xdist.scheduler.loadfile import LoadFileScheduling
+
+    class Config:
+        option = type("Options", (), {"loadscopereorder": False})
+
+        @staticmethod
+        def getvalue(name: str) -> object:
+            return {"tx": ["2*popen"], "numprocesses": 2}.get(name)
+
+    class Node:
+        def __init__(self, name: str) -> None:
+            self.gateway = type("Gateway", (), {"id": name})()
+            self.shutting_down = False
+
+        def send_runtest_some(self, _indices: list[int]) -> None:
+            pass
+
+        def shutdown(self) -> None:
+            self.shutting_down = True
+
+    scheduler = LoadFileScheduling(Config())  # type: ignore[arg-type]
+    nodes = [Node("gw0"), Node("gw1")]
+    for node in nodes:
+        scheduler.add_node(node)  # type: ignore[arg-type]
+        scheduler.add_node_collection(node, nodeids)  # type: ignore[arg-type]
+    scheduler.schedule()
+    return {
+        node.gateway.id: list(scheduler.assigned_work[node])  # type: ignore[index]
+        for node in nodes
+    }
+
+
+def test_the_running_instance_preparation_starts_at_once_with_no_drill_module_behind_it() -> None:
+    drill = {"e2e", "slow"}
+    items = [
+        _Item("tests/e2e/test_drill_negative_controls.py::kdump-disabled", drill),
+        _Item("tests/e2e/test_drill_negative_controls.py::crashkernel-missing", drill),
+        _Item("tests/e2e/test_drill_negative_controls.py::nmi-panic-off", drill),
+        _Item(
+            "tests/e2e/test_drill_running_instance.py::armed", drill, ("running_instance_image",)
+        ),
+        _Item("tests/e2e/test_drill_scenarios.py::image", drill),
+        _Item("tests/e2e/test_drill_scenarios.py::idle", drill),
+        _Item("tests/e2e/test_drill_scenarios.py::hung_cpus", drill),
+        _Item("tests/functional/test_slow.py::one", {"slow"}),
+        _Item("tests/functional/test_slow.py::two", {"slow"}),
+        _Item("tests/unit/test_a.py::one"),
+    ]
+    pytest_collection_modifyitems(items)  # type: ignore[arg-type]
+    modules = list(dict.fromkeys(item.nodeid.split("::")[0] for item in items))
+    assert modules == [
+        "tests/e2e/test_drill_negative_controls.py",
+        "tests/e2e/test_drill_running_instance.py",  # second: alone on the second worker
+        "tests/functional/test_slow.py",
+        "tests/e2e/test_drill_scenarios.py",
+        "tests/unit/test_a.py",
+    ]
+    assigned = _first_assignments([item.nodeid for item in items])
+    assert assigned == {
+        "gw0": ["tests/e2e/test_drill_negative_controls.py"],
+        # xdist gives a one-test module a second module at once: not a drill one
+        "gw1": ["tests/e2e/test_drill_running_instance.py", "tests/functional/test_slow.py"],
+    }
 
 
 def test_make_keeps_that_order_and_whole_modules_per_worker() -> None:
