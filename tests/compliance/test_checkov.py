@@ -20,7 +20,7 @@ from aws_cdk.assertions import Template
 
 from crashcart.compliance import acknowledge, skip_checkov
 from crashcart.errors import ConfigurationError
-from tests.support.checkov import network_is_cut_off, run_checkov
+from tests.support.checkov import checkov_cli, checkov_command, network_is_cut_off, run_checkov
 from tests.support.reference import reference_template_files_without_nag
 
 #: (check id, resource) of every skipped check in the reference app.
@@ -111,6 +111,18 @@ def test_the_gate_can_fail_and_reads_the_skip_metadata(tmp_path: Path) -> None:
     assert ("CKV_AWS_18", "AWS::S3::Bucket.Bare") in failed
     assert ("CKV_AWS_18", "AWS::S3::Bucket.Skipped") not in failed
     assert skips == {("CKV_AWS_18", "AWS::S3::Bucket.Skipped")}
+
+
+def test_the_fork_servers_run_is_the_commands(tmp_path: Path) -> None:
+    """checkov run by this process's fork server (tests/support/checkov.py) says what the
+    ``checkov`` command says with the same arguments: exit status 1 and the same report."""
+    bare = {"Type": "AWS::S3::Bucket", "Properties": {}}
+    argv = ["--skip-download", "--framework", "cloudformation", "--output", "json"]
+    argv += ["--file", str(_template(tmp_path, {"Bare": bare}))]
+    command, served = checkov_cli(argv), checkov_command(argv)
+    assert command.returncode == 1, command.stdout[-2000:] + command.stderr[-2000:]
+    assert served.returncode == command.returncode, served.stderr[-2000:]
+    assert json.loads(served.stdout) == json.loads(command.stdout)
 
 
 def _function(stack: cdk.Stack) -> lambda_.Function:

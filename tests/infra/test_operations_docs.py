@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import itertools
 import json
 import re
@@ -279,7 +280,10 @@ def _runbook_patterns() -> list[str]:
     ]
 
 
-def _alarm_paths() -> set[str]:
+@functools.cache
+def _alarm_paths() -> frozenset[str]:
+    """Construct paths of the reference app's alarms (once per process: two tests read
+    them, and walking the construct tree costs about 1.5 s through jsii)."""
     paths: set[str] = set()
     for variant in VARIANTS:
         app = synthesize(variant)
@@ -287,21 +291,22 @@ def _alarm_paths() -> set[str]:
         for stack, logical, resource in app.all_resources():
             if resource["Type"] == "AWS::CloudWatch::Alarm":
                 paths.add(by_id[(stack, logical)])
-    return paths
+    return frozenset(paths)
 
 
-def _library_alarm_paths() -> set[str]:
+@functools.cache
+def _library_alarm_paths() -> frozenset[str]:
     """Alarms of library constructs the reference app does not deploy, synthesized as their
-    own tests synthesize them (with the construct ids their docs use)."""
+    own tests synthesize them (with the construct ids their docs use); once per process."""
     app = cdk.App()
     stack, _ = drill_stack(app)
     by_id = construct_paths(app)
     template = app.synth().get_stack_by_name(stack.stack_name).template
-    return {
+    return frozenset(
         by_id[(stack.stack_name, logical)]
         for logical, resource in template["Resources"].items()
         if resource["Type"] == "AWS::CloudWatch::Alarm"
-    }
+    )
 
 
 def test_every_alarm_has_a_runbook_entry() -> None:

@@ -11,23 +11,36 @@ no interface but loopback, which proves it.
 A report is kept per process for the same templates with the same content: a test that asks
 for the summary and the report of one set of templates runs checkov once (each run costs
 about 4 s of CPU; issue 24). A template written again with other content runs again.
+
+checkov is imported once per test process, not once per run: a server in checkov's venv
+(``tests/support/checkov_fork_server.py``, started on first use, in the network namespace
+and offline environment above) forks a child per run, which runs checkov as its command does
+with the same arguments; importing checkov was about 2 of those 4 s. The server stops with
+the test process (its CPU then counts in the suite's record).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import copy
 import functools
 import hashlib
 import json
 import os
+import select
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import REPO_ROOT
 
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
+CHECKOV_PYTHON = CHECKOV.with_name("python")
+FORK_SERVER = Path(__file__).with_name("checkov_fork_server.py")
+TIMEOUT_S = 300
 PINNED_VERSION = "3.3.30"
 
 _OFFLINE_ENV = {
@@ -86,26 +99,75 @@ def _run_once(key: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
     templates = [Path(path) for path, _ in key]
     if not CHECKOV.is_file():
         raise AssertionError(f"{CHECKOV} is missing: run `make setup` (scripts/setup.sh)")
-    env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV} | _OFFLINE_ENV
     files = [arg for template in templates for arg in ("--file", str(template))]
-    result = subprocess.run(
-        [
-            *_no_network_prefix(),
-            str(CHECKOV),
-            "--skip-download",
-            "--framework",
-            "cloudformation",
-            "--output",
-            "json",
-            *files,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
+    result = checkov_command(
+        ["--skip-download", "--framework", "cloudformation", "--output", "json", *files]
     )
     # Exit code 1 means "failed checks" (the caller asserts on them); anything else is a crash.
     assert result.returncode in (0, 1), result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(result.stdout)
     return report if isinstance(report, list) else [report]
+
+
+def checkov_command(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``checkov <argv>``, run by this process's fork server: exit status, stdout, stderr."""
+    server = _server()
+    assert server.stdin is not None and server.stdout is not None
+    with tempfile.TemporaryDirectory(prefix="checkov-run-") as folder:
+        stdout, stderr = Path(folder, "stdout"), Path(folder, "stderr")
+        request = {"argv": argv, "stdout": str(stdout), "stderr": str(stderr)}
+        server.stdin.write(json.dumps(request) + "\n")
+        server.stdin.flush()
+        ready, _, _ = select.select([server.stdout], [], [], TIMEOUT_S)
+        answer = server.stdout.readline() if ready else ""
+        assert answer, f"checkov's fork server gave no answer (exit {server.poll()})"
+        return subprocess.CompletedProcess(
+            [str(CHECKOV), *argv],
+            int(json.loads(answer)["exit"]),
+            stdout.read_text() if stdout.exists() else "",
+            stderr.read_text() if stderr.exists() else "",
+        )
+
+
+def checkov_cli(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``checkov <argv>`` as its own process (its console script), set up as the server is:
+    what the server's runs are checked against (tests/compliance/test_checkov.py)."""
+    return subprocess.run(
+        [*_no_network_prefix(), str(CHECKOV), *argv],
+        capture_output=True,
+        text=True,
+        env=_offline_env(),
+        check=False,
+        timeout=TIMEOUT_S,
+    )
+
+
+def _offline_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV} | _OFFLINE_ENV
+
+
+@functools.cache
+def _server() -> subprocess.Popen[str]:
+    server = subprocess.Popen(
+        # -P: not this folder on its path, whose checkov.py would hide checkov's package
+        [*_no_network_prefix(), str(CHECKOV_PYTHON), "-P", str(FORK_SERVER)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=_offline_env(),
+    )
+    atexit.register(_stop, server)
+    return server
+
+
+def _stop(server: subprocess.Popen[str]) -> None:
+    """End of input: the server returns; waited for, so its CPU counts as this process's."""
+    if server.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):  # a server that ended early
+            server.stdin.close()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
