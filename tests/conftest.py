@@ -189,6 +189,7 @@ def _module(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
+@pytest.hookimpl(trylast=True)  # after -m / -k / --deselect: order what will run
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Long modules first: the QEMU drill, then the ``slow`` ones, then the rest as collected.
 

@@ -56,7 +56,12 @@ def list_dir(image: Path, guest_path: str) -> list[str]:
 def copy_out(image: Path, guest_dir: str, destination: Path) -> Path | None:
     """Copy a guest directory tree to ``destination/<basename>``; None if it does not exist."""
     destination.mkdir(parents=True, exist_ok=True)
-    _debugfs(image, [f"rdump {_q(guest_dir)} {destination}"], write=False)
+    output = _debugfs(image, [f"rdump {_q(guest_dir)} {destination}"], write=False)
+    # debugfs exits 0 when rdump fails part way (a full disk, a name taken): a copy with
+    # files missing or cut short must not pass for the guest's files
+    failures = [line for line in output.splitlines() if line.startswith("rdump:")]
+    if failures:
+        raise DiskError(f"copying {guest_dir} out of {image} failed: {'; '.join(failures[:5])}")
     target = destination / Path(guest_dir).name
     return target if target.exists() else None
 

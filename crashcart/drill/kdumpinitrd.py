@@ -70,6 +70,8 @@ TIMEOUT = 600.0
 KDUMP_HOOK = "/etc/kernel/postinst.d/kdump-tools"
 KDUMP_DIR = "/var/lib/kdump"
 #: The key input of documents whose guest reboots during preparation (see the module).
+#: Change its text when what the between-boots build writes into the disk changes
+#: (:func:`write_back`, ``diskfs.copy_out``): the images built the old way then go.
 BETWEEN_BOOTS = b"built on the host while the guest is off, after each reboot in preparation"
 
 
@@ -142,7 +144,7 @@ def build_between_boots(
     shutil.rmtree(folder, ignore_errors=True)
     try:
         root = folder / "root"
-        diskfs.copy_out(disk, "/", root)  # rdump: the disk's files, owners and modes
+        diskfs.copy_out(disk, "/", root)  # rdump: the disk's files, owners, rwx modes
         overlay = Overlay.create(root, folder)
         output = build_on_host(overlay, kernel_release, progress=progress)
         if not (overlay.upper / initrd.lstrip("/")).is_file():
@@ -157,8 +159,10 @@ def build_between_boots(
 def write_back(disk: Path, overlay: Overlay) -> list[str]:
     """Write what a build added in ``overlay``'s upper layer into ``disk`` (its lower layer is
     a copy of the disk's files): new directories, files and symbolic links, owned by root, with
-    their modes. Anything else there (a removal's whiteout, an emptied directory, a file not
-    owned by root) is refused: the build only adds files."""
+    their modes. Anything else there is refused before the disk is touched: a removal's
+    whiteout, a directory the build emptied and made again, a file not owned by root, and any
+    file or link the disk already has (the build only adds; a path of another type on the
+    disk would otherwise have its inode rewritten)."""
     editor = diskfs.DiskEditor(disk)
     written: list[str] = []
     for path in sorted(overlay.upper.rglob("*")):
@@ -167,22 +171,33 @@ def write_back(disk: Path, overlay: Overlay) -> list[str]:
         info = path.lstat()
         if info.st_uid or info.st_gid:
             raise HostStepError(f"{guest}: owned by {info.st_uid}:{info.st_gid}, not root")
-        if stat.S_ISDIR(info.st_mode):
-            if _opaque(path):
+        if stat.S_IFMT(info.st_mode) not in (stat.S_IFDIR, stat.S_IFLNK, stat.S_IFREG):
+            raise HostStepError(f"{guest}: neither a file, a link nor a directory (a removal?)")
+        on_disk = _lstat(overlay.lower / relative)
+        if stat.S_ISDIR(info.st_mode) and on_disk is not None:
+            if not stat.S_ISDIR(on_disk.st_mode):
+                raise HostStepError(f"{guest}: a directory where the disk has another type")
+            if _opaque(path):  # a new directory may be opaque too; only a remade one matters
                 raise HostStepError(f"{guest}: a directory the build emptied and made again")
-            if not (overlay.lower / relative).is_dir():
-                editor.mkdir(guest, mode=info.st_mode & 0o7777)
-                written.append(guest)
+            continue  # the disk's own directory, its content changed: the entries follow
+        if on_disk is not None:
+            raise HostStepError(f"{guest}: the disk has it already; the build only adds files")
+        if stat.S_ISDIR(info.st_mode):
+            editor.mkdir(guest, mode=info.st_mode & 0o7777)
         elif stat.S_ISLNK(info.st_mode):
             editor.symlink(guest, os.readlink(path))
-            written.append(guest)
-        elif stat.S_ISREG(info.st_mode):
-            editor.write(guest, path.read_bytes(), mode=info.st_mode & 0o7777)
-            written.append(guest)
         else:
-            raise HostStepError(f"{guest}: neither a file, a link nor a directory (a removal?)")
+            editor.write(guest, path.read_bytes(), mode=info.st_mode & 0o7777)
+        written.append(guest)
     editor.apply()
     return written
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return path.lstat()
+    except FileNotFoundError:
+        return None
 
 
 def _opaque(directory: Path) -> bool:

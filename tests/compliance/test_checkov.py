@@ -9,6 +9,8 @@ reason. The list below is literal so that a new skip shows in review.
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +125,26 @@ def test_the_fork_servers_run_is_the_commands(tmp_path: Path) -> None:
     assert command.returncode == 1, command.stdout[-2000:] + command.stderr[-2000:]
     assert served.returncode == command.returncode, served.stderr[-2000:]
     assert json.loads(served.stdout) == json.loads(command.stdout)
+
+
+def test_a_fork_server_that_died_is_reported_and_replaced(tmp_path: Path) -> None:
+    """The server runs in a network namespace of its own where the machine allows one; a
+    server that died says so in the run's error, and the next run starts a new one."""
+    from tests.support import checkov as support
+
+    argv = ["--skip-download", "--framework", "cloudformation", "--output", "json"]
+    argv += ["--file", str(_template(tmp_path, {"Bare": {"Type": "AWS::S3::Bucket"}}))]
+    first = checkov_command(argv)
+    server = support._server()
+    if network_is_cut_off():
+        assert os.readlink(f"/proc/{server.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    os.kill(server.pid, signal.SIGKILL)
+    server.wait()
+    with pytest.raises(AssertionError, match=r"checkov's fork server (had ended|ended during)"):
+        checkov_command(argv)
+    again = checkov_command(argv)
+    assert first.returncode == again.returncode == 1, again.stderr[-2000:]
+    assert support._server().pid != server.pid
 
 
 def _function(stack: cdk.Stack) -> lambda_.Function:

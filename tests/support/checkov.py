@@ -30,6 +30,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -116,11 +117,17 @@ def checkov_command(argv: list[str]) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="checkov-run-") as folder:
         stdout, stderr = Path(folder, "stdout"), Path(folder, "stderr")
         request = {"argv": argv, "stdout": str(stdout), "stderr": str(stderr)}
-        server.stdin.write(json.dumps(request) + "\n")
-        server.stdin.flush()
+        try:
+            server.stdin.write(json.dumps(request) + "\n")
+            server.stdin.flush()
+        except BrokenPipeError:
+            raise _failed(server, "had ended before this run") from None
         ready, _, _ = select.select([server.stdout], [], [], TIMEOUT_S)
         answer = server.stdout.readline() if ready else ""
-        assert answer, f"checkov's fork server gave no answer (exit {server.poll()})"
+        if not answer:
+            raise _failed(
+                server, "ended during the run" if ready else f"no answer in {TIMEOUT_S} s"
+            )
         return subprocess.CompletedProcess(
             [str(CHECKOV), *argv],
             int(json.loads(answer)["exit"]),
@@ -146,19 +153,42 @@ def _offline_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV} | _OFFLINE_ENV
 
 
+#: Each server's stderr (its own errors: an import that fails, a traceback), by process id.
+_SERVER_LOGS: dict[int, Path] = {}
+
+
 @functools.cache
 def _server() -> subprocess.Popen[str]:
-    server = subprocess.Popen(
-        # -P: not this folder on its path, whose checkov.py would hide checkov's package
-        [*_no_network_prefix(), str(CHECKOV_PYTHON), "-P", str(FORK_SERVER)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=_offline_env(),
-    )
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="checkov-server-", suffix=".log", delete=False
+    ) as log:
+        server = subprocess.Popen(
+            # -P: not this folder on its path, whose checkov.py would hide checkov's package
+            [*_no_network_prefix(), str(CHECKOV_PYTHON), "-P", str(FORK_SERVER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=_offline_env(),
+            start_new_session=True,  # its own process group: a stuck run goes with it
+        )
+    _SERVER_LOGS[server.pid] = Path(log.name)
     atexit.register(_stop, server)
     return server
+
+
+def _failed(server: subprocess.Popen[str], why: str) -> AssertionError:
+    """Stop a server that did not answer, and the run it forked; the next run starts a new one.
+    The error says why, with the end of the server's stderr."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
+    _server.cache_clear()
+    log = _SERVER_LOGS.get(server.pid)
+    tail = log.read_text(errors="replace")[-2000:] if log is not None and log.exists() else ""
+    return AssertionError(
+        f"checkov's fork server {why} (exit {server.returncode}); its stderr:\n{tail}"
+    )
 
 
 def _stop(server: subprocess.Popen[str]) -> None:
@@ -169,5 +199,9 @@ def _stop(server: subprocess.Popen[str]) -> None:
     try:
         server.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        server.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+    log = _SERVER_LOGS.pop(server.pid, None)
+    if log is not None:
+        log.unlink(missing_ok=True)

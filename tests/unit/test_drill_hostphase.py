@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import textwrap
 from pathlib import Path
@@ -421,6 +422,74 @@ def test_writing_back_refuses_what_is_not_an_addition(overlay: Overlay, tmp_path
     os.chown(overlay.upper / "etc" / "owned", 1000, 1000)
     with pytest.raises(HostStepError, match="/etc/owned: owned by 1000:1000"):
         kdumpinitrd.write_back(disk, overlay)
+
+
+@needs_root
+@needs_debugfs
+def test_writing_back_refuses_to_replace_what_the_disk_has(
+    overlay: Overlay, tmp_path: Path
+) -> None:
+    """A file the disk has, or a directory where the disk has a file, is refused before the
+    disk is touched (debugfs would rewrite the existing inode's type)."""
+    from crashcart.drill import diskfs, kdumpinitrd
+    from crashcart.drill.hostphase import HostStepError
+
+    disk = _offline_disk(overlay, tmp_path)
+    (overlay.upper / "etc").mkdir()
+    (overlay.upper / "etc" / "base-file").write_text("rewritten\n")
+    with pytest.raises(HostStepError, match="/etc/base-file: the disk has it already"):
+        kdumpinitrd.write_back(disk, overlay)
+    (overlay.upper / "etc" / "base-file").unlink()
+    (overlay.upper / "etc" / "base-file").mkdir()
+    with pytest.raises(HostStepError, match="/etc/base-file: a directory where the disk has"):
+        kdumpinitrd.write_back(disk, overlay)
+    assert diskfs.read_file(disk, "/etc/base-file") == b"from the base\n"
+
+
+@needs_root
+@needs_debugfs
+def test_writing_back_adds_directories_files_and_links_with_their_modes(
+    overlay: Overlay, tmp_path: Path
+) -> None:
+    """A new directory may carry overlayfs' opaque mark (kernels before 5.14, some mount
+    options): it is still an addition. A directory the disk has, marked opaque, is not."""
+    from crashcart.drill import diskfs, kdumpinitrd
+    from crashcart.drill.hostphase import HostStepError
+
+    disk = _offline_disk(overlay, tmp_path)
+    new = overlay.upper / "etc" / "added"
+    new.mkdir(parents=True)
+    os.chmod(new, 0o750)
+    os.setxattr(new, "trusted.overlay.opaque", b"y")
+    (new / "tool").write_text("#!/bin/sh\n")
+    os.chmod(new / "tool", 0o755)
+    os.symlink("tool", new / "link")
+    written = kdumpinitrd.write_back(disk, overlay)
+    assert written == ["/etc/added", "/etc/added/link", "/etc/added/tool"]
+    copied = diskfs.copy_out(disk, "/etc/added", tmp_path / "out")
+    assert copied is not None
+    assert stat.S_IMODE(copied.stat().st_mode) == 0o750
+    assert stat.S_IMODE((copied / "tool").stat().st_mode) == 0o755
+    assert os.readlink(copied / "link") == "tool"
+    os.setxattr(overlay.upper / "etc", "trusted.overlay.opaque", b"y")  # the disk's own
+    with pytest.raises(HostStepError, match="/etc: a directory the build emptied"):
+        kdumpinitrd.write_back(disk, overlay)
+
+
+@needs_root
+@needs_debugfs
+def test_copying_out_fails_when_debugfs_could_not_copy_everything(
+    overlay: Overlay, tmp_path: Path
+) -> None:
+    """debugfs exits 0 when rdump fails part way; the copy says so instead."""
+    from crashcart.drill import diskfs
+
+    disk = _offline_disk(overlay, tmp_path)
+    destination = tmp_path / "out"
+    destination.mkdir()
+    (destination / "etc").write_text("in the way\n")
+    with pytest.raises(diskfs.DiskError, match="rdump: File exists"):
+        diskfs.copy_out(disk, "/etc", destination)
 
 
 def test_the_boot_loop_runs_the_between_boots_work_after_each_reboot_only(

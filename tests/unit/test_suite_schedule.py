@@ -9,6 +9,8 @@ drill's modules write their results from separate workers into one file.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 
 from tests.conftest import REPO_ROOT, pytest_collection_modifyitems
@@ -154,3 +156,38 @@ def test_one_runs_drill_modules_merge_into_one_results_file() -> None:
     # another run's file is replaced, not merged
     other = merge_results(second, {"scenarios": {"idle": {"passed": True}}}, run="run-2")
     assert list(other["scenarios"]) == ["idle"] and other["run"] == "run-2"
+
+
+def test_the_order_is_made_after_the_selection() -> None:
+    """With the running-instance module deselected (``-k``), the pipeline image's scenarios
+    still follow the first drill module at once: the order is made from the tests that will
+    run (``trylast``, after pytest's own ``-m``/``-k``/``--deselect``), not from all of them."""
+    collected = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "not running_instance",
+            "tests/e2e/test_drill_running_instance.py",
+            "tests/e2e/test_drill_negative_controls.py",
+            "tests/e2e/test_drill_scenarios.py",
+            "tests/functional/test_bench_smoke.py",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    modules = list(
+        dict.fromkeys(line.split("::")[0] for line in collected.splitlines() if "::" in line)
+    )
+    assert modules == [
+        "tests/e2e/test_drill_negative_controls.py",
+        "tests/e2e/test_drill_scenarios.py",
+        "tests/functional/test_bench_smoke.py",
+    ]
