@@ -4,6 +4,7 @@ checks issue 24's budgets; here on records written for the test, without running
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +91,33 @@ def test_a_run_with_failures_is_shown_but_the_budget_is_checked_on_the_newest_pa
     [only] = result["checks"]
     assert only["ok"] is False and only["detail"].startswith("150.0 s")
     assert result["tables"][0]["rows"][0][3] == "9 passed, 1 failed"
+
+
+def test_the_cpu_floor_says_whether_scheduling_alone_could_meet_the_budget(
+    tmp_path: Path,
+) -> None:
+    # 100 s wall but 300 s of CPU on 2 cores: no schedule finishes under 150 s.
+    over = _entry("check", 100.0, cores=2)
+    over["cpu_s"] = 300.0
+    result = _run(tmp_path, {"check": [over]})
+    verdict = result["summary"]["make check, newest passing: its CPU floor"]
+    assert verdict == (
+        "CPU / 2 cores = 150.0 s > 120 s: out of reach until the run's CPU falls from 300.0 s "
+        "to at most 240 s (20 % less)"
+    )
+    assert result["tables"][0]["rows"][0][6] == "150.0 s"
+    # the same CPU on 4 cores: 75 s, within the budget however the tests are spread
+    roomy = _entry("check", 100.0, cores=4)
+    roomy["cpu_s"] = 300.0
+    verdict = _run(tmp_path, {"check": [roomy]})["summary"][
+        "make check, newest passing: its CPU floor"
+    ]
+    assert verdict == "CPU / 4 cores = 75.0 s: within 120 s by scheduling alone"
+
+
+def test_a_record_without_cores_takes_this_machines(tmp_path: Path) -> None:
+    entry = _entry("check", 100.0)
+    entry["cpu_s"] = 240.0
+    cores = len(os.sched_getaffinity(0))
+    assert suite_timings.cores_of(entry) == cores
+    assert suite_timings.cpu_floor(entry) == round(240.0 / cores, 1)

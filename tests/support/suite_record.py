@@ -135,6 +135,7 @@ def finish(session: pytest.Session, exitstatus: int) -> Path | None:
         "tests": counts_of(stats),
         "exitstatus": int(exitstatus),
         "workers": getattr(session.config.option, "numprocesses", None),
+        "cores": len(os.sched_getaffinity(0)),
         "load_average": {"start": _started["load_start"], "end": _load()},
         "commit": _commit(session.config.rootpath),
     }

@@ -119,6 +119,7 @@ def test_a_whole_run_records_its_wall_time_its_workers_cpu_and_the_drill_of_the_
     }
     assert entry["exitstatus"] == 0
     assert entry["workers"] == 2
+    assert entry["cores"] == len(os.sched_getaffinity(0))
     # the worker's child burned 0.4 s: counted only if the workers were reaped first
     assert isinstance(entry["cpu_s"], float) and entry["cpu_s"] >= 0.4
     assert isinstance(entry["wall_s"], float) and entry["wall_s"] > 0
