@@ -116,6 +116,7 @@ def _row(entry: dict[str, Any]) -> list[Any]:
         f"{wall} s",
         f"{cpu} s" if cpu is not None else "?",
         f"{cpu_floor(entry)} s" if cpu is not None else "?",
+        f"{entry['tail_s']} s" if entry.get("tail_s") is not None else "-",
         _load(entry),
         images_state(entry),
         f"{boot} s" if boot else "-",
@@ -199,6 +200,7 @@ def run(ctx: Context) -> dict[str, Any]:
                 "wall",
                 "CPU",
                 "CPU / cores (least wall)",
+                "tail (a worker done, another not)",
                 "load (1 min)",
                 "guest images",
                 "plain boot (same run)",
@@ -230,6 +232,8 @@ def run(ctx: Context) -> dict[str, Any]:
             "The budgets are for a quiet machine; under load the wall time grows with it (the "
             "load column), the CPU far less.",
             "CPU / cores is the least wall time the run's CPU allows, however its tests are "
-            "scheduled: when it exceeds a budget, only less CPU (or more cores) can meet it.",
+            "scheduled: when it exceeds a budget, only less CPU (or more cores) can meet it. "
+            "The tail is the time between the first and the last worker's last test (recorded "
+            "since 2026-12-06): what a better schedule could win at most.",
         ],
     }

@@ -105,7 +105,7 @@ def test_the_cpu_floor_says_whether_scheduling_alone_could_meet_the_budget(
         "CPU / 2 cores = 150.0 s > 120 s: out of reach until the run's CPU falls from 300.0 s "
         "to at most 240 s (20 % less)"
     )
-    assert result["tables"][0]["rows"][0][6] == "150.0 s"
+    assert result["tables"][0]["rows"][0][6:8] == ["150.0 s", "-"]  # no tail recorded
     # the same CPU on 4 cores: 75 s, within the budget however the tests are spread
     roomy = _entry("check", 100.0, cores=4)
     roomy["cpu_s"] = 300.0
@@ -121,3 +121,9 @@ def test_a_record_without_cores_takes_this_machines(tmp_path: Path) -> None:
     cores = len(os.sched_getaffinity(0))
     assert suite_timings.cores_of(entry) == cores
     assert suite_timings.cpu_floor(entry) == round(240.0 / cores, 1)
+
+
+def test_the_tail_between_the_workers_ends_is_shown(tmp_path: Path) -> None:
+    entry = _entry("test", 500.0, tail_s=31.5, drill=_drill(cached=True))
+    row = _run(tmp_path, {"test": [entry]})["tables"][0]["rows"][0]
+    assert row[7] == "31.5 s"

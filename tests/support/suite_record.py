@@ -85,6 +85,7 @@ def start(config: pytest.Config) -> None:
         kind=suite_kind(config),
         run=ensure_run_id(config),
         started_at=_utc(time.time()),
+        epoch=time.time(),
         monotonic=time.monotonic(),
         cpu=cpu_seconds(),
         load_start=_load(),
@@ -114,6 +115,32 @@ def counts_of(stats: dict[str, list[Any]]) -> dict[str, int]:
     }
 
 
+def worker_spans(stats: dict[str, list[Any]], started: float) -> dict[str, dict[str, float]]:
+    """Per worker (``main`` without xdist): when its last test phase ended, in seconds from the
+    run's start, and the seconds its test phases (set-up, call, teardown) took."""
+    spans: dict[str, dict[str, float]] = {}
+    for reports in stats.values():
+        for report in reports:
+            begin, end = getattr(report, "start", 0.0), getattr(report, "stop", 0.0)
+            if not (begin and end):  # collection reports carry no times
+                continue
+            gateway = getattr(getattr(report, "node", None), "gateway", None)
+            span = spans.setdefault(getattr(gateway, "id", "main"), {"ended_s": 0.0, "busy_s": 0.0})
+            span["ended_s"] = max(span["ended_s"], end - started)
+            span["busy_s"] += end - begin
+    return {
+        worker: {name: round(value, 1) for name, value in span.items()}
+        for worker, span in sorted(spans.items())
+    }
+
+
+def tail_seconds(spans: dict[str, dict[str, float]]) -> float | None:
+    """Seconds between the first and the last worker's end: the run's tail, when not every
+    worker had a test to run."""
+    ends = [span["ended_s"] for span in spans.values()]
+    return round(max(ends) - min(ends), 1) if len(ends) > 1 else None
+
+
 def finish(session: pytest.Session, exitstatus: int) -> Path | None:
     """Write this run's entry (after xdist's workers exited, so their CPU is counted).
 
@@ -126,6 +153,7 @@ def finish(session: pytest.Session, exitstatus: int) -> Path | None:
         return None
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     stats = getattr(reporter, "stats", {}) if reporter is not None else {}
+    spans = worker_spans(stats, _started["epoch"])
     entry = {
         "kind": _started["kind"],
         "run": _started["run"],
@@ -136,6 +164,8 @@ def finish(session: pytest.Session, exitstatus: int) -> Path | None:
         "exitstatus": int(exitstatus),
         "workers": getattr(session.config.option, "numprocesses", None),
         "cores": len(os.sched_getaffinity(0)),
+        "worker_spans": spans,
+        "tail_s": tail_seconds(spans),
         "load_average": {"start": _started["load_start"], "end": _load()},
         "commit": _commit(session.config.rootpath),
     }

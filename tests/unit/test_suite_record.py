@@ -123,6 +123,14 @@ def test_a_whole_run_records_its_wall_time_its_workers_cpu_and_the_drill_of_the_
     # the worker's child burned 0.4 s: counted only if the workers were reaped first
     assert isinstance(entry["cpu_s"], float) and entry["cpu_s"] >= 0.4
     assert isinstance(entry["wall_s"], float) and entry["wall_s"] > 0
+    # each worker's end and busy time, from its tests' reports; the tail between the two ends
+    spans = entry["worker_spans"]
+    assert isinstance(spans, dict) and sorted(spans) == ["gw0", "gw1"]
+    ends = [span["ended_s"] for span in spans.values()]
+    assert 0 < min(ends) <= max(ends) <= entry["wall_s"]
+    assert entry["tail_s"] == round(max(ends) - min(ends), 1)
+    # the test whose child burned 0.4 s of CPU took at least that long
+    assert sum(span["busy_s"] for span in spans.values()) >= 0.4
     drill = entry["drill"]
     assert isinstance(drill, dict)
     assert drill["plain_boot_s"] == 42.5 and drill["plain_boot_of"] == "idle"
@@ -215,5 +223,7 @@ def pytest_sessionstart(session):
     done = _pytest(project, cache)
     assert done.returncode == 0, done.stdout + done.stderr
     [entry] = _runs(cache)["test"]
+    # one process: its span is "main", and a run of one has no tail
+    assert list(entry["worker_spans"]) == ["main"] and entry["tail_s"] is None
     drill = entry["drill"]
     assert isinstance(drill, dict) and drill["plain_boot_s"] == 40.0
