@@ -8,6 +8,7 @@ the exit status, the files and the commands called.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,6 +68,51 @@ def test_debian_instance_is_pending_until_rebooted_then_armed(instance: Factory)
     assert armed.called("systemctl start --no-block crashcart-agent.service")
 
 
+def test_a_fresh_debian_instance_refreshes_the_lists_once_and_installs_once(
+    instance: Factory,
+) -> None:
+    # the probe's apt-get update serves the family's step and the agent's: one refresh, one
+    # apt transaction for every missing package (issue 24: each costs minutes under QEMU)
+    result = instance().run()
+    assert result.status == 0, result.output
+    apt = [call for call in result.calls if call.startswith("apt-get")]
+    assert apt == [
+        "apt-get update -q",
+        "apt-get install -y -q --no-install-recommends "
+        "kdump-tools kexec-tools makedumpfile python3 python3-venv",
+    ], result.calls
+
+
+def test_the_image_components_apt_steps_still_refresh_the_lists(instance: Factory) -> None:
+    """An Image Builder build runs no probe: its EnableKdump and InstallCrashcartAgent steps,
+    the same fragments, each refresh the package lists before installing."""
+    import yaml
+
+    from crashcart.components.render import render_component
+
+    document = yaml.safe_load(render_component("debian-12", "crash-dump", KdumpSettings()))
+    commands = {
+        step["name"]: "\n".join(step["inputs"]["commands"])
+        for phase in document["phases"]
+        for step in phase["steps"]
+        if step["name"] in ("EnableKdump", "InstallCrashcartAgent")
+    }
+    box = instance()
+    expected = {
+        "EnableKdump": "kdump-tools kexec-tools makedumpfile",
+        "InstallCrashcartAgent": "python3 python3-venv",
+    }
+    for name, packages in expected.items():
+        box.script = f"#!/bin/bash\nexec /bin/bash -c {shlex.quote(commands[name])}\n"
+        result = box.run()
+        assert result.status == 0, result.output
+        apt = [call for call in result.calls if call.startswith("apt-get")]
+        assert apt == [
+            "apt-get update -q",
+            f"apt-get install -y -q --no-install-recommends {packages}",
+        ], (name, result.calls)
+
+
 def test_rerunning_changes_nothing(instance: Factory) -> None:
     box = instance()
     assert box.run().status == 0
@@ -76,6 +122,10 @@ def test_rerunning_changes_nothing(instance: Factory) -> None:
     assert _changed(before, box.snapshot()) == set()
     assert not again.called("apt-get")
     assert not again.called("update-grub")
+    # enabled already: no unmask or enable (Debian's enable reruns update-rc.d)
+    assert again.called("systemctl is-enabled kdump-tools.service")
+    assert not again.called("systemctl enable kdump-tools.service"), again.calls
+    assert not again.called("systemctl unmask"), again.calls
 
     box.reboot()
     assert box.run().status == 0
@@ -103,6 +153,18 @@ def test_drift_is_repaired(instance: Factory) -> None:
     changed = _changed(armed, box.snapshot())
     assert changed <= {"etc/default/kdump-tools"}, changed  # only key order may differ
     assert "USE_KDUMP=1" in box.read("etc/default/kdump-tools")
+
+
+def test_a_masked_kdump_service_is_unmasked_and_enabled(instance: Factory) -> None:
+    box = instance()
+    box.run()
+    box.reboot()
+    assert "RESULT armed" in box.run().output
+    box.write("stub-state/systemd/masked/kdump-tools.service", "")  # as the RHEL STIG does
+    repaired = box.run()
+    assert repaired.called("systemctl unmask kdump-tools.service"), repaired.calls
+    assert repaired.called("systemctl enable kdump-tools.service"), repaired.calls
+    assert not (box.root / "stub-state/systemd/masked/kdump-tools.service").exists()
 
 
 def test_amazon_linux_uses_grubby_and_is_pending_then_armed(instance: Factory) -> None:

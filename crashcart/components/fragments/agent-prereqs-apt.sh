@@ -9,7 +9,9 @@ for pkg in "${agent_packages[@]}"; do
 done
 if [ "${#agent_missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
+  if [ "${crashcart_apt_lists_fresh:-0}" != 1 ]; then  # see kdump-tools-enable.sh
+    apt-get update -q
+  fi
   apt-get install -y -q --no-install-recommends "${agent_missing[@]}"
 fi
 @@FRAGMENT:agent-awscli-venv@@

@@ -14,7 +14,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "crashcart: installing ${missing[*]}"
   printf '%s\n' 'kdump-tools kdump-tools/use_kdump boolean true' \
     'kexec-tools kexec-tools/load_kexec boolean true' | debconf-set-selections
-  apt-get update -q
+  # The running-instance script's probe has just refreshed the package lists (it sets
+  # crashcart_apt_lists_fresh=1); the image component refreshes them here.
+  if [ "${crashcart_apt_lists_fresh:-0}" != 1 ]; then
+    apt-get update -q
+  fi
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   echo "crashcart: ${packages[*]} already installed"
@@ -58,9 +62,13 @@ fi
 # 4. The capture-memory hook (fragments/capture-memory-*.sh).
 @@CAPTURE_MEMORY_HOOK@@
 
-# 5. Sysctls, undo hardening that blocks kexec, unmask (STIG masks kdump) and enable.
+# 5. Sysctls, undo hardening that blocks kexec, unmask (STIG masks kdump) and enable, when
+#    not enabled: an enable runs the SysV script's update-rc.d again (the package's own
+#    postinst has enabled it on a first install).
 neutralize_kexec_load_disabled
 write_crashcart_settings @@KDUMP_SERVICE@@
-systemctl unmask @@KDUMP_SERVICE@@
-systemctl enable @@KDUMP_SERVICE@@
+if [ "$(systemctl is-enabled @@KDUMP_SERVICE@@ 2>/dev/null || true)" != enabled ]; then
+  systemctl unmask @@KDUMP_SERVICE@@
+  systemctl enable @@KDUMP_SERVICE@@
+fi
 echo "crashcart: kdump-tools configured; armed after the reboot"

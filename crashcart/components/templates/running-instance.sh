@@ -23,6 +23,8 @@ state_dir=/var/lib/crashcart
 reboot_marker="${state_dir}/arming-reboot-boot-id"
 
 crashcart_reboot_requested=0
+# 1 once probe_repositories has refreshed the package lists (section 4).
+crashcart_apt_lists_fresh=0
 # Only an intended reboot request may leave with @@REBOOT_EXIT_CODE@@ (or Windows' 3010): a
 # command that happens to fail with one of them must not reboot the instance.
 # aws-assumption: ssm-run-command-reboot-exit-codes
@@ -152,6 +154,8 @@ probe_repositories() {
       "packages $* are missing and the package repositories do not answer" \
       "(exit ${status}): $(repository_hint)"
   fi
+  # Fresh lists: the apt families' steps install without another apt-get update.
+  crashcart_apt_lists_fresh=1
 }
 
 # --- 5. Each family's steps, rendered from its image component's fragments -------------------
