@@ -206,9 +206,9 @@ def render_arming_script(
     for info in families:
         fields = _family_fields(info, settings)
         # The package list is the family's (set in its case branch), so that families whose
-        # steps differ only in it share one function. It is every package the script needs,
-        # the agent's too: one apt transaction (the agent's step then finds them installed).
-        fields["PACKAGES"] = '"${packages[@]}"'
+        # steps differ only in it share one function. Only kdump's packages: kdump is armed
+        # even where the agent's cannot be installed (the agent's step then fails, loudly).
+        fields["PACKAGES"] = '"${kdump_packages[@]}"'
         kdump_tools = info.kdump_service == "kdump-tools.service"
         enable = "kdump-tools-enable" if kdump_tools else "kdumpctl-enable"
         configure = function_for("configure", info.family, _render(enable, fields, settings))
@@ -224,6 +224,7 @@ def render_arming_script(
         cases += [
             f"  {info.family})",
             f"    kdump_service={info.kdump_service}",
+            f"    kdump_packages=({' '.join(info.kdump_packages)})",
             f"    packages=({' '.join(packages)})",
             f"    configure_family() {{ {configure}; }}",
             f"    install_agent_prerequisites() {{ {prerequisites_function}; }}",

@@ -181,9 +181,15 @@ if [ "$status" != 0 ]; then
 fi
 agent_installed=@@AGENT_INSTALLED@@
 if [ "$agent_installed" = 1 ]; then
+  # Each on its own: in an && list bash ignores set -e inside the first function, whose
+  # failed apt-get would then go unnoticed.
   set +e
-  (install_agent_prerequisites && install_agent)
+  (install_agent_prerequisites)
   status=$?
+  if [ "$status" = 0 ]; then
+    (install_agent)
+    status=$?
+  fi
   set -e
   if [ "$status" != 0 ]; then
     fail_with configure-failed @@CODE_CONFIGURE_FAILED@@ \
