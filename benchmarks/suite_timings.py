@@ -14,7 +14,6 @@ not run it: run ``make check`` or ``make test`` to refresh the figures.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +66,9 @@ def cores_of(entry: dict[str, Any]) -> int:
     recorded = entry.get("cores")
     if isinstance(recorded, int) and recorded > 0:
         return recorded
-    return len(os.sched_getaffinity(0))
+    from tests.support.suite_record import usable_cores
+
+    return usable_cores()
 
 
 def cpu_floor(entry: dict[str, Any]) -> float | None:
@@ -234,6 +235,7 @@ def run(ctx: Context) -> dict[str, Any]:
             "CPU / cores is the least wall time the run's CPU allows, however its tests are "
             "scheduled: when it exceeds a budget, only less CPU (or more cores) can meet it. "
             "The tail is the time between the first and the last worker's last test (recorded "
-            "since 2026-12-06): what a better schedule could win at most.",
+            "since 2026-12-06): a better schedule could win at most (N - 1) / N of it with N "
+            "workers, half of it with 2.",
         ],
     }

@@ -207,7 +207,7 @@ def render_arming_script(
         fields = _family_fields(info, settings)
         # The package list is the family's (set in its case branch), so that families whose
         # steps differ only in it share one function. Only kdump's packages: kdump is armed
-        # even where the agent's cannot be installed (the agent's step then fails, loudly).
+        # even where the agent's cannot be installed (the run then fails, naming the agent).
         fields["PACKAGES"] = '"${kdump_packages[@]}"'
         kdump_tools = info.kdump_service == "kdump-tools.service"
         enable = "kdump-tools-enable" if kdump_tools else "kdumpctl-enable"

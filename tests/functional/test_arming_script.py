@@ -159,7 +159,7 @@ def test_a_masked_kdump_service_is_unmasked_and_enabled(instance: Factory) -> No
     box.run()
     box.reboot()
     assert "RESULT armed" in box.run().output
-    box.write("stub-state/systemd/masked/kdump-tools.service", "")  # as the RHEL STIG does
+    box.write("stub-state/systemd/masked/kdump-tools.service", "")  # as a STIG profile does
     repaired = box.run()
     assert repaired.called("systemctl unmask kdump-tools.service"), repaired.calls
     assert repaired.called("systemctl enable kdump-tools.service"), repaired.calls
@@ -241,14 +241,34 @@ def test_kdump_is_armed_even_where_the_agents_packages_cannot_be_installed(
 ) -> None:
     box = instance()
     box.write("stub-state/unavailable/python3-venv", "")
-    result = box.run()
-    _failed(result, "configure-failed")
-    assert "Unable to locate package python3-venv" in result.output
-    assert "installing the crashcart agent failed" in result.output
-    # kdump's own install and configuration went through first: armed after the reboot
+    first = box.run()
+    _failed(first, "configure-failed")
+    assert "Unable to locate package python3-venv" in first.output
+    assert "installing the crashcart agent failed" in first.output
+    assert "kdump: armed after the next reboot" in first.output
+    # kdump's own install and configuration went through first
     assert (box.root / "stub-state/dpkg/kdump-tools").exists()
     assert "USE_KDUMP=1" in box.read("etc/default/kdump-tools")
-    assert result.called("systemctl enable kdump-tools.service"), result.calls
+    assert first.called("systemctl enable kdump-tools.service"), first.calls
+    # after the reboot kdump is armed; the run still fails, for the agent, and starts no agent
+    box.reboot()
+    second = box.run()
+    _failed(second, "configure-failed")
+    assert "kdump: armed" in second.output and "RESULT armed" not in second.output
+    assert not second.called("systemctl start --no-block crashcart-agent.service")
+
+
+def test_a_rerun_missing_only_the_agents_packages_refreshes_once(instance: Factory) -> None:
+    box = instance()
+    assert box.run().status == 0
+    (box.root / "stub-state/dpkg/python3-venv").unlink()
+    again = box.run()
+    assert again.status == 0, again.output
+    apt = [call for call in again.calls if call.startswith("apt-get")]
+    assert apt == [
+        "apt-get update -q",  # the probe's
+        "apt-get install -y -q --no-install-recommends python3-venv",
+    ], again.calls
 
 
 def test_unreachable_amazon_linux_repositories_name_the_s3_gateway_endpoint(

@@ -4,7 +4,6 @@ checks issue 24's budgets; here on records written for the test, without running
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from benchmarks import suite_timings
 from benchmarks.common import Context, SkipError
+from tests.support.suite_record import usable_cores
 
 
 def _entry(kind: str, wall: float, **extra: Any) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def test_the_cpu_floor_says_whether_scheduling_alone_could_meet_the_budget(
 def test_a_record_without_cores_takes_this_machines(tmp_path: Path) -> None:
     entry = _entry("check", 100.0)
     entry["cpu_s"] = 240.0
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     assert suite_timings.cores_of(entry) == cores
     assert suite_timings.cpu_floor(entry) == round(240.0 / cores, 1)
 

@@ -115,14 +115,21 @@ def counts_of(stats: dict[str, list[Any]]) -> dict[str, int]:
     }
 
 
-def worker_spans(stats: dict[str, list[Any]], started: float) -> dict[str, dict[str, float]]:
+def worker_spans(
+    stats: dict[str, list[Any]], started: float, workers: int | None = None
+) -> dict[str, dict[str, float]]:
     """Per worker (``main`` without xdist): when its last test phase ended, in seconds from the
-    run's start, and the seconds its test phases (set-up, call, teardown) took."""
-    spans: dict[str, dict[str, float]] = {}
+    run's start, and the seconds its test phases (set-up, call, teardown) took. Each of
+    ``workers`` xdist workers has an entry, one that ran nothing with zeros."""
+    spans: dict[str, dict[str, float]] = {
+        f"gw{index}": {"ended_s": 0.0, "busy_s": 0.0} for index in range(workers or 0)
+    }
     for reports in stats.values():
         for report in reports:
             begin, end = getattr(report, "start", 0.0), getattr(report, "stop", 0.0)
             if not (begin and end):  # collection reports carry no times
+                continue
+            if type(report).__name__ == "SubtestReport":  # within its test's call phase
                 continue
             gateway = getattr(getattr(report, "node", None), "gateway", None)
             span = spans.setdefault(getattr(gateway, "id", "main"), {"ended_s": 0.0, "busy_s": 0.0})
@@ -132,6 +139,22 @@ def worker_spans(stats: dict[str, list[Any]], started: float) -> dict[str, dict[
         worker: {name: round(value, 1) for name, value in span.items()}
         for worker, span in sorted(spans.items())
     }
+
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The cores this process may run on: its CPU affinity, lowered by a cgroup v2 CPU quota
+    (``cpu.max``: quota and period in microseconds, or ``max``) when one is set."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cores
+    if quota == "max":
+        return cores
+    return max(1, min(cores, -(-int(quota) // int(period))))
 
 
 def tail_seconds(spans: dict[str, dict[str, float]]) -> float | None:
@@ -153,7 +176,8 @@ def finish(session: pytest.Session, exitstatus: int) -> Path | None:
         return None
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     stats = getattr(reporter, "stats", {}) if reporter is not None else {}
-    spans = worker_spans(stats, _started["epoch"])
+    workers = getattr(session.config.option, "numprocesses", None)
+    spans = worker_spans(stats, _started["epoch"], workers if isinstance(workers, int) else None)
     entry = {
         "kind": _started["kind"],
         "run": _started["run"],
@@ -162,8 +186,8 @@ def finish(session: pytest.Session, exitstatus: int) -> Path | None:
         "cpu_s": round(cpu_seconds() - _started["cpu"], 1),
         "tests": counts_of(stats),
         "exitstatus": int(exitstatus),
-        "workers": getattr(session.config.option, "numprocesses", None),
-        "cores": len(os.sched_getaffinity(0)),
+        "workers": workers,
+        "cores": usable_cores(),
         "worker_spans": spans,
         "tail_s": tail_seconds(spans),
         "load_average": {"start": _started["load_start"], "end": _load()},

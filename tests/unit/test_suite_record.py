@@ -119,7 +119,7 @@ def test_a_whole_run_records_its_wall_time_its_workers_cpu_and_the_drill_of_the_
     }
     assert entry["exitstatus"] == 0
     assert entry["workers"] == 2
-    assert entry["cores"] == len(os.sched_getaffinity(0))
+    assert entry["cores"] == suite_record.usable_cores()
     # the worker's child burned 0.4 s: counted only if the workers were reaped first
     assert isinstance(entry["cpu_s"], float) and entry["cpu_s"] >= 0.4
     assert isinstance(entry["wall_s"], float) and entry["wall_s"] > 0
@@ -227,3 +227,39 @@ def pytest_sessionstart(session):
     assert list(entry["worker_spans"]) == ["main"] and entry["tail_s"] is None
     drill = entry["drill"]
     assert isinstance(drill, dict) and drill["plain_boot_s"] == 40.0
+
+
+class _Report:
+    def __init__(self, start: float, stop: float, worker: str | None) -> None:
+        self.start, self.stop = start, stop
+        if worker is not None:
+            self.node = type("Node", (), {"gateway": type("Gateway", (), {"id": worker})})()
+
+
+def test_a_worker_that_ran_nothing_has_zeros_and_makes_the_tail() -> None:
+    started = 1000.0
+    stats = {
+        "passed": [_Report(1010.0, 1030.0, "gw0"), _Report(1030.0, 1100.0, "gw0")],
+        "": [_Report(1005.0, 1010.0, "gw0"), _Report(0.0, 0.0, None)],  # no times: skipped
+    }
+    spans = suite_record.worker_spans(stats, started, workers=2)
+    assert spans == {
+        "gw0": {"ended_s": 100.0, "busy_s": 95.0},
+        "gw1": {"ended_s": 0.0, "busy_s": 0.0},
+    }
+    assert suite_record.tail_seconds(spans) == 100.0
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000\n", 1), ("", None)],
+)
+def test_usable_cores_follow_a_cgroup_quota(
+    tmp_path: Path, cpu_max: str, expected: int | None
+) -> None:
+    affinity = len(os.sched_getaffinity(0))
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max)
+    want = affinity if expected is None else min(affinity, expected)
+    assert suite_record.usable_cores(path) == want
+    assert suite_record.usable_cores(tmp_path / "absent") == affinity

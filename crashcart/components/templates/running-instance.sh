@@ -180,6 +180,7 @@ if [ "$status" != 0 ]; then
     "the ${family} kdump step failed (exit ${status}); its output is above"
 fi
 agent_installed=@@AGENT_INSTALLED@@
+agent_failure=''
 if [ "$agent_installed" = 1 ]; then
   # Each on its own: in an && list bash ignores set -e inside the first function, whose
   # failed apt-get would then go unnoticed.
@@ -192,10 +193,19 @@ if [ "$agent_installed" = 1 ]; then
   fi
   set -e
   if [ "$status" != 0 ]; then
-    fail_with configure-failed @@CODE_CONFIGURE_FAILED@@ \
-      "installing the crashcart agent failed (exit ${status}); its output is above"
+    # kdump is configured: arm it (below) all the same, then report the agent's failure.
+    agent_failure="installing the crashcart agent failed (exit ${status}); its output is above"
+    say "NOTE: ${agent_failure}; arming kdump all the same (a dump stays on the instance)"
   fi
 fi
+# The run's end when kdump is armed, or armed after the next reboot: a failed agent
+# install fails the run then, with what kdump's state is.
+agent_failure_or_exit() {
+  if [ -n "$agent_failure" ]; then
+    fail_with configure-failed @@CODE_CONFIGURE_FAILED@@ "${agent_failure}; kdump: $*"
+  fi
+  exit 0
+}
 
 # --- 7. Armed, or reboot pending -------------------------------------------------------------
 expected="crashkernel=${crashkernel}"
@@ -216,12 +226,12 @@ if [ "$booted_crashkernel" = "$expected" ]; then
     fail_with not-armed @@CODE_NOT_ARMED@@ "${expected} is reserved but the checks above fail"
   fi
   rm -f "$reboot_marker"
-  if [ "$agent_installed" = 1 ]; then
+  if [ "$agent_installed" = 1 ] && [ -z "$agent_failure" ]; then
     # Attest now (the capture kernel is loaded) rather than at the next timer run.
     systemctl start --no-block crashcart-agent.service
   fi
-  say "RESULT armed"
-  exit 0
+  [ -n "$agent_failure" ] || say "RESULT armed"
+  agent_failure_or_exit "armed"
 fi
 
 if [ -f "$reboot_marker" ] && [ "$(cat "$reboot_marker")" != "$boot_id" ]; then
@@ -268,6 +278,7 @@ if [ "$reboot_if_pending" = yes ]; then
     say "not rebooting: an Auto Scaling member"
   fi
 fi
-say "RESULT reboot-pending: ${pending_reason}; armed after the next reboot" \
-  "(crashcart does not reboot it unless asked)"
-exit 0
+[ -n "$agent_failure" ] ||
+  say "RESULT reboot-pending: ${pending_reason}; armed after the next reboot" \
+    "(crashcart does not reboot it unless asked)"
+agent_failure_or_exit "armed after the next reboot (${pending_reason})"
