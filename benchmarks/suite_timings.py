@@ -78,13 +78,15 @@ def cpu_floor(entry: dict[str, Any]) -> float | None:
 
 
 def floor_verdict(entry: dict[str, Any], limit: float) -> str:
-    """Whether better scheduling alone could bring the run within ``limit``, or by how much
-    its CPU must fall first."""
+    """Whether the run's CPU alone rules ``limit`` out (then by how much it must fall), or
+    not (then the idle CPU of the run, its tail among it, is what stands between)."""
     floor, cores = cpu_floor(entry), cores_of(entry)
     if floor is None:
         return "no CPU recorded"
     if floor <= limit:
-        return f"CPU / {cores} cores = {floor} s: within {limit:.0f} s by scheduling alone"
+        return (
+            f"CPU / {cores} cores = {floor} s <= {limit:.0f} s: its CPU alone does not rule it out"
+        )
     most = limit * cores
     cut = 100 * (1 - most / float(entry["cpu_s"]))
     return (
