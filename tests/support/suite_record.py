@@ -129,7 +129,7 @@ def worker_spans(
             begin, end = getattr(report, "start", 0.0), getattr(report, "stop", 0.0)
             if not (begin and end):  # collection reports carry no times
                 continue
-            if type(report).__name__ == "SubtestReport":  # within its test's call phase
+            if isinstance(report, pytest.SubtestReport):  # within its test's call phase
                 continue
             gateway = getattr(getattr(report, "node", None), "gateway", None)
             span = spans.setdefault(getattr(gateway, "id", "main"), {"ended_s": 0.0, "busy_s": 0.0})
@@ -150,11 +150,10 @@ def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
     cores = len(os.sched_getaffinity(0))
     try:
         quota, period = cpu_max.read_text().split()[:2]
-    except (OSError, ValueError):
+        limit = -(-int(quota) // int(period))  # "max" (no quota) raises too
+    except (OSError, ValueError, ZeroDivisionError):
         return cores
-    if quota == "max":
-        return cores
-    return max(1, min(cores, -(-int(quota) // int(period))))
+    return max(1, min(cores, limit))
 
 
 def tail_seconds(spans: dict[str, dict[str, float]]) -> float | None:

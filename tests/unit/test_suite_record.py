@@ -252,7 +252,14 @@ def test_a_worker_that_ran_nothing_has_zeros_and_makes_the_tail() -> None:
 
 @pytest.mark.parametrize(
     ("cpu_max", "expected"),
-    [("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000\n", 1), ("", None)],
+    [
+        ("max 100000\n", None),
+        ("150000 100000\n", 2),
+        ("50000 100000\n", 1),
+        ("", None),
+        ("abc 100000\n", None),
+        ("100000 0\n", None),
+    ],
 )
 def test_usable_cores_follow_a_cgroup_quota(
     tmp_path: Path, cpu_max: str, expected: int | None
